@@ -1,0 +1,267 @@
+// One typed async function per command. Commands print; the engine only emits events.
+import { writeFileSync } from 'node:fs';
+import type { ParseArgsConfig } from 'node:util';
+import { LabError } from '../errors.js';
+import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
+import { validateLabText, MAX_LAB_BYTES } from '../lab/load.js';
+import { formatProblem } from '../errors.js';
+import { readFileSync, statSync } from 'node:fs';
+import type { Lab } from '../lab/schema.js';
+import { ensureImage } from '../engine/image.js';
+import { createInstance, newInstanceId, removeInstance, runLab } from '../engine/instance.js';
+import type { LabEvent } from '../engine/events.js';
+import type { LabResult } from '../grade/grade.js';
+import { LABEL } from '../plan/plan.js';
+import { renderLabResult } from '../report/text.js';
+import { renderJunit } from '../report/junit.js';
+import { formatDuration } from '../lab/duration.js';
+import { makePlainRenderer } from './render.js';
+import type { Context } from './context.js';
+
+type Values = Record<string, unknown>;
+
+export interface Command {
+  name: string;
+  usage: string;
+  summary: string;
+  help?: string;
+  options: ParseArgsConfig['options'];
+  run(ctx: Context, values: Values, positionals: string[]): Promise<number>;
+}
+
+const IMAGE_OPTION = { 'base-image': { type: 'string' } } as const;
+
+function imageOptions(ctx: Context, values: Values) {
+  const base = values['base-image'] as string | undefined;
+  return { ...(base ? { base } : {}), signal: ctx.signal };
+}
+
+async function prepareImage(ctx: Context, values: Values, emit: (e: LabEvent) => void): Promise<string> {
+  return ensureImage(ctx.runtime, emit, imageOptions(ctx, values));
+}
+
+const list: Command = {
+  name: 'list',
+  usage: 'list [--json]',
+  summary: 'the labs, and the TCP states each makes observable',
+  options: {},
+  async run(ctx) {
+    const labs = catalogue().map(({ file, lab }) => ({
+      id: lab.id,
+      slug: lab.slug,
+      title: lab.title,
+      summary: lab.summary,
+      topology: lab.topology ?? 'direct',
+      states: observableStates(lab),
+      steps: lab.steps.length,
+      file,
+    }));
+    if (ctx.json) {
+      ctx.print(JSON.stringify(labs, null, 2));
+      return 0;
+    }
+    for (const l of labs) {
+      ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}`);
+      ctx.print(`    ${ctx.style.dim(`${l.topology}; states: ${l.states.join(', ')}`)}`);
+    }
+    return 0;
+  },
+};
+
+const start: Command = {
+  name: 'start',
+  usage: 'start <number|slug|file> [--keep] [--yes]',
+  summary: 'walk through a lab step by step in real containers',
+  help: 'Builds the lab image if needed, creates the lab\'s machines, and runs each step: what it does, the\ncommands, both sides\' sockets, and whether each expected state appeared. --keep leaves the machines running\nafterwards (remove them with `lab stop`). --yes answers every prompt (for scripts).',
+  options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...IMAGE_OPTION },
+  async run(ctx, values, positionals) {
+    if (positionals.length !== 1) throw new LabError('lab start takes one lab', 'for example `lab start 2`; `lab list` shows them');
+    const { lab } = resolveLab(positionals[0]!);
+    const write = (s: string) => ctx.info(s);
+    const emit = makePlainRenderer(write, ctx.style, { verbose: true, totalSteps: lab.steps.length });
+    write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
+    write(lab.intro.trimEnd());
+    for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${note}`));
+    const image = await prepareImage(ctx, values, emit);
+    const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep });
+    write('');
+    write(renderLabResult(result, ctx.style));
+    if (values.keep && !ctx.signal.aborted) write(`The lab is still running (instance ${result.instance}); \`lab stop\` removes it.`);
+    if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
+    return result.passed ? 0 : 1;
+  },
+};
+
+/** Run a lab with its instance registered for cleanup on interrupt. */
+async function runTracked(ctx: Context, lab: Lab, image: string, emit: (e: LabEvent) => void, opts: { keep?: boolean } = {}): Promise<LabResult> {
+  const instance = newInstanceId();
+  ctx.live.add(instance);
+  try {
+    return await runLab(ctx.runtime, lab, { image, emit, signal: ctx.signal, instance, ...(opts.keep ? { keep: true } : {}) });
+  } finally {
+    if (!opts.keep || ctx.signal.aborted) ctx.live.delete(instance);
+    else ctx.live.delete(instance); // kept on purpose: not ours to remove on exit
+  }
+}
+
+const grade: Command = {
+  name: 'grade',
+  usage: 'grade <lab...>|--all [--json] [--junit FILE] [--parallel N]',
+  summary: 'run labs headless; exit 0 only if every expected state was observed',
+  options: { all: { type: 'boolean' }, junit: { type: 'string' }, parallel: { type: 'string' }, ...IMAGE_OPTION },
+  async run(ctx, values, positionals) {
+    if (!values.all && positionals.length === 0) throw new LabError('lab grade needs labs to grade', 'for example `lab grade 1 2`, or `lab grade --all`');
+    const labs = values.all ? catalogue().map((l) => l.lab) : positionals.map((p) => resolveLab(p).lab);
+    const parallel = Number(values.parallel ?? 1);
+    if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new LabError('--parallel takes a whole number from 1 to 64');
+    const started = performance.now();
+    const image = await prepareImage(ctx, values, makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }));
+    const results: LabResult[] = new Array(labs.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < labs.length && !ctx.signal.aborted) {
+        const i = next++;
+        const lab = labs[i]!;
+        results[i] = await runTracked(ctx, lab, image, () => {});
+        ctx.info(renderLabResult(results[i]!, ctx.json ? ctx.errStyle : ctx.style));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
+    const passed = results.every((r) => r?.passed);
+    const summary = { passed, labs: results, durationMs: performance.now() - started };
+    if (values.junit) writeFileSync(values.junit as string, renderJunit(results));
+    if (ctx.json) ctx.print(JSON.stringify(summary, null, 2));
+    else ctx.print(`${passed ? ctx.style.green('all passed') : ctx.style.red('FAILED')}: ${results.filter((r) => r.passed).length}/${results.length} labs in ${formatDuration(summary.durationMs)}`);
+    return passed ? 0 : 1;
+  },
+};
+
+const stop: Command = {
+  name: 'stop',
+  usage: 'stop [instance...]',
+  summary: 'remove running lab instances (all of them when none is named)',
+  options: {},
+  async run(ctx, _values, positionals) {
+    let removed = 0;
+    if (positionals.length === 0) removed = await removeInstance(ctx.runtime);
+    for (const id of positionals) removed += await removeInstance(ctx.runtime, id);
+    if (ctx.json) ctx.print(JSON.stringify({ removed }));
+    else ctx.print(removed ? `removed ${removed} containers and networks` : 'no lab is running');
+    return 0;
+  },
+};
+
+const clean: Command = {
+  name: 'clean',
+  usage: 'clean [--images]',
+  summary: 'remove everything tcplab created, also after a crash (with --images, its images too)',
+  options: { images: { type: 'boolean' } },
+  async run(ctx, values) {
+    const removed = await removeInstance(ctx.runtime);
+    let images = 0;
+    if (values.images) {
+      for (const img of await ctx.runtime.listImages({ [LABEL.managed]: 'true' })) {
+        await ctx.runtime.removeImage(img.id);
+        images++;
+      }
+    }
+    if (ctx.json) ctx.print(JSON.stringify({ removed, images }));
+    else ctx.print(`removed ${removed} containers and networks${values.images ? ` and ${images} images` : ''}`);
+    return 0;
+  },
+};
+
+const validate: Command = {
+  name: 'validate',
+  usage: 'validate <file...> [--json]',
+  summary: 'check lab files and report every problem with file:line',
+  options: {},
+  async run(ctx, _values, positionals) {
+    if (positionals.length === 0) throw new LabError('lab validate needs lab files', 'for example `lab validate labs/*.yaml`');
+    const reports = positionals.map((file) => {
+      let text: string;
+      try {
+        const size = statSync(file).size;
+        if (size > MAX_LAB_BYTES) return { file, problems: [{ line: 1, column: 1, path: '', message: `the file has ${size} bytes; a lab file may have at most ${MAX_LAB_BYTES}` }] };
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        return { file, problems: [{ line: 1, column: 1, path: '', message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }] };
+      }
+      return { file, problems: validateLabText(text).problems };
+    });
+    if (ctx.json) ctx.print(JSON.stringify(reports, null, 2));
+    else {
+      for (const r of reports) {
+        if (r.problems.length === 0) ctx.print(`${ctx.style.green('ok')} ${r.file}`);
+        for (const p of r.problems) ctx.print(formatProblem(r.file, p));
+      }
+    }
+    return reports.every((r) => r.problems.length === 0) ? 0 : 1;
+  },
+};
+
+const doctor: Command = {
+  name: 'doctor',
+  usage: 'doctor [--json]',
+  summary: 'check the Docker engine, the image, and that a lab container can use iptables',
+  options: { ...IMAGE_OPTION },
+  async run(ctx, values) {
+    const checks: { name: string; ok: boolean; detail: string; fix?: string }[] = [];
+    const say = (c: (typeof checks)[number]) => {
+      checks.push(c);
+      ctx.info(`${c.ok ? ctx.style.green('✓') : ctx.style.red('✗')} ${c.name}: ${c.detail}${c.fix ? `\n    ${ctx.style.dim('fix:')} ${c.fix}` : ''}`);
+    };
+    const finish = () => {
+      if (ctx.json) ctx.print(JSON.stringify({ ok: checks.every((c) => c.ok), checks }, null, 2));
+      return checks.every((c) => c.ok) ? 0 : 1;
+    };
+    try {
+      const info = await ctx.runtime.info();
+      say({ name: 'engine', ok: true, detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}` });
+    } catch (e) {
+      say({ name: 'engine', ok: false, detail: (e as Error).message, ...(e instanceof LabError && e.hint ? { fix: e.hint } : {}) });
+      return finish();
+    }
+    let image: string;
+    try {
+      image = await prepareImage(ctx, values, makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }));
+      say({ name: 'image', ok: true, detail: image });
+    } catch (e) {
+      say({ name: 'image', ok: false, detail: (e as Error).message, fix: 'the image builds from images/node on a Debian base; without a registry, make one: see README "Offline classrooms"' });
+      return finish();
+    }
+    const probe: Lab = {
+      id: 999,
+      slug: 'doctor',
+      title: 'doctor',
+      summary: '',
+      intro: '',
+      topology: 'direct',
+      nodes: { client: { sysctls: { 'net.ipv4.tcp_syn_retries': 2 } } },
+      steps: [{ id: 'probe', title: 'probe', explain: '' }],
+    };
+    const id = newInstanceId();
+    ctx.live.add(id);
+    try {
+      const t0 = performance.now();
+      const inst = await createInstance(ctx.runtime, probe, { image, instance: id, signal: ctx.signal });
+      say({ name: 'lab network', ok: true, detail: `internal bridge ${inst.plan.networks[0]!.subnet}, two containers with NET_ADMIN only, ready in ${formatDuration(performance.now() - t0)}` });
+      const rule = await inst.exec('client', ['iptables', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '9', '-j', 'DROP']);
+      say({ name: 'iptables', ok: rule.exitCode === 0, detail: rule.exitCode === 0 ? 'a rule can be added inside a container' : rule.stderr.trim(), ...(rule.exitCode === 0 ? {} : { fix: 'the kernel needs the iptables (nf_tables) modules; on Docker Desktop update to a current version' }) });
+      const sysctl = await inst.exec('client', ['cat', '/proc/sys/net/ipv4/tcp_syn_retries']);
+      say({ name: 'per-node sysctls', ok: sysctl.stdout.trim() === '2', detail: `net.ipv4.tcp_syn_retries=${sysctl.stdout.trim()} (asked for 2)` });
+      const ss = await inst.exec('server', ['ss', '-tanoH']);
+      say({ name: 'ss', ok: ss.exitCode === 0, detail: ss.exitCode === 0 ? 'ss runs' : ss.stderr.trim() });
+      const ping = await inst.exec('client', ['nc', '-z', '-w', '2', inst.plan.vars['server.ip']!, '9']);
+      say({ name: 'isolation', ok: true, detail: `client reaches server on the lab bridge (nc exit ${ping.exitCode}; 1 = refused, as expected with no listener)` });
+    } catch (e) {
+      say({ name: 'lab network', ok: false, detail: (e as Error).message, fix: 'run `lab clean`, then try again; DEBUG=lab* shows every engine call' });
+    } finally {
+      await removeInstance(ctx.runtime, id).catch(() => {});
+      ctx.live.delete(id);
+    }
+    return finish();
+  },
+};
+
+export const COMMANDS: Command[] = [list, start, grade, stop, clean, doctor, validate];

@@ -1,0 +1,92 @@
+// What every command gets: output streams, style, the runtime, and the interrupt plumbing that makes sure
+// whatever a command created is removed on Ctrl-C, SIGTERM or a crash.
+import createDebug from 'debug';
+import { DockerRuntime } from '../runtime/docker.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { removeInstance } from '../engine/instance.js';
+import { colorWanted, makeStyle, type Style } from '../report/style.js';
+
+const log = createDebug('lab');
+
+export interface Context {
+  out: NodeJS.WriteStream;
+  err: NodeJS.WriteStream;
+  style: Style;
+  errStyle: Style;
+  json: boolean;
+  runtime: Runtime;
+  signal: AbortSignal;
+  /** Instances this process created and has not removed yet. */
+  live: Set<string>;
+  print(text?: string): void;
+  info(text: string): void;
+}
+
+export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: Runtime }): Context {
+  const controller = new AbortController();
+  const live = new Set<string>();
+  const runtime = opts.runtime ?? new DockerRuntime();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write(`\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`lab clean\`)\n`);
+      controller.abort(sig);
+      // Whatever the command is doing, remove what it created even if it does not get there itself.
+      cleanupLive(runtime, live).finally(() => {
+        setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 15_000).unref();
+      });
+    } else {
+      process.stderr.write(`${sig} again: leaving now; \`lab clean\` removes anything left\n`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+  };
+  // A reader that goes away (lab start | head) must not crash us before cleanup: stop writing, abort, clean up.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      stream.write = (() => true) as typeof stream.write;
+      if (!controller.signal.aborted) controller.abort('SIGPIPE');
+    });
+  }
+  // A crash (a bug) still removes what this process created before it exits.
+  process.on('uncaughtException', (e) => {
+    process.stderr.write(`internal error (a bug in tcplab; please report it):\n${e.stack ?? String(e)}\n`);
+    cleanupLive(runtime, live).finally(() => process.exit(70));
+  });
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  const style = makeStyle(colorWanted(process.stdout, opts.noColor));
+  const errStyle = makeStyle(colorWanted(process.stderr, opts.noColor));
+  return {
+    out: process.stdout,
+    err: process.stderr,
+    style,
+    errStyle,
+    json: opts.json,
+    runtime,
+    signal: controller.signal,
+    live,
+    print(text = '') {
+      process.stdout.write(text + '\n');
+    },
+    // With --json, stdout is for the machine; everything for people goes to stderr.
+    info(text: string) {
+      (opts.json ? process.stderr : process.stdout).write(text + '\n');
+    },
+  };
+}
+
+export async function cleanupLive(runtime: Runtime, live: Set<string>): Promise<void> {
+  await Promise.all(
+    [...live].map(async (id) => {
+      try {
+        await removeInstance(runtime, id);
+        live.delete(id);
+      } catch (e) {
+        log('cleanup of %s failed: %s', id, (e as Error).message);
+      }
+    }),
+  );
+}

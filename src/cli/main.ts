@@ -1,0 +1,76 @@
+// Entry point: parse the command line, run one command, and turn every failure into a clear message and an
+// exit code. User errors (LabError) print what to do next; anything else is a bug and prints its stack.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { isLabError, LabError } from '../errors.js';
+import { makeContext, cleanupLive, type Context } from './context.js';
+import { COMMANDS, type Command } from './commands.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export const GLOBAL_OPTIONS = {
+  json: { type: 'boolean' },
+  'no-color': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.usage.length));
+  return [
+    `tcplab ${VERSION}: watch TCP connection states happen in real containers`,
+    '',
+    'usage: lab <command> [options]',
+    '',
+    ...COMMANDS.map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    '',
+    'Global options: --json (machine-readable stdout), --no-color, --help.',
+    'Environment: DOCKER_HOST, TCPLAB_BASE_IMAGE, NO_COLOR, DEBUG=lab* (developer logs).',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`lab: unknown command '${name}'\n\n${usage()}\n`);
+    return 2;
+  }
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true }) as typeof parsed;
+  } catch (e) {
+    process.stderr.write(`lab ${name}: ${(e as Error).message}\nusage: lab ${command.usage}\n`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    process.stdout.write(`usage: lab ${command.usage}\n\n${command.help ?? command.summary}\n`);
+    return 0;
+  }
+  const ctx = makeContext({ json: !!parsed.values.json, noColor: !!parsed.values['no-color'] });
+  return runCommand(ctx, command, parsed.values, parsed.positionals);
+}
+
+async function runCommand(ctx: Context, command: Command, values: Record<string, unknown>, positionals: string[]): Promise<number> {
+  try {
+    return await command.run(ctx, values, positionals);
+  } catch (e) {
+    await cleanupLive(ctx.runtime, ctx.live);
+    if (isLabError(e)) {
+      ctx.err.write(`${ctx.errStyle.red('error:')} ${e.message}\n`);
+      if (e.hint) ctx.err.write(`${ctx.errStyle.dim('hint:')} ${e.hint}\n`);
+      return e.exitCode;
+    }
+    ctx.err.write(`${ctx.errStyle.red('internal error')} (a bug in tcplab; please report it with this output):\n${(e as Error).stack ?? String(e)}\n`);
+    return 70;
+  }
+}
+
+export { LabError };

@@ -1,0 +1,39 @@
+// What the engine reports while it works. Only the CLI renders these (text, listr2, JSON lines).
+import type { NodeName } from '../lab/schema.js';
+import type { Check, StepResult } from '../grade/grade.js';
+import type { Socket } from '../observe/ss.js';
+
+export type LabEvent =
+  | { type: 'image'; phase: 'found' | 'building' | 'built'; tag: string }
+  | { type: 'image-line'; line: string }
+  | { type: 'network'; name: string; subnet: string }
+  | { type: 'node'; node: NodeName; name: string; ips: string[] }
+  | { type: 'ready'; instance: string; ms: number }
+  | { type: 'step'; index: number; id: string; title: string; explain: string }
+  | { type: 'action'; node: NodeName; display: string; exitCode?: number; output?: string; background: boolean }
+  | { type: 'check'; check: Check }
+  | { type: 'observed'; node: NodeName; sockets: Socket[] }
+  | { type: 'step-done'; result: StepResult }
+  | { type: 'teardown'; instance: string; removed: number }
+  | { type: 'warning'; message: string };
+
+export type EventSink = (e: LabEvent) => void;
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    }),
+};

@@ -1,0 +1,361 @@
+// Runs a plan against a Runtime: creates one lab instance, runs steps, observes, waits, tears down.
+// Emits typed events and never prints; the CLI decides how they look.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import createDebug from 'debug';
+import type { Action, Expectation, Lab, NodeName, Step } from '../lab/schema.js';
+import { parseDuration } from '../lab/duration.js';
+import { expand, LABEL, NODE_SECURITY, overlaps, planLab, subnetAt, SUBNET_POOL, type Plan } from '../plan/plan.js';
+import { networksOf } from '../plan/topology.js';
+import { SubnetTakenError, type ExecResult, type Runtime } from '../runtime/runtime.js';
+import { EngineError, InterruptedError, LabError } from '../errors.js';
+import { parseSs } from '../observe/ss.js';
+import { parseIptablesSave } from '../observe/iptables.js';
+import { decide, evaluate, summarize, toCheck, type Check, type CommandStatus, type LabResult, type NodeSnapshot, type Sample, type StepResult } from '../grade/grade.js';
+import { realClock, type Clock, type EventSink } from './events.js';
+
+const log = createDebug('lab');
+const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
+const OBSERVE_TIMEOUT_MS = 10_000;
+const POLL_INTERVAL_MS = 20;
+
+export interface InstanceOptions {
+  image: string;
+  emit?: EventSink;
+  clock?: Clock;
+  signal?: AbortSignal;
+  /** Use this id instead of a random one (tests). */
+  instance?: string;
+}
+
+export function newInstanceId(): string {
+  return randomBytes(4).toString('hex');
+}
+
+/** Labels that let `lab clean` tell whose instance this is and whether its process is still alive. */
+export function ownerLabels(): Record<string, string> {
+  return { [LABEL.pid]: `${hostname()}:${process.pid}`, [LABEL.created]: new Date().toISOString() };
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, where: string): void {
+  if (signal?.aborted) {
+    log('aborted during %s', where);
+    throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+  }
+}
+
+/** Pick free /24s from the pool, skipping every subnet the engine already has. */
+export function pickSubnets(used: string[], count: number, start: number): string[] {
+  const picked: string[] = [];
+  for (let k = 0; k < SUBNET_POOL.count && picked.length < count; k++) {
+    const candidate = subnetAt(start + k);
+    if (!used.some((u) => overlaps(u, candidate)) && !picked.includes(candidate)) picked.push(candidate);
+  }
+  if (picked.length < count) {
+    throw new LabError('no free subnet left in 198.18.0.0/15 for a new lab', 'remove old labs with `lab clean`, or networks of your own in that range');
+  }
+  return picked;
+}
+
+export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceOptions): Promise<Instance> {
+  const emit = opts.emit ?? (() => {});
+  const clock = opts.clock ?? realClock;
+  const t0 = clock.now();
+  const id = opts.instance ?? newInstanceId();
+  const topology = lab.topology ?? 'direct';
+  const netCount = networksOf(topology).length;
+  const labels = ownerLabels();
+  let plan: Plan | undefined;
+  const instance = () => new Instance(runtime, plan!, opts);
+  try {
+    throwIfAborted(opts.signal, 'start');
+    // Networks first. Another process may take the same subnet at the same moment: the engine refuses the
+    // second one, and we try the next free subnets.
+    const used = await runtime.usedSubnets();
+    let start = Math.floor(Math.random() * SUBNET_POOL.count);
+    for (let attempt = 0; ; attempt++) {
+      const subnets = pickSubnets(used, netCount, start);
+      plan = planLab({ lab, instance: id, image: opts.image, subnets, labels });
+      const created: string[] = [];
+      try {
+        for (const net of plan.networks) {
+          throwIfAborted(opts.signal, 'network creation');
+          await runtime.createNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels });
+          created.push(net.name);
+          emit({ type: 'network', name: net.name, subnet: net.subnet });
+        }
+        break;
+      } catch (e) {
+        await Promise.all(created.map((n) => runtime.removeNetwork(n).catch(() => {})));
+        if (!(e instanceof SubnetTakenError) || attempt >= 20) throw e;
+        log('subnet taken (%s), trying others', e.message);
+        used.push(...subnets);
+        start = Math.floor(Math.random() * SUBNET_POOL.count);
+      }
+    }
+    const p = plan;
+    // allSettled, not all: on a failure the other nodes' calls must finish before cleanup lists what exists.
+    const settled = await Promise.allSettled(
+      p.nodes.map(async (node) => {
+        throwIfAborted(opts.signal, 'container creation');
+        const [first, ...rest] = node.interfaces;
+        await runtime.createContainer({
+          name: node.name,
+          hostname: node.hostname,
+          image: node.image,
+          cmd: node.cmd,
+          labels: node.labels,
+          network: { name: first!.networkName, ip: first!.ip },
+          sysctls: node.sysctls,
+          capAdd: [...NODE_SECURITY.capAdd],
+          capDrop: [...NODE_SECURITY.capDrop],
+          securityOpt: [...NODE_SECURITY.securityOpt],
+          readOnlyRootfs: NODE_SECURITY.readOnlyRootfs,
+          tmpfs: { ...NODE_SECURITY.tmpfs },
+          memoryBytes: NODE_SECURITY.memoryBytes,
+          pidsLimit: NODE_SECURITY.pidsLimit,
+        });
+        for (const iface of rest) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
+        throwIfAborted(opts.signal, 'container start');
+        await runtime.startContainer(node.name);
+        for (const r of node.routes) {
+          const res = await runtime.exec(node.name, ['ip', 'route', 'replace', r.to, 'via', r.via], { timeoutMs: OBSERVE_TIMEOUT_MS });
+          if (res.exitCode !== 0) throw new EngineError(`could not add the route to ${r.to} on ${node.key}: ${res.stderr.trim()}`);
+        }
+        emit({ type: 'node', node: node.key, name: node.name, ips: node.interfaces.map((i) => i.ip) });
+      }),
+    );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    throwIfAborted(opts.signal, 'start');
+    emit({ type: 'ready', instance: id, ms: clock.now() - t0 });
+    return instance();
+  } catch (e) {
+    // Nothing half-built stays behind: remove whatever this instance created, by its label.
+    await removeInstance(runtime, id).catch((err) => log('cleanup after failed start: %s', (err as Error).message));
+    throw e;
+  }
+}
+
+/** Remove every container and network of one instance (or, with no id, of every instance). */
+export async function removeInstance(runtime: Runtime, id?: string): Promise<number> {
+  const labels: Record<string, string> = { [LABEL.managed]: 'true', ...(id ? { [LABEL.instance]: id } : {}) };
+  const containers = await runtime.listContainers(labels);
+  await Promise.all(containers.map((c) => runtime.removeContainer(c.name)));
+  const networks = await runtime.listNetworks(labels);
+  await Promise.all(networks.map((n) => runtime.removeNetwork(n.name)));
+  return containers.length + networks.length;
+}
+
+/** Shell-style quoting, only for showing a command to a person; commands themselves run as argv. */
+export function displayCommand(argv: string[]): string {
+  return argv.map((a) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+export class Instance {
+  readonly plan: Plan;
+  private readonly emit: EventSink;
+  private readonly clock: Clock;
+  private readonly signal: AbortSignal | undefined;
+  /** Named foreground commands that have finished, and the names that run in the background. */
+  private readonly finished = new Map<string, CommandStatus>();
+  private readonly background = new Set<string>();
+
+  constructor(
+    readonly runtime: Runtime,
+    plan: Plan,
+    opts: InstanceOptions,
+  ) {
+    this.plan = plan;
+    this.emit = opts.emit ?? (() => {});
+    this.clock = opts.clock ?? realClock;
+    this.signal = opts.signal;
+  }
+
+  get id(): string {
+    return this.plan.instance;
+  }
+
+  container(node: NodeName): string {
+    const n = this.plan.nodes.find((x) => x.key === node);
+    if (!n) throw new LabError(`this lab has no ${node}`);
+    return n.name;
+  }
+
+  async exec(node: NodeName, argv: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ExecResult> {
+    try {
+      return await this.runtime.exec(this.container(node), argv, { timeoutMs: opts.timeoutMs ?? OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}), ...(opts.env ? { env: opts.env } : {}) });
+    } catch (e) {
+      throwIfAborted(this.signal, 'exec');
+      if (e instanceof EngineError && /No such container|is not running|404|409/i.test(e.message)) {
+        throw new EngineError(`the ${node} container (${this.container(node)}) is gone or stopped: ${e.message}`, 'was it removed by hand? run `lab clean` and start the lab again');
+      }
+      throw e;
+    }
+  }
+
+  async runAction(action: Action): Promise<void> {
+    throwIfAborted(this.signal, 'action');
+    if (action.stop) {
+      const display = `stop ${action.stop} (SIG${action.signal ?? 'INT'})`;
+      const r = await this.exec(action.on, ['tcplab-run', 'stop', action.stop, action.signal ?? 'INT']);
+      this.emit({ type: 'action', node: action.on, display, exitCode: r.exitCode, background: false });
+      if (r.exitCode !== 0) throw new LabError(`could not stop ${action.stop} on ${action.on}: ${r.stderr.trim()}`);
+      return;
+    }
+    const argv = action.run!.map((a) => expand(a, this.plan.vars));
+    const display = displayCommand(argv) + (action.stdin !== undefined ? `  <<< ${JSON.stringify(action.stdin)}` : '');
+    const env = action.stdin !== undefined ? { TCPLAB_STDIN: action.stdin } : undefined;
+    if (action.background) {
+      const r = await this.exec(action.on, ['tcplab-run', 'start', action.name!, ...argv], env ? { env } : {});
+      if (r.exitCode !== 0) throw new LabError(`could not start ${display} on ${action.on}: ${(r.stderr || r.stdout).trim()}`);
+      this.background.add(action.name!);
+      this.finished.delete(action.name!);
+      this.emit({ type: 'action', node: action.on, display: `${display} &`, background: true });
+      return;
+    }
+    const timeoutMs = action.timeout ? parseDuration(action.timeout) : DEFAULT_COMMAND_TIMEOUT_MS;
+    const secs = (timeoutMs / 1000).toFixed(3);
+    const wrapped = env
+      ? ['timeout', '-k', '1', secs, 'sh', '-c', 'printf "%s" "$TCPLAB_STDIN" | "$@"', 'sh', ...argv]
+      : ['timeout', '-k', '1', secs, ...argv];
+    const r = await this.exec(action.on, wrapped, { timeoutMs, ...(env ? { env } : {}) });
+    const output = (r.stdout + r.stderr).trimEnd();
+    this.emit({ type: 'action', node: action.on, display, exitCode: r.exitCode, output, background: false });
+    if (action.name) {
+      this.background.delete(action.name);
+      this.finished.set(action.name, { running: false, exit: r.exitCode, output });
+      return;
+    }
+    if (r.exitCode === 124) throw new LabError(`${display} on ${action.on} did not finish within ${timeoutMs / 1000} s`);
+    if (r.exitCode !== 0) throw new LabError(`${display} failed on ${action.on} (exit ${r.exitCode}): ${output}`);
+  }
+
+  /** One look at some nodes: sockets always, counters and command status where asked. */
+  async observe(needs: Map<NodeName, { iptables: boolean; commands: Set<string> }>): Promise<Map<NodeName, NodeSnapshot>> {
+    const out = new Map<NodeName, NodeSnapshot>();
+    await Promise.all(
+      [...needs].map(async ([node, need]) => {
+        const argv = ['tcplab-observe'];
+        if (need.iptables) argv.push('--iptables');
+        for (const c of need.commands) if (this.background.has(c)) argv.push('--command', c);
+        const r = await this.exec(node, argv);
+        if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
+        out.set(node, parseObservation(node, this.clock.now(), r.stdout, this.finished));
+      }),
+    );
+    return out;
+  }
+
+  async observeAll(): Promise<Map<NodeName, NodeSnapshot>> {
+    return this.observe(new Map(this.plan.nodes.map((n) => [n.key, { iptables: false, commands: new Set<string>() }])));
+  }
+
+  /** Poll until every expectation is settled; each becomes a check. */
+  async waitFor(stepId: string, expectations: Expectation[], task = false): Promise<Check[]> {
+    const start = this.clock.now();
+    const pending = expectations.map((e) => ({ e, samples: [] as Sample[], check: undefined as Check | undefined }));
+    const needs = new Map<NodeName, { iptables: boolean; commands: Set<string> }>();
+    for (const { e } of pending) {
+      const n = needs.get(e.on) ?? { iptables: false, commands: new Set<string>() };
+      if (e.iptables) n.iptables = true;
+      if (e.command) n.commands.add(e.command.name);
+      needs.set(e.on, n);
+    }
+    while (pending.some((p) => !p.check)) {
+      throwIfAborted(this.signal, 'wait');
+      const before = this.clock.now();
+      const snaps = await this.observe(needs);
+      for (const p of pending) {
+        if (p.check) continue;
+        const snap = snaps.get(p.e.on)!;
+        p.samples.push({ at: snap.at, evaluation: evaluate(p.e, snap, this.plan.vars) });
+        const d = decide(p.e, p.samples, start, snap.at);
+        if (d.done) {
+          p.check = toCheck(stepId, p.e, this.plan.vars, d, start, task);
+          p.samples.length = 0;
+          this.emit({ type: 'check', check: p.check });
+        }
+      }
+      const spent = this.clock.now() - before;
+      if (pending.some((p) => !p.check) && spent < POLL_INTERVAL_MS) await this.clock.sleep(POLL_INTERVAL_MS - spent, this.signal);
+    }
+    return pending.map((p) => p.check!);
+  }
+
+  async runStep(step: Step, index: number, opts: { solveTask?: boolean } = {}): Promise<StepResult> {
+    this.emit({ type: 'step', index, id: step.id, title: step.title, explain: step.explain });
+    const checks: Check[] = [];
+    try {
+      for (const a of step.run ?? []) await this.runAction(a);
+      if (step.task && opts.solveTask !== false) {
+        for (const a of step.task.solution ?? []) await this.runAction(a);
+        checks.push(...(await this.waitFor(step.id, step.task.expect, true)));
+      }
+      if (step.expect?.length) checks.push(...(await this.waitFor(step.id, step.expect)));
+    } catch (e) {
+      if (!(e instanceof LabError) || e instanceof InterruptedError || e instanceof EngineError) throw e;
+      // A lab command that failed: the step fails with its message; the lab goes on.
+      checks.push({ step: step.id, node: 'client', kind: 'command', expected: 'the step\'s commands succeed', seen: [e.message], passed: false, message: e.message, elapsedMs: 0 });
+    }
+    const all = await this.observeAll().catch(() => undefined);
+    if (all) for (const [node, snap] of all) this.emit({ type: 'observed', node, sockets: snap.sockets });
+    const result: StepResult = { id: step.id, title: step.title, checks, passed: checks.every((c) => c.passed) };
+    this.emit({ type: 'step-done', result });
+    return result;
+  }
+
+  async down(): Promise<number> {
+    const removed = await removeInstance(this.runtime, this.id);
+    this.emit({ type: 'teardown', instance: this.id, removed });
+    return removed;
+  }
+}
+
+export function parseObservation(node: NodeName, at: number, text: string, finished: Map<string, CommandStatus> = new Map()): NodeSnapshot {
+  const sections = new Map<string, string[]>();
+  let current = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('### ')) {
+      current = line.slice(4).trim();
+      sections.set(current, []);
+    } else sections.get(current)?.push(line);
+  }
+  const snap: NodeSnapshot = { node, at, sockets: parseSs((sections.get('ss') ?? []).join('\n')) };
+  if (sections.has('iptables')) snap.counters = parseIptablesSave(sections.get('iptables')!.join('\n'));
+  const commands: Record<string, CommandStatus> = Object.fromEntries(finished);
+  for (const [key, lines] of sections) {
+    if (!key.startsWith('command ')) continue;
+    const [status = '', ...output] = lines;
+    const m = /^exited (\d+)/.exec(status);
+    commands[key.slice(8)] = m ? { running: false, exit: Number(m[1]), output: output.join('\n') } : { running: status === 'running', output: output.join('\n') };
+  }
+  snap.commands = commands;
+  return snap;
+}
+
+export interface GradeOptions extends InstanceOptions {
+  /** Leave the instance running after the last step (lab start --keep). */
+  keep?: boolean;
+  /** Called once the instance exists, so a caller can register it for cleanup. */
+  onInstance?: (i: Instance) => void;
+}
+
+/** Up, every step, down: the whole lab, headless. */
+export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Promise<LabResult> {
+  const clock = opts.clock ?? realClock;
+  const t0 = clock.now();
+  const instance = await createInstance(runtime, lab, opts);
+  opts.onInstance?.(instance);
+  const steps: StepResult[] = [];
+  let error: string | undefined;
+  try {
+    for (const [i, step] of lab.steps.entries()) steps.push(await instance.runStep(step, i));
+  } catch (e) {
+    if (e instanceof InterruptedError || !(e instanceof LabError)) throw e;
+    error = e.message;
+  } finally {
+    if (!opts.keep || opts.signal?.aborted) await instance.down();
+  }
+  return summarize(instance.plan.lab, instance.id, steps, clock.now() - t0, error);
+}

@@ -1,0 +1,205 @@
+// Pure grading: expectations x snapshots -> checks. No Docker, no clock: the engine feeds samples in, and
+// these functions say whether each expectation holds in a sample, and whether a series of samples settles it.
+import type { CountSpec, Expectation, NodeName, SocketMatcher, TcpState } from '../lab/schema.js';
+import { parseDuration } from '../lab/duration.js';
+import { expand } from '../plan/plan.js';
+import { formatEndpoint, type Endpoint, type Socket } from '../observe/ss.js';
+import { ruleMatches, type RuleCounter } from '../observe/iptables.js';
+
+export const DEFAULT_WITHIN_MS = 5000;
+
+export interface CommandStatus {
+  running: boolean;
+  exit?: number;
+  output: string;
+}
+
+/** What one node looked like at one moment. Fields are present when the expectations asked for them. */
+export interface NodeSnapshot {
+  node: NodeName;
+  /** ms on the engine's clock */
+  at: number;
+  sockets: Socket[];
+  counters?: RuleCounter[];
+  commands?: Record<string, CommandStatus>;
+}
+
+export interface Evaluation {
+  holds: boolean;
+  /** The lines that show why: matching ss lines, the rule and its counter, the command's status. */
+  seen: string[];
+}
+
+export interface Check {
+  step: string;
+  node: NodeName;
+  kind: 'socket' | 'absent' | 'iptables' | 'command';
+  expected: string;
+  seen: string[];
+  passed: boolean;
+  message: string;
+  /** ms from the start of the wait until it held (passed) or until the deadline (failed). */
+  elapsedMs: number;
+  task?: boolean;
+}
+
+export function kindOf(e: Expectation): Check['kind'] {
+  return e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : 'command';
+}
+
+function states(m: SocketMatcher): TcpState[] | undefined {
+  return m.state === undefined ? undefined : Array.isArray(m.state) ? m.state : [m.state];
+}
+
+function endpointMatches(pattern: string | undefined, e: Endpoint, vars: Record<string, string>): boolean {
+  if (!pattern) return true;
+  const text = expand(pattern, vars);
+  const i = text.lastIndexOf(':');
+  let host = text.slice(0, i);
+  const port = text.slice(i + 1);
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  if (port !== '*' && Number(port) !== e.port) return false;
+  return host === '*' || host === e.host;
+}
+
+export function socketMatches(m: SocketMatcher, s: Socket, vars: Record<string, string>): boolean {
+  const st = states(m);
+  if (st && !st.includes(s.state)) return false;
+  return endpointMatches(m.local, s.local, vars) && endpointMatches(m.peer, s.peer, vars);
+}
+
+export function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
+  if (count === undefined) return n >= defaultMin;
+  if (typeof count === 'number') return n === count;
+  return n >= (count.min ?? 0) && n <= (count.max ?? Infinity);
+}
+
+/** Does the expectation hold in this one snapshot? */
+export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string, string>): Evaluation {
+  if (e.socket || e.absent) {
+    const m = (e.socket ?? e.absent)!;
+    const matching = snap.sockets.filter((s) => socketMatches(m, s, vars));
+    const seen = matching.map((s) => s.line);
+    if (e.socket) return { holds: countOk(m.count, matching.length, 1), seen };
+    return { holds: countOk(m.count, matching.length, 0) && (m.count !== undefined || matching.length === 0), seen };
+  }
+  if (e.iptables) {
+    const c = e.iptables;
+    const table = c.table ?? 'filter';
+    const rules = (snap.counters ?? []).filter((r) => r.table === table && r.chain === c.chain && ruleMatches(r, c.rule));
+    if (rules.length === 0) return { holds: false, seen: [`no rule in ${table}/${c.chain} matches ${c.rule.join(' ')}`] };
+    const packets = rules.reduce((n, r) => n + r.packets, 0);
+    return { holds: countOk(c.packets, packets, 0), seen: rules.map((r) => r.line) };
+  }
+  const c = e.command!;
+  const status = snap.commands?.[c.name];
+  if (!status) return { holds: false, seen: [`${c.name}: not started`] };
+  const summary = status.running ? `${c.name}: running` : `${c.name}: exited ${status.exit}`;
+  const seen = [summary, ...status.output.split('\n').filter((l) => l.trim()).slice(-5).map((l) => `  ${l}`)];
+  let holds = true;
+  if (c.running !== undefined && status.running !== c.running) holds = false;
+  if (c.exit !== undefined && (status.running || status.exit !== c.exit)) holds = false;
+  if (c.output !== undefined && !new RegExp(c.output, 'm').test(status.output)) holds = false;
+  return { holds, seen };
+}
+
+/** A human description of the expectation, with templates filled in. */
+export function describe(e: Expectation, vars: Record<string, string>): string {
+  const within = e.within ?? `${DEFAULT_WITHIN_MS / 1000}s`;
+  const tail = e.for ? ` for ${e.for} (within ${within})` : ` within ${within}`;
+  if (e.socket || e.absent) {
+    const m = (e.socket ?? e.absent)!;
+    const st = states(m);
+    const parts = [st ? st.join('|') : 'any state'];
+    if (m.local) parts.push(`local ${expand(m.local, vars)}`);
+    if (m.peer) parts.push(`peer ${expand(m.peer, vars)}`);
+    const count = m.count === undefined ? '' : typeof m.count === 'number' ? ` x${m.count}` : ` x[${m.count.min ?? 0}..${m.count.max ?? '∞'}]`;
+    return `${e.on}: ${e.socket ? '' : 'no '}socket ${parts.join(', ')}${count}${tail}`;
+  }
+  if (e.iptables) {
+    const c = e.iptables;
+    const p = c.packets;
+    const n = typeof p === 'number' ? `= ${p}` : p.max === undefined ? `>= ${p.min ?? 0}` : `${p.min ?? 0}..${p.max}`;
+    return `${e.on}: iptables ${c.table ?? 'filter'}/${c.chain} rule [${c.rule.join(' ')}] matched ${n} packets${tail}`;
+  }
+  const c = e.command!;
+  const parts = [];
+  if (c.running !== undefined) parts.push(c.running ? 'still running' : 'finished');
+  if (c.exit !== undefined) parts.push(`exit status ${c.exit}`);
+  if (c.output !== undefined) parts.push(`output matching /${c.output}/`);
+  return `${e.on}: command ${c.name} ${parts.join(', ')}${tail}`;
+}
+
+export interface Sample {
+  at: number;
+  evaluation: Evaluation;
+}
+
+export type Decision = { done: false } | { done: true; passed: boolean; at: number; sample: Sample };
+
+/**
+ * Settle an expectation from the samples so far (in time order), the wait having started at `start`.
+ * Passes once it has held continuously for `for` (0: one sample) starting no later than the deadline;
+ * fails when the deadline has passed and no run that began in time is still going.
+ */
+export function decide(e: Expectation, samples: Sample[], start: number, now: number): Decision {
+  const within = e.within ? parseDuration(e.within) : DEFAULT_WITHIN_MS;
+  const hold = e.for ? parseDuration(e.for) : 0;
+  const deadline = start + within;
+  let runStart: number | undefined;
+  for (const s of samples) {
+    if (s.evaluation.holds) {
+      if (runStart === undefined) {
+        if (s.at > deadline) break;
+        runStart = s.at;
+      }
+      if (s.at - runStart >= hold) return { done: true, passed: true, at: s.at, sample: s };
+    } else {
+      runStart = undefined;
+      if (s.at > deadline) break;
+    }
+  }
+  const last = samples[samples.length - 1];
+  if (now > deadline && runStart === undefined && last) return { done: true, passed: false, at: last.at, sample: last };
+  return { done: false };
+}
+
+export function toCheck(step: string, e: Expectation, vars: Record<string, string>, d: Decision & { done: true }, start: number, task = false): Check {
+  const expected = describe(e, vars);
+  const seen = d.sample.evaluation.seen.length ? d.sample.evaluation.seen : ['(nothing matching)'];
+  const message = e.why ?? (d.passed ? 'as expected' : 'not seen');
+  return { step, node: e.on, kind: kindOf(e), expected, seen, passed: d.passed, message, elapsedMs: Math.max(0, d.at - start), ...(task ? { task } : {}) };
+}
+
+export interface StepResult {
+  id: string;
+  title: string;
+  checks: Check[];
+  passed: boolean;
+}
+
+export interface LabResult {
+  lab: { id: number; slug: string; title: string };
+  instance: string;
+  passed: boolean;
+  steps: StepResult[];
+  score: { passed: number; total: number };
+  durationMs: number;
+  error?: string;
+}
+
+export function summarize(lab: LabResult['lab'], instance: string, steps: StepResult[], durationMs: number, error?: string): LabResult {
+  const checks = steps.flatMap((s) => s.checks);
+  const passed = checks.filter((c) => c.passed).length;
+  return {
+    lab,
+    instance,
+    passed: !error && checks.length > 0 && passed === checks.length,
+    steps,
+    score: { passed, total: checks.length },
+    durationMs,
+    ...(error ? { error } : {}),
+  };
+}
+
+export { formatEndpoint };

@@ -1,0 +1,99 @@
+// Staged loading: bytes -> YAML document (with positions) -> schema -> rules. Every problem is reported with
+// file:line, and all of them at once, so an instructor fixes a file in one pass.
+import { readFileSync, statSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import type { z } from 'zod';
+import { LabFileError, LabError, type Problem } from '../errors.js';
+import { LabSchema, type Lab } from './schema.js';
+import { checkRules } from './rules.js';
+
+export const MAX_LAB_BYTES = 256 * 1024;
+
+export interface LoadedLab {
+  file: string;
+  lab: Lab;
+}
+
+export function loadLabFile(file: string): LoadedLab {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    throw new LabError(`no lab file at ${file}`, 'give a lab number, a slug from `lab list`, or a path to a .yaml file');
+  }
+  if (size > MAX_LAB_BYTES) {
+    throw new LabFileError(file, [
+      { line: 1, column: 1, path: '', message: `the file has ${size} bytes; a lab file may have at most ${MAX_LAB_BYTES}` },
+    ]);
+  }
+  return { file, lab: parseLab(readFileSync(file, 'utf8'), file) };
+}
+
+export function parseLab(text: string, file = '<lab>'): Lab {
+  const problems = validateLabText(text);
+  if (problems.problems.length > 0 || !problems.lab) throw new LabFileError(file, problems.problems);
+  return problems.lab;
+}
+
+export function validateLabText(text: string): { lab?: Lab; problems: Problem[] } {
+  const lineCounter = new LineCounter();
+  let doc: Document;
+  try {
+    // Aliases are refused outright: a lab has no use for them, and they are how "billion laughs" files grow.
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (e) {
+    return { problems: [{ line: 1, column: 1, path: '', message: `not readable as YAML: ${(e as Error).message}` }] };
+  }
+  const at = (offset: number | undefined) => {
+    const pos = lineCounter.linePos(offset ?? 0);
+    return { line: pos.line, column: pos.col };
+  };
+  if (doc.errors.length > 0) {
+    return {
+      problems: doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: e.message.split('\n')[0] ?? e.message })),
+    };
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 0 });
+  } catch (e) {
+    return { problems: [{ line: 1, column: 1, path: '', message: (e as Error).message }] };
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    return { problems: [{ line: 1, column: 1, path: '', message: 'a lab file is a mapping with id, slug, title, intro and steps' }] };
+  }
+  const positionOf = (path: PropertyKey[]) => {
+    // Walk up until a node with a range exists (a missing key is reported at its parent).
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n) as (string | number)[], true);
+      if (isNode(node) && node.range) return at(node.range[0]);
+    }
+    return { line: 1, column: 1 };
+  };
+  const parsed = LabSchema.safeParse(data);
+  if (!parsed.success) {
+    return { problems: parsed.error.issues.map((i) => issueToProblem(i, positionOf)) };
+  }
+  const ruleProblems = checkRules(parsed.data).map((r) => ({ ...positionOf(r.path), path: pathText(r.path), message: r.message }));
+  return ruleProblems.length ? { problems: ruleProblems } : { lab: parsed.data, problems: [] };
+}
+
+function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: PropertyKey[]) => { line: number; column: number }): Problem {
+  let path = issue.path;
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    // Point at the unknown key itself.
+    const key = issue.keys[0];
+    if (key !== undefined) path = [...path, key];
+    message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  } else if (issue.code === 'invalid_value' && 'values' in issue) {
+    message = `must be one of ${issue.values.map((v) => String(v)).join(', ')}`;
+  } else if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
+    message = `missing (${issue.expected})`;
+  }
+  return { ...positionOf(path), path: pathText(issue.path), message };
+}
+
+export function pathText(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
+}

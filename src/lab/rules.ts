@@ -1,0 +1,113 @@
+// Rules a schema cannot express: references between steps, templates, the topology's machines.
+import { TEMPLATE_PATTERN, type Action, type Expectation, type Lab, type NodeName } from './schema.js';
+import { parseDuration } from './duration.js';
+import { networksOf, nodesOf } from '../plan/topology.js';
+
+export interface RuleProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+const MAX_WAIT_MS = 10 * 60_000;
+
+export function templateVariables(lab: Lab): Set<string> {
+  const topology = lab.topology ?? 'direct';
+  const vars = new Set<string>();
+  for (const node of nodesOf(topology)) {
+    vars.add(`${node.name}.ip`);
+    for (const net of node.networks) vars.add(`${node.name}.ip.${net}`);
+  }
+  for (const net of networksOf(topology)) vars.add(`net.${net}`);
+  return vars;
+}
+
+export function checkRules(lab: Lab): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  const topology = lab.topology ?? 'direct';
+  const nodes = new Set<NodeName>(nodesOf(topology).map((n) => n.name));
+  const vars = templateVariables(lab);
+  const checkNode = (node: NodeName, path: (string | number)[]) => {
+    if (!nodes.has(node)) {
+      problems.push({ path, message: `this lab's ${topology} topology has no ${node} (it has ${[...nodes].join(', ')})` });
+    }
+  };
+  for (const key of Object.keys(lab.nodes ?? {}) as NodeName[]) checkNode(key, ['nodes', key]);
+
+  const seenSteps = new Set<string>();
+  // Named commands: name -> node that runs it, to catch a stop or check on the wrong machine.
+  const named = new Map<string, NodeName>();
+
+  const checkAction = (a: Action, path: (string | number)[]) => {
+    checkNode(a.on, [...path, 'on']);
+    a.run?.forEach((arg, k) => {
+      for (const m of arg.matchAll(TEMPLATE_PATTERN)) {
+        if (!vars.has(m[1]!)) {
+          problems.push({ path: [...path, 'run', k], message: `unknown template {{${m[1]}}}; this lab knows ${[...vars].map((v) => `{{${v}}}`).join(', ')}` });
+        }
+      }
+    });
+    if (a.timeout) checkDuration(a.timeout, [...path, 'timeout']);
+    if (a.name) {
+      const other = named.get(a.name);
+      if (other && other !== a.on) problems.push({ path: [...path, 'name'], message: `'${a.name}' already names a command on ${other}` });
+      named.set(a.name, a.on);
+    }
+    if (a.stop) {
+      const owner = named.get(a.stop);
+      if (!owner) problems.push({ path: [...path, 'stop'], message: `no earlier command is named '${a.stop}'` });
+      else if (owner !== a.on) problems.push({ path: [...path, 'on'], message: `'${a.stop}' runs on ${owner}, not ${a.on}` });
+    }
+  };
+  const checkDuration = (d: string, path: (string | number)[]) => {
+    if (parseDuration(d) > MAX_WAIT_MS) problems.push({ path, message: 'at most 10m' });
+  };
+  const checkExpectation = (e: Expectation, path: (string | number)[]) => {
+    checkNode(e.on, [...path, 'on']);
+    if (e.within) checkDuration(e.within, [...path, 'within']);
+    if (e.for) checkDuration(e.for, [...path, 'for']);
+    for (const key of ['socket', 'absent'] as const) {
+      const m = e[key];
+      for (const field of ['local', 'peer'] as const) {
+        const v = m?.[field];
+        if (!v) continue;
+        for (const t of v.matchAll(TEMPLATE_PATTERN)) {
+          if (!vars.has(t[1]!)) problems.push({ path: [...path, key, field], message: `unknown template {{${t[1]}}}` });
+        }
+      }
+      if (m?.count !== undefined && typeof m.count === 'object' && m.count.min !== undefined && m.count.max !== undefined && m.count.min > m.count.max) {
+        problems.push({ path: [...path, key, 'count'], message: 'min is larger than max' });
+      }
+    }
+    if (e.command) {
+      const owner = named.get(e.command.name);
+      if (!owner) problems.push({ path: [...path, 'command', 'name'], message: `no earlier command is named '${e.command.name}'` });
+      else if (owner !== e.on) problems.push({ path: [...path, 'on'], message: `'${e.command.name}' runs on ${owner}, not ${e.on}` });
+      if (e.command.output !== undefined) {
+        try {
+          new RegExp(e.command.output);
+        } catch {
+          problems.push({ path: [...path, 'command', 'output'], message: 'not a valid regular expression' });
+        }
+      }
+    }
+  };
+
+  lab.steps.forEach((step, i) => {
+    const sp = ['steps', i];
+    if (seenSteps.has(step.id)) problems.push({ path: [...sp, 'id'], message: `step id '${step.id}' is used twice` });
+    seenSteps.add(step.id);
+    step.run?.forEach((a, j) => checkAction(a, [...sp, 'run', j]));
+    if (step.task) {
+      if (!step.task.solution?.length) {
+        problems.push({ path: [...sp, 'task'], message: 'a task needs a solution, so that `lab grade` and `lab start --yes` can do it without a student' });
+      }
+      step.task.solution?.forEach((a, j) => checkAction(a, [...sp, 'task', 'solution', j]));
+      step.task.expect.forEach((e, j) => checkExpectation(e, [...sp, 'task', 'expect', j]));
+    }
+    step.expect?.forEach((e, j) => checkExpectation(e, [...sp, 'expect', j]));
+    if (step.predict && !step.predict.choices.includes(step.predict.answer)) {
+      problems.push({ path: [...sp, 'predict', 'answer'], message: 'the answer must be one of the choices' });
+    }
+  });
+  return problems;
+}

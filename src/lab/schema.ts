@@ -1,0 +1,194 @@
+// The single source of truth for lab files. The JSON Schema in schema/lab.schema.json is generated from this
+// (npm run schema) and a test fails when the committed copy drifts.
+import { z } from 'zod';
+
+/** The eleven states of the article's Table 1, with the names netstat and the article use. */
+export const TCP_STATES = [
+  'CLOSED',
+  'LISTEN',
+  'SYN_SENT',
+  'SYN_RECV',
+  'ESTABLISHED',
+  'FIN_WAIT_1',
+  'FIN_WAIT_2',
+  'CLOSE_WAIT',
+  'CLOSING',
+  'LAST_ACK',
+  'TIME_WAIT',
+] as const;
+export type TcpState = (typeof TCP_STATES)[number];
+
+export const NODE_NAMES = ['client', 'server', 'firewall'] as const;
+export type NodeName = (typeof NODE_NAMES)[number];
+
+const NodeNameSchema = z.enum(NODE_NAMES).describe('Which machine of the lab.');
+const StateSchema = z.enum(TCP_STATES);
+const Name = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'use lower-case letters, digits and dashes (at most 32), starting with a letter');
+const Text = (max: number) => z.string().max(max, `at most ${max} characters`);
+export const DURATION_PATTERN = /^(\d{1,6})(\.\d{1,3})?(ms|s|m)$/;
+const Duration = z
+  .string()
+  .regex(DURATION_PATTERN, 'a duration such as 500ms, 5s or 2m')
+  .describe('A duration: 500ms, 5s, 1.5s, 2m.');
+
+// Templates name the lab's own machines only, so a lab file cannot point a command at the host or the internet.
+export const TEMPLATE_PATTERN = /\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g;
+const Arg = z
+  .string()
+  .max(4096, 'an argument of at most 4096 characters')
+  .refine((s) => !s.includes('\0'), 'no NUL characters');
+const Argv = z
+  .array(Arg)
+  .min(1, 'a command needs at least the program name')
+  .max(128, 'at most 128 arguments')
+  .describe('The command as an argv array, run inside the container without a shell. Templates: {{server.ip}}, {{client.ip}}, {{firewall.ip.front}}, {{firewall.ip.back}}.');
+
+const HostPattern = String.raw`(\*|\{\{\s*(client|server|firewall)\.ip(\.(lan|front|back))?\s*\}\}|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])`;
+const AddrPattern = z
+  .string()
+  .regex(new RegExp(`^${HostPattern}:(\\*|\\d{1,5})$`), 'an address such as *:5555, {{server.ip}}:5555 or 198.18.0.3:*')
+  .describe('host:port; host is *, an IP or {{node.ip}}; port is * or a number.');
+
+const Count = z.union([
+  z.number().int().min(0),
+  z.strictObject({ min: z.number().int().min(0).optional(), max: z.number().int().min(0).optional() }),
+]);
+
+export const SocketMatcherSchema = z
+  .strictObject({
+    state: z.union([StateSchema, z.array(StateSchema).min(1)]).optional(),
+    local: AddrPattern.optional(),
+    peer: AddrPattern.optional(),
+    count: Count.optional().describe('How many sockets must match (default: at least one).'),
+  })
+  .describe('Which sockets: any field left out matches everything.');
+
+const CounterSchema = z.strictObject({
+  table: z.enum(['filter', 'raw', 'mangle', 'nat']).optional(),
+  chain: z.string().regex(/^[A-Za-z0-9_-]{1,28}$/, 'a chain name such as INPUT, OUTPUT or FORWARD'),
+  rule: z
+    .array(z.string().max(200))
+    .min(1)
+    .max(20)
+    .describe('Words that must all appear in the rule as iptables -S prints it, e.g. ["--dport 5555", "-j DROP"].'),
+  packets: Count.describe('How many packets the rule must have matched.'),
+});
+
+const CommandCheckSchema = z.strictObject({
+  name: Name.describe('The name given to a run action.'),
+  running: z.boolean().optional(),
+  exit: z.number().int().min(0).max(255).optional(),
+  output: z.string().max(500).optional().describe('A regular expression the command output must match.'),
+});
+
+export const ExpectationSchema = z
+  .strictObject({
+    on: NodeNameSchema,
+    socket: SocketMatcherSchema.optional().describe('Sockets that must be present.'),
+    absent: SocketMatcherSchema.optional().describe('Sockets that must not be present.'),
+    iptables: CounterSchema.optional().describe('An iptables rule counter.'),
+    command: CommandCheckSchema.optional().describe('A named command: running, or its exit status and output.'),
+    within: Duration.optional().describe('Deadline for the expectation to hold (default 5s).'),
+    for: Duration.optional().describe('Once it holds, it must keep holding this long.'),
+    why: Text(500).optional().describe('One line that explains the expectation to the student.'),
+  })
+  .superRefine((e, ctx) => {
+    const kinds = (['socket', 'absent', 'iptables', 'command'] as const).filter((k) => e[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `an expectation needs exactly one of socket, absent, iptables, command (found ${kinds.length ? kinds.join(', ') : 'none'})`,
+      });
+    }
+  });
+
+export const ActionSchema = z
+  .strictObject({
+    on: NodeNameSchema,
+    run: Argv.optional(),
+    name: Name.optional().describe('Names a command so later steps can stop it or check it.'),
+    background: z.boolean().optional().describe('Start it and go on (nc -l, a client that stays connected).'),
+    stdin: Text(65536).optional().describe('What the command reads on standard input; without it a background command sees an open, silent terminal.'),
+    timeout: Duration.optional().describe('For a foreground command: kill it after this long (default 10s).'),
+    stop: Name.optional().describe('Stop the named background command, like Ctrl-C.'),
+    signal: z.enum(['INT', 'TERM', 'KILL', 'HUP']).optional(),
+  })
+  .superRefine((a, ctx) => {
+    if ((a.run === undefined) === (a.stop === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'an action needs exactly one of run or stop' });
+    }
+    if (a.stop !== undefined && (a.background || a.stdin || a.timeout || a.name)) {
+      ctx.addIssue({ code: 'custom', message: 'stop takes only on, stop and signal' });
+    }
+    if (a.run !== undefined && a.signal) ctx.addIssue({ code: 'custom', message: 'signal goes with stop, not run' });
+    if (a.background && !a.name) ctx.addIssue({ code: 'custom', message: 'a background command needs a name' });
+    if (a.background && a.timeout) ctx.addIssue({ code: 'custom', message: 'timeout is for foreground commands' });
+  });
+
+const PredictSchema = z.strictObject({
+  question: Text(300),
+  choices: z.array(Text(100)).min(2).max(8),
+  answer: Text(100),
+  why: Text(1000),
+});
+
+const TaskSchema = z.strictObject({
+  prompt: Text(2000).describe('What the student must do by hand, in lab shell or another terminal.'),
+  hints: z.array(Text(500)).max(5).optional(),
+  solution: z.array(z.lazy(() => ActionSchema)).max(20).optional().describe('Actions that solve the task (used with --yes).'),
+  expect: z.array(ExpectationSchema).min(1).max(20),
+});
+
+export const StepSchema = z.strictObject({
+  id: Name,
+  title: Text(200),
+  explain: Text(5000),
+  predict: PredictSchema.optional(),
+  run: z.array(ActionSchema).max(50).optional(),
+  task: TaskSchema.optional(),
+  expect: z.array(ExpectationSchema).max(50).optional(),
+});
+
+const Sysctls = z
+  .record(
+    z.string().regex(/^net\.(ipv4|ipv6|core)\.[a-z0-9_.]{1,64}$/, 'only net.ipv4.*, net.ipv6.* and net.core.* sysctls are namespaced per container'),
+    z.union([z.string().max(64), z.number()]),
+  )
+  .describe('Kernel settings for this node, set when its container is created.');
+
+const NodeConfigSchema = z.strictObject({ sysctls: Sysctls.optional() });
+
+export const LabSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    id: z.number().int().min(1).max(999).describe('The lab number: lab start 2.'),
+    slug: Name,
+    title: Text(200),
+    summary: Text(500),
+    source: Text(300).optional().describe('Where the lab comes from, e.g. the article exercise.'),
+    topology: z
+      .enum(['direct', 'routed'])
+      .optional()
+      .describe('direct: client and server on one bridge. routed: client and server on two bridges, a firewall routing between them.'),
+    intro: Text(20000),
+    notes: z.array(Text(2000)).max(20).optional().describe('Where Linux differs from RFC 793 or from the article.'),
+    nodes: z
+      .strictObject({
+        client: NodeConfigSchema.optional(),
+        server: NodeConfigSchema.optional(),
+        firewall: NodeConfigSchema.optional(),
+      })
+      .optional(),
+    steps: z.array(StepSchema).min(1).max(100),
+  })
+  .describe('A tcplab lab file.');
+
+export type Lab = z.infer<typeof LabSchema>;
+export type Step = z.infer<typeof StepSchema>;
+export type Action = z.infer<typeof ActionSchema>;
+export type Expectation = z.infer<typeof ExpectationSchema>;
+export type SocketMatcher = z.infer<typeof SocketMatcherSchema>;
+export type CountSpec = z.infer<typeof Count>;
+export type Topology = NonNullable<Lab['topology']>;

@@ -1,0 +1,163 @@
+// Pure planning: a lab, an instance id and the subnets to use -> everything the engine will create.
+// Nothing here talks to Docker, so `--dry-run`, the Compose renderer and the tests all share it.
+import type { Lab, NodeName, Topology } from '../lab/schema.js';
+import { networksOf, nodesOf } from './topology.js';
+
+export const LABEL = {
+  managed: 'io.tcplab.managed',
+  instance: 'io.tcplab.instance',
+  lab: 'io.tcplab.lab',
+  node: 'io.tcplab.node',
+  pid: 'io.tcplab.pid',
+  created: 'io.tcplab.created',
+} as const;
+
+/** The hardening every lab node gets (see README "Least privilege"). */
+export const NODE_SECURITY = {
+  capDrop: ['ALL'],
+  capAdd: ['NET_ADMIN', 'NET_RAW'],
+  securityOpt: ['no-new-privileges'],
+  readOnlyRootfs: true,
+  tmpfs: { '/tmp': 'rw,nosuid,nodev,size=16m', '/run': 'rw,nosuid,nodev,size=4m' },
+  memoryBytes: 64 * 1024 * 1024,
+  pidsLimit: 128,
+} as const;
+
+export interface NetworkPlan {
+  key: string;
+  name: string;
+  subnet: string;
+  gateway: string;
+  internal: true;
+  labels: Record<string, string>;
+}
+
+export interface NodePlan {
+  key: NodeName;
+  name: string;
+  hostname: string;
+  image: string;
+  /** In attach order; the first is given at create time. */
+  interfaces: { network: string; networkName: string; ip: string }[];
+  routes: { to: string; via: string }[];
+  sysctls: Record<string, string>;
+  labels: Record<string, string>;
+  cmd: string[];
+}
+
+export interface Plan {
+  instance: string;
+  lab: { id: number; slug: string; title: string };
+  topology: Topology;
+  image: string;
+  networks: NetworkPlan[];
+  nodes: NodePlan[];
+  /** Template values: client.ip, server.ip, firewall.ip.front, net.lan ... */
+  vars: Record<string, string>;
+}
+
+export interface PlanInput {
+  lab: Lab;
+  instance: string;
+  image: string;
+  /** One /24 per network of the topology, in the order of networksOf(topology), e.g. "198.18.42.0/24". */
+  subnets: string[];
+  /** Extra labels (pid of the owning process, creation time). */
+  labels?: Record<string, string>;
+}
+
+export function resourcePrefix(instance: string): string {
+  return `tcplab-${instance}`;
+}
+
+export function planLab({ lab, instance, image, subnets, labels = {} }: PlanInput): Plan {
+  const topology = lab.topology ?? 'direct';
+  const netKeys = networksOf(topology);
+  if (subnets.length !== netKeys.length) throw new Error(`plan needs ${netKeys.length} subnets, got ${subnets.length}`);
+  const prefix = resourcePrefix(instance);
+  const common = { [LABEL.managed]: 'true', [LABEL.instance]: instance, [LABEL.lab]: lab.slug, ...labels };
+  const base = new Map(netKeys.map((k, i) => [k, subnetBase(subnets[i]!)]));
+
+  const networks: NetworkPlan[] = netKeys.map((key, i) => ({
+    key,
+    name: `${prefix}-${key}`,
+    subnet: subnets[i]!,
+    gateway: `${base.get(key)}.1`,
+    internal: true,
+    labels: { ...common },
+  }));
+
+  const vars: Record<string, string> = {};
+  for (const key of netKeys) vars[`net.${key}`] = subnets[netKeys.indexOf(key)]!;
+  const topoNodes = nodesOf(topology);
+  for (const n of topoNodes) {
+    n.networks.forEach((net, i) => {
+      const ip = `${base.get(net)}.${n.host}`;
+      vars[`${n.name}.ip.${net}`] = ip;
+      if (i === 0) vars[`${n.name}.ip`] = ip;
+    });
+  }
+
+  const nodes: NodePlan[] = topoNodes.map((n) => ({
+    key: n.name,
+    name: `${prefix}-${n.name}`,
+    hostname: n.name,
+    image,
+    interfaces: n.networks.map((net) => ({ network: net, networkName: `${prefix}-${net}`, ip: vars[`${n.name}.ip.${net}`]! })),
+    routes: n.routes.map((r) => {
+      const via = topoNodes.find((t) => t.name === r.via)!;
+      // The router's address on the network this node shares with it.
+      const shared = via.networks.find((net) => n.networks.includes(net))!;
+      return { to: vars[`net.${r.to}`]!, via: vars[`${r.via}.ip.${shared}`]! };
+    }),
+    sysctls: { ...n.sysctls, ...stringify(lab.nodes?.[n.name]?.sysctls ?? {}) },
+    labels: { ...common, [LABEL.node]: n.name },
+    cmd: ['sleep', 'infinity'],
+  }));
+
+  return { instance, lab: { id: lab.id, slug: lab.slug, title: lab.title }, topology, image, networks, nodes, vars };
+}
+
+function stringify(r: Record<string, string | number>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)]));
+}
+
+function subnetBase(cidr: string): string {
+  const m = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(cidr);
+  if (!m) throw new Error(`expected a /24, got ${cidr}`);
+  return m[1]!;
+}
+
+/** Replace {{var}} in a string; unknown names were rejected when the lab was loaded. */
+export function expand(text: string, vars: Record<string, string>): string {
+  return text.replace(/\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g, (_, name: string) => {
+    const v = vars[name];
+    if (v === undefined) throw new Error(`unknown template {{${name}}}`);
+    return v;
+  });
+}
+
+// Subnets: 198.18.0.0/15 holds 512 /24s. Candidates start at a random place so concurrent processes rarely
+// pick the same one; the engine refuses an overlapping pool, and then we take the next.
+export const SUBNET_POOL = { first: [198, 18], count: 512 } as const;
+
+export function subnetAt(index: number): string {
+  const i = ((index % SUBNET_POOL.count) + SUBNET_POOL.count) % SUBNET_POOL.count;
+  return `${SUBNET_POOL.first[0]}.${SUBNET_POOL.first[1] + (i >> 8)}.${i & 255}.0/24`;
+}
+
+/** Does a.b.c.d/n overlap 198.18.x.0/24? Both as CIDR strings. */
+export function overlaps(a: string, b: string): boolean {
+  const [ra, la] = cidr(a);
+  const [rb, lb] = cidr(b);
+  const len = Math.min(la, lb);
+  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
+  return ((ra & mask) >>> 0) === ((rb & mask) >>> 0);
+}
+
+function cidr(text: string): [number, number] {
+  const [ip, len] = text.split('/');
+  const parts = (ip ?? '').split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) return [0, 32];
+  return [(((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0), len === undefined ? 32 : Number(len)];
+}

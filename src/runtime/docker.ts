@@ -1,0 +1,302 @@
+// The Docker implementation of Runtime: the only module that imports dockerode.
+// Every call is logged (DEBUG=lab:docker), and errors are rethrown with what we were doing and what to do.
+import Docker from 'dockerode';
+import createDebug from 'debug';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { EngineError } from '../errors.js';
+import {
+  SubnetTakenError,
+  type BuildOptions,
+  type ContainerSpec,
+  type EngineInfo,
+  type ExecOptions,
+  type ExecResult,
+  type NetworkSpec,
+  type Resource,
+  type Runtime,
+} from './runtime.js';
+
+const log = createDebug('lab:docker');
+const logExec = createDebug('lab:exec');
+
+interface DockerodeError extends Error {
+  statusCode?: number;
+  code?: string;
+  json?: { message?: string };
+  reason?: string;
+}
+
+function engineAddress(): string {
+  return process.env.DOCKER_HOST ?? '/var/run/docker.sock';
+}
+
+/** Turn a dockerode failure into an error that says what to do. */
+export function explain(e: unknown, doing: string): Error {
+  const err = e as DockerodeError;
+  const message = err.json?.message ?? err.message ?? String(e);
+  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+    return new EngineError(
+      `cannot reach the Docker engine at ${engineAddress()} (${err.code}) while trying to ${doing}`,
+      'start Docker (Linux: `sudo systemctl start docker`; macOS/Windows: start Docker Desktop) or set DOCKER_HOST, then run `lab doctor`',
+      3,
+    );
+  }
+  if (err.code === 'EACCES' || err.code === 'EPERM') {
+    return new EngineError(
+      `permission denied on the Docker socket ${engineAddress()} while trying to ${doing}`,
+      'add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in again) or run with sudo',
+      3,
+    );
+  }
+  if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ETIMEDOUT') {
+    return new EngineError(`the Docker engine dropped the connection while trying to ${doing} (${err.code})`, 'is the engine still running? `lab doctor` checks', 3);
+  }
+  return new EngineError(`Docker could not ${doing}: ${message.trim()}`, undefined, 3);
+}
+
+function isStatus(e: unknown, ...codes: number[]): boolean {
+  return codes.includes((e as DockerodeError).statusCode ?? -1);
+}
+
+function labelFilter(labels: Record<string, string>): string {
+  return JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) });
+}
+
+export class DockerRuntime implements Runtime {
+  readonly docker: Docker;
+
+  constructor(docker?: Docker) {
+    this.docker = docker ?? new Docker();
+  }
+
+  private async call<T>(doing: string, fn: () => Promise<T>, idempotent: number[] = []): Promise<T | undefined> {
+    log('%s', doing);
+    try {
+      const r = await fn();
+      log('%s: ok', doing);
+      return r;
+    } catch (e) {
+      if (idempotent.length && isStatus(e, ...idempotent)) {
+        log('%s: already done (%d)', doing, (e as DockerodeError).statusCode);
+        return undefined;
+      }
+      log('%s: failed: %s', doing, (e as Error).message);
+      throw explain(e, doing);
+    }
+  }
+
+  async info(): Promise<EngineInfo> {
+    const v = (await this.call('ask the engine for its version', () => this.docker.version()))!;
+    const i = (await this.call('ask the engine for its info', () => this.docker.info())) as { CgroupVersion?: string };
+    return { version: v.Version, apiVersion: v.ApiVersion, os: `${v.Os}/${v.Arch}`, kernel: v.KernelVersion, cgroupVersion: i.CgroupVersion };
+  }
+
+  async imageExists(tag: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(tag).inspect();
+      return true;
+    } catch (e) {
+      if (isStatus(e, 404)) return false;
+      throw explain(e, `look for image ${tag}`);
+    }
+  }
+
+  async buildImage(opts: BuildOptions): Promise<void> {
+    const files = listFiles(opts.contextDir);
+    const stream = (await this.call(`build image ${opts.tag}`, () =>
+      this.docker.buildImage(
+        { context: opts.contextDir, src: files },
+        { t: opts.tag, buildargs: opts.buildArgs, labels: opts.labels, rm: true, forcerm: true },
+      ),
+    ))!;
+    const abort = () => (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(
+          stream,
+          (err: Error | null, output: { error?: string; errorDetail?: { message?: string } }[]) => {
+            if (err) return reject(explain(err, `build image ${opts.tag}`));
+            const failed = output.find((o) => o.error || o.errorDetail);
+            if (failed) return reject(new EngineError(`the image build failed: ${(failed.error ?? failed.errorDetail?.message ?? '').trim()}`, 'see the build output above; `lab doctor` checks the engine', 4));
+            resolve();
+          },
+          (event: { stream?: string; status?: string; error?: string }) => {
+            const text = event.stream ?? event.status ?? event.error;
+            if (text) for (const line of text.split('\n')) if (line.trim()) opts.onLine?.(line.trimEnd());
+          },
+        );
+      });
+    } finally {
+      opts.signal?.removeEventListener('abort', abort);
+    }
+    if (opts.signal?.aborted) throw new EngineError('image build interrupted');
+  }
+
+  async removeImage(tag: string): Promise<void> {
+    await this.call(`remove image ${tag}`, () => this.docker.getImage(tag).remove({ force: true }), [404, 409]);
+  }
+
+  async listImages(labels: Record<string, string>): Promise<Resource[]> {
+    const list = (await this.call('list images', () => this.docker.listImages({ filters: labelFilter(labels) } as object)))!;
+    return list.map((i) => ({ id: i.Id, name: i.RepoTags?.[0] ?? i.Id, labels: i.Labels ?? {} }));
+  }
+
+  async usedSubnets(): Promise<string[]> {
+    const nets = (await this.call('list networks', () => this.docker.listNetworks()))!;
+    return nets.flatMap((n) => (n.IPAM?.Config ?? []).map((c) => c.Subnet).filter((s): s is string => !!s));
+  }
+
+  async createNetwork(spec: NetworkSpec): Promise<void> {
+    log('create network %s %s', spec.name, spec.subnet);
+    try {
+      await this.docker.createNetwork({
+        Name: spec.name,
+        Driver: 'bridge',
+        Internal: spec.internal,
+        CheckDuplicate: true,
+        IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
+        Labels: spec.labels,
+      });
+    } catch (e) {
+      const msg = (e as DockerodeError).json?.message ?? (e as Error).message;
+      if (/overlap/i.test(msg)) throw new SubnetTakenError(msg);
+      throw explain(e, `create network ${spec.name} (${spec.subnet})`);
+    }
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    await this.call(`remove network ${name}`, () => this.docker.getNetwork(name).remove(), [404]);
+  }
+
+  async listNetworks(labels: Record<string, string>): Promise<Resource[]> {
+    const nets = (await this.call('list networks', () => this.docker.listNetworks({ filters: labelFilter(labels) } as object)))!;
+    return nets.map((n) => ({ id: n.Id, name: n.Name, labels: n.Labels ?? {} }));
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<void> {
+    await this.call(`create container ${spec.name}`, () =>
+      this.docker.createContainer({
+        name: spec.name,
+        Hostname: spec.hostname,
+        Image: spec.image,
+        Cmd: spec.cmd,
+        Labels: spec.labels,
+        // The engine's own tiny init reaps the processes that labs start and stop.
+        HostConfig: {
+          Init: true,
+          NetworkMode: spec.network.name,
+          Sysctls: spec.sysctls,
+          CapAdd: spec.capAdd,
+          CapDrop: spec.capDrop,
+          SecurityOpt: spec.securityOpt,
+          ReadonlyRootfs: spec.readOnlyRootfs,
+          Tmpfs: spec.tmpfs,
+          Memory: spec.memoryBytes,
+          MemorySwap: spec.memoryBytes,
+          PidsLimit: spec.pidsLimit,
+          Privileged: false,
+          AutoRemove: false,
+          RestartPolicy: { Name: 'no' },
+        },
+        NetworkingConfig: { EndpointsConfig: { [spec.network.name]: { IPAMConfig: { IPv4Address: spec.network.ip } } } },
+      }),
+    );
+  }
+
+  async connectNetwork(container: string, network: string, ip: string): Promise<void> {
+    await this.call(`connect ${container} to ${network}`, () =>
+      this.docker.getNetwork(network).connect({ Container: container, EndpointConfig: { IPAMConfig: { IPv4Address: ip } } }),
+    );
+  }
+
+  async startContainer(name: string): Promise<void> {
+    await this.call(`start container ${name}`, () => this.docker.getContainer(name).start(), [304]);
+  }
+
+  async removeContainer(name: string): Promise<void> {
+    await this.call(`remove container ${name}`, () => this.docker.getContainer(name).remove({ force: true, v: true }), [404, 409]);
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<Resource[]> {
+    const list = (await this.call('list containers', () => this.docker.listContainers({ all: true, filters: labelFilter(labels) })))!;
+    return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), labels: c.Labels ?? {}, state: c.State }));
+  }
+
+  async inspectContainer(name: string): Promise<unknown> {
+    return this.call(`inspect container ${name}`, () => this.docker.getContainer(name).inspect());
+  }
+
+  async exec(container: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const started = performance.now();
+    const doing = `run ${argv[0]} in ${container}`;
+    logExec('%s: %o', container, argv);
+    let stream: NodeJS.ReadWriteStream | undefined;
+    try {
+      const ex = await this.docker.getContainer(container).exec({
+        Cmd: argv,
+        Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        AttachStdout: true,
+        AttachStderr: true,
+        AttachStdin: false,
+      });
+      stream = await ex.start({ hijack: true, stdin: false });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      stdout.on('data', (b: Buffer) => out.push(b));
+      stderr.on('data', (b: Buffer) => err.push(b));
+      this.docker.modem.demuxStream(stream, stdout, stderr);
+      const s = stream;
+      await new Promise<void>((resolve, reject) => {
+        const limit = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+          s.removeAllListeners('end');
+          (s as unknown as { destroy(): void }).destroy();
+          reject(new EngineError(`${argv.join(' ')} did not return within ${Math.round(opts.timeoutMs! / 1000)} s in ${container}`));
+        }, opts.timeoutMs + 5000);
+        const onAbort = () => {
+          (s as unknown as { destroy(): void }).destroy();
+          reject(new EngineError('interrupted'));
+        };
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        const done = (e?: Error) => {
+          if (limit) clearTimeout(limit);
+          opts.signal?.removeEventListener('abort', onAbort);
+          if (e) reject(e);
+          else resolve();
+        };
+        s.on('end', () => done());
+        s.on('close', () => done());
+        s.on('error', (e: Error) => done(e));
+      });
+      // The stream can end a moment before the engine records the exit code.
+      let info = await ex.inspect();
+      for (let i = 0; info.Running && i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        info = await ex.inspect();
+      }
+      const result: ExecResult = {
+        argv,
+        exitCode: info.ExitCode ?? -1,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        durationMs: performance.now() - started,
+      };
+      logExec('%s: exit %d in %d ms', container, result.exitCode, Math.round(result.durationMs));
+      return result;
+    } catch (e) {
+      if (e instanceof EngineError) throw e;
+      throw explain(e, doing);
+    }
+  }
+}
+
+function listFiles(dir: string, root = dir): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = join(dir, name);
+    return statSync(full).isDirectory() ? listFiles(full, root) : [relative(root, full)];
+  });
+}

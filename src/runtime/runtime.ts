@@ -1,0 +1,94 @@
+// The one interface between tcplab and a container engine, in our own types. Only runtime/docker.ts imports
+// dockerode; another backend (Podman's Docker API, a remote host) is a new implementation of this.
+
+export interface EngineInfo {
+  version: string;
+  apiVersion: string;
+  os: string;
+  kernel: string;
+  cgroupVersion?: string;
+}
+
+export interface NetworkSpec {
+  name: string;
+  subnet: string;
+  gateway: string;
+  internal: boolean;
+  labels: Record<string, string>;
+}
+
+export interface ContainerSpec {
+  name: string;
+  hostname: string;
+  image: string;
+  cmd: string[];
+  labels: Record<string, string>;
+  /** First network, given at create time, with its fixed address. */
+  network: { name: string; ip: string };
+  sysctls: Record<string, string>;
+  capAdd: string[];
+  capDrop: string[];
+  securityOpt: string[];
+  readOnlyRootfs: boolean;
+  tmpfs: Record<string, string>;
+  memoryBytes: number;
+  pidsLimit: number;
+}
+
+export interface ExecOptions {
+  /** Kill the command in the container after this long (ms); the call fails a little later if it still hangs. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Environment for the command (how tcplab passes standard input to tcplab-run). */
+  env?: Record<string, string>;
+}
+
+export interface ExecResult {
+  argv: string[];
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export interface Resource {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  /** Containers: running, exited, created ... */
+  state?: string;
+}
+
+export interface BuildOptions {
+  contextDir: string;
+  tag: string;
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  onLine?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface Runtime {
+  info(): Promise<EngineInfo>;
+  imageExists(tag: string): Promise<boolean>;
+  buildImage(opts: BuildOptions): Promise<void>;
+  removeImage(tag: string): Promise<void>;
+  listImages(labels: Record<string, string>): Promise<Resource[]>;
+  /** Subnets of every network the engine has, to pick ones that do not collide. */
+  usedSubnets(): Promise<string[]>;
+  createNetwork(spec: NetworkSpec): Promise<void>;
+  removeNetwork(name: string): Promise<void>;
+  listNetworks(labels: Record<string, string>): Promise<Resource[]>;
+  createContainer(spec: ContainerSpec): Promise<void>;
+  connectNetwork(container: string, network: string, ip: string): Promise<void>;
+  startContainer(name: string): Promise<void>;
+  removeContainer(name: string): Promise<void>;
+  listContainers(labels: Record<string, string>): Promise<Resource[]>;
+  inspectContainer(name: string): Promise<unknown>;
+  exec(container: string, argv: string[], opts?: ExecOptions): Promise<ExecResult>;
+}
+
+/** The engine refused because the subnet is taken (by another lab started at the same moment, say). */
+export class SubnetTakenError extends Error {
+  override name = 'SubnetTakenError';
+}
