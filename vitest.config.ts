@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Docker-backed tests share one engine and real TCP timers: run files one at a time.
+    fileParallelism: false,
+    testTimeout: 180_000,
+    hookTimeout: 300_000,
+    env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
+  },
+});
