@@ -81,7 +81,7 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
     const matching = snap.sockets.filter((s) => socketMatches(m, s, vars));
     const seen = matching.map((s) => s.line);
     if (e.socket) return { holds: countOk(m.count, matching.length, 1), seen };
-    return { holds: countOk(m.count, matching.length, 0) && (m.count !== undefined || matching.length === 0), seen };
+    return { holds: matching.length === 0, seen };
   }
   if (e.iptables) {
     const c = e.iptables;

@@ -79,6 +79,12 @@ export function validateLabText(text: string): { lab?: Lab; problems: Problem[] 
 }
 
 function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: PropertyKey[]) => { line: number; column: number }): Problem {
+  if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+    // "Invalid input" says nothing: report the branch that came closest (the one that got past the type check).
+    const branches = issue.errors.filter((b) => b.length > 0);
+    const best = branches.find((b) => b[0]!.code !== 'invalid_type') ?? branches[0];
+    if (best) return issueToProblem({ ...best[0]!, path: [...issue.path, ...best[0]!.path] } as z.core.$ZodIssue, positionOf);
+  }
   let path = issue.path;
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') {

@@ -74,6 +74,7 @@ export function checkRules(lab: Lab): RuleProblem[] {
           if (!vars.has(t[1]!)) problems.push({ path: [...path, key, field], message: `unknown template {{${t[1]}}}` });
         }
       }
+      if (key === 'absent' && m?.count !== undefined) problems.push({ path: [...path, key, 'count'], message: 'absent means no matching socket; use socket with count instead' });
       if (m?.count !== undefined && typeof m.count === 'object' && m.count.min !== undefined && m.count.max !== undefined && m.count.min > m.count.max) {
         problems.push({ path: [...path, key, 'count'], message: 'min is larger than max' });
       }

@@ -1,0 +1,95 @@
+// The built CLI, end to end, as a user runs it.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import stripAnsi from 'strip-ansi';
+import { describe, expect, it } from 'vitest';
+import { describeDocker } from '../helpers/docker.js';
+
+const run = promisify(execFile);
+const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
+
+async function lab(args: string[], env: Record<string, string> = {}) {
+  try {
+    const r = await run('node', [bin, ...args], { env: { ...process.env, ...env }, maxBuffer: 16 << 20 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+describe('lab without an engine', () => {
+  it('list and validate work offline', async () => {
+    const list = await lab(['list', '--json']);
+    expect(list.code).toBe(0);
+    const labs = JSON.parse(list.stdout) as { id: number; states: string[] }[];
+    expect(labs.map((l) => l.id)).toEqual(expect.arrayContaining([1, 2]));
+    const v = await lab(['validate', 'labs/01-basic-states.yaml']);
+    expect(v.code).toBe(0);
+  });
+
+  it('a bad lab file is reported with file:line and exit 1, no stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tcplab-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, readFileSync('labs/01-basic-states.yaml', 'utf8').replace('title: The server listens on port 5555', 'title: x\n    bogus: 1'));
+    const v = await lab(['validate', file]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(new RegExp(`${file}:\\d+:\\d+: steps\\[0\\]: unknown key 'bogus'`));
+    const g = await lab(['grade', file]);
+    expect(g.code).toBe(2);
+    expect(g.stderr).toMatch(/unknown key 'bogus'/);
+    expect(g.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('an unreachable engine gets a clear message and exit 3', async () => {
+    const r = await lab(['grade', '1'], { DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
+    expect(r.code).toBe(3);
+    expect(stripAnsi(r.stderr)).toMatch(/cannot reach the Docker engine/);
+    expect(r.stderr).toMatch(/hint:/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('unknown commands and labs are usage errors', async () => {
+    expect((await lab(['frobnicate'])).code).toBe(2);
+    const r = await lab(['start', '42']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no lab '42'/);
+  });
+});
+
+describeDocker('lab grade, the CLI', (env) => {
+  it('grade 1 2 --json passes and reports every check; nothing is left', async () => {
+    const r = await lab(['grade', '1', '2', '--json', '--junit', join(mkdtempSync(join(tmpdir(), 'tcplab-')), 'j.xml')]);
+    const report = JSON.parse(r.stdout) as { passed: boolean; labs: { instance: string; passed: boolean; score: { passed: number; total: number } }[] };
+    for (const l of report.labs) env.track(l.instance);
+    expect(report.labs.map((l) => l.passed)).toEqual([true, true]);
+    expect(report.passed).toBe(true);
+    expect(r.code).toBe(0);
+    expect(await env.leftovers()).toEqual([]);
+  });
+
+  it('doctor checks the engine, the image and iptables in a container', async () => {
+    const r = await lab(['doctor', '--json']);
+    const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean }[] };
+    expect(report.checks.map((c) => c.name)).toEqual(['engine', 'image', 'lab network', 'iptables', 'per-node sysctls', 'ss', 'isolation']);
+    expect(report.ok).toBe(true);
+    expect(r.code).toBe(0);
+  });
+
+  it('start walks the steps off a TTY and shows both sides', async () => {
+    const r = await lab(['start', '1', '--yes']);
+    const out = stripAnsi(r.stdout);
+    const instance = /lab instance ([0-9a-f]+) ready/.exec(out)?.[1];
+    if (instance) env.track(instance);
+    expect(r.code).toBe(0);
+    expect(out).toMatch(/Step 1\/6: The server listens on port 5555/);
+    expect(out).toMatch(/server\$ nc -l 5555 &/);
+    expect(out).toMatch(/✓ client: socket TIME_WAIT/);
+    expect(out).toMatch(/TIME_WAIT\s+198\.\d+\.\d+\.\d+:\d+ -> 198\.\d+\.\d+\.\d+:5555/);
+    expect(out).toMatch(/PASS Lab 1/);
+    expect(r.stdout).not.toMatch(/\u001b\[/); // no colour off a TTY
+  });
+});

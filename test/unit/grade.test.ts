@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { decide, describe as describeExp, evaluate, summarize, toCheck, type NodeSnapshot, type Sample } from '../../src/grade/grade.js';
+import type { Expectation } from '../../src/lab/schema.js';
+import { parseSs } from '../../src/observe/ss.js';
+import { parseIptablesSave } from '../../src/observe/iptables.js';
+import { renderJunit } from '../../src/report/junit.js';
+
+const vars = { 'client.ip': '198.18.250.11', 'server.ip': '198.18.250.10' };
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
+const server: NodeSnapshot = {
+  node: 'server',
+  at: 0,
+  sockets: parseSs(fixture('ss/server-mixed.out')),
+  counters: parseIptablesSave(fixture('iptables-save-server.out')),
+};
+const client: NodeSnapshot = { node: 'client', at: 0, sockets: parseSs(fixture('ss/client-mixed.out')) };
+
+describe('evaluate one snapshot', () => {
+  it('finds SYN_RECV on the server with templated addresses', () => {
+    const e: Expectation = { on: 'server', socket: { state: 'SYN_RECV', local: '{{server.ip}}:5556', peer: '{{client.ip}}:*' } };
+    const r = evaluate(e, server, vars);
+    expect(r.holds).toBe(true);
+    expect(r.seen).toEqual([expect.stringMatching(/^SYN-RECV .*198\.18\.250\.10:5556/)]);
+  });
+
+  it('does not find a state that is not there', () => {
+    expect(evaluate({ on: 'server', socket: { state: 'SYN_RECV', local: '*:5555' } }, server, vars).holds).toBe(false);
+    expect(evaluate({ on: 'client', socket: { state: 'SYN_SENT', peer: '{{server.ip}}:5555' } }, client, vars).holds).toBe(false);
+  });
+
+  it('counts matching sockets', () => {
+    expect(evaluate({ on: 'client', socket: { state: 'SYN_SENT', count: 2 } }, client, vars).holds).toBe(true);
+    expect(evaluate({ on: 'client', socket: { state: 'SYN_SENT', count: { min: 3 } } }, client, vars).holds).toBe(false);
+  });
+
+  it('absent holds only when nothing matches, and shows what does', () => {
+    expect(evaluate({ on: 'server', absent: { state: 'TIME_WAIT' } }, server, vars).holds).toBe(true);
+    const r = evaluate({ on: 'server', absent: { local: '*:5556' } }, server, vars);
+    expect(r.holds).toBe(false);
+    expect(r.seen).toHaveLength(2);
+  });
+
+  it('reads iptables counters by the words of the rule', () => {
+    expect(evaluate({ on: 'server', iptables: { chain: 'OUTPUT', rule: ['--sport 5556', '-j DROP'], packets: { min: 2 } } }, server, vars).holds).toBe(true);
+    expect(evaluate({ on: 'server', iptables: { chain: 'OUTPUT', rule: ['--sport 5556'], packets: { min: 4 } } }, server, vars).holds).toBe(false);
+    const missing = evaluate({ on: 'server', iptables: { chain: 'INPUT', rule: ['-j DROP'], packets: 0 } }, server, vars);
+    expect(missing).toEqual({ holds: false, seen: ['no rule in filter/INPUT matches -j DROP'] });
+  });
+
+  it('checks a command\'s exit status and output', () => {
+    const snap: NodeSnapshot = { node: 'client', at: 0, sockets: [], commands: { c: { running: false, exit: 1, output: 'nc: connect to 198.18.0.3 port 5555 (tcp) failed: Connection refused' } } };
+    expect(evaluate({ on: 'client', command: { name: 'c', exit: 1, output: 'Connection refused' } }, snap, vars).holds).toBe(true);
+    expect(evaluate({ on: 'client', command: { name: 'c', exit: 0 } }, snap, vars).holds).toBe(false);
+    expect(evaluate({ on: 'client', command: { name: 'c', output: 'timed out' } }, snap, vars).holds).toBe(false);
+    expect(evaluate({ on: 'client', command: { name: 'other', running: true } }, snap, vars).holds).toBe(false);
+  });
+});
+
+const sample = (at: number, holds: boolean): Sample => ({ at, evaluation: { holds, seen: [] } });
+
+describe('decide over time', () => {
+  const e: Expectation = { on: 'client', socket: { state: 'SYN_SENT' }, within: '1s' };
+  it('passes at the first sample that holds', () => {
+    const d = decide(e, [sample(100, false), sample(200, true)], 0, 200);
+    expect(d).toMatchObject({ done: true, passed: true, at: 200 });
+  });
+  it('keeps waiting before the deadline', () => {
+    expect(decide(e, [sample(100, false)], 0, 500)).toEqual({ done: false });
+  });
+  it('fails once the deadline has passed', () => {
+    expect(decide(e, [sample(900, false), sample(1100, false)], 0, 1100)).toMatchObject({ done: true, passed: false });
+  });
+  it('does not count a first hold after the deadline', () => {
+    expect(decide(e, [sample(900, false), sample(1100, true)], 0, 1100)).toMatchObject({ done: true, passed: false });
+  });
+  it('with for: needs an unbroken run of that length', () => {
+    const h: Expectation = { ...e, for: '500ms' };
+    expect(decide(h, [sample(100, true), sample(400, true)], 0, 400)).toEqual({ done: false });
+    expect(decide(h, [sample(100, true), sample(400, false), sample(700, true)], 0, 700)).toEqual({ done: false });
+    expect(decide(h, [sample(100, true), sample(400, false), sample(700, true), sample(1250, true)], 0, 1250)).toMatchObject({ done: true, passed: true, at: 1250 });
+    // A run that started before the deadline may finish after it; a break after the deadline fails.
+    expect(decide(h, [sample(900, true), sample(1200, false)], 0, 1200)).toMatchObject({ done: true, passed: false });
+  });
+});
+
+describe('reports', () => {
+  it('describes an expectation with its templates filled in', () => {
+    expect(describeExp({ on: 'server', socket: { state: 'SYN_RECV', local: '{{server.ip}}:5555' }, for: '1s' }, vars)).toBe(
+      'server: socket SYN_RECV, local 198.18.250.10:5555 for 1s (within 5s)',
+    );
+  });
+
+  it('a lab passes only when every check passed, and JUnit shows each check', () => {
+    const e: Expectation = { on: 'client', socket: { state: 'SYN_SENT' } };
+    const ok = toCheck('s1', e, vars, { done: true, passed: true, at: 10, sample: sample(10, true) }, 0);
+    const bad = toCheck('s2', e, vars, { done: true, passed: false, at: 5000, sample: sample(5000, false) }, 0);
+    const lab = { id: 2, slug: 'x', title: 'X' };
+    expect(summarize(lab, 'i', [{ id: 's1', title: '', checks: [ok], passed: true }], 1).passed).toBe(true);
+    const failed = summarize(lab, 'i', [{ id: 's1', title: '', checks: [ok], passed: true }, { id: 's2', title: '', checks: [bad], passed: false }], 1);
+    expect(failed.passed).toBe(false);
+    expect(failed.score).toEqual({ passed: 1, total: 2 });
+    expect(summarize(lab, 'i', [], 1).passed).toBe(false);
+    const xml = renderJunit([failed]);
+    expect(xml.match(/<testcase /g)).toHaveLength(2);
+    expect(xml.match(/<failure /g)).toHaveLength(1);
+  });
+});

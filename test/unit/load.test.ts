@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { validateLabText } from '../../src/lab/load.js';
+import { catalogue, observableStates, resolveLab } from '../../src/lab/catalogue.js';
+import { labJsonSchemaText } from '../../src/lab/json-schema.js';
+
+const minimal = `id: 7
+slug: tiny
+title: Tiny
+summary: s
+intro: i
+steps:
+  - id: one
+    title: One
+    explain: e
+    run:
+      - { on: server, run: [nc, -l, "5555"], name: srv, background: true }
+    expect:
+      - on: server
+        socket: { state: LISTEN, local: "*:5555" }
+`;
+
+const problems = (text: string) => validateLabText(text).problems;
+
+describe('lab files', () => {
+  it('accepts a minimal lab', () => {
+    expect(problems(minimal)).toEqual([]);
+  });
+
+  it('reports an unknown key at its own line', () => {
+    const p = problems(minimal.replace('    title: One\n', '    title: One\n    colour: blue\n'));
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatchObject({ line: 9, path: 'steps[0]', message: "unknown key 'colour'" });
+  });
+
+  it('reports every problem at once, each with its line', () => {
+    const bad = minimal.replace('state: LISTEN', 'state: LISTENING').replace('on: server, run', 'on: router, run');
+    const p = problems(bad);
+    expect(p.map((x) => x.line).sort()).toEqual([11, 14]);
+    expect(p.map((x) => x.message).join('\n')).toMatch(/must be one of client, server, firewall/);
+    expect(p.map((x) => x.message).join('\n')).toMatch(/must be one of CLOSED, LISTEN/);
+  });
+
+  it('refuses a firewall in the direct topology', () => {
+    const p = problems(minimal.replace('on: server, run', 'on: firewall, run'));
+    expect(p[0]!.message).toMatch(/direct topology has no firewall/);
+    expect(p[0]!.line).toBe(11);
+  });
+
+  it('refuses unknown templates, which is how a lab could aim at the host', () => {
+    const p = problems(minimal.replace('"5555"]', '"5555", "{{host.ip}}"]'));
+    expect(p[0]!.message).toMatch(/unknown template \{\{host.ip\}\}/);
+  });
+
+  it('refuses a stop of a command that was never started', () => {
+    const p = problems(minimal.replace('    expect:\n', '      - { on: client, stop: nope }\n    expect:\n'));
+    expect(p[0]!.message).toMatch(/no earlier command is named 'nope'/);
+  });
+
+  it('needs exactly one kind per expectation', () => {
+    const p = problems(minimal.replace('socket: { state: LISTEN, local: "*:5555" }', 'socket: { state: LISTEN }\n        absent: { state: LISTEN }'));
+    expect(p[0]!.message).toMatch(/exactly one of socket, absent, iptables, command/);
+  });
+
+  it('says YAML syntax errors with their line', () => {
+    const p = problems('id: 1\nsteps: [\n');
+    expect(p.length).toBeGreaterThan(0);
+    expect(p[0]!.line).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses YAML aliases (no billion laughs)', () => {
+    const p = problems('a: &a [x, x]\nb: [*a, *a]\n');
+    expect(p[0]!.message).toMatch(/alias/i);
+  });
+
+  it('refuses a predicted answer that is not a choice', () => {
+    const p = problems(minimal.replace('    explain: e\n', '    explain: e\n    predict: { question: q, choices: [A, B], answer: C, why: w }\n'));
+    expect(p[0]!.message).toMatch(/answer must be one of the choices/);
+  });
+});
+
+describe('the shipped labs', () => {
+  it('all load, and their first line points editors at the schema', () => {
+    for (const { file } of catalogue()) {
+      expect(readFileSync(file, 'utf8').split('\n')[0]).toBe('# yaml-language-server: $schema=../schema/lab.schema.json');
+    }
+  });
+
+  it('are found by number, slug and path', () => {
+    expect(resolveLab('2').lab.slug).toBe('incomplete-handshake');
+    expect(resolveLab('basic-states').lab.id).toBe(1);
+    expect(() => resolveLab('99')).toThrow(/no lab '99'/);
+  });
+
+  it('make the article\'s Exercise 1 and 2 states observable', () => {
+    expect(observableStates(resolveLab('1').lab)).toEqual(['CLOSED', 'LISTEN', 'ESTABLISHED', 'TIME_WAIT']);
+    expect(observableStates(resolveLab('2').lab)).toEqual(expect.arrayContaining(['SYN_SENT', 'SYN_RECV', 'LISTEN']));
+  });
+});
+
+describe('JSON Schema', () => {
+  it('committed schema/lab.schema.json is what the zod schema generates (run npm run schema)', () => {
+    const committed = readFileSync(new URL('../../schema/lab.schema.json', import.meta.url), 'utf8');
+    expect(committed).toBe(labJsonSchemaText());
+  });
+});

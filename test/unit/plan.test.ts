@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { expand, overlaps, planLab, subnetAt } from '../../src/plan/plan.js';
+import { pickSubnets } from '../../src/engine/instance.js';
+import { resolveLab } from '../../src/lab/catalogue.js';
+
+describe('planLab', () => {
+  const lab = resolveLab('2').lab;
+  const plan = planLab({ lab, instance: 'abc123', image: 'tcplab/node:x', subnets: ['198.18.7.0/24'] });
+
+  it('names and labels everything after the instance', () => {
+    expect(plan.networks.map((n) => n.name)).toEqual(['tcplab-abc123-lan']);
+    expect(plan.nodes.map((n) => n.name)).toEqual(['tcplab-abc123-client', 'tcplab-abc123-server']);
+    for (const r of [...plan.networks, ...plan.nodes]) {
+      expect(r.labels).toMatchObject({ 'io.tcplab.managed': 'true', 'io.tcplab.instance': 'abc123', 'io.tcplab.lab': 'incomplete-handshake' });
+    }
+    expect(plan.networks[0]!.internal).toBe(true);
+  });
+
+  it('gives fixed addresses and the lab\'s sysctls', () => {
+    expect(plan.vars).toMatchObject({ 'client.ip': '198.18.7.2', 'server.ip': '198.18.7.3', 'net.lan': '198.18.7.0/24' });
+    expect(plan.nodes[0]!.sysctls).toEqual({ 'net.ipv4.tcp_syn_retries': '6' });
+  });
+
+  it('routes the routed topology through the firewall', () => {
+    const routed = planLab({ lab: { ...lab, topology: 'routed' }, instance: 'r', image: 'i', subnets: ['198.18.1.0/24', '198.18.2.0/24'] });
+    const byKey = Object.fromEntries(routed.nodes.map((n) => [n.key, n]));
+    expect(byKey.firewall!.interfaces.map((i) => i.ip)).toEqual(['198.18.1.4', '198.18.2.4']);
+    expect(byKey.firewall!.sysctls['net.ipv4.ip_forward']).toBe('1');
+    expect(byKey.client!.routes).toEqual([{ to: '198.18.2.0/24', via: '198.18.1.4' }]);
+    expect(byKey.server!.routes).toEqual([{ to: '198.18.1.0/24', via: '198.18.2.4' }]);
+  });
+
+  it('expands only known templates', () => {
+    expect(expand('{{server.ip}}:5555', plan.vars)).toBe('198.18.7.3:5555');
+    expect(() => expand('{{host.ip}}', plan.vars)).toThrow(/unknown template/);
+  });
+});
+
+describe('subnets', () => {
+  it('stay inside 198.18.0.0/15', () => {
+    expect(subnetAt(0)).toBe('198.18.0.0/24');
+    expect(subnetAt(511)).toBe('198.19.255.0/24');
+    expect(subnetAt(512)).toBe('198.18.0.0/24');
+  });
+  it('skip every subnet the engine already uses, including wider ones', () => {
+    expect(overlaps('198.18.0.0/16', '198.18.200.0/24')).toBe(true);
+    expect(overlaps('172.17.0.0/16', '198.18.0.0/24')).toBe(false);
+    expect(pickSubnets(['198.18.0.0/24', '198.18.1.0/24'], 2, 0)).toEqual(['198.18.2.0/24', '198.18.3.0/24']);
+    expect(pickSubnets(['198.18.0.0/16'], 1, 0)).toEqual(['198.19.0.0/24']);
+    expect(() => pickSubnets(['198.18.0.0/15'], 1, 0)).toThrow(/no free subnet/);
+  });
+});
