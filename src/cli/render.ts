@@ -47,7 +47,8 @@ export function makePlainRenderer(write: (s: string) => void, style: Style, opts
         if (e.phase === 'built') write(style.dim(`built ${e.tag}`));
         break;
       case 'image-line':
-        if (opts.verbose && /^Step \d+\/\d+/.test(e.line)) write(style.dim(`  ${e.line}`));
+        // The build's own steps, so a first run that takes a minute shows where it is.
+        if (/^Step \d+\/\d+/.test(e.line)) write(style.dim(`  ${e.line}`));
         break;
       case 'node':
         if (opts.verbose) write(style.dim(`  ${e.node.padEnd(8)} ${e.ips.join(', ')}`));
