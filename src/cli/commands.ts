@@ -17,6 +17,7 @@ import { renderJunit } from '../report/junit.js';
 import { formatDuration } from '../lab/duration.js';
 import { makePlainRenderer } from './render.js';
 import type { Context } from './context.js';
+import { planCommand } from './plan-command.js';
 
 type Values = Record<string, unknown>;
 
@@ -264,4 +265,4 @@ const doctor: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [list, start, grade, stop, clean, doctor, validate];
+export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate];

@@ -52,6 +52,15 @@ describe('lab without an engine', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('plan shows the machines and commands of a lab without an engine', async () => {
+    const r = await lab(['plan', '2', '--json'], { DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
+    expect(r.code).toBe(0);
+    const p = JSON.parse(r.stdout) as { plan: { networks: { internal: boolean }[]; nodes: { key: string }[] }; steps: { actions: string[] }[] };
+    expect(p.plan.networks.every((n) => n.internal)).toBe(true);
+    expect(p.plan.nodes.map((n) => n.key)).toEqual(['client', 'server']);
+    expect(p.steps[0]!.actions[0]).toBe('client$ iptables -I OUTPUT -p tcp --dport 5555 --tcp-flags SYN SYN -j DROP');
+  });
+
   it('unknown commands and labs are usage errors', async () => {
     expect((await lab(['frobnicate'])).code).toBe(2);
     const r = await lab(['start', '42']);

@@ -1,0 +1,46 @@
+// lab plan: what `lab start` would create and run, without touching Docker (planning is pure).
+import { LabError } from '../errors.js';
+import { resolveLab } from '../lab/catalogue.js';
+import { expand, NODE_SECURITY, planLab, subnetAt } from '../plan/plan.js';
+import { networksOf } from '../plan/topology.js';
+import { imageTag } from '../engine/image.js';
+import { displayCommand } from '../engine/instance.js';
+import type { Command } from './commands.js';
+
+export const planCommand: Command = {
+  name: 'plan',
+  usage: 'plan <number|slug|file> [--json]',
+  summary: 'show what a lab would create and run, without starting anything (a dry run)',
+  options: {},
+  async run(ctx, _values, positionals) {
+    if (positionals.length !== 1) throw new LabError('lab plan takes one lab', 'for example `lab plan 2`');
+    const { lab } = resolveLab(positionals[0]!);
+    const topology = lab.topology ?? 'direct';
+    // Real subnets are picked at start from those the engine does not use; the plan shows the first candidates.
+    const subnets = networksOf(topology).map((_, i) => subnetAt(i));
+    const plan = planLab({ lab, instance: 'dryrun', image: imageTag(), subnets });
+    const steps = lab.steps.map((s) => ({
+      id: s.id,
+      title: s.title,
+      actions: [...(s.run ?? []), ...(s.task?.solution ?? [])].map((a) =>
+        a.stop ? `${a.on}: stop ${a.stop} (SIG${a.signal ?? 'INT'})` : `${a.on}$ ${displayCommand(a.run!.map((x) => expand(x, plan.vars)))}${a.background ? ' &' : ''}`,
+      ),
+    }));
+    if (ctx.json) {
+      ctx.print(JSON.stringify({ plan, security: NODE_SECURITY, steps }, null, 2));
+      return 0;
+    }
+    ctx.print(ctx.style.bold(`Lab ${lab.id} (${lab.slug}), ${topology} topology; instance names use a random id, shown here as "dryrun"`));
+    for (const n of plan.networks) ctx.print(`network ${n.name}  ${n.subnet}  internal`);
+    for (const n of plan.nodes) {
+      const sysctls = Object.entries(n.sysctls).map(([k, v]) => `${k}=${v}`).join(' ');
+      ctx.print(`node    ${n.name}  ${n.interfaces.map((i) => `${i.ip} on ${i.network}`).join(', ')}${n.routes.length ? `  routes ${n.routes.map((r) => `${r.to} via ${r.via}`).join(', ')}` : ''}${sysctls ? `  sysctls ${sysctls}` : ''}`);
+    }
+    ctx.print(ctx.style.dim(`every node: image ${plan.image}, caps ${NODE_SECURITY.capAdd.join('+')} only, no-new-privileges, read-only root, ${NODE_SECURITY.memoryBytes >> 20} MiB, ${NODE_SECURITY.pidsLimit} pids`));
+    for (const [i, s] of steps.entries()) {
+      ctx.print(`\n${i + 1}. ${s.title}`);
+      for (const a of s.actions) ctx.print(`   ${a}`);
+    }
+    return 0;
+  },
+};
