@@ -17,6 +17,10 @@ import { renderJunit } from '../report/junit.js';
 import { formatDuration } from '../lab/duration.js';
 import { makePlainRenderer } from './render.js';
 import type { Context } from './context.js';
+import { resolve as resolvePath } from 'node:path';
+import { runInteractive } from './interactive.js';
+import { loadProgress } from './state.js';
+import { forgetStopped, saveHeadlessProgress, STUDENT_COMMANDS } from './student.js';
 
 type Values = Record<string, unknown>;
 
@@ -46,6 +50,7 @@ const list: Command = {
   summary: 'the labs, and the TCP states each makes observable',
   options: {},
   async run(ctx) {
+    const progress = loadProgress();
     const labs = catalogue().map(({ file, lab }) => ({
       id: lab.id,
       slug: lab.slug,
@@ -55,13 +60,16 @@ const list: Command = {
       states: observableStates(lab),
       steps: lab.steps.length,
       file,
+      progress: progress[lab.slug] ?? null,
     }));
     if (ctx.json) {
       ctx.print(JSON.stringify(labs, null, 2));
       return 0;
     }
     for (const l of labs) {
-      ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}`);
+      const p = l.progress;
+      const mark = !p ? '' : p.completed ? ctx.style.green('  ✓ completed') : ctx.style.yellow(`  started: ${p.last.steps.done}/${p.last.steps.total} steps`);
+      ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
       ctx.print(`    ${ctx.style.dim(`${l.topology}; states: ${l.states.join(', ')}`)}`);
     }
     return 0;
@@ -76,7 +84,12 @@ const start: Command = {
   options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...IMAGE_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length !== 1) throw new LabError('lab start takes one lab', 'for example `lab start 2`; `lab list` shows them');
-    const { lab } = resolveLab(positionals[0]!);
+    const { lab, file } = resolveLab(positionals[0]!);
+    // At a terminal, without --yes or --json, the guided walk; anywhere else no prompt at all.
+    if (!values.yes && !ctx.json && process.stdin.isTTY && process.stdout.isTTY) {
+      const base = values['base-image'] as string | undefined;
+      return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
+    }
     const write = (s: string) => ctx.info(s);
     const emit = makePlainRenderer(write, ctx.style, { verbose: true, totalSteps: lab.steps.length });
     write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
@@ -86,6 +99,7 @@ const start: Command = {
     const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep });
     write('');
     write(renderLabResult(result, ctx.style));
+    saveHeadlessProgress(lab, result);
     if (values.keep && !ctx.signal.aborted) write(`The lab is still running (instance ${result.instance}); \`lab stop\` removes it.`);
     if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
     return result.passed ? 0 : 1;
@@ -145,6 +159,7 @@ const stop: Command = {
     let removed = 0;
     if (positionals.length === 0) removed = await removeInstance(ctx.runtime);
     for (const id of positionals) removed += await removeInstance(ctx.runtime, id);
+    forgetStopped(positionals);
     if (ctx.json) ctx.print(JSON.stringify({ removed }));
     else ctx.print(removed ? `removed ${removed} containers and networks` : 'no lab is running');
     return 0;
@@ -264,4 +279,4 @@ const doctor: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [list, start, grade, stop, clean, doctor, validate];
+export const COMMANDS: Command[] = [list, start, grade, stop, clean, doctor, validate, ...STUDENT_COMMANDS];
