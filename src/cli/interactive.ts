@@ -175,7 +175,7 @@ export async function runInteractive(ctx: Context, lab: Lab, opts: InteractiveOp
   const completed = !quit && score.checks.met === score.checks.total && score.tasks.done === score.tasks.total;
   saveProgress(lab.slug, score, completed);
   write();
-  write(s.bold(quit ? `You stopped at step ${score.steps.done + 1} of ${score.steps.total}.` : `Lab ${lab.id} finished.`));
+  write(s.bold(quit ? `You quit Lab ${lab.id} after ${score.steps.done} of ${score.steps.total} steps.` : `Lab ${lab.id} finished.`));
   write(
     `Score: predictions ${score.predictions.right}/${score.predictions.asked} right, checks ${score.checks.met}/${score.checks.total} met, ` +
       `tasks ${score.tasks.done}/${score.tasks.total} done${completed ? s.green('  (completed)') : ''}`,
