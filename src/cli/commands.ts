@@ -68,7 +68,11 @@ const list: Command = {
     }
     for (const l of labs) {
       const p = l.progress;
-      const mark = !p ? '' : p.completed ? ctx.style.green('  ✓ completed') : ctx.style.yellow(`  started: ${p.last.steps.done}/${p.last.steps.total} steps`);
+      const mark = !p
+        ? ''
+        : p.completed
+          ? ctx.style.green('  ✓ completed')
+          : ctx.style.yellow(`  last run: ${p.last.steps.done}/${p.last.steps.total} steps, tasks ${p.last.tasks.done}/${p.last.tasks.total}`);
       ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
       ctx.print(`    ${ctx.style.dim(`${l.topology}; states: ${l.states.join(', ')}`)}`);
     }

@@ -57,8 +57,10 @@ async function choose<T extends string>(message: string, choices: { name: string
 
 /** Build (or find) the image and bring the machines up, with listr2 showing the progress. */
 async function bringUp(ctx: Context, lab: Lab, opts: InteractiveOptions, sink: { fn: (e: LabEvent) => void }): Promise<Instance> {
-  const { Listr } = await import('listr2');
   const plain = !ctx.style.enabled;
+  // --no-color reaches listr2 and inquirer the way they read it.
+  if (plain) process.env.NO_COLOR = '1';
+  const { Listr } = await import('listr2');
   let image = '';
   let instance: Instance | undefined;
   const id = newInstanceId();

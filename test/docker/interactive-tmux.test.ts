@@ -195,6 +195,6 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     await instanceGone(id);
     run('term', `clear; node ${LAB} list; echo EXIT=$?`);
     const list = await until('term', /EXIT=0/);
-    expect(list).toMatch(/basic-states .*started: 1\/7 steps/);
+    expect(list).toMatch(/basic-states .*last run: 1\/7 steps, tasks 0\/1/);
   });
 });
