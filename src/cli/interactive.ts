@@ -43,8 +43,12 @@ function isPromptExit(e: unknown): boolean {
 }
 
 /** One select prompt; an abort signal lets another terminal's `lab check` end it. */
+let interrupt: AbortSignal | undefined;
+
 async function choose<T extends string>(message: string, choices: { name: string; value: T }[], signal?: AbortSignal): Promise<T> {
-  const prompt = inquirer.createPromptModule(signal ? { signal } : {});
+  // A signal (SIGTERM, a closed terminal) ends the prompt too, so cleanup does not wait for a key.
+  const signals = [signal, interrupt].filter((x): x is AbortSignal => !!x);
+  const prompt = inquirer.createPromptModule(signals.length ? { signal: signals.length === 1 ? signals[0]! : AbortSignal.any(signals) } : {});
   try {
     const answer = (await prompt([{ type: 'select', name: 'a', message, choices, loop: false, pageSize: 12 }] as never)) as { a: T };
     return answer.a;
@@ -118,6 +122,7 @@ export async function runInteractive(ctx: Context, lab: Lab, opts: InteractiveOp
   const s = ctx.style;
   const write = (text = '') => ctx.print(text);
   const sink = { fn: (_e: LabEvent) => {} };
+  interrupt = ctx.signal;
   write(s.bold(`Lab ${lab.id}: ${lab.title}`));
   write(lab.intro.trimEnd());
   for (const note of lab.notes ?? []) write(s.dim(`note: ${note.trim()}`));
@@ -166,6 +171,11 @@ export async function runInteractive(ctx: Context, lab: Lab, opts: InteractiveOp
       await stepMenu(ctx, instance, li, nodes, step, last, vars);
     }
   } catch (e) {
+    if (ctx.signal.aborted) {
+      // SIGINT/SIGTERM/SIGHUP: the context's handler is removing the instance already.
+      forgetRunning(instance.id);
+      throw new InterruptedError(String(ctx.signal.reason ?? 'SIGINT'));
+    }
     if (e instanceof Quit || isPromptExit(e)) quit = true;
     else {
       // Interrupted or broken: the top-level handler removes the instance (ctx.live); forget it here.
