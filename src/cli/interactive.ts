@@ -45,12 +45,17 @@ function isPromptExit(e: unknown): boolean {
 /** One select prompt; an abort signal lets another terminal's `lab check` end it. */
 let interrupt: AbortSignal | undefined;
 
-async function choose<T extends string>(message: string, choices: { name: string; value: T }[], signal?: AbortSignal): Promise<T> {
+async function choose<T extends string>(message: string, choices: { name: string; value: T }[], signal?: AbortSignal, echo?: (line: string) => void): Promise<T> {
   // A signal (SIGTERM, a closed terminal) ends the prompt too, so cleanup does not wait for a key.
   const signals = [signal, interrupt].filter((x): x is AbortSignal => !!x);
-  const prompt = inquirer.createPromptModule(signals.length ? { signal: signals.length === 1 ? signals[0]! : AbortSignal.any(signals) } : {});
+  // A prompt that another terminal may end is cleared from the screen; its answer, if any, is echoed.
+  const prompt = inquirer.createPromptModule({
+    ...(signals.length ? { signal: signals.length === 1 ? signals[0]! : AbortSignal.any(signals) } : {}),
+    ...(echo ? { clearPromptOnDone: true } : {}),
+  });
   try {
     const answer = (await prompt([{ type: 'select', name: 'a', message, choices, loop: false, pageSize: 12 }] as never)) as { a: T };
+    echo?.(`✔ ${message} ${choices.find((c) => c.value === answer.a)?.name ?? answer.a}`);
     return answer.a;
   } catch (e) {
     // Ctrl-C inside a prompt: the terminal is in raw mode, so no SIGINT arrives; treat it as quit.
@@ -366,6 +371,7 @@ async function taskLoop(ctx: Context, instance: Instance, li: LiveInstance, node
           { name: 'Quit (removes the lab unless --keep)', value: 'quit' },
         ],
         abort.signal,
+        (line) => write(line),
       );
     } catch (e) {
       if (!(e instanceof Error && e.name === 'AbortPromptError' && external)) throw e;

@@ -69,6 +69,18 @@ async function menu(win: string, choice: string, ms = 30_000): Promise<string> {
 }
 
 
+let seq = 0;
+/** Run a command at a shell prompt; wait for its own end marker; its output and exit status. */
+async function command(win: string, cmd: string, ms = 30_000): Promise<{ out: string; code: number }> {
+  const mark = `@@${++seq}@@`;
+  run(win, `${cmd}; echo ${mark} EXIT=$?`);
+  const done = new RegExp(`${mark} EXIT=(\\d+)`);
+  const text = await until(win, done, { ms });
+  const from = text.indexOf(`${mark} EXIT=$?`);
+  const to = text.search(done);
+  return { out: text.slice(from, to), code: Number(done.exec(text)![1]) };
+}
+
 describeDocker('lab start at a terminal, driven through tmux', (denv) => {
   const started = performance.now();
   beforeAll(() => {
@@ -107,11 +119,10 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     run('shell', 'iptables -I OUTPUT -p tcp --dport 5555 -j REJECT');
     await until('shell', 'root@client:/#', { times: 2 });
 
-    run('term', `node ${LAB} check; echo EXIT=$?`);
-    out = await until('term', /EXIT=\d/);
-    expect(out).toContain('EXIT=1');
-    expect(out).toContain('not met');
-    expect(out).toMatch(/hint: The rule belongs to the client's OUTPUT chain/);
+    let r = await command('term', `node ${LAB} check`);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('not met');
+    expect(r.out).toMatch(/hint: The rule belongs to the client's OUTPUT chain/);
     // The walk in the first terminal learns of the failed attempt and shows the hint too.
     out = await until('lab', '✗ not yet (`lab check`, attempt 1)');
     await menu('lab', 'Check my work');
@@ -120,8 +131,8 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     run('shell', 'iptables -D OUTPUT -p tcp --dport 5555 -j REJECT; iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP');
     await until('shell', 'root@client:/#', { times: 3 });
     const json = join(stateDir, 'check.json');
-    run('term', `clear; node ${LAB} check --json > ${json}; echo EXIT=$?`);
-    await until('term', /EXIT=0/);
+    r = await command('term', `node ${LAB} check --json > ${json}`);
+    expect(r.code).toBe(0);
     const doc = JSON.parse(readFileSync(json, 'utf8')) as { passed: boolean; attempt: number; step: { id: string }; checks: { passed: boolean; seen: string[] }[] };
     expect(doc).toMatchObject({ passed: true, attempt: 2, step: { id: 'drop-syn' } });
     expect(doc.checks[0]!.seen.join('\n')).toMatch(/-A OUTPUT -p tcp .*--dport 5555 .*-j DROP/);
@@ -143,8 +154,9 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     await menu('lab', 'Continue to the next step');
 
     // lab status, from the other terminal, shows the step and both sides' live states.
-    run('term', `clear; node ${LAB} status; echo EXIT=$?`);
-    out = await until('term', /EXIT=\d/);
+    r = await command('term', `node ${LAB} status`);
+    expect(r.code).toBe(0);
+    out = r.out;
     expect(out).toContain(`instance ${id}`);
     expect(out).toContain('step 3/8');
     expect(out).toMatch(/SYN_SENT .*:5555\s*│ LISTEN/);
@@ -169,8 +181,9 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     await instanceGone(id);
     expect(existsSync(join(stateDir, 'running', `${id}.json`))).toBe(false);
 
-    run('term', `clear; node ${LAB} list; echo EXIT=$?`);
-    out = await until('term', /EXIT=0/);
+    r = await command('term', `node ${LAB} list`);
+    expect(r.code).toBe(0);
+    out = r.out;
     expect(out).toMatch(/incomplete-handshake .*✓ completed/);
   });
 
@@ -193,8 +206,7 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     expect(done).toContain('You quit Lab 1 after 1 of 7 steps.');
     expect(done).toMatch(/Score: predictions 0\/1 right, checks 2\/2 met, tasks 0\/1 done/);
     await instanceGone(id);
-    run('term', `clear; node ${LAB} list; echo EXIT=$?`);
-    const list = await until('term', /EXIT=0/);
+    const { out: list } = await command('term', `node ${LAB} list`);
     expect(list).toMatch(/basic-states .*last run: 1\/7 steps, tasks 0\/1/);
   });
 });
