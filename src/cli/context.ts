@@ -44,7 +44,7 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
   // A reader that goes away (lab start | head) must not crash us before cleanup: stop writing, abort, clean up.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EPIPE') throw e;
+      if (e.code !== 'EPIPE' && e.code !== 'EIO') throw e;
       stream.write = (() => true) as typeof stream.write;
       if (!controller.signal.aborted) controller.abort('SIGPIPE');
     });

@@ -123,8 +123,9 @@ export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<M
   const out = new Map<NodeName, Socket[]>();
   await Promise.all(
     [...li.nodes].map(async ([node, c]) => {
-      const r = await runtime.exec(c, SS_ARGV, { timeoutMs: 10_000 });
-      out.set(node, r.exitCode === 0 ? parseSs(r.stdout) : []);
+      // An instance can go away while we look (its lab finished): show it empty rather than fail.
+      const r = await runtime.exec(c, SS_ARGV, { timeoutMs: 10_000 }).catch(() => undefined);
+      out.set(node, r?.exitCode === 0 ? parseSs(r.stdout) : []);
     }),
   );
   return new Map([...out].sort());
