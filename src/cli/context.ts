@@ -36,7 +36,9 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
       cleanupLive(runtime, live).finally(() => {
         setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 15_000).unref();
       });
-    } else {
+    } else if (sig === 'SIGINT') {
+      // Only a person pressing Ctrl-C again means "leave now"; a closing terminal sends SIGHUP more than once
+      // (the kernel, then the shell), and that must not cut the cleanup short.
       process.stderr.write(`${sig} again: leaving now; \`lab clean\` removes anything left\n`);
       process.exit(sig === 'SIGINT' ? 130 : 143);
     }

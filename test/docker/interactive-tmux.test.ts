@@ -209,4 +209,18 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     const { out: list } = await command('term', `node ${LAB} list`);
     expect(list).toMatch(/basic-states .*last run: 1\/7 steps, tasks 0\/1/);
   });
+
+  it.skipIf(!haveTmux)('closing the terminal under a running lab removes it too', async () => {
+    tmux('new-window', '-t', 'ui', '-n', 'lab3', 'bash --norc --noprofile');
+    run('lab3', `node ${LAB} start 2`);
+    const out = await until('lab3', /Lab instance ([0-9a-f]{8}) ready/, { ms: 60_000 });
+    const id = denv.track(/Lab instance ([0-9a-f]{8}) ready/.exec(out)![1]!);
+    await menu('lab3', 'Check my work');
+    expect(existsSync(join(stateDir, 'running', `${id}.json`))).toBe(true);
+    tmux('kill-window', '-t', 'ui:lab3'); // the terminal goes away: SIGHUP, and EIO on every write
+    await instanceGone(id);
+    const deadline = Date.now() + 10_000;
+    while (existsSync(join(stateDir, 'running', `${id}.json`)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(join(stateDir, 'running', `${id}.json`))).toBe(false);
+  });
 });
