@@ -84,7 +84,7 @@ const start: Command = {
   name: 'start',
   usage: 'start <number|slug|file> [--keep] [--yes]',
   summary: 'walk through a lab step by step in real containers',
-  help: 'Builds the lab image if needed, creates the lab\'s machines, and runs each step: what it does, the\ncommands, both sides\' sockets, and whether each expected state appeared. --keep leaves the machines running\nafterwards (remove them with `lab stop`). --yes answers every prompt (for scripts).',
+  help: 'Builds the lab image if needed, creates the lab\'s machines, and runs each step: what it does, the\ncommands, both sides\' sockets, and whether each expected state appeared. --keep leaves the machines running\nafterwards (remove them with `lab stop`). At a terminal it is a guided walk: a prediction before each change,\na menu after each step (observe again, a shell, rules, processes, quit) and tasks you do yourself, checked\nwith `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.',
   options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...IMAGE_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length !== 1) throw new LabError('lab start takes one lab', 'for example `lab start 2`; `lab list` shows them');
