@@ -18,6 +18,10 @@ import { formatDuration } from '../lab/duration.js';
 import { makePlainRenderer } from './render.js';
 import type { Context } from './context.js';
 import { planCommand } from './plan-command.js';
+import { resolve as resolvePath } from 'node:path';
+import { runInteractive } from './interactive.js';
+import { loadProgress } from './state.js';
+import { forgetStopped, saveHeadlessProgress, STUDENT_COMMANDS } from './student.js';
 
 type Values = Record<string, unknown>;
 
@@ -47,6 +51,7 @@ const list: Command = {
   summary: 'the labs, and the TCP states each makes observable',
   options: {},
   async run(ctx) {
+    const progress = loadProgress();
     const labs = catalogue().map(({ file, lab }) => ({
       id: lab.id,
       slug: lab.slug,
@@ -56,13 +61,20 @@ const list: Command = {
       states: observableStates(lab),
       steps: lab.steps.length,
       file,
+      progress: progress[lab.slug] ?? null,
     }));
     if (ctx.json) {
       ctx.print(JSON.stringify(labs, null, 2));
       return 0;
     }
     for (const l of labs) {
-      ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}`);
+      const p = l.progress;
+      const mark = !p
+        ? ''
+        : p.completed
+          ? ctx.style.green('  ✓ completed')
+          : ctx.style.yellow(`  last run: ${p.last.steps.done}/${p.last.steps.total} steps, tasks ${p.last.tasks.done}/${p.last.tasks.total}`);
+      ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
       ctx.print(`    ${ctx.style.dim(`${l.topology}; states: ${l.states.join(', ')}`)}`);
     }
     return 0;
@@ -73,11 +85,16 @@ const start: Command = {
   name: 'start',
   usage: 'start <number|slug|file> [--keep] [--yes]',
   summary: 'walk through a lab step by step in real containers',
-  help: 'Builds the lab image if needed, creates the lab\'s machines, and runs each step: what it does, the\ncommands, both sides\' sockets, and whether each expected state appeared. --keep leaves the machines running\nafterwards (remove them with `lab stop`). --yes answers every prompt (for scripts).',
+  help: 'Builds the lab image if needed, creates the lab\'s machines, and runs each step: what it does, the\ncommands, both sides\' sockets, and whether each expected state appeared. --keep leaves the machines running\nafterwards (remove them with `lab stop`). At a terminal it is a guided walk: a prediction before each change,\na menu after each step (observe again, a shell, rules, processes, quit) and tasks you do yourself, checked\nwith `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.',
   options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...IMAGE_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length !== 1) throw new LabError('lab start takes one lab', 'for example `lab start 2`; `lab list` shows them');
-    const { lab } = resolveLab(positionals[0]!);
+    const { lab, file } = resolveLab(positionals[0]!);
+    // At a terminal, without --yes or --json, the guided walk; anywhere else no prompt at all.
+    if (!values.yes && !ctx.json && process.stdin.isTTY && process.stdout.isTTY) {
+      const base = values['base-image'] as string | undefined;
+      return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
+    }
     const write = (s: string) => ctx.info(s);
     const emit = makePlainRenderer(write, ctx.style, { verbose: true, totalSteps: lab.steps.length });
     write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
@@ -87,6 +104,7 @@ const start: Command = {
     const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep });
     write('');
     write(renderLabResult(result, ctx.style));
+    saveHeadlessProgress(lab, result);
     if (values.keep && !ctx.signal.aborted) write(`The lab is still running (instance ${result.instance}); \`lab stop\` removes it.`);
     if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
     return result.passed ? 0 : 1;
@@ -146,6 +164,7 @@ const stop: Command = {
     let removed = 0;
     if (positionals.length === 0) removed = await removeInstance(ctx.runtime);
     for (const id of positionals) removed += await removeInstance(ctx.runtime, id);
+    forgetStopped(positionals);
     if (ctx.json) ctx.print(JSON.stringify({ removed }));
     else ctx.print(removed ? `removed ${removed} containers and networks` : 'no lab is running');
     return 0;
@@ -265,4 +284,4 @@ const doctor: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate];
+export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate, ...STUDENT_COMMANDS];

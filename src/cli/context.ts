@@ -36,7 +36,9 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
       cleanupLive(runtime, live).finally(() => {
         setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 15_000).unref();
       });
-    } else {
+    } else if (sig === 'SIGINT') {
+      // Only a person pressing Ctrl-C again means "leave now"; a closing terminal sends SIGHUP more than once
+      // (the kernel, then the shell), and that must not cut the cleanup short.
       process.stderr.write(`${sig} again: leaving now; \`lab clean\` removes anything left\n`);
       process.exit(sig === 'SIGINT' ? 130 : 143);
     }
@@ -44,7 +46,7 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
   // A reader that goes away (lab start | head) must not crash us before cleanup: stop writing, abort, clean up.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EPIPE') throw e;
+      if (e.code !== 'EPIPE' && e.code !== 'EIO') throw e;
       stream.write = (() => true) as typeof stream.write;
       if (!controller.signal.aborted) controller.abort('SIGPIPE');
     });

@@ -1,0 +1,193 @@
+// Working with a lab that is already running, from any terminal: find it, open a shell in one of its machines,
+// show its rules, processes and sockets, and check a step's task against its live state.
+import { spawnSync } from 'node:child_process';
+import { LabError } from '../errors.js';
+import { Instance } from '../engine/instance.js';
+import { LABEL } from '../plan/plan.js';
+import { NODE_NAMES, type Expectation, type NodeName, type Step } from '../lab/schema.js';
+import { parseSs, SS_ARGV, type Socket } from '../observe/ss.js';
+import { evaluate, socketMatches, type Check } from '../grade/grade.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { Style } from '../report/style.js';
+import { listRunning, type RunningLab } from './state.js';
+import { sideBySide } from './render.js';
+
+export interface LiveInstance {
+  instance: string;
+  lab: string;
+  /** node -> container name */
+  nodes: Map<NodeName, string>;
+  /** What the owning `lab start` recorded, when it did. */
+  state?: RunningLab;
+}
+
+/** Every running lab instance on the engine (by label), with what its state file says. */
+export async function liveInstances(runtime: Runtime): Promise<LiveInstance[]> {
+  const containers = await runtime.listContainers({ [LABEL.managed]: 'true' });
+  const byId = new Map<string, LiveInstance>();
+  const states = new Map(listRunning().map((r) => [r.instance, r]));
+  for (const c of containers) {
+    const id = c.labels[LABEL.instance];
+    const node = c.labels[LABEL.node] as NodeName | undefined;
+    if (!id || !node) continue;
+    let li = byId.get(id);
+    if (!li) {
+      li = { instance: id, lab: c.labels[LABEL.lab] ?? '?', nodes: new Map() };
+      const st = states.get(id);
+      if (st) li.state = st;
+      byId.set(id, li);
+    }
+    li.nodes.set(node, c.name);
+  }
+  return [...byId.values()].sort((a, b) => Number(!!b.state) - Number(!!a.state) || a.instance.localeCompare(b.instance));
+}
+
+/** The instance a command means: the one named, or the only one running (preferring one a `lab start` owns). */
+export async function pickInstance(runtime: Runtime, given?: string): Promise<LiveInstance> {
+  const all = await liveInstances(runtime);
+  if (given) {
+    const found = all.find((i) => i.instance === given);
+    if (!found) throw new LabError(`no running lab instance '${given}'`, all.length ? `running: ${all.map(describeInstance).join(', ')}` : 'start one with `lab start 2`');
+    return found;
+  }
+  if (all.length === 0) throw new LabError('no lab is running', 'start one with `lab start 2` (in another terminal), then come back here');
+  const owned = all.filter((i) => i.state);
+  if (owned.length === 1) return owned[0]!;
+  if (all.length === 1) return all[0]!;
+  throw new LabError(`${all.length} lab instances are running`, `name one: ${all.map(describeInstance).join(', ')}`);
+}
+
+function describeInstance(i: LiveInstance): string {
+  return `${i.instance} (${i.lab})`;
+}
+
+export function parseNode(text: string | undefined): NodeName {
+  if (!text || !(NODE_NAMES as readonly string[]).includes(text)) {
+    throw new LabError(`which machine? '${text ?? ''}' is not one of ${NODE_NAMES.join(', ')}`, 'for example `lab shell client`');
+  }
+  return text as NodeName;
+}
+
+/** An interactive shell in a lab machine: the docker CLI's exec with a terminal, our stdio passed through. */
+export function openShell(li: LiveInstance, node: NodeName, write: (s: string) => void): number {
+  const container = li.nodes.get(node);
+  if (!container) throw new LabError(`this lab has no ${node}`, `its machines are ${[...li.nodes.keys()].join(', ')}`);
+  const tty = !!process.stdin.isTTY;
+  write(`Shell on the ${node} of lab instance ${li.instance} (${container}). Only /tmp is writable. exit or Ctrl-D returns.`);
+  const r = spawnSync('docker', ['exec', tty ? '-it' : '-i', '-e', 'TERM=' + (process.env.TERM ?? 'xterm'), container, 'bash', '-l'], { stdio: 'inherit' });
+  if (r.error) {
+    const code = (r.error as NodeJS.ErrnoException).code;
+    throw new LabError(`cannot run the docker command: ${code ?? r.error.message}`, 'lab shell needs the docker CLI on your PATH (it comes with Docker Desktop and docker.io)');
+  }
+  return r.status ?? 1;
+}
+
+async function execText(runtime: Runtime, container: string, argv: string[]): Promise<string> {
+  const r = await runtime.exec(container, argv, { timeoutMs: 10_000 });
+  return (r.stdout + r.stderr).trimEnd();
+}
+
+/** iptables -S and -L -vn (with counters) on every machine. */
+export async function showRules(runtime: Runtime, li: LiveInstance, style: Style): Promise<string> {
+  const parts = await Promise.all(
+    [...li.nodes].map(async ([node, c]) => {
+      const s = await execText(runtime, c, ['iptables', '-S']);
+      const l = await execText(runtime, c, ['iptables', '-L', '-vn']);
+      return `${style.cyan(`${node}$`)} iptables -S\n${indent(s)}\n${style.cyan(`${node}$`)} iptables -L -vn\n${indent(l)}`;
+    }),
+  );
+  return parts.join('\n');
+}
+
+/** The processes on every machine, without the container's own sleep. */
+export async function showProcesses(runtime: Runtime, li: LiveInstance, style: Style): Promise<string> {
+  const parts = await Promise.all(
+    [...li.nodes].map(async ([node, c]) => {
+      const out = await execText(runtime, c, ['ps', '-eo', 'pid,stat,args']);
+      const lines = out.split('\n').filter((l) => !/\bps -eo\b|sleep infinity$/.test(l));
+      return `${style.cyan(`${node}$`)} ps -eo pid,stat,args\n${indent(lines.join('\n'))}`;
+    }),
+  );
+  return parts.join('\n');
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+}
+
+/** Every machine's TCP sockets, as ss shows them now. */
+export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<Map<NodeName, Socket[]>> {
+  const out = new Map<NodeName, Socket[]>();
+  await Promise.all(
+    [...li.nodes].map(async ([node, c]) => {
+      // An instance can go away while we look (its lab finished): show it empty rather than fail.
+      const r = await runtime.exec(c, SS_ARGV, { timeoutMs: 10_000 }).catch(() => undefined);
+      out.set(node, r?.exitCode === 0 ? parseSs(r.stdout) : []);
+    }),
+  );
+  return new Map([...out].sort());
+}
+
+/** The sockets a step is about: those its socket and absent expectations match, on the node they name. */
+export function socketsThatMatter(expectations: Expectation[], vars: Record<string, string>): (node: NodeName, s: Socket) => boolean {
+  return (node, s) => expectations.some((e) => e.on === node && !!(e.socket ?? e.absent) && socketMatches((e.socket ?? e.absent)!, s, vars));
+}
+
+export function renderSockets(observed: Map<NodeName, Socket[]>, style: Style, matter?: (node: NodeName, s: Socket) => boolean): string {
+  if (!matter) return sideBySide(observed, style);
+  const hot = new Set<Socket>();
+  for (const [node, socks] of observed) for (const s of socks) if (matter(node, s)) hot.add(s);
+  return sideBySide(observed, style, (s) => hot.has(s));
+}
+
+/** Expectations evaluated against one look (no waiting): met or not met right now. */
+export async function evaluateNow(instance: Instance, expectations: Expectation[]): Promise<{ e: Expectation; holds: boolean; seen: string[] }[]> {
+  const needs = new Map<NodeName, { iptables: boolean; commands: Set<string> }>();
+  for (const e of expectations) {
+    const n = needs.get(e.on) ?? { iptables: false, commands: new Set<string>() };
+    if (e.iptables) n.iptables = true;
+    if (e.command) n.commands.add(e.command.name);
+    needs.set(e.on, n);
+  }
+  const snaps = await instance.observe(needs);
+  return expectations.map((e) => ({ e, ...evaluate(e, snaps.get(e.on)!, instance.plan.vars) }));
+}
+
+/** The engine instance for a running lab that another process started (its plan is in the state file). */
+export function attach(runtime: Runtime, state: RunningLab, signal?: AbortSignal): Instance {
+  return new Instance(runtime, state.plan, { image: state.plan.image, ...(signal ? { signal } : {}) });
+}
+
+/** A task's expectations against the live lab; the hint to show after a failed attempt. */
+export async function checkTask(instance: Instance, step: Step): Promise<Check[]> {
+  if (!step.task) throw new LabError(`step ${step.id} has no task`);
+  return instance.waitFor(step.id, step.task.expect, true);
+}
+
+export function hintFor(step: Step, attempts: number): string | undefined {
+  const hints = step.task?.hints ?? [];
+  if (!hints.length) return undefined;
+  return hints[Math.min(Math.max(attempts, 1), hints.length) - 1];
+}
+
+/** Templates in lab text ({{server.ip}}) filled in for this instance; unknown ones are left as they are. */
+export function fill(text: string, vars: Record<string, string>): string {
+  return text.replace(/\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g, (all, name: string) => vars[name] ?? all);
+}
+
+export function checkMark(c: { passed: boolean }, style: Style): string {
+  return c.passed ? style.green('✓ met    ') : style.red('✗ not met');
+}
+
+export function renderChecks(checks: Check[], style: Style, indentBy = '  '): string {
+  const lines: string[] = [];
+  for (const c of checks) {
+    lines.push(`${indentBy}${checkMark(c, style)} ${c.task ? style.cyan('[task] ') : ''}${c.expected}`);
+    if (c.message && c.message !== 'as expected' && c.message !== 'not seen') lines.push(`${indentBy}            ${style.dim(c.message)}`);
+    if (!c.passed) for (const s of c.seen) lines.push(`${indentBy}            ${style.dim('seen:')} ${s}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,128 @@
+// What a student's runs leave on disk, so that other terminals (lab check, lab shell, lab status) find a running
+// lab and its current step, and `lab list` shows what was completed. Plain JSON files under
+// $XDG_STATE_HOME/tcplab (default ~/.local/state/tcplab); TCPLAB_STATE_DIR overrides (tests).
+//   running/<instance>.json        written by the `lab start` that owns the instance
+//   running/<instance>.check.json  written by `lab check` (task attempts per step)
+//   progress.json                  per lab slug: best score, completed or not
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Plan } from '../plan/plan.js';
+
+export function stateDir(): string {
+  if (process.env.TCPLAB_STATE_DIR) return process.env.TCPLAB_STATE_DIR;
+  const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(base, 'tcplab');
+}
+
+export interface RunningLab {
+  instance: string;
+  lab: { id: number; slug: string; title: string; file: string };
+  /** host:pid of the `lab start` that owns it. */
+  owner: string;
+  startedAt: string;
+  /** Index into lab.steps of the step the student is on; -1 before the first. */
+  stepIndex: number;
+  stepId?: string;
+  /** The instance's plan: container names and template values, for `lab check` in another process. */
+  plan: Plan;
+  keep: boolean;
+}
+
+export interface TaskAttempts {
+  /** step id -> attempts and whether one passed */
+  [stepId: string]: { attempts: number; passed: boolean; at: string };
+}
+
+export interface LabProgress {
+  slug: string;
+  completed: boolean;
+  last: Score & { at: string };
+  best?: Score & { at: string };
+}
+
+export interface Score {
+  predictions: { right: number; asked: number };
+  checks: { met: number; total: number };
+  tasks: { done: number; total: number };
+  steps: { done: number; total: number };
+}
+
+function writeJson(path: string, value: unknown): void {
+  mkdirSync(join(path, '..'), { recursive: true });
+  // Write then rename, so a reader in another terminal never sees half a file.
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  renameSync(tmp, path);
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+const runningDir = () => join(stateDir(), 'running');
+
+export function saveRunning(r: RunningLab): void {
+  writeJson(join(runningDir(), `${r.instance}.json`), r);
+}
+
+export function loadRunning(instance: string): RunningLab | undefined {
+  return readJson<RunningLab>(join(runningDir(), `${instance}.json`));
+}
+
+export function listRunning(): RunningLab[] {
+  let names: string[];
+  try {
+    names = readdirSync(runningDir());
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => /^[a-z0-9]+\.json$/.test(n))
+    .map((n) => readJson<RunningLab>(join(runningDir(), n)))
+    .filter((r): r is RunningLab => !!r && typeof r.instance === 'string');
+}
+
+export function forgetRunning(instance: string): void {
+  rmSync(join(runningDir(), `${instance}.json`), { force: true });
+  rmSync(join(runningDir(), `${instance}.check.json`), { force: true });
+}
+
+export function loadAttempts(instance: string): TaskAttempts {
+  return readJson<TaskAttempts>(join(runningDir(), `${instance}.check.json`)) ?? {};
+}
+
+export function recordAttempt(instance: string, stepId: string, passed: boolean): { attempts: number; passed: boolean } {
+  const all = loadAttempts(instance);
+  const prev = all[stepId] ?? { attempts: 0, passed: false, at: '' };
+  const next = { attempts: prev.attempts + 1, passed: prev.passed || passed, at: new Date().toISOString() };
+  all[stepId] = next;
+  writeJson(join(runningDir(), `${instance}.check.json`), all);
+  return next;
+}
+
+const progressFile = () => join(stateDir(), 'progress.json');
+
+export function loadProgress(): Record<string, LabProgress> {
+  return readJson<Record<string, LabProgress>>(progressFile()) ?? {};
+}
+
+function total(s: Score): number {
+  return s.predictions.right + s.checks.met + s.tasks.done;
+}
+
+export function saveProgress(slug: string, score: Score, completed: boolean): LabProgress {
+  const all = loadProgress();
+  const at = new Date().toISOString();
+  const prev = all[slug];
+  const last = { ...score, at };
+  const best = !prev?.best || total(score) >= total(prev.best) ? last : prev.best;
+  const entry: LabProgress = { slug, completed: completed || !!prev?.completed, last, best };
+  all[slug] = entry;
+  writeJson(progressFile(), all);
+  return entry;
+}
