@@ -6,6 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { EngineError } from '../errors.js';
+import { markTransient } from '../engine/retry.js';
 import {
   SubnetTakenError,
   type BuildOptions,
@@ -51,9 +52,11 @@ export function explain(e: unknown, doing: string): Error {
     );
   }
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ETIMEDOUT') {
-    return new EngineError(`the Docker engine dropped the connection while trying to ${doing} (${err.code})`, 'is the engine still running? `lab doctor` checks', 3);
+    return markTransient(new EngineError(`the Docker engine dropped the connection while trying to ${doing} (${err.code})`, 'is the engine still running? `lab doctor` checks', 3));
   }
-  return new EngineError(`Docker could not ${doing}: ${message.trim()}`, undefined, 3);
+  const failed = new EngineError(`Docker could not ${doing}: ${message.trim()}`, undefined, 3);
+  // A 5xx may be a passing hiccup of the engine; callers retry only calls that are safe to repeat.
+  return (err.statusCode ?? 0) >= 500 ? markTransient(failed) : failed;
 }
 
 function isStatus(e: unknown, ...codes: number[]): boolean {
@@ -159,6 +162,7 @@ export class DockerRuntime implements Runtime {
         CheckDuplicate: true,
         IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
         Labels: spec.labels,
+        ...(spec.options ? { Options: spec.options } : {}),
       });
     } catch (e) {
       const msg = (e as DockerodeError).json?.message ?? (e as Error).message;
