@@ -392,9 +392,13 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
   let failing = false;
   try {
     for (const [i, step] of lab.steps.entries()) steps.push(await instance.runStep(step, i));
+    // Ctrl-C's cleanup may remove the containers under a running step, which then fails like a broken lab:
+    // once interrupted, the outcome is the interrupt, whatever the step saw.
+    throwIfAborted(opts.signal, 'lab');
   } catch (e) {
-    if (e instanceof InterruptedError || !(e instanceof LabError)) {
+    if (e instanceof InterruptedError || !(e instanceof LabError) || opts.signal?.aborted) {
       failing = true;
+      throwIfAborted(opts.signal, 'lab');
       throw e;
     }
     error = e.message;

@@ -5,7 +5,7 @@ import createDebug from 'debug';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { EngineError } from '../errors.js';
+import { EngineError, InterruptedError } from '../errors.js';
 import { markTransient } from '../engine/retry.js';
 import {
   SubnetTakenError,
@@ -132,10 +132,13 @@ export class DockerRuntime implements Runtime {
           },
         );
       });
+    } catch (e) {
+      // Destroying the stream on Ctrl-C makes the engine cancel the build; report the interrupt, not that.
+      if (!opts.signal?.aborted) throw e;
     } finally {
       opts.signal?.removeEventListener('abort', abort);
     }
-    if (opts.signal?.aborted) throw new EngineError('image build interrupted');
+    if (opts.signal?.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
   }
 
   async removeImage(tag: string): Promise<void> {
