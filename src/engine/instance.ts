@@ -179,7 +179,10 @@ async function removeOnce(runtime: Runtime, id?: string): Promise<number> {
         } catch (e) {
           if (attempt >= 20 || !/active endpoints/i.test((e as Error).message)) throw e;
           log('network %s still has endpoints; removing its containers again', n.name);
-          for (const c of await runtime.listContainers(labels)) await runtime.removeContainer(c.name);
+          for (const c of await runtime.listContainers(labels)) {
+            await runtime.removeContainer(c.name);
+            removed++;
+          }
           await realClock.sleep(Math.min(50 * (attempt + 1), 500));
         }
       }

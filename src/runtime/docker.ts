@@ -40,7 +40,7 @@ export function explain(e: unknown, doing: string): Error {
   if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
     return new EngineError(
       `cannot reach the Docker engine at ${engineAddress()} (${err.code}) while trying to ${doing}`,
-      'start Docker (Linux: `sudo systemctl start docker`; macOS/Windows: start Docker Desktop) or set DOCKER_HOST, then run `lab doctor`',
+      'start Docker (Linux: `sudo systemctl start docker`; macOS/Windows: start Docker Desktop) or set DOCKER_HOST, then run `lab doctor`; `lab clean --stale` then removes what a lab left',
       3,
     );
   }
