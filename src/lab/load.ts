@@ -105,6 +105,9 @@ function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: PropertyKey[]) 
     message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
   } else if (issue.code === 'invalid_value' && 'values' in issue) {
     message = `must be one of ${issue.values.map((v) => String(v)).join(', ')}`;
+  } else if (issue.code === 'invalid_key' && issue.issues[0]) {
+    // A record key (a sysctl name) that its pattern refuses: say why, not just "Invalid key in record".
+    message = issue.issues[0].message;
   } else if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
     message = `missing (${issue.expected})`;
   }

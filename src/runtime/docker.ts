@@ -86,6 +86,7 @@ export class DockerRuntime implements Runtime {
         return undefined;
       }
       log('%s: failed: %s', doing, (e as Error).message);
+      if (e instanceof EngineError) throw e;
       throw explain(e, doing);
     }
   }
@@ -112,7 +113,11 @@ export class DockerRuntime implements Runtime {
       this.docker.buildImage(
         { context: opts.contextDir, src: files },
         { t: opts.tag, buildargs: opts.buildArgs, labels: opts.labels, rm: true, forcerm: true },
-      ),
+      ).catch((e: DockerodeError) => {
+        // The engine answered, and refused the build (a Dockerfile it cannot parse): a build failure, exit 4.
+        if (e.statusCode && e.statusCode < 500) throw new EngineError(`the image build failed: ${(e.json?.message ?? e.message).trim()}`, `check the Dockerfile in ${opts.contextDir}`, 4);
+        throw e;
+      }),
     ))!;
     const abort = () => (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
     opts.signal?.addEventListener('abort', abort, { once: true });
