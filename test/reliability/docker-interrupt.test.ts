@@ -170,6 +170,20 @@ describeDocker('reliability: interruptions', () => {
     expect(await leftoversOf(r.owner)).toEqual([]);
   });
 
+  it('a crash (an uncaught exception, a bug) mid-lab: "internal error", exit 70, the lab removed', async () => {
+    // A preload that throws from a timer on SIGUSR2: the same path as any bug outside a command's try/catch.
+    const preload = join(dirs[0]!, 'crash-on-usr2.mjs');
+    writeFileSync(preload, "process.on('SIGUSR2', () => setTimeout(() => { throw new Error('simulated bug'); }));\n");
+    const r = run(['grade', slowLab], { DEBUG: 'lab:exec', NODE_OPTIONS: `--import=${preload}` });
+    await r.waitForOutput(/sleep/);
+    r.kill('SIGUSR2');
+    const exit = await r.exited;
+    expect(exit.code, exit.stderr.slice(-1500)).toBe(70);
+    expect(exit.stderr).toMatch(/internal error \(a bug in tcplab/);
+    expect(exit.stderr).toMatch(/simulated bug/);
+    expect(await leftoversOf(r.owner)).toEqual([]);
+  });
+
   it('`lab clean --stale` leaves a live run and a kept lab alone', async () => {
     const live = run(['grade', slowLab], { DEBUG: 'lab:exec' });
     await live.waitForOutput(/sleep/);
