@@ -150,7 +150,9 @@ describeDocker('reliability: faults and bad input', () => {
 
   it('the engine going away mid-lab (its socket cut): exit 3, a clear message; `lab clean --stale` removes the rest', async () => {
     tally.faults++;
-    const proxy = new EngineProxy(tempDir('proxy'));
+    const proxyDir = tempDir('proxy');
+    dirs.push(proxyDir);
+    const proxy = new EngineProxy(proxyDir);
     await proxy.listen();
     const r = run(['grade', slowLab], { DOCKER_HOST: proxy.host, DEBUG: 'lab:exec' });
     await r.waitForOutput(/sleep/);
@@ -166,7 +168,9 @@ describeDocker('reliability: faults and bad input', () => {
   });
 
   it('dropped connections during observation (the proxy resets two): retried, and lab 1 still passes', async () => {
-    const proxy = new EngineProxy(tempDir('proxy'));
+    const proxyDir = tempDir('proxy');
+    dirs.push(proxyDir);
+    const proxy = new EngineProxy(proxyDir);
     proxy.resetWhen = { pattern: 'tcplab-observe', times: 2 };
     await proxy.listen();
     const exit = await run(['grade', '1'], { DOCKER_HOST: proxy.host, DEBUG: 'lab' }).exited;
