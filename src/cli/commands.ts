@@ -3,15 +3,15 @@ import { writeFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { LabError } from '../errors.js';
 import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
-import { validateLabText, MAX_LAB_BYTES } from '../lab/load.js';
+import { validateLabText, readLabText } from '../lab/load.js';
 import { formatProblem } from '../errors.js';
-import { readFileSync, statSync } from 'node:fs';
 import type { Lab } from '../lab/schema.js';
 import { ensureImage } from '../engine/image.js';
 import { createInstance, newInstanceId, removeInstance, runLab } from '../engine/instance.js';
 import type { LabEvent } from '../engine/events.js';
 import type { LabResult } from '../grade/grade.js';
 import { LABEL } from '../plan/plan.js';
+import { listInstances } from '../engine/cleanup.js';
 import { renderLabResult } from '../report/text.js';
 import { renderJunit } from '../report/junit.js';
 import { formatDuration } from '../lab/duration.js';
@@ -173,11 +173,20 @@ const stop: Command = {
 
 const clean: Command = {
   name: 'clean',
-  usage: 'clean [--images]',
+  usage: 'clean [--stale] [--images] [instance...]',
   summary: 'remove everything tcplab created, also after a crash (with --images, its images too)',
-  options: { images: { type: 'boolean' } },
-  async run(ctx, values) {
-    const removed = await removeInstance(ctx.runtime);
+  help: 'With no instance named, removes every lab instance on the engine. --stale removes only instances whose\nprocess on this host is gone (killed, crashed) and that were not kept with `lab start --keep`; with\ninstances named, only those. --images also removes the lab images.',
+  options: { images: { type: 'boolean' }, stale: { type: 'boolean' } },
+  async run(ctx, values, positionals) {
+    let removed = 0;
+    let instances: string[] = [];
+    if (values.stale || positionals.length > 0) {
+      const all = await listInstances(ctx.runtime);
+      instances = all
+        .filter((i) => (!values.stale || i.status === 'stale') && (positionals.length === 0 || positionals.includes(i.instance)))
+        .map((i) => i.instance);
+      for (const id of instances) removed += await removeInstance(ctx.runtime, id);
+    } else removed = await removeInstance(ctx.runtime);
     let images = 0;
     if (values.images) {
       for (const img of await ctx.runtime.listImages({ [LABEL.managed]: 'true' })) {
@@ -185,8 +194,8 @@ const clean: Command = {
         images++;
       }
     }
-    if (ctx.json) ctx.print(JSON.stringify({ removed, images }));
-    else ctx.print(`removed ${removed} containers and networks${values.images ? ` and ${images} images` : ''}`);
+    if (ctx.json) ctx.print(JSON.stringify({ removed, images, ...(values.stale || positionals.length ? { instances } : {}) }));
+    else ctx.print(`removed ${removed} containers and networks${instances.length ? ` (instances ${instances.join(', ')})` : ''}${values.images ? ` and ${images} images` : ''}`);
     return 0;
   },
 };
@@ -199,15 +208,8 @@ const validate: Command = {
   async run(ctx, _values, positionals) {
     if (positionals.length === 0) throw new LabError('lab validate needs lab files', 'for example `lab validate labs/*.yaml`');
     const reports = positionals.map((file) => {
-      let text: string;
-      try {
-        const size = statSync(file).size;
-        if (size > MAX_LAB_BYTES) return { file, problems: [{ line: 1, column: 1, path: '', message: `the file has ${size} bytes; a lab file may have at most ${MAX_LAB_BYTES}` }] };
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        return { file, problems: [{ line: 1, column: 1, path: '', message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }] };
-      }
-      return { file, problems: validateLabText(text).problems };
+      const text = readLabText(file);
+      return { file, problems: typeof text === 'string' ? validateLabText(text).problems : [text.problem] };
     });
     if (ctx.json) ctx.print(JSON.stringify(reports, null, 2));
     else {
@@ -238,6 +240,9 @@ const doctor: Command = {
     try {
       const info = await ctx.runtime.info();
       say({ name: 'engine', ok: true, detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}` });
+      const stale = (await listInstances(ctx.runtime)).filter((i) => i.status === 'stale');
+      // Leftovers of a killed run are worth knowing about, not a failure of this machine.
+      say({ name: 'leftovers', ok: true, detail: stale.length ? `${stale.length} instance(s) whose process is gone: ${stale.map((i) => `${i.instance} (${i.lab}, was ${i.owner})`).join(', ')}` : 'no instance of a dead process', ...(stale.length ? { fix: '`lab clean --stale` removes them' } : {}) });
     } catch (e) {
       say({ name: 'engine', ok: false, detail: (e as Error).message, ...(e instanceof LabError && e.hint ? { fix: e.hint } : {}) });
       return finish();

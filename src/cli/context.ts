@@ -32,7 +32,9 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
     if (interrupts === 1) {
       process.stderr.write(`\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`lab clean\`)\n`);
       controller.abort(sig);
-      // Whatever the command is doing, remove what it created even if it does not get there itself.
+      // Whatever the command is doing, remove what it created even if it does not get there itself; and if
+      // the command never returns (a call that ignores the abort), still exit with the signal's code.
+      process.exitCode = sig === 'SIGINT' ? 130 : 143;
       cleanupLive(runtime, live).finally(() => {
         setTimeout(() => process.exit(sig === 'SIGINT' ? 130 : 143), 15_000).unref();
       });

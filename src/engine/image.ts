@@ -17,12 +17,17 @@ export interface ImageOptions {
   dir?: string;
 }
 
+/** The folder the image is built from: images/node, or TCPLAB_IMAGE_DIR (tests use a throwaway one). */
+export function imageDir(opts: ImageOptions = {}): string {
+  return opts.dir ?? process.env.TCPLAB_IMAGE_DIR ?? IMAGE_DIR;
+}
+
 export function baseImage(opts: ImageOptions = {}): string {
   return opts.base ?? process.env.TCPLAB_BASE_IMAGE ?? DEFAULT_BASE;
 }
 
 export function imageTag(opts: ImageOptions = {}): string {
-  const dir = opts.dir ?? IMAGE_DIR;
+  const dir = imageDir(opts);
   const h = createHash('sha256');
   h.update(`base=${baseImage(opts)}\n`);
   for (const file of walk(dir).sort()) {
@@ -47,7 +52,7 @@ export async function ensureImage(runtime: Runtime, emit: EventSink, opts: Image
   }
   emit({ type: 'image', phase: 'building', tag });
   await runtime.buildImage({
-    contextDir: opts.dir ?? IMAGE_DIR,
+    contextDir: imageDir(opts),
     tag,
     buildArgs: { BASE: baseImage(opts) },
     labels: { [LABEL.managed]: 'true' },

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import createDebug from 'debug';
 import type { Action, Expectation, Lab, NodeName, Step } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
-import { expand, LABEL, NODE_SECURITY, overlaps, planLab, subnetAt, SUBNET_POOL, type Plan } from '../plan/plan.js';
+import { expand, LABEL, NETWORK_OPTIONS, NODE_SECURITY, overlaps, planLab, subnetAt, SUBNET_POOL, type Plan } from '../plan/plan.js';
 import { networksOf } from '../plan/topology.js';
 import { SubnetTakenError, type ExecResult, type Runtime } from '../runtime/runtime.js';
 import { EngineError, InterruptedError, LabError } from '../errors.js';
@@ -13,6 +13,7 @@ import { parseSs } from '../observe/ss.js';
 import { parseIptablesSave } from '../observe/iptables.js';
 import { decide, evaluate, summarize, toCheck, type Check, type CommandStatus, type LabResult, type NodeSnapshot, type Sample, type StepResult } from '../grade/grade.js';
 import { realClock, type Clock, type EventSink } from './events.js';
+import { retryTransient } from './retry.js';
 
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
@@ -26,6 +27,8 @@ export interface InstanceOptions {
   signal?: AbortSignal;
   /** Use this id instead of a random one (tests). */
   instance?: string;
+  /** The instance outlives this process on purpose (lab start --keep): a stale sweep must leave it alone. */
+  keep?: boolean;
 }
 
 export function newInstanceId(): string {
@@ -64,7 +67,7 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
   const id = opts.instance ?? newInstanceId();
   const topology = lab.topology ?? 'direct';
   const netCount = networksOf(topology).length;
-  const labels = ownerLabels();
+  const labels = { ...ownerLabels(), ...(opts.keep ? { [LABEL.keep]: 'true' } : {}) };
   let plan: Plan | undefined;
   const instance = () => new Instance(runtime, plan!, opts);
   try {
@@ -80,7 +83,7 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
       try {
         for (const net of plan.networks) {
           throwIfAborted(opts.signal, 'network creation');
-          await runtime.createNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels });
+          await runtime.createNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels, options: { ...NETWORK_OPTIONS } });
           created.push(net.name);
           emit({ type: 'network', name: net.name, subnet: net.subnet });
         }
@@ -118,6 +121,9 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
         for (const iface of rest) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
         throwIfAborted(opts.signal, 'container start');
         await runtime.startContainer(node.name);
+        // An internal bridge still gives containers a default route (Docker 20.10): drop it, so that anything
+        // outside the lab's own subnets is unroutable from inside, not merely dropped further on.
+        await runtime.exec(node.name, ['ip', 'route', 'del', 'default'], { timeoutMs: OBSERVE_TIMEOUT_MS });
         for (const r of node.routes) {
           const res = await runtime.exec(node.name, ['ip', 'route', 'replace', r.to, 'via', r.via], { timeoutMs: OBSERVE_TIMEOUT_MS });
           if (res.exitCode !== 0) throw new EngineError(`could not add the route to ${r.to} on ${node.key}: ${res.stderr.trim()}`);
@@ -139,12 +145,50 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
 
 /** Remove every container and network of one instance (or, with no id, of every instance). */
 export async function removeInstance(runtime: Runtime, id?: string): Promise<number> {
+  // The signal handler, a failed start and runLab's own teardown can all remove the same instance at once.
+  // Calls for one id run one after another, and each does a full pass: a container whose create was in
+  // flight during the first pass is found by the next one.
+  const key = id ?? '';
+  const prev = removals.get(key) ?? Promise.resolve(0);
+  const run = prev.catch(() => 0).then(() => removeOnce(runtime, id));
+  removals.set(key, run);
+  try {
+    return await run;
+  } finally {
+    if (removals.get(key) === run) removals.delete(key);
+  }
+}
+
+const removals = new Map<string, Promise<number>>();
+
+async function removeOnce(runtime: Runtime, id?: string): Promise<number> {
   const labels: Record<string, string> = { [LABEL.managed]: 'true', ...(id ? { [LABEL.instance]: id } : {}) };
   const containers = await runtime.listContainers(labels);
   await Promise.all(containers.map((c) => runtime.removeContainer(c.name)));
   const networks = await runtime.listNetworks(labels);
-  await Promise.all(networks.map((n) => runtime.removeNetwork(n.name)));
-  return containers.length + networks.length;
+  let removed = containers.length;
+  await Promise.all(
+    networks.map(async (n) => {
+      // Another process (or a create that was in flight) may still have a container on it: remove those
+      // containers too and try again, for a few seconds at most.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await runtime.removeNetwork(n.name);
+          removed++;
+          return;
+        } catch (e) {
+          if (attempt >= 20 || !/active endpoints/i.test((e as Error).message)) throw e;
+          log('network %s still has endpoints; removing its containers again', n.name);
+          for (const c of await runtime.listContainers(labels)) {
+            await runtime.removeContainer(c.name);
+            removed++;
+          }
+          await realClock.sleep(Math.min(50 * (attempt + 1), 500));
+        }
+      }
+    }),
+  );
+  return removed;
 }
 
 /** Shell-style quoting, only for showing a command to a person; commands themselves run as argv. */
@@ -239,7 +283,8 @@ export class Instance {
         const argv = ['tcplab-observe'];
         if (need.iptables) argv.push('--iptables');
         for (const c of need.commands) if (this.background.has(c)) argv.push('--command', c);
-        const r = await this.exec(node, argv);
+        // Observing only reads, so a dropped connection or a 5xx from the engine is safe to retry.
+        const r = await retryTransient(() => this.exec(node, argv), { clock: this.clock, ...(this.signal ? { signal: this.signal } : {}), onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message) });
         if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
         out.set(node, parseObservation(node, this.clock.now(), r.stdout, this.finished));
       }),
@@ -335,8 +380,6 @@ export function parseObservation(node: NodeName, at: number, text: string, finis
 }
 
 export interface GradeOptions extends InstanceOptions {
-  /** Leave the instance running after the last step (lab start --keep). */
-  keep?: boolean;
   /** Called once the instance exists, so a caller can register it for cleanup. */
   onInstance?: (i: Instance) => void;
 }
@@ -349,13 +392,28 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
   opts.onInstance?.(instance);
   const steps: StepResult[] = [];
   let error: string | undefined;
+  let failing = false;
   try {
     for (const [i, step] of lab.steps.entries()) steps.push(await instance.runStep(step, i));
+    // Ctrl-C's cleanup may remove the containers under a running step, which then fails like a broken lab:
+    // once interrupted, the outcome is the interrupt, whatever the step saw.
+    throwIfAborted(opts.signal, 'lab');
   } catch (e) {
-    if (e instanceof InterruptedError || !(e instanceof LabError)) throw e;
+    if (e instanceof InterruptedError || !(e instanceof LabError) || opts.signal?.aborted) {
+      failing = true;
+      throwIfAborted(opts.signal, 'lab');
+      throw e;
+    }
     error = e.message;
   } finally {
-    if (!opts.keep || opts.signal?.aborted) await instance.down();
+    if (!opts.keep || opts.signal?.aborted) {
+      // When the lab already failed (the engine went away, say), that error is the one to report, not the
+      // teardown's; `lab clean` removes the rest once the engine is back.
+      await instance.down().catch((e: unknown) => {
+        if (!failing) throw e;
+        log('teardown after a failure: %s', (e as Error).message);
+      });
+    }
   }
   return summarize(instance.plan.lab, instance.id, steps, clock.now() - t0, error);
 }

@@ -15,18 +15,28 @@ export interface LoadedLab {
 }
 
 export function loadLabFile(file: string): LoadedLab {
-  let size: number;
+  const text = readLabText(file);
+  if (typeof text !== 'string') throw text.missing ? new LabError(`no lab file at ${file}`, 'give a lab number, a slug from `lab list`, or a path to a .yaml file') : new LabFileError(file, [text.problem]);
+  return { file, lab: parseLab(text, file) };
+}
+
+/** A lab file's text, or why it cannot be read. Only regular files: /dev/zero, a FIFO or a symlink to one
+ *  would otherwise be read forever. */
+export function readLabText(file: string): string | { missing: boolean; problem: Problem } {
+  const problem = (message: string) => ({ line: 1, column: 1, path: '', message });
+  let st: ReturnType<typeof statSync>;
   try {
-    size = statSync(file).size;
-  } catch {
-    throw new LabError(`no lab file at ${file}`, 'give a lab number, a slug from `lab list`, or a path to a .yaml file');
+    st = statSync(file);
+  } catch (e) {
+    return { missing: true, problem: problem(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`) };
   }
-  if (size > MAX_LAB_BYTES) {
-    throw new LabFileError(file, [
-      { line: 1, column: 1, path: '', message: `the file has ${size} bytes; a lab file may have at most ${MAX_LAB_BYTES}` },
-    ]);
+  if (!st.isFile()) return { missing: false, problem: problem('not a regular file') };
+  if (st.size > MAX_LAB_BYTES) return { missing: false, problem: problem(`the file has ${st.size} bytes; a lab file may have at most ${MAX_LAB_BYTES}`) };
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    return { missing: false, problem: problem(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`) };
   }
-  return { file, lab: parseLab(readFileSync(file, 'utf8'), file) };
 }
 
 export function parseLab(text: string, file = '<lab>'): Lab {
@@ -50,14 +60,14 @@ export function validateLabText(text: string): { lab?: Lab; problems: Problem[] 
   };
   if (doc.errors.length > 0) {
     return {
-      problems: doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: e.message.split('\n')[0] ?? e.message })),
+      problems: doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: readable(e.message.split('\n')[0] ?? e.message) })),
     };
   }
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 0 });
   } catch (e) {
-    return { problems: [{ line: 1, column: 1, path: '', message: (e as Error).message }] };
+    return { problems: [{ line: 1, column: 1, path: '', message: readable((e as Error).message) }] };
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     return { problems: [{ line: 1, column: 1, path: '', message: 'a lab file is a mapping with id, slug, title, intro and steps' }] };
@@ -78,6 +88,13 @@ export function validateLabText(text: string): { lab?: Lab; problems: Problem[] 
   return ruleProblems.length ? { problems: ruleProblems } : { lab: parsed.data, problems: [] };
 }
 
+/** The YAML parser's words for hostile input, in a lab author's words. */
+function readable(message: string): string {
+  if (/call stack/i.test(message)) return 'nested too deeply (a lab file needs only a few levels)';
+  if (/alias/i.test(message)) return `YAML anchors and aliases (&name, *name) are not allowed in lab files (${message})`;
+  return message;
+}
+
 function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: PropertyKey[]) => { line: number; column: number }): Problem {
   if (issue.code === 'invalid_union' && issue.errors.length > 0) {
     // "Invalid input" says nothing: report the branch that came closest (the one that got past the type check).
@@ -94,6 +111,9 @@ function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: PropertyKey[]) 
     message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
   } else if (issue.code === 'invalid_value' && 'values' in issue) {
     message = `must be one of ${issue.values.map((v) => String(v)).join(', ')}`;
+  } else if (issue.code === 'invalid_key' && issue.issues[0]) {
+    // A record key (a sysctl name) that its pattern refuses: say why, not just "Invalid key in record".
+    message = issue.issues[0].message;
   } else if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
     message = `missing (${issue.expected})`;
   }

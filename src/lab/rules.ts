@@ -40,9 +40,11 @@ export function checkRules(lab: Lab): RuleProblem[] {
   const checkAction = (a: Action, path: (string | number)[]) => {
     checkNode(a.on, [...path, 'on']);
     a.run?.forEach((arg, k) => {
-      for (const m of arg.matchAll(TEMPLATE_PATTERN)) {
-        if (!vars.has(m[1]!)) {
-          problems.push({ path: [...path, 'run', k], message: `unknown template {{${m[1]}}}; this lab knows ${[...vars].map((v) => `{{${v}}}`).join(', ')}` });
+      // Anything in {{ }} must be one of the lab's own names; {{env.HOME}} would otherwise pass as literal text.
+      for (const m of arg.matchAll(/\{\{(.*?)\}\}/gs)) {
+        const name = m[1]!.trim();
+        if (!vars.has(name)) {
+          problems.push({ path: [...path, 'run', k], message: `unknown template {{${name}}}; this lab knows ${[...vars].map((v) => `{{${v}}}`).join(', ')}` });
         }
       }
     });

@@ -10,7 +10,13 @@ export const LABEL = {
   node: 'io.tcplab.node',
   pid: 'io.tcplab.pid',
   created: 'io.tcplab.created',
+  /** Set on instances kept on purpose (lab start --keep), which `lab clean --stale` leaves alone. */
+  keep: 'io.tcplab.keep',
 } as const;
+
+/** Bridge options for every lab network: the bridge gets no IPv4 address, so nothing on the host (or beyond)
+ *  is reachable from a lab container, not even through the gateway address; lab traffic stays on the bridge. */
+export const NETWORK_OPTIONS = { 'com.docker.network.bridge.inhibit_ipv4': 'true' } as const;
 
 /** The hardening every lab node gets (see README "Least privilege"). */
 export const NODE_SECURITY = {

@@ -5,7 +5,8 @@ import createDebug from 'debug';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { EngineError } from '../errors.js';
+import { EngineError, InterruptedError } from '../errors.js';
+import { markTransient } from '../engine/retry.js';
 import {
   SubnetTakenError,
   type BuildOptions,
@@ -39,7 +40,7 @@ export function explain(e: unknown, doing: string): Error {
   if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
     return new EngineError(
       `cannot reach the Docker engine at ${engineAddress()} (${err.code}) while trying to ${doing}`,
-      'start Docker (Linux: `sudo systemctl start docker`; macOS/Windows: start Docker Desktop) or set DOCKER_HOST, then run `lab doctor`',
+      'start Docker (Linux: `sudo systemctl start docker`; macOS/Windows: start Docker Desktop) or set DOCKER_HOST, then run `lab doctor`; `lab clean --stale` then removes what a lab left',
       3,
     );
   }
@@ -51,9 +52,11 @@ export function explain(e: unknown, doing: string): Error {
     );
   }
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ETIMEDOUT') {
-    return new EngineError(`the Docker engine dropped the connection while trying to ${doing} (${err.code})`, 'is the engine still running? `lab doctor` checks', 3);
+    return markTransient(new EngineError(`the Docker engine dropped the connection while trying to ${doing} (${err.code})`, 'is the engine still running? `lab doctor` checks', 3));
   }
-  return new EngineError(`Docker could not ${doing}: ${message.trim()}`, undefined, 3);
+  const failed = new EngineError(`Docker could not ${doing}: ${message.trim()}`, undefined, 3);
+  // A 5xx may be a passing hiccup of the engine; callers retry only calls that are safe to repeat.
+  return (err.statusCode ?? 0) >= 500 ? markTransient(failed) : failed;
 }
 
 function isStatus(e: unknown, ...codes: number[]): boolean {
@@ -83,6 +86,7 @@ export class DockerRuntime implements Runtime {
         return undefined;
       }
       log('%s: failed: %s', doing, (e as Error).message);
+      if (e instanceof EngineError) throw e;
       throw explain(e, doing);
     }
   }
@@ -109,7 +113,11 @@ export class DockerRuntime implements Runtime {
       this.docker.buildImage(
         { context: opts.contextDir, src: files },
         { t: opts.tag, buildargs: opts.buildArgs, labels: opts.labels, rm: true, forcerm: true },
-      ),
+      ).catch((e: DockerodeError) => {
+        // The engine answered, and refused the build (a Dockerfile it cannot parse): a build failure, exit 4.
+        if (e.statusCode && e.statusCode < 500) throw new EngineError(`the image build failed: ${(e.json?.message ?? e.message).trim()}`, `check the Dockerfile in ${opts.contextDir}`, 4);
+        throw e;
+      }),
     ))!;
     const abort = () => (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
     opts.signal?.addEventListener('abort', abort, { once: true });
@@ -129,10 +137,13 @@ export class DockerRuntime implements Runtime {
           },
         );
       });
+    } catch (e) {
+      // Destroying the stream on Ctrl-C makes the engine cancel the build; report the interrupt, not that.
+      if (!opts.signal?.aborted) throw e;
     } finally {
       opts.signal?.removeEventListener('abort', abort);
     }
-    if (opts.signal?.aborted) throw new EngineError('image build interrupted');
+    if (opts.signal?.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
   }
 
   async removeImage(tag: string): Promise<void> {
@@ -159,6 +170,7 @@ export class DockerRuntime implements Runtime {
         CheckDuplicate: true,
         IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, Gateway: spec.gateway }] },
         Labels: spec.labels,
+        ...(spec.options ? { Options: spec.options } : {}),
       });
     } catch (e) {
       const msg = (e as DockerodeError).json?.message ?? (e as Error).message;

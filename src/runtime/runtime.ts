@@ -15,6 +15,8 @@ export interface NetworkSpec {
   gateway: string;
   internal: boolean;
   labels: Record<string, string>;
+  /** Driver options (bridge: com.docker.network.bridge.*). */
+  options?: Record<string, string>;
 }
 
 export interface ContainerSpec {

@@ -1,0 +1,373 @@
+// Faults and bad input against the real CLI: no engine, no permission, the engine going away mid-lab (a socket
+// proxy that is cut, not the shared dockerd), dropped connections (the proxy resets some), a failed image
+// build, hostile lab files, a command that never returns. Each: a clear message, a non-zero exit, no stack
+// trace, nothing left behind.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync, symlinkSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { describeDocker } from '../helpers/docker.js';
+import { expectNoStack, instancesOf, LabRun, labYaml, leftoversOf, removeOwnedBy, tempDir, writeLab } from './cli.js';
+
+const owners = new Set<string>();
+const dirs: string[] = [];
+const tally = { faults: 0, badInputs: 0 };
+
+function run(args: string[], env: Record<string, string | undefined> = {}): LabRun {
+  const r = new LabRun(args, { env });
+  owners.add(r.owner);
+  return r;
+}
+
+/** A unix-socket proxy in front of the real engine, which a test can cut or make drop connections. */
+class EngineProxy {
+  readonly path: string;
+  private server: Server;
+  private sockets = new Set<Socket>();
+  /** Reset a client connection whose bytes match this, this many times. */
+  resetWhen?: { pattern: string; times: number };
+  resets = 0;
+
+  constructor(dir: string) {
+    this.path = join(dir, 'engine.sock');
+    this.server = createServer((client) => {
+      const upstream = createConnection('/var/run/docker.sock');
+      this.sockets.add(client).add(upstream);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', drop).on('error', drop);
+      upstream.on('close', drop).on('error', drop);
+      client.on('data', (chunk: Buffer) => {
+        const r = this.resetWhen;
+        if (r && this.resets < r.times && chunk.toString('latin1').includes(r.pattern)) {
+          this.resets++;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        upstream.write(chunk);
+      });
+      upstream.pipe(client);
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((r) => this.server.listen(this.path, r));
+  }
+
+  get host(): string {
+    return `unix://${this.path}`;
+  }
+
+  /** The engine "stops": every connection drops, and the socket is gone. */
+  cut(): void {
+    this.server.close();
+    for (const s of this.sockets) s.destroy();
+    rmSync(this.path, { force: true });
+  }
+}
+
+function expectClearFailure(exit: { code: number | null; stdout: string; stderr: string }, code: number | 'nonzero', message: RegExp): void {
+  const all = exit.stdout + exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, '');
+  if (code === 'nonzero') expect(exit.code, all).not.toBe(0);
+  else expect(exit.code, all).toBe(code);
+  expect(all).toMatch(message);
+  expectNoStack(all);
+}
+
+describeDocker('reliability: faults and bad input', () => {
+  let dir = '';
+  let slowLab = '';
+
+  beforeAll(() => {
+    dir = tempDir('faults');
+    dirs.push(dir);
+    slowLab = writeLab(
+      dir,
+      'slow.yaml',
+      labYaml(`  - id: wait
+    title: a long step
+    explain: waits
+    run:
+      - { on: client, run: [sleep, "60"], timeout: 90s }
+`),
+    );
+  });
+
+  afterAll(async () => {
+    for (const o of owners) await removeOwnedBy(o);
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    console.log(`reliability: ${tally.faults} faults injected, ${tally.badInputs} bad inputs tried`);
+  });
+
+  // -- The engine ----------------------------------------------------------------------------------------
+
+  for (const [args, code] of [
+    [['grade', '1'], 3],
+    [['start', '1'], 3],
+    [['grade', '1', '--json'], 3],
+    [['clean'], 3],
+    [['stop'], 3],
+    [['doctor'], 1],
+  ] as const) {
+    it(`no engine (DOCKER_HOST=unix:///nonexistent.sock): lab ${args.join(' ')} exits ${code} and says what to do`, async () => {
+      tally.faults++;
+      const exit = await run([...args], { DOCKER_HOST: 'unix:///nonexistent.sock' }).exited;
+      expectClearFailure(exit, code, /cannot reach the Docker engine at unix:\/\/\/nonexistent\.sock/);
+      expect(exit.stdout + exit.stderr).toMatch(/start Docker/);
+    });
+  }
+
+  it('nothing listening (DOCKER_HOST=tcp://127.0.0.1:1): exit 3', async () => {
+    tally.faults++;
+    const exit = await run(['grade', '1'], { DOCKER_HOST: 'tcp://127.0.0.1:1' }).exited;
+    expectClearFailure(exit, 3, /cannot reach the Docker engine/);
+  });
+
+  it('permission denied on the socket (a user outside the docker group): exit 3, how to get access', async () => {
+    tally.faults++;
+    // As root the socket's mode is no obstacle, so run the CLI as nobody.
+    let exit: { code: number | null; stdout: string; stderr: string };
+    try {
+      const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, 'bin/lab.js', 'grade', '1'], {
+        cwd: join(import.meta.dirname, '../..'),
+        env: { ...process.env, NO_COLOR: '1', HOME: '/nonexistent' },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      exit = { code: 0, stdout: out, stderr: '' };
+    } catch (e) {
+      const err = e as { status: number | null; stdout: string; stderr: string };
+      exit = { code: err.status, stdout: err.stdout, stderr: err.stderr };
+    }
+    expectClearFailure(exit, 3, /permission denied on the Docker socket/);
+    expect(exit.stderr).toMatch(/docker group/);
+  });
+
+  it('the engine going away mid-lab (its socket cut): exit 3, a clear message; `lab clean --stale` removes the rest', async () => {
+    tally.faults++;
+    const proxyDir = tempDir('proxy');
+    dirs.push(proxyDir);
+    const proxy = new EngineProxy(proxyDir);
+    await proxy.listen();
+    const r = run(['grade', slowLab], { DOCKER_HOST: proxy.host, DEBUG: 'lab:exec' });
+    await r.waitForOutput(/sleep/);
+    proxy.cut();
+    const exit = await r.exited;
+    expectClearFailure(exit, 3, /cannot reach the Docker engine|dropped the connection/);
+    // The engine is fine; only this run's way to it was cut. What it could not remove is stale now.
+    const ids = await instancesOf(r.owner);
+    expect(ids).toHaveLength(1);
+    const clean = await run(['clean', '--stale', '--json', ids[0]!]).exited;
+    expect(JSON.parse(clean.stdout)).toMatchObject({ instances: ids });
+    expect(await leftoversOf(r.owner)).toEqual([]);
+  });
+
+  it('dropped connections during observation (the proxy resets two): retried, and lab 1 still passes', async () => {
+    const proxyDir = tempDir('proxy');
+    dirs.push(proxyDir);
+    const proxy = new EngineProxy(proxyDir);
+    proxy.resetWhen = { pattern: 'tcplab-observe', times: 2 };
+    await proxy.listen();
+    const exit = await run(['grade', '1'], { DOCKER_HOST: proxy.host, DEBUG: 'lab' }).exited;
+    proxy.cut();
+    tally.faults += proxy.resets;
+    expect(proxy.resets).toBe(2);
+    expect(exit.code, exit.stdout + exit.stderr).toBe(0);
+    expect(exit.stderr).toMatch(/observe \w+: retry 1/);
+  });
+
+  // -- The image -----------------------------------------------------------------------------------------
+
+  for (const [what, dockerfile, message] of [
+    ['a failing RUN', 'FROM debian:bookworm-slim\nRUN echo building && exit 7\n', /image build failed/],
+    ['a Dockerfile syntax error', 'FROMM debian:bookworm-slim\n', /image build failed|Docker could not build/],
+  ] as const) {
+    it(`an image build failure (${what}): exit 4, a clear message, nothing left`, async () => {
+      tally.faults++;
+      const img = tempDir('img');
+      dirs.push(img);
+      writeFileSync(join(img, 'Dockerfile'), dockerfile + `# ${randomBytes(4).toString('hex')}\n`);
+      const r = run(['grade', '1'], { TCPLAB_IMAGE_DIR: img });
+      const exit = await r.exited;
+      expectClearFailure(exit, 4, message);
+      expect(await leftoversOf(r.owner)).toEqual([]);
+    });
+  }
+
+  // -- Commands that never return ------------------------------------------------------------------------
+
+  it('a foreground command that never returns (sleep 1000, timeout 2s): killed, the step fails, the lab goes on', async () => {
+    tally.faults++;
+    const lab = writeLab(
+      dir,
+      'hang.yaml',
+      labYaml(`  - id: hang
+    title: hangs
+    explain: never returns
+    run:
+      - { on: client, run: [sleep, "1000"], timeout: 2s }
+  - id: after
+    title: still runs
+    explain: the next step
+    run:
+      - { on: server, run: [nc, -l, "5555"], name: srv, background: true }
+    expect:
+      - { on: server, socket: { state: LISTEN, local: "*:5555" } }
+`),
+    );
+    const r = run(['grade', lab, '--json']);
+    const exit = await r.exited;
+    expectClearFailure(exit, 1, /did not finish within 2 s/);
+    const report = JSON.parse(exit.stdout) as { labs: { steps: { id: string; passed: boolean }[] }[] };
+    expect(report.labs[0]!.steps.map((s) => [s.id, s.passed])).toEqual([['hang', false], ['after', true]]);
+    expect(exit.ms).toBeLessThan(30_000);
+    expect(await leftoversOf(r.owner)).toEqual([]);
+  });
+
+  // -- Hostile lab files ---------------------------------------------------------------------------------
+
+  const hostile: [string, () => string, RegExp][] = [
+    ['an unknown top-level key', () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'privileged: true\n'), /unknown key 'privileged'/],
+    ['an unknown action key', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], privileged: true }\n`), /unknown key 'privileged'/],
+    ['a volume mount asked for', () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'volumes: ["/:/host"]\n'), /unknown key 'volumes'/],
+    ['a host sysctl (kernel.core_pattern)', () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'nodes:\n  client:\n    sysctls: { kernel.core_pattern: "|/tmp/x" }\n'), /only net\.ipv4/],
+    ['a template reaching the host ({{env.HOME}})', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{env.HOME}}"] }\n`), /unknown template \{\{env\.HOME\}\}/],
+    ['a template naming a prototype ({{constructor}})', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{constructor}}"] }\n`), /unknown template \{\{constructor\}\}/],
+    ['a template in an address with extra text', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    expect:\n      - { on: client, socket: { peer: "{{server.ip}};rm -rf /:5555" } }\n`), /an address such as/],
+    ['a node that does not exist in the topology', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: firewall, run: [id] }\n`), /has no firewall/],
+    ['a name with shell characters', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], name: "x;reboot", background: true }\n`), /lower-case letters/],
+    ['a NUL in an argument', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: ["id\\0"] }\n`), /no NUL/],
+    ['a timeout of 11 days', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], timeout: 999999s }\n`), /at most 10m/],
+    ['a 200-argument command', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [${Array(200).fill('x').join(',')}] }\n`), /at most 128 arguments/],
+    ['duplicate keys', () => 'id: 1\nid: 2\n' + labYaml(`  - { id: a, title: a, explain: a }\n`).replace(/^id: 900\n/, ''), /unique|duplicate/i],
+    ['YAML aliases (billion laughs)', () => {
+      let t = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
+      let prev = 'a';
+      for (let i = 1; i < 10; i++) {
+        t += `b${i}: &b${i} [${Array(9).fill(`*${prev}`).join(',')}]\n`;
+        prev = `b${i}`;
+      }
+      return t;
+    }, /anchors and aliases/],
+    ['deep nesting (60000 levels)', () => `a: ${'['.repeat(60000)}${']'.repeat(60000)}\n`, /nested too deeply/],
+    ['a 300 KB file', () => `id: 1\nintro: "${'x'.repeat(300_000)}"\n`, /at most 262144/],
+    ['binary garbage', () => Buffer.from(Array.from({ length: 2048 }, (_, i) => i % 256)).toString('latin1'), /a lab file is a mapping|problem|not readable/],
+    ['an empty file', () => '', /a lab file is a mapping/],
+    ['a list instead of a mapping', () => '- 1\n- 2\n', /a lab file is a mapping/],
+    ['a tab-indented mess', () => 'id: 1\n\tslug: x\n', /problem|tab|indent|:1:|:2:/i],
+  ];
+
+  for (const [what, text, message] of hostile) {
+    it(`hostile lab file: ${what} -> validate and grade refuse it with file:line, nothing started`, async () => {
+      tally.badInputs++;
+      const file = join(dir, `bad-${tally.badInputs}.yaml`);
+      writeFileSync(file, text());
+      const v = await run(['validate', file]).exited;
+      expectClearFailure(v, 1, message);
+      expect(v.stdout).toMatch(new RegExp(`bad-${tally.badInputs}\\.yaml:\\d+:\\d+:`));
+      const g = run(['grade', file]);
+      const ge = await g.exited;
+      expectClearFailure(ge, 2, message);
+      expect(await leftoversOf(g.owner)).toEqual([]);
+    });
+  }
+
+  it('special files: /dev/zero, a FIFO, a symlink to /dev/zero, a directory, a missing file: refused at once', async () => {
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const link = join(dir, 'zero.yaml');
+    symlinkSync('/dev/zero', link);
+    const sub = join(dir, 'adir.yaml');
+    mkdirSync(sub);
+    for (const f of ['/dev/zero', fifo, link, sub]) {
+      tally.badInputs++;
+      const v = await run(['validate', f]).exited;
+      expectClearFailure(v, 1, /not a regular file/);
+      const g = await run(['grade', f]).exited;
+      expectClearFailure(g, 2, /not a regular file/);
+      expect(g.ms).toBeLessThan(10_000);
+    }
+    tally.badInputs++;
+    const missing = await run(['grade', join(dir, 'missing.yaml')]).exited;
+    expectClearFailure(missing, 2, /no lab file at/);
+    tally.badInputs++;
+    const unreadable = join(dir, 'unreadable.yaml');
+    writeFileSync(unreadable, 'id: 1\n');
+    chmodSync(unreadable, 0o000);
+    // (root reads it anyway; either way the answer is a clear problem, not a crash)
+    const u = await run(['validate', unreadable]).exited;
+    expectClearFailure(u, 1, /:1:1:/);
+  });
+
+  it('bad usage: unknown command, unknown option, --parallel 0, no lab: exit 2 with usage', async () => {
+    for (const [args, message] of [
+      [['frobnicate'], /unknown command/],
+      [['grade', '1', '--bogus'], /Unknown option/i],
+      [['grade', '1', '--parallel', '0'], /--parallel takes/],
+      [['grade'], /needs labs/],
+      [['start', '99'], /no lab '99'/],
+    ] as const) {
+      tally.badInputs++;
+      const exit = await run([...args]).exited;
+      expectClearFailure(exit, 2, message);
+    }
+  });
+
+  it('commands that try to break out of quoting run as argv: nothing is shell-parsed on the host or in the container', async () => {
+    tally.badInputs++;
+    const marker = `/tmp/tcplab-pwned-${randomBytes(4).toString('hex')}`;
+    const payloads = [`$(touch ${marker})`, `\`touch ${marker}\``, `; touch ${marker}`, `&& touch ${marker}`, `| touch ${marker}`, `'"; touch ${marker}; "'`, `\n touch ${marker}`];
+    const lab = writeLab(
+      dir,
+      'quoting.yaml',
+      labYaml(`  - id: quoting
+    title: hostile arguments
+    explain: every argument reaches the program as it is
+    run:
+${payloads.map((p, i) => `      - { on: client, run: [echo, ${JSON.stringify(p)}], name: p${i} }`).join('\n')}
+      - { on: client, run: [cat], name: stdin, stdin: ${JSON.stringify(`$(touch ${marker})`)} }
+      - { on: client, run: [test, "!", -e, ${JSON.stringify(marker)}], name: nofile }
+    expect:
+${payloads
+  .map((p, i) => `      - { on: client, command: { name: p${i}, exit: 0, output: ${JSON.stringify('^' + p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '$')} } }`)
+  .join('\n')}
+      - { on: client, command: { name: stdin, exit: 0, output: ${JSON.stringify('^\\$\\(touch ')} } }
+      - { on: client, command: { name: nofile, exit: 0 } }
+`),
+    );
+    const r = run(['grade', lab, '--json']);
+    const exit = await r.exited;
+    expect(exit.code, exit.stdout + exit.stderr).toBe(0);
+    const report = JSON.parse(exit.stdout) as { labs: { passed: boolean; steps: { checks: unknown[] }[] }[] };
+    expect(report.labs[0]!.passed).toBe(true);
+    expect(report.labs[0]!.steps[0]!.checks).toHaveLength(payloads.length + 2);
+    expect(existsSync(marker)).toBe(false);
+    expect(await leftoversOf(r.owner)).toEqual([]);
+  });
+
+  it('a lab that floods output (a 20 MB foreground command): bounded, no crash, nothing left', async () => {
+    tally.badInputs++;
+    const lab = writeLab(
+      dir,
+      'flood.yaml',
+      labYaml(`  - id: flood
+    title: floods
+    explain: lots of output
+    run:
+      - { on: client, run: [head, -c, "20000000", /dev/zero], name: flood, timeout: 30s }
+    expect:
+      - { on: client, command: { name: flood, exit: 0 } }
+`),
+    );
+    const r = run(['grade', lab]);
+    const exit = await r.exited;
+    expect(exit.code, exit.stderr.slice(-2000)).toBe(0);
+    expectNoStack(exit.stdout + exit.stderr);
+    expect(await leftoversOf(r.owner)).toEqual([]);
+  });
+});

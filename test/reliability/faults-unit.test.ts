@@ -1,0 +1,223 @@
+// Faults injected through a fake runtime: dropped connections and 5xx during observation (retried), the engine
+// going away mid-lab, a container removed by hand, a subnet taken by another process, removal racing removal.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import { explain } from '../../src/runtime/docker.js';
+import { isTransient, markTransient, retryTransient } from '../../src/engine/retry.js';
+import { createInstance, removeInstance, runLab } from '../../src/engine/instance.js';
+import { ownerStatus, listInstances } from '../../src/engine/cleanup.js';
+import { parseLab } from '../../src/lab/load.js';
+import { EngineError, InterruptedError } from '../../src/errors.js';
+import { LABEL } from '../../src/plan/plan.js';
+import { SubnetTakenError } from '../../src/runtime/runtime.js';
+import { droppedConnection, engineGone, FakeClock, FakeRuntime } from './fake-runtime.js';
+
+export const counts = { faults: 0 };
+
+const lab = parseLab(`id: 901
+slug: fault-probe
+title: fault probe
+summary: s
+intro: i
+steps:
+  - id: one
+    title: one
+    explain: e
+    run:
+      - { on: server, run: [nc, -l, "5555"], name: srv, background: true }
+    expect:
+      - { on: server, absent: { local: "*:6000" }, within: 2s }
+  - id: two
+    title: two
+    explain: e
+    expect:
+      - { on: client, absent: { local: "*:6000" }, within: 2s }
+`);
+
+describe('retryTransient', () => {
+  it('retries a transient failure with growing backoff, then succeeds', async () => {
+    const clock = new FakeClock();
+    let n = 0;
+    const r = await retryTransient(async () => {
+      if (n++ < 2) throw droppedConnection();
+      return 'ok';
+    }, { clock });
+    expect(r).toBe('ok');
+    expect(n).toBe(3);
+    expect(clock.slept).toEqual([100, 200]);
+  });
+
+  it('gives up after two retries, and never retries a permanent failure or after an interrupt', async () => {
+    const clock = new FakeClock();
+    let n = 0;
+    await expect(retryTransient(async () => { n++; throw droppedConnection(); }, { clock })).rejects.toThrow(/dropped the connection/);
+    expect(n).toBe(3);
+    n = 0;
+    await expect(retryTransient(async () => { n++; throw new EngineError('No such container'); }, { clock })).rejects.toThrow(/No such container/);
+    expect(n).toBe(1);
+    n = 0;
+    const ac = new AbortController();
+    ac.abort('SIGINT');
+    await expect(retryTransient(async () => { n++; throw droppedConnection(); }, { clock, signal: ac.signal })).rejects.toThrow();
+    expect(n).toBe(1);
+  });
+
+  it('explain() marks dropped connections and 5xx as transient, not 404 or a missing engine', () => {
+    expect(isTransient(explain(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), 'x'))).toBe(true);
+    expect(isTransient(explain(Object.assign(new Error('x'), { statusCode: 500, json: { message: 'server error' } }), 'x'))).toBe(true);
+    expect(isTransient(explain(Object.assign(new Error('x'), { statusCode: 503 }), 'x'))).toBe(true);
+    expect(isTransient(explain(Object.assign(new Error('x'), { statusCode: 404, json: { message: 'No such container' } }), 'x'))).toBe(false);
+    const gone = explain(Object.assign(new Error('connect ENOENT'), { code: 'ENOENT' }), 'list containers');
+    expect(isTransient(gone)).toBe(false);
+    expect(gone.message).toMatch(/cannot reach the Docker engine/);
+    expect((gone as EngineError).hint).toMatch(/lab clean --stale/);
+    expect(isTransient(markTransient(new Error('x')))).toBe(true);
+    expect(isTransient(new Error('x'))).toBe(false);
+  });
+});
+
+describe('faults during a lab (fake runtime)', () => {
+  it('an observation that fails twice with a dropped connection / 5xx is retried and the lab passes', async () => {
+    const rt = new FakeRuntime();
+    let failures = 0;
+    rt.before = (call, args) => {
+      if (call === 'exec' && args[1] === 'tcplab-observe' && failures < 2) {
+        failures++;
+        counts.faults++;
+        throw failures === 1 ? droppedConnection() : markTransient(new EngineError('Docker could not run tcplab-observe: 500 server error'));
+      }
+    };
+    const result = await runLab(rt, lab, { image: 'x', instance: 'aaaa0001', clock: new FakeClock() });
+    expect(failures).toBe(2);
+    expect(result.passed).toBe(true);
+    expect(rt.containers.size + rt.networks.size).toBe(0);
+  });
+
+  it('an observation that keeps failing fails the lab with the engine\'s words, and the lab is removed', async () => {
+    const rt = new FakeRuntime();
+    rt.before = (call, args) => {
+      if (call === 'exec' && args[1] === 'tcplab-observe') {
+        counts.faults++;
+        throw droppedConnection();
+      }
+    };
+    const result = await runLab(rt, lab, { image: 'x', instance: 'aaaa0002', clock: new FakeClock() });
+    expect(result.passed).toBe(false);
+    expect(result.error).toMatch(/dropped the connection/);
+    expect(rt.containers.size + rt.networks.size).toBe(0);
+  });
+
+  it('the engine going away mid-lab: exit code 3, "cannot reach the Docker engine", a hint to `lab clean --stale`', async () => {
+    const rt = new FakeRuntime();
+    let gone = false;
+    rt.before = (call, args) => {
+      if (gone) throw engineGone(call);
+      if (call === 'exec' && args[1] === 'tcplab-run') {
+        gone = true;
+        counts.faults++;
+        throw engineGone('run tcplab-run');
+      }
+    };
+    const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0003', clock: new FakeClock() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect((err as EngineError).message).toMatch(/cannot reach the Docker engine/);
+    expect((err as EngineError).hint).toMatch(/lab clean --stale/);
+    expect((err as EngineError).exitCode).toBe(3);
+    // The teardown was tried (and failed, the engine being gone): what is left is for `lab clean --stale`.
+    expect(rt.calls.filter((c) => c === 'listContainers').length).toBeGreaterThan(0);
+    expect(rt.containers.size).toBe(2);
+  });
+
+  it('a container removed by hand mid-lab: the lab fails naming it, and the rest is removed', async () => {
+    const rt = new FakeRuntime();
+    rt.before = (call, args) => {
+      if (call === 'exec' && args[1] === 'tcplab-run') {
+        counts.faults++;
+        rt.containers.delete('tcplab-aaaa0004-server');
+      }
+    };
+    const result = await runLab(rt, lab, { image: 'x', instance: 'aaaa0004', clock: new FakeClock() });
+    expect(result.passed).toBe(false);
+    expect(result.error).toMatch(/the server container \(tcplab-aaaa0004-server\) is gone/);
+    expect(rt.containers.size + rt.networks.size).toBe(0);
+  });
+
+  it('an interrupt while a step fails for it (containers removed under it) is reported as the interrupt', async () => {
+    const rt = new FakeRuntime();
+    const ac = new AbortController();
+    rt.before = (call, args) => {
+      if (call === 'exec' && args[1] === 'tcplab-run') {
+        counts.faults++;
+        ac.abort('SIGTERM');
+        rt.containers.clear();
+      }
+    };
+    const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0005', clock: new FakeClock(), signal: ac.signal }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InterruptedError);
+    expect((err as InterruptedError).exitCode).toBe(143);
+  });
+
+  it('a subnet taken by another process at the same moment: the next free ones are tried', async () => {
+    const rt = new FakeRuntime();
+    const refused: string[] = [];
+    rt.createNetwork = async (spec) => {
+      if (refused.length < 3) {
+        refused.push(spec.subnet);
+        counts.faults++;
+        throw new SubnetTakenError('Pool overlaps with other one on this address space');
+      }
+      rt.networks.set(spec.name, spec);
+    };
+    const inst = await createInstance(rt, lab, { image: 'x', instance: 'aaaa0006' });
+    expect(refused).toHaveLength(3);
+    expect(refused).not.toContain(inst.plan.networks[0]!.subnet);
+    await inst.down();
+    expect(rt.containers.size + rt.networks.size).toBe(0);
+  });
+
+  it('removal racing removal and a create in flight: every pass is full, networks wait for their containers', async () => {
+    const rt = new FakeRuntime();
+    const inst = await createInstance(rt, lab, { image: 'x', instance: 'aaaa0007' });
+    // While the first removal lists containers, a create that was in flight lands (a late container).
+    let injected = false;
+    rt.before = (call) => {
+      if (call === 'listContainers' && !injected) {
+        injected = true;
+        counts.faults++;
+        const late = { ...rt.containers.get('tcplab-aaaa0007-client')!.spec, name: 'tcplab-aaaa0007-late' };
+        queueMicrotask(() => rt.containers.set(late.name, { spec: late, networks: [late.network.name], running: true }));
+      }
+    };
+    const [x, y] = await Promise.all([removeInstance(rt, inst.id), removeInstance(rt, inst.id)]);
+    expect(x + y).toBeGreaterThanOrEqual(4);
+    expect(rt.containers.size + rt.networks.size).toBe(0);
+  });
+});
+
+describe('stale instances', () => {
+  it('owner status: kept, another host, no owner, a live process, a dead one', () => {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const host = hostname();
+    expect(ownerStatus({ [LABEL.pid]: `${host}:${dead}`, [LABEL.keep]: 'true' })).toBe('kept');
+    expect(ownerStatus({ [LABEL.pid]: `elsewhere:${process.pid}` })).toBe('other-host');
+    expect(ownerStatus({})).toBe('unknown-owner');
+    expect(ownerStatus({ [LABEL.pid]: `${host}:${process.pid}` })).toBe('running');
+    expect(ownerStatus({ [LABEL.pid]: `${host}:${dead}` })).toBe('stale');
+    expect(ownerStatus({ [LABEL.pid]: `${host}:notapid` })).toBe('unknown-owner');
+  });
+
+  it('listInstances groups containers and networks by instance with their status', async () => {
+    const rt = new FakeRuntime();
+    const inst = await createInstance(rt, lab, { image: 'x', instance: 'aaaa0008' });
+    const kept = await createInstance(rt, lab, { image: 'x', instance: 'aaaa0009', keep: true });
+    const list = await listInstances(rt, { alive: () => false });
+    expect(list).toEqual([
+      expect.objectContaining({ instance: 'aaaa0008', containers: 2, networks: 1, status: 'stale' }),
+      expect.objectContaining({ instance: 'aaaa0009', containers: 2, networks: 1, status: 'kept', kept: true }),
+    ]);
+    expect((await listInstances(rt))[0]!.status).toBe('running');
+    await inst.down();
+    await kept.down();
+  });
+});
