@@ -118,9 +118,11 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
         for (const iface of rest) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
         throwIfAborted(opts.signal, 'container start');
         await runtime.startContainer(node.name);
-        for (const r of node.routes) {
-          const res = await runtime.exec(node.name, ['ip', 'route', 'replace', r.to, 'via', r.via], { timeoutMs: OBSERVE_TIMEOUT_MS });
-          if (res.exitCode !== 0) throw new EngineError(`could not add the route to ${r.to} on ${node.key}: ${res.stderr.trim()}`);
+        // Wiring and routes (plan.ts); for a routed lab the tunnels need both ends, but each end can be
+        // configured on its own: packets only flow once both are up, before any step runs.
+        for (const argv of node.setup) {
+          const res = await runtime.exec(node.name, argv, { timeoutMs: OBSERVE_TIMEOUT_MS });
+          if (res.exitCode !== 0) throw new EngineError(`could not set up the network on ${node.key} (${argv.join(' ')}): ${(res.stderr || res.stdout).trim()}`);
         }
         emit({ type: 'node', node: node.key, name: node.name, ips: node.interfaces.map((i) => i.ip) });
       }),
