@@ -14,6 +14,7 @@ import type { LabResult } from '../grade/grade.js';
 import { LABEL } from '../plan/plan.js';
 import { renderLabResult } from '../report/text.js';
 import { renderJunit } from '../report/junit.js';
+import { composeCommand } from './compose-command.js';
 import { formatDuration } from '../lab/duration.js';
 import { makePlainRenderer } from './render.js';
 import type { Context } from './context.js';
@@ -264,4 +265,4 @@ const doctor: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [list, start, grade, stop, clean, doctor, validate];
+export const COMMANDS: Command[] = [list, start, grade, stop, clean, doctor, validate, composeCommand];
