@@ -14,6 +14,7 @@ import { LABEL } from '../plan/plan.js';
 import { listInstances } from '../engine/cleanup.js';
 import { renderLabResult } from '../report/text.js';
 import { renderJunit } from '../report/junit.js';
+import { composeCommand } from './compose-command.js';
 import { formatDuration } from '../lab/duration.js';
 import { makePlainRenderer } from './render.js';
 import type { Context } from './context.js';
@@ -289,4 +290,4 @@ const doctor: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate, ...STUDENT_COMMANDS];
+export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate, composeCommand, ...STUDENT_COMMANDS];

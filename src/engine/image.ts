@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Runtime } from '../runtime/runtime.js';
 import type { EventSink } from './events.js';
 import { LABEL } from '../plan/plan.js';
+import { COMPOSE_IMAGE } from '../plan/compose.js';
 
 export const IMAGE_DIR = fileURLToPath(new URL('../../images/node', import.meta.url));
 export const IMAGE_REPO = 'tcplab/node';
@@ -48,6 +49,7 @@ export async function ensureImage(runtime: Runtime, emit: EventSink, opts: Image
   const tag = imageTag(opts);
   if (await runtime.imageExists(tag)) {
     emit({ type: 'image', phase: 'found', tag });
+    await runtime.tagImage?.(tag, COMPOSE_IMAGE);
     return tag;
   }
   emit({ type: 'image', phase: 'building', tag });
@@ -60,5 +62,7 @@ export async function ensureImage(runtime: Runtime, emit: EventSink, opts: Image
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   emit({ type: 'image', phase: 'built', tag });
+  // The content tag changes with images/; Compose files (compose/) name this stable tag instead.
+  await runtime.tagImage?.(tag, COMPOSE_IMAGE);
   return tag;
 }

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import createDebug from 'debug';
 import type { Action, Expectation, Lab, NodeName, Step } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
-import { expand, LABEL, NETWORK_OPTIONS, NODE_SECURITY, overlaps, planLab, subnetAt, SUBNET_POOL, type Plan } from '../plan/plan.js';
+import { expand, LABEL, NODE_SECURITY, overlaps, planLab, subnetAt, SUBNET_POOL, type Plan } from '../plan/plan.js';
 import { networksOf } from '../plan/topology.js';
 import { SubnetTakenError, type ExecResult, type Runtime } from '../runtime/runtime.js';
 import { EngineError, InterruptedError, LabError } from '../errors.js';
@@ -83,7 +83,7 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
       try {
         for (const net of plan.networks) {
           throwIfAborted(opts.signal, 'network creation');
-          await runtime.createNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels, options: { ...NETWORK_OPTIONS } });
+          await runtime.createNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels, options: net.options });
           created.push(net.name);
           emit({ type: 'network', name: net.name, subnet: net.subnet });
         }
@@ -121,12 +121,11 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
         for (const iface of rest) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
         throwIfAborted(opts.signal, 'container start');
         await runtime.startContainer(node.name);
-        // An internal bridge still gives containers a default route (Docker 20.10): drop it, so that anything
-        // outside the lab's own subnets is unroutable from inside, not merely dropped further on.
-        await runtime.exec(node.name, ['ip', 'route', 'del', 'default'], { timeoutMs: OBSERVE_TIMEOUT_MS });
-        for (const r of node.routes) {
-          const res = await runtime.exec(node.name, ['ip', 'route', 'replace', r.to, 'via', r.via], { timeoutMs: OBSERVE_TIMEOUT_MS });
-          if (res.exitCode !== 0) throw new EngineError(`could not add the route to ${r.to} on ${node.key}: ${res.stderr.trim()}`);
+        // Wiring and routes (plan.ts); for a routed lab the tunnels need both ends, but each end can be
+        // configured on its own: packets only flow once both are up, before any step runs.
+        for (const argv of node.setup) {
+          const res = await runtime.exec(node.name, argv, { timeoutMs: OBSERVE_TIMEOUT_MS });
+          if (res.exitCode !== 0) throw new EngineError(`could not set up the network on ${node.key} (${argv.join(' ')}): ${(res.stderr || res.stdout).trim()}`);
         }
         emit({ type: 'node', node: node.key, name: node.name, ips: node.interfaces.map((i) => i.ip) });
       }),

@@ -1,7 +1,7 @@
 // Pure planning: a lab, an instance id and the subnets to use -> everything the engine will create.
 // Nothing here talks to Docker, so `--dry-run`, the Compose renderer and the tests all share it.
 import type { Lab, NodeName, Topology } from '../lab/schema.js';
-import { networksOf, nodesOf } from './topology.js';
+import { networksOf, nodesOf, UNDERLAY_OFFSET, WIRING } from './topology.js';
 
 export const LABEL = {
   managed: 'io.tcplab.managed',
@@ -35,6 +35,8 @@ export interface NetworkPlan {
   subnet: string;
   gateway: string;
   internal: true;
+  /** Bridge driver options (no address on the host side: see NETWORK_OPTIONS). */
+  options: Record<string, string>;
   labels: Record<string, string>;
 }
 
@@ -46,6 +48,8 @@ export interface NodePlan {
   /** In attach order; the first is given at create time. */
   interfaces: { network: string; networkName: string; ip: string }[];
   routes: { to: string; via: string }[];
+  /** Commands run in the node once it has started, in order, each must succeed: wiring, then routes. */
+  setup: string[][];
   sysctls: Record<string, string>;
   labels: Record<string, string>;
   cmd: string[];
@@ -90,6 +94,7 @@ export function planLab({ lab, instance, image, subnets, labels = {} }: PlanInpu
     subnet: subnets[i]!,
     gateway: `${base.get(key)}.1`,
     internal: true,
+    options: { ...NETWORK_OPTIONS },
     labels: { ...common },
   }));
 
@@ -104,22 +109,44 @@ export function planLab({ lab, instance, image, subnets, labels = {} }: PlanInpu
     });
   }
 
-  const nodes: NodePlan[] = topoNodes.map((n) => ({
-    key: n.name,
-    name: `${prefix}-${n.name}`,
-    hostname: n.name,
-    image,
-    interfaces: n.networks.map((net) => ({ network: net, networkName: `${prefix}-${net}`, ip: vars[`${n.name}.ip.${net}`]! })),
-    routes: n.routes.map((r) => {
+  const vxlan = WIRING[topology] === 'vxlan';
+  const setupOf = (n: (typeof topoNodes)[number], routes: NodePlan['routes']): string[][] => {
+    // An internal bridge still gives containers a default route (Docker 20.10): drop it, so that anything
+    // outside the lab's own subnets is unroutable from inside, not merely dropped further on.
+    const cmds: string[][] = [['ip', 'route', 'flush', 'exact', '0.0.0.0/0']];
+    if (vxlan) {
+      for (const net of n.networks) {
+        const peers = topoNodes.filter((t) => t.name !== n.name && t.networks.includes(net));
+        if (peers.length !== 1) throw new Error(`a vxlan-wired network joins two nodes; ${net} has ${peers.length + 1}`);
+        const b = base.get(net)!;
+        const vni = String(10 + netKeys.indexOf(net));
+        cmds.push(['tcplab-net', 'vxlan', net, vni, `${b}.${n.host}`, `${b}.${n.host + UNDERLAY_OFFSET}`, `${b}.${peers[0]!.host + UNDERLAY_OFFSET}`, `${b}.${n.host}/24`]);
+      }
+    }
+    for (const r of routes) cmds.push(['ip', 'route', 'replace', r.to, 'via', r.via]);
+    return cmds;
+  };
+
+  const nodes: NodePlan[] = topoNodes.map((n) => {
+    const routes = n.routes.map((r) => {
       const via = topoNodes.find((t) => t.name === r.via)!;
       // The router's address on the network this node shares with it.
       const shared = via.networks.find((net) => n.networks.includes(net))!;
       return { to: vars[`net.${r.to}`]!, via: vars[`${r.via}.ip.${shared}`]! };
-    }),
-    sysctls: { ...n.sysctls, ...stringify(lab.nodes?.[n.name]?.sysctls ?? {}) },
-    labels: { ...common, [LABEL.node]: n.name },
-    cmd: ['sleep', 'infinity'],
-  }));
+    });
+    return {
+      key: n.name,
+      name: `${prefix}-${n.name}`,
+      hostname: n.name,
+      image,
+      interfaces: n.networks.map((net) => ({ network: net, networkName: `${prefix}-${net}`, ip: vars[`${n.name}.ip.${net}`]! })),
+      routes,
+      setup: setupOf(n, routes),
+      sysctls: { ...n.sysctls, ...stringify(lab.nodes?.[n.name]?.sysctls ?? {}) },
+      labels: { ...common, [LABEL.node]: n.name },
+      cmd: ['sleep', 'infinity'],
+    };
+  });
 
   return { instance, lab: { id: lab.id, slug: lab.slug, title: lab.title }, topology, image, networks, nodes, vars };
 }

@@ -25,6 +25,16 @@ const TOPOLOGIES: Record<Topology, TopologyNode[]> = {
   ],
 };
 
+/**
+ * How a topology's networks are wired. 'bridge': the nodes use the addresses Docker gives them on the bridge.
+ * 'vxlan': each network joins exactly two nodes through a VXLAN tunnel over its bridge, because Docker drops
+ * routed traffic on internal bridges (see images/node/tcplab-net); the lab addresses live on the tunnels.
+ */
+export const WIRING: Record<Topology, 'bridge' | 'vxlan'> = { direct: 'bridge', routed: 'vxlan' };
+
+/** Host part of a node's tunnel-underlay address on a vxlan-wired network (the lab address's host + 100). */
+export const UNDERLAY_OFFSET = 100;
+
 export function nodesOf(topology: Topology): TopologyNode[] {
   return TOPOLOGIES[topology];
 }

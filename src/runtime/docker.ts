@@ -150,6 +150,11 @@ export class DockerRuntime implements Runtime {
     await this.call(`remove image ${tag}`, () => this.docker.getImage(tag).remove({ force: true }), [404, 409]);
   }
 
+  async tagImage(source: string, target: string): Promise<void> {
+    const i = target.lastIndexOf(':');
+    await this.call(`tag image ${source} as ${target}`, () => this.docker.getImage(source).tag({ repo: target.slice(0, i), tag: target.slice(i + 1) }));
+  }
+
   async listImages(labels: Record<string, string>): Promise<Resource[]> {
     const list = (await this.call('list images', () => this.docker.listImages({ filters: labelFilter(labels) } as object)))!;
     return list.map((i) => ({ id: i.Id, name: i.RepoTags?.[0] ?? i.Id, labels: i.Labels ?? {} }));

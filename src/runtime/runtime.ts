@@ -75,6 +75,8 @@ export interface Runtime {
   imageExists(tag: string): Promise<boolean>;
   buildImage(opts: BuildOptions): Promise<void>;
   removeImage(tag: string): Promise<void>;
+  /** Give an existing image another tag (the stable tag Compose files use). Optional for other backends. */
+  tagImage?(source: string, target: string): Promise<void>;
   listImages(labels: Record<string, string>): Promise<Resource[]>;
   /** Subnets of every network the engine has, to pick ones that do not collide. */
   usedSubnets(): Promise<string[]>;

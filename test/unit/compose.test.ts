@@ -1,0 +1,68 @@
+// The Compose files are renderings of the same plan the engine applies; the committed ones must not drift.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { COMPOSE_IMAGE, COMPOSE_TOPOLOGIES, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../../src/plan/compose.js';
+import { NODE_SECURITY } from '../../src/plan/plan.js';
+import { resolveLab } from '../../src/lab/catalogue.js';
+
+const committed = (t: string) => readFileSync(new URL(`../../compose/${t}.yaml`, import.meta.url), 'utf8');
+
+interface Service {
+  image: string;
+  command: string[];
+  cap_add: string[];
+  cap_drop: string[];
+  security_opt: string[];
+  read_only: boolean;
+  mem_limit: number;
+  pids_limit: number;
+  sysctls?: Record<string, string>;
+  networks: Record<string, { ipv4_address: string }>;
+}
+interface ComposeFile {
+  version: string;
+  services: Record<string, Service>;
+  networks: Record<string, { name: string; internal: boolean; ipam: { config: { subnet: string }[] } }>;
+}
+
+describe('compose files', () => {
+  it.each(COMPOSE_TOPOLOGIES)('compose/%s.yaml is exactly what the renderer produces (run `npm run compose`)', (t) => {
+    expect(committed(t)).toBe(renderTopologyCompose(t));
+  });
+
+  it.each(COMPOSE_TOPOLOGIES)('compose/%s.yaml holds the plan: image, hardening, internal networks, addresses', (t) => {
+    const file = parse(committed(t)) as ComposeFile;
+    const plan = planCompose({ lab: topologyLab(t) });
+    expect(Object.keys(file.services).sort()).toEqual(plan.nodes.map((n) => n.key).sort());
+    for (const node of plan.nodes) {
+      const s = file.services[node.key]!;
+      expect(s.image).toBe(COMPOSE_IMAGE);
+      expect(s.cap_add).toEqual([...NODE_SECURITY.capAdd]);
+      expect(s.cap_drop).toEqual(['ALL']);
+      expect(s.security_opt).toContain('no-new-privileges');
+      expect(s.read_only).toBe(true);
+      expect(s.mem_limit).toBe(NODE_SECURITY.memoryBytes);
+      expect(s.pids_limit).toBe(NODE_SECURITY.pidsLimit);
+      expect(s.sysctls ?? {}).toEqual(node.sysctls);
+      expect(Object.fromEntries(Object.entries(s.networks).map(([k, v]) => [k, v.ipv4_address]))).toEqual(Object.fromEntries(node.interfaces.map((i) => [i.network, i.ip])));
+      // The setup commands (tunnels and routes of a routed lab) run before the container idles.
+      for (const argv of node.setup) expect(s.command.join(' ')).toContain(argv.join(' '));
+    }
+    for (const net of plan.networks) {
+      expect(file.networks[net.key]).toMatchObject({ name: net.name, internal: true, ipam: { config: [{ subnet: net.subnet }] } });
+    }
+  });
+
+  it('the routed file routes the client to the server through the firewall', () => {
+    const file = parse(committed('routed')) as ComposeFile;
+    expect(file.services.firewall!.sysctls).toMatchObject({ 'net.ipv4.ip_forward': '1' });
+    expect(file.services.client!.command.join(' ')).toMatch(/ip route replace 198\.19\.252\.0\/24 via 198\.19\.251\.4/);
+  });
+
+  it('a lab renders with its own sysctls', () => {
+    const { lab } = resolveLab('6');
+    const file = parse(renderCompose(planCompose({ lab }))) as ComposeFile;
+    expect(file.services.server!.sysctls).toMatchObject({ 'net.ipv4.tcp_rto_max_ms': '1000' });
+  });
+});
