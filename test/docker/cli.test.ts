@@ -83,7 +83,7 @@ describeDocker('lab grade, the CLI', (env) => {
   it('doctor checks the engine, the image and iptables in a container', async () => {
     const r = await lab(['doctor', '--json']);
     const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean }[] };
-    expect(report.checks.map((c) => c.name)).toEqual(['engine', 'image', 'lab network', 'iptables', 'per-node sysctls', 'ss', 'isolation']);
+    expect(report.checks.map((c) => c.name)).toEqual(['engine', 'leftovers', 'image', 'lab network', 'iptables', 'per-node sysctls', 'ss', 'isolation']);
     expect(report.ok).toBe(true);
     expect(r.code).toBe(0);
   });
