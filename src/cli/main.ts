@@ -15,13 +15,12 @@ export const GLOBAL_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 function usage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.usage.length));
   return [
     `tcplab ${VERSION}: watch TCP connection states happen in real containers`,
     '',
     'usage: lab <command> [options]',
     '',
-    ...COMMANDS.map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    ...COMMANDS.map((c) => `  lab ${c.usage}\n      ${c.summary}`),
     '',
     'Global options: --json (machine-readable stdout), --no-color, --help.',
     'Environment: DOCKER_HOST, TCPLAB_BASE_IMAGE, NO_COLOR, DEBUG=lab* (developer logs).',
