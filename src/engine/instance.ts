@@ -14,6 +14,7 @@ import { parseIptablesSave } from '../observe/iptables.js';
 import { decide, evaluate, summarize, toCheck, type Check, type CommandStatus, type LabResult, type NodeSnapshot, type Sample, type StepResult } from '../grade/grade.js';
 import { realClock, type Clock, type EventSink } from './events.js';
 import { retryTransient } from './retry.js';
+import { Sampler } from './sampler.js';
 
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
@@ -203,6 +204,8 @@ export class Instance {
   /** Named foreground commands that have finished, and the names that run in the background. */
   private readonly finished = new Map<string, CommandStatus>();
   private readonly background = new Set<string>();
+  /** One persistent observer per node, opened on the first look. */
+  private readonly samplers = new Map<NodeName, Sampler>();
 
   constructor(
     readonly runtime: Runtime,
@@ -282,8 +285,14 @@ export class Instance {
         const argv = ['tcplab-observe'];
         if (need.iptables) argv.push('--iptables');
         for (const c of need.commands) if (this.background.has(c)) argv.push('--command', c);
-        // Observing only reads, so a dropped connection or a 5xx from the engine is safe to retry.
-        const r = await retryTransient(() => this.exec(node, argv), { clock: this.clock, ...(this.signal ? { signal: this.signal } : {}), onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message) });
+        let sampler = this.samplers.get(node);
+        if (!sampler) this.samplers.set(node, (sampler = new Sampler(this.runtime, this.container(node))));
+        const s = await sampler.sample(argv.slice(1), { timeoutMs: OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
+        // Without a sampler, one exec per look; observing only reads, so a dropped connection or a 5xx from the
+        // engine is safe to retry.
+        const r = s
+          ? { exitCode: s.exitCode, stdout: s.text, stderr: 'ss failed' }
+          : await retryTransient(() => this.exec(node, argv), { clock: this.clock, ...(this.signal ? { signal: this.signal } : {}), onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message) });
         if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
         out.set(node, parseObservation(node, this.clock.now(), r.stdout, this.finished));
       }),
@@ -349,7 +358,14 @@ export class Instance {
     return result;
   }
 
+  /** Close the persistent observers (they never keep the process alive, but a kept lab should not hold them). */
+  close(): void {
+    for (const s of this.samplers.values()) s.close();
+    this.samplers.clear();
+  }
+
   async down(): Promise<number> {
+    this.close();
     const removed = await removeInstance(this.runtime, this.id);
     this.emit({ type: 'teardown', instance: this.id, removed });
     return removed;
@@ -412,7 +428,7 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
         if (!failing) throw e;
         log('teardown after a failure: %s', (e as Error).message);
       });
-    }
+    } else instance.close();
   }
   return summarize(instance.plan.lab, instance.id, steps, clock.now() - t0, error);
 }

@@ -14,6 +14,7 @@ import {
   type EngineInfo,
   type ExecOptions,
   type ExecResult,
+  type ExecSession,
   type NetworkSpec,
   type Resource,
   type Runtime,
@@ -307,6 +308,51 @@ export class DockerRuntime implements Runtime {
     } catch (e) {
       if (e instanceof EngineError) throw e;
       throw explain(e, doing);
+    }
+  }
+
+  async openExec(container: string, argv: string[]): Promise<ExecSession> {
+    logExec('%s: open %o', container, argv);
+    try {
+      const ex = await this.docker.getContainer(container).exec({ Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false });
+      const stream = (await ex.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream & { destroy(): void; unref?(): void; end(): void };
+      // A sampler left open (lab start --keep) must not keep the CLI from exiting.
+      stream.unref?.();
+      (stream as unknown as { socket?: { unref?(): void } }).socket?.unref?.();
+      const stdout = new PassThrough();
+      this.docker.modem.demuxStream(stream, stdout, new PassThrough().resume());
+      let closed = false;
+      const closers: ((err?: Error) => void)[] = [];
+      const finish = (err?: Error) => {
+        if (closed) return;
+        closed = true;
+        logExec('%s: session %s closed%s', container, argv[0], err ? `: ${err.message}` : '');
+        for (const f of closers) f(err);
+      };
+      stream.on('end', () => finish());
+      stream.on('close', () => finish());
+      stream.on('error', (e: Error) => finish(e));
+      return {
+        write: (text) => {
+          if (!closed) stream.write(text);
+        },
+        onStdout: (fn) => stdout.on('data', (b: Buffer) => fn(b.toString('utf8'))),
+        onClose: (fn) => {
+          if (closed) fn();
+          else closers.push(fn);
+        },
+        close: () => {
+          if (closed) return;
+          try {
+            stream.end();
+          } finally {
+            stream.destroy();
+            finish();
+          }
+        },
+      };
+    } catch (e) {
+      throw explain(e, `start ${argv[0]} in ${container}`);
     }
   }
 }

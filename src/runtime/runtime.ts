@@ -53,6 +53,18 @@ export interface ExecResult {
   durationMs: number;
 }
 
+/** A command that keeps running in a container, fed lines on stdin; see Runtime.openExec. */
+export interface ExecSession {
+  /** Write to the command's standard input. */
+  write(text: string): void;
+  /** Standard output as it arrives (stderr is dropped). */
+  onStdout(fn: (chunk: string) => void): void;
+  /** Called once when the session ends: the command exited, the container went away, or close() was called. */
+  onClose(fn: (err?: Error) => void): void;
+  /** End its standard input (the command sees EOF) and drop the connection. */
+  close(): void;
+}
+
 export interface Resource {
   id: string;
   name: string;
@@ -90,6 +102,9 @@ export interface Runtime {
   listContainers(labels: Record<string, string>): Promise<Resource[]>;
   inspectContainer(name: string): Promise<unknown>;
   exec(container: string, argv: string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Start a long-running command with stdin attached; it never keeps this process alive on its own.
+   *  Optional: without it the engine observes with one exec per look. */
+  openExec?(container: string, argv: string[]): Promise<ExecSession>;
 }
 
 /** The engine refused because the subnet is taken (by another lab started at the same moment, say). */

@@ -1,0 +1,379 @@
+// npm run bench [-- --quick] [--runs N] [--only a,b] [--density 10,20,30] [--json FILE]
+// Measures tcplab on this machine against the same containers made by hand, and says which targets are met.
+// Nothing here fails on a slow machine: a missed target is printed as "not met", never an exit code. The exit
+// code is non-zero only when the benchmark itself could not run (no engine, a baseline command failed, a lab
+// did not grade correctly), so CI can run `--quick` to prove it works.
+import { parseArgs } from 'node:util';
+import { cpus, totalmem } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { DockerRuntime } from '../runtime/docker.js';
+import { ensureImage, imageTag, IMAGE_DIR, baseImage } from '../engine/image.js';
+import { createInstance, newInstanceId, pickSubnets, removeInstance, type Instance } from '../engine/instance.js';
+import { planLab, SUBNET_POOL, LABEL, type Plan } from '../plan/plan.js';
+import { networksOf } from '../plan/topology.js';
+import { catalogue } from '../lab/catalogue.js';
+import type { Lab, Topology } from '../lab/schema.js';
+import { cliParallel, cliSequential, Compose, composeVersion } from './baseline.js';
+import { containerMemory, hostMemory, shimMemory } from './memory.js';
+import { mb, median, ms, summary, timed } from './stats.js';
+import { must, run } from './shell.js';
+
+const SECTIONS = ['warm', 'snapshot', 'detect', 'catalogue', 'density', 'image', 'teardown'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    runs: { type: 'string' },
+    only: { type: 'string' },
+    density: { type: 'string' },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write('usage: npm run bench -- [--quick] [--runs N] [--only warm,snapshot,detect,catalogue,density,image,teardown] [--density 10,20,30] [--json FILE]\n');
+  process.exit(0);
+}
+const quick = !!values.quick;
+const runs = Number(values.runs ?? (quick ? 2 : 7));
+const only = new Set((values.only ?? SECTIONS.join(',')).split(',').map((s) => s.trim()) as Section[]);
+for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}; the sections are ${SECTIONS.join(', ')}`);
+const densityCounts = (values.density ?? (quick ? '2' : '10,20,30')).split(',').map(Number);
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Figure {
+  section: string;
+  name: string;
+  value: string;
+  target?: string;
+  met?: boolean;
+  note?: string;
+}
+const figures: Figure[] = [];
+const raw: Record<string, unknown> = {};
+function report(f: Figure): void {
+  figures.push(f);
+  const verdict = f.met === undefined ? '' : f.met ? '  [met]' : '  [NOT met]';
+  process.stdout.write(`  ${f.name}: ${f.value}${f.target ? `  (target ${f.target})` : ''}${verdict}${f.note ? `\n      ${f.note}` : ''}\n`);
+}
+function heading(s: string): void {
+  process.stdout.write(`\n== ${s}\n`);
+}
+
+const runtime = new DockerRuntime();
+/** Every instance id this run created, removed at the end whatever happens. */
+const mine = new Set<string>();
+function track(id = newInstanceId()): string {
+  mine.add(id);
+  return id;
+}
+async function cleanup(): Promise<void> {
+  await Promise.all([...mine].map((id) => removeInstance(runtime, id).then(() => mine.delete(id)).catch(() => {})));
+}
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(`\n${sig}: removing the benchmark's instances\n`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+function probeLab(topology: Topology): Lab {
+  return { id: 990, slug: `bench-${topology}`, title: 'bench', summary: '', intro: '', topology, steps: [{ id: 'probe', title: 'probe', explain: '' }] } as Lab;
+}
+
+/** A plan with free subnets, for the hand-made baselines (picking subnets is not part of their timing). */
+async function freshPlan(lab: Lab, image: string): Promise<Plan> {
+  const used = await runtime.usedSubnets();
+  const subnets = pickSubnets(used, networksOf(lab.topology ?? 'direct').length, Math.floor(Math.random() * SUBNET_POOL.count));
+  return planLab({ lab, instance: track(), image, subnets });
+}
+
+/** Run a baseline; if another process took our subnet in the meantime, clean up and try a fresh plan. */
+async function baseline(lab: Lab, image: string, up: (p: Plan) => Promise<void>, down?: (p: Plan) => Promise<void>): Promise<{ ms: number; plan: Plan }> {
+  for (let attempt = 0; ; attempt++) {
+    const plan = await freshPlan(lab, image);
+    try {
+      const [t] = await timed(() => up(plan));
+      return { ms: t, plan };
+    } catch (e) {
+      if (down) await down(plan).catch(() => {});
+      await removeInstance(runtime, plan.instance);
+      mine.delete(plan.instance);
+      if (attempt >= 3 || !/overlap/i.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function cliTeardown(plan: Plan): Promise<number> {
+  const [t] = await timed(async () => {
+    await must(['docker', 'rm', '-f', '-v', ...plan.nodes.map((n) => n.name)]);
+    await must(['docker', 'network', 'rm', ...plan.networks.map((n) => n.name)]);
+  });
+  mine.delete(plan.instance);
+  return t;
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+async function warmAndTeardown(image: string): Promise<void> {
+  const compose = await composeVersion();
+  const teardown: Record<string, number[]> = { 'tcplab direct': [], 'tcplab routed': [], 'docker CLI direct': [], 'docker CLI routed': [] };
+  for (const topology of ['direct', 'routed'] as const) {
+    const lab = probeLab(topology);
+    const t: Record<string, number[]> = { tcplab: [], 'CLI sequential': [], 'CLI parallel': [], ...(compose ? { compose: [] } : {}) };
+    const methods: Record<string, () => Promise<void>> = {
+      tcplab: async () => {
+        const id = track();
+        const [ms, inst] = await timed(() => createInstance(runtime, lab, { image, instance: id }));
+        t.tcplab!.push(ms);
+        const [down] = await timed(() => inst.down());
+        mine.delete(id);
+        teardown[`tcplab ${topology}`]!.push(down);
+      },
+      'CLI sequential': async () => {
+        const r = await baseline(lab, image, cliSequential);
+        t['CLI sequential']!.push(r.ms);
+        teardown[`docker CLI ${topology}`]!.push(await cliTeardown(r.plan));
+      },
+      'CLI parallel': async () => {
+        const r = await baseline(lab, image, cliParallel);
+        t['CLI parallel']!.push(r.ms);
+        await removeInstance(runtime, r.plan.instance);
+        mine.delete(r.plan.instance);
+      },
+      ...(compose ? {
+        compose: async () => {
+          let c: Compose | undefined;
+          const r = await baseline(lab, image, (p) => (c = new Compose(p)).up(), () => c!.down());
+          t.compose!.push(r.ms);
+          await c!.down();
+          await removeInstance(runtime, r.plan.instance);
+          mine.delete(r.plan.instance);
+        },
+      } : {}),
+    };
+    // One unmeasured round first (page cache, the engine's first network of a kind), then N measured rounds,
+    // each in a random order so that no method always runs right after another's teardown.
+    for (const m of Object.values(methods)) await m();
+    for (const k of Object.keys(t)) t[k]!.length = 0;
+    for (const k of Object.keys(teardown)) if (k.endsWith(topology)) teardown[k]!.length = 0;
+    for (let r = 0; r < runs; r++) for (const name of shuffle(Object.keys(methods))) await methods[name]!();
+    raw[`warm ${topology}`] = t;
+    const lab0 = median(t.tcplab!);
+    const seq = median(t['CLI sequential']!);
+    const par = median(t['CLI parallel']!);
+    heading(`Warm start, ${topology} (${topology === 'direct' ? 2 : 3} nodes), createInstance until ready, ${runs} runs`);
+    report({ section: 'warm', name: `tcplab ${topology}`, value: summary(t.tcplab!) });
+    report({ section: 'warm', name: `docker CLI, sequential`, value: summary(t['CLI sequential']!) });
+    report({ section: 'warm', name: `docker CLI, nodes in parallel`, value: summary(t['CLI parallel']!) });
+    if (compose) report({ section: 'warm', name: `docker-compose ${compose} up -d (+ route execs)`, value: summary(t.compose!) });
+    report({ section: 'warm', name: `tcplab / CLI sequential (${topology})`, value: `${(lab0 / seq).toFixed(2)}x`, target: '<= 0.8x', met: lab0 / seq <= 0.8 });
+    report({ section: 'warm', name: `tcplab / CLI parallel (${topology})`, value: `${(lab0 / par).toFixed(2)}x`, target: '<= 1.2x', met: lab0 / par <= 1.2 });
+    if (compose) report({ section: 'warm', name: `tcplab / Compose (${topology})`, value: `${(lab0 / median(t.compose!)).toFixed(2)}x` });
+  }
+  if (!only.has('teardown')) return;
+  heading('Teardown: remove a lab instance (every container and network)');
+  raw.teardown = teardown;
+  for (const [k, xs] of Object.entries(teardown)) report({ section: 'teardown', name: k, value: summary(xs) });
+}
+
+async function snapshot(image: string): Promise<void> {
+  heading('Snapshot latency: one ss snapshot of every node of a lab');
+  const n = quick ? 10 : 100;
+  for (const topology of ['direct', 'routed'] as const) {
+    const id = track();
+    const inst = await createInstance(runtime, probeLab(topology), { image, instance: id });
+    try {
+      for (let i = 0; i < 3; i++) await inst.observeAll();
+      const all: number[] = [];
+      const one: number[] = [];
+      for (let i = 0; i < n; i++) {
+        all.push((await timed(() => inst.observeAll()))[0]);
+        one.push((await timed(() => inst.observe(new Map([['client', { iptables: false, commands: new Set<string>() }]]))))[0]);
+      }
+      raw[`snapshot ${topology}`] = { all, one };
+      report({ section: 'snapshot', name: `all ${inst.plan.nodes.length} nodes (${topology})`, value: summary(all), target: 'median <= 100 ms', met: median(all) <= 100 });
+      report({ section: 'snapshot', name: `one node (${topology})`, value: summary(one) });
+    } finally {
+      await inst.down();
+      mine.delete(id);
+    }
+  }
+}
+
+const LISTEN_LATER = [
+  'import random, socket, sys, time',
+  's = socket.socket()',
+  's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+  "s.bind(('0.0.0.0', int(sys.argv[1])))",
+  'time.sleep(random.uniform(0.15, 0.45))',
+  's.listen(1)',
+  "print('%.6f' % time.time(), flush=True)",
+  'time.sleep(60)',
+].join('\n');
+
+async function detect(image: string): Promise<void> {
+  heading('Detection latency: a socket enters LISTEN in a container -> the grader sees it (waitFor settles)');
+  const n = quick ? 5 : 40;
+  const id = track();
+  const inst = await createInstance(runtime, probeLab('direct'), { image, instance: id });
+  const lat: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const port = 20000 + i;
+      const name = `d${i}`;
+      // The program binds, sleeps a random 150-450 ms (so the change falls anywhere in a poll cycle), listens,
+      // and prints the wall-clock time right after listen() returns. Container and host share the clock.
+      await inst.runAction({ on: 'server', run: ['python3', '-c', LISTEN_LATER, String(port)], name, background: true });
+      const checks = await inst.waitFor('detect', [{ on: 'server', socket: { state: 'LISTEN', local: `*:${port}` }, within: '5s' }]);
+      const seenAt = Date.now();
+      if (!checks.every((c) => c.passed)) throw new Error(`the grader did not see LISTEN on port ${port}: ${checks.map((c) => c.message).join('; ')}`);
+      const status = await inst.exec('server', ['tcplab-run', 'status', name]);
+      const changedAt = Number(status.stdout.split('\n')[1]) * 1000;
+      if (!Number.isFinite(changedAt) || changedAt <= 0) throw new Error(`no timestamp from the program: ${status.stdout}`);
+      lat.push(seenAt - changedAt);
+      await inst.runAction({ on: 'server', stop: name, signal: 'TERM' });
+    }
+  } finally {
+    await inst.down();
+    mine.delete(id);
+  }
+  raw.detect = lat;
+  report({ section: 'detect', name: 'state change -> waitFor settles', value: summary(lat), target: 'median <= 150 ms', met: median(lat) <= 150 });
+}
+
+async function wholeCatalogue(): Promise<void> {
+  const labs = catalogue().length;
+  heading(`Whole catalogue: lab grade --all (${labs} labs), wall time, ${cpus().length} cores`);
+  const variants = quick ? [2] : [...new Set([1, 2, labs])];
+  const reps = quick ? 1 : 2;
+  for (const p of variants) {
+    const times: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const res = await run([process.execPath, `${ROOT}bin/lab.js`, 'grade', '--all', '--no-color', ...(p > 1 ? ['--parallel', String(p)] : [])], { timeoutMs: 1_200_000 });
+      if (res.code !== 0) throw new Error(`lab grade --all --parallel ${p} failed (exit ${res.code}):\n${res.stdout}${res.stderr}`);
+      times.push(res.ms);
+    }
+    raw[`catalogue p${p}`] = times;
+    report({ section: 'catalogue', name: p === 1 ? 'sequential' : `--parallel ${p}`, value: summary(times), note: 'every lab passed' });
+  }
+}
+
+async function density(): Promise<void> {
+  heading('Density: instances held at once, each still grading correctly; memory each adds');
+  const labs = catalogue().map((l) => l.lab);
+  const image = await ensureImage(runtime, () => {});
+  let best = 0;
+  for (const k of densityCounts) {
+    const before = hostMemory();
+    const ids = Array.from({ length: k }, () => track());
+    const instances: Instance[] = [];
+    const queue = [...ids.entries()];
+    const [upMs] = await timed(() => Promise.all(Array.from({ length: 4 }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const [i, id] = next;
+        instances.push(await createInstance(runtime, labs[i % labs.length]!, { image, instance: id }));
+      }
+    })));
+    await new Promise((r) => setTimeout(r, 3000));
+    const containers = (await Promise.all(ids.map((id) => runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: id })))).flat();
+    const cg = containers.map((c) => containerMemory(c.id));
+    const cgSum = cg.reduce<number>((a, b) => a + (b ?? 0), 0);
+    const shims = shimMemory(containers.map((c) => c.id));
+    const after = hostMemory();
+    const dockerd = (after.dockerdRss ?? NaN) - (before.dockerdRss ?? NaN);
+    const containerd = (after.containerdRss ?? NaN) - (before.containerdRss ?? NaN);
+    const avail = (before.memAvailable ?? NaN) - (after.memAvailable ?? NaN);
+    // Now grade every instance at the same time, all of them still up.
+    const [gradeMs, results] = await timed(() => Promise.all(instances.map(async (inst) => {
+      const lab = labs.find((l) => l.slug === inst.plan.lab.slug)!;
+      let ok = true;
+      for (const [i, step] of lab.steps.entries()) ok = (await inst.runStep(step, i)).passed && ok;
+      return ok;
+    })));
+    const passed = results.filter(Boolean).length;
+    const [downMs] = await timed(() => Promise.all(ids.map((id) => removeInstance(runtime, id).then(() => mine.delete(id)))));
+    const perInst = (cgSum + Math.max(0, dockerd)) / k;
+    raw[`density ${k}`] = { upMs, gradeMs, downMs, passed, cgroupTotal: cgSum, cgroupPerContainer: cg, shims, dockerd, containerd, memAvailableDrop: avail };
+    report({
+      section: 'density',
+      name: `${k} instances (${containers.length} containers)`,
+      value: `${passed}/${k} graded correctly, all graded at once in ${ms(gradeMs)}; up in ${ms(upMs)} (4 at a time), down in ${ms(downMs)}`,
+      note: `per instance: containers' cgroups ${mb(cgSum / k)} + dockerd growth ${mb(dockerd / k)} = ${mb(perInst)}; ` +
+        `also containerd ${mb(containerd / k)}, shims ${mb(shims.pss / k)} PSS (${mb(shims.rss / k)} RSS); host MemAvailable fell ${mb(avail / k)} per instance`,
+    });
+    report({ section: 'density', name: `memory per instance at ${k}`, value: mb(perInst), target: '<= 20 MB', met: perInst <= 20 * 1024 * 1024 });
+    if (passed === k) best = k;
+    else break;
+  }
+  report({ section: 'density', name: 'instances held at once, all grading correctly', value: `${best} (of the counts tried: ${densityCounts.join(', ')})`, target: '30', met: best >= 30 });
+}
+
+async function image(): Promise<void> {
+  heading('Image');
+  const tag = imageTag();
+  const size = Number((await must(['docker', 'image', 'inspect', '-f', '{{.Size}}', tag])).stdout.trim());
+  report({ section: 'image', name: `size of ${tag}`, value: mb(size), target: '<= 120 MB', met: size <= 120 * 1024 * 1024 });
+  if (quick) return;
+  // A cold build under a temporary tag, with no cache, so the shared image is never touched; the images it
+  // made (its stages) are removed afterwards by id.
+  const tmp = `tcplab-bench/node:${newInstanceId()}`;
+  const env = { ...process.env, DOCKER_BUILDKIT: '0' };
+  const res = await run(['docker', 'build', '--no-cache', '--force-rm', '--build-arg', `BASE=${baseImage()}`, '-t', tmp, IMAGE_DIR], { env });
+  const made = [...res.stdout.matchAll(/^ ---> ([0-9a-f]{12})$/gm)].map((m) => m[1]!);
+  await run(['docker', 'rmi', tmp]);
+  for (const id of made.reverse()) await run(['docker', 'rmi', id]);
+  if (res.code !== 0) throw new Error(`cold build failed: ${res.stderr}`);
+  raw.build = res.ms;
+  report({ section: 'image', name: `cold build (no cache, base ${baseImage()} present)`, value: ms(res.ms) });
+}
+
+async function machine(): Promise<void> {
+  const info = await runtime.info();
+  const kernel = (await run(['uname', '-r'])).stdout.trim();
+  const m = { nproc: cpus().length, memory: mb(totalmem()), kernel, docker: `${info.version} (API ${info.apiVersion}, cgroup ${info.cgroupVersion ?? '?'})`, node: process.version, compose: (await composeVersion()) ?? 'not installed' };
+  raw.machine = m;
+  process.stdout.write(`tcplab benchmark${quick ? ' (quick)' : ''}: ${m.nproc} cores, ${m.memory}, kernel ${m.kernel}, Docker ${m.docker}, Node ${m.node}, docker-compose ${m.compose}\n`);
+}
+
+async function main(): Promise<number> {
+  await machine();
+  const img = await ensureImage(runtime, (e) => {
+    if (e.type === 'image' && e.phase === 'building') process.stdout.write(`building ${e.tag} ...\n`);
+  });
+  try {
+    if (only.has('warm') || only.has('teardown')) await warmAndTeardown(img);
+    if (only.has('snapshot')) await snapshot(img);
+    if (only.has('detect')) await detect(img);
+    if (only.has('image')) await image();
+    if (only.has('catalogue')) await wholeCatalogue();
+    if (only.has('density')) await density();
+  } finally {
+    await cleanup();
+  }
+  heading('Targets');
+  for (const f of figures.filter((x) => x.met !== undefined)) process.stdout.write(`  ${f.met ? 'met    ' : 'NOT met'}  ${f.name}: ${f.value} (target ${f.target})\n`);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ quick, runs, figures, raw }, null, 2));
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (e: Error) => {
+    process.stderr.write(`benchmark failed: ${e.stack ?? e.message}\n`);
+    await cleanup();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,132 @@
+// A persistent observer in one container: a single long-running `tcplab-observe --serve` exec answers every
+// poll over its stdin/stdout. A look then costs one `ss` inside the container (a few ms) instead of a new
+// `docker exec` each time (60-80 ms: create, attach, start, inspect), which is what bounds how fast a state
+// can be seen. Samples are taken only when the grader asks, so idle labs cost nothing.
+// If the session cannot be opened or breaks, sample() returns undefined and the caller uses a one-shot exec.
+import createDebug from 'debug';
+import type { ExecSession, Runtime } from '../runtime/runtime.js';
+import { EngineError, InterruptedError } from '../errors.js';
+
+const log = createDebug('lab:sampler');
+/** After this many broken sessions in one container, stop trying and stay on one-shot execs. */
+const MAX_FAILURES = 3;
+
+export interface SampleResult {
+  /** The sections, as `tcplab-observe` prints them. */
+  text: string;
+  /** Exit code of ss. */
+  exitCode: number;
+}
+
+export class Sampler {
+  private session: ExecSession | undefined;
+  private opening: Promise<ExecSession | undefined> | undefined;
+  private failures = 0;
+  private seq = 0;
+  private buffer = '';
+  private pending: { seq: number; resolve: (r: SampleResult) => void; reject: (e: Error) => void } | undefined;
+  /** One request at a time per container: answers come back in order on one stream. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly container: string,
+  ) {}
+
+  /** Arguments as for tcplab-observe (--iptables, --command NAME); undefined when no session is available. */
+  sample(args: string[], opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SampleResult | undefined> {
+    const next = this.queue.then(() => this.request(args, opts));
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private async open(): Promise<ExecSession | undefined> {
+    if (this.session) return this.session;
+    if (this.closed || this.failures >= MAX_FAILURES || !this.runtime.openExec) return undefined;
+    this.opening ??= (async () => {
+      try {
+        const s = await this.runtime.openExec!(this.container, ['tcplab-observe', '--serve']);
+        s.onStdout((chunk) => this.onData(chunk));
+        s.onClose((err) => this.onClose(s, err));
+        this.session = s;
+        return s;
+      } catch (e) {
+        this.failures++;
+        log('%s: cannot open a sampler: %s', this.container, (e as Error).message);
+        return undefined;
+      } finally {
+        this.opening = undefined;
+      }
+    })();
+    return this.opening;
+  }
+
+  private async request(args: string[], opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SampleResult | undefined> {
+    for (const a of args) if (!/^[A-Za-z0-9_-]+$/.test(a)) throw new Error(`bad observe argument ${a}`);
+    const session = await this.open();
+    if (!session) return undefined;
+    const seq = ++this.seq;
+    this.buffer = '';
+    try {
+      return await new Promise<SampleResult>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new EngineError(`no answer from the sampler in ${this.container} within ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
+        const onAbort = () => reject(new InterruptedError(String(opts.signal?.reason ?? 'SIGINT')));
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        this.pending = {
+          seq,
+          resolve: (r) => {
+            clearTimeout(timer);
+            opts.signal?.removeEventListener('abort', onAbort);
+            resolve(r);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            opts.signal?.removeEventListener('abort', onAbort);
+            reject(e);
+          },
+        };
+        session.write(`${[seq, ...args].join(' ')}\n`);
+      });
+    } catch (e) {
+      this.pending = undefined;
+      if (e instanceof InterruptedError) throw e;
+      // A broken or stuck session: drop it; this look and later ones go through one-shot execs until reopened.
+      log('%s: sampler failed: %s', this.container, (e as Error).message);
+      this.failures++;
+      this.drop();
+      return undefined;
+    }
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    const p = this.pending;
+    if (!p) return;
+    const m = new RegExp(`^### end ${p.seq} (\\d+)$`, 'm').exec(this.buffer);
+    if (!m) return;
+    const text = this.buffer.slice(0, m.index);
+    this.buffer = this.buffer.slice(m.index + m[0].length).replace(/^\n/, '');
+    this.pending = undefined;
+    p.resolve({ text, exitCode: Number(m[1]) });
+  }
+
+  private onClose(s: ExecSession, err?: Error): void {
+    if (this.session !== s) return;
+    this.session = undefined;
+    const p = this.pending;
+    this.pending = undefined;
+    p?.reject(new EngineError(`the sampler in ${this.container} ended${err ? `: ${err.message}` : ''}`));
+  }
+
+  private drop(): void {
+    const s = this.session;
+    this.session = undefined;
+    s?.close();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.drop();
+  }
+}
