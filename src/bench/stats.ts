@@ -19,7 +19,8 @@ export function ms(x: number): string {
 }
 
 export function mb(bytes: number): string {
-  return Number.isFinite(bytes) ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : 'n/a';
+  // Decimal megabytes, as `docker images` prints sizes.
+  return Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : 'n/a';
 }
 
 export function summary(xs: number[]): string {

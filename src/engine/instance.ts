@@ -82,12 +82,17 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
       plan = planLab({ lab, instance: id, image: opts.image, subnets, labels });
       const created: string[] = [];
       try {
-        for (const net of plan.networks) {
-          throwIfAborted(opts.signal, 'network creation');
-          await runtime.createNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels, options: net.options });
-          created.push(net.name);
-          emit({ type: 'network', name: net.name, subnet: net.subnet });
-        }
+        throwIfAborted(opts.signal, 'network creation');
+        // In parallel (the routed topology has two); allSettled so that cleanup knows every one that exists.
+        const nets = await Promise.allSettled(
+          plan.networks.map(async (net) => {
+            await runtime.createNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels, options: net.options });
+            created.push(net.name);
+            emit({ type: 'network', name: net.name, subnet: net.subnet });
+          }),
+        );
+        const failedNet = nets.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failedNet) throw failedNet.reason;
         break;
       } catch (e) {
         await Promise.all(created.map((n) => runtime.removeNetwork(n).catch(() => {})));
@@ -135,7 +140,10 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
     if (failed) throw failed.reason;
     throwIfAborted(opts.signal, 'start');
     emit({ type: 'ready', instance: id, ms: clock.now() - t0 });
-    return instance();
+    const ready = instance();
+    // Open the persistent observers now, without waiting, so the first look of the first step is not slower.
+    ready.warmUp();
+    return ready;
   } catch (e) {
     // Nothing half-built stays behind: remove whatever this instance created, by its label.
     await removeInstance(runtime, id).catch((err) => log('cleanup after failed start: %s', (err as Error).message));
@@ -285,9 +293,7 @@ export class Instance {
         const argv = ['tcplab-observe'];
         if (need.iptables) argv.push('--iptables');
         for (const c of need.commands) if (this.background.has(c)) argv.push('--command', c);
-        let sampler = this.samplers.get(node);
-        if (!sampler) this.samplers.set(node, (sampler = new Sampler(this.runtime, this.container(node))));
-        const s = await sampler.sample(argv.slice(1), { timeoutMs: OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
+        const s = await this.sampler(node).sample(argv.slice(1), { timeoutMs: OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
         // Without a sampler, one exec per look; observing only reads, so a dropped connection or a 5xx from the
         // engine is safe to retry.
         const r = s
@@ -356,6 +362,17 @@ export class Instance {
     const result: StepResult = { id: step.id, title: step.title, checks, passed: checks.every((c) => c.passed) };
     this.emit({ type: 'step-done', result });
     return result;
+  }
+
+  /** Start opening every node's observer in the background. */
+  warmUp(): void {
+    for (const n of this.plan.nodes) void this.sampler(n.key).open();
+  }
+
+  private sampler(node: NodeName): Sampler {
+    let s = this.samplers.get(node);
+    if (!s) this.samplers.set(node, (s = new Sampler(this.runtime, this.container(node))));
+    return s;
   }
 
   /** Close the persistent observers (they never keep the process alive, but a kept lab should not hold them). */

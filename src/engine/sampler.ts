@@ -41,12 +41,17 @@ export class Sampler {
     return next;
   }
 
-  private async open(): Promise<ExecSession | undefined> {
+  /** Open the session if it is not open yet; never throws. */
+  async open(): Promise<ExecSession | undefined> {
     if (this.session) return this.session;
     if (this.closed || this.failures >= MAX_FAILURES || !this.runtime.openExec) return undefined;
     this.opening ??= (async () => {
       try {
         const s = await this.runtime.openExec!(this.container, ['tcplab-observe', '--serve']);
+        if (this.closed) {
+          s.close();
+          return undefined;
+        }
         s.onStdout((chunk) => this.onData(chunk));
         s.onClose((err) => this.onClose(s, err));
         this.session = s;

@@ -1,0 +1,50 @@
+// The persistent observer in a real lab: after the first look, observing costs no docker exec at all, sees what
+// a one-shot `tcplab-observe` exec sees, and keeps working after its session is closed or killed.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeDocker } from '../helpers/docker.js';
+import { createInstance, parseObservation, type Instance } from '../../src/engine/instance.js';
+import type { Lab, NodeName } from '../../src/lab/schema.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
+
+const lab = { id: 991, slug: 'sampler-test', title: 't', summary: '', intro: '', topology: 'direct', steps: [{ id: 's', title: 's', explain: '' }] } as Lab;
+const need = (node: NodeName, extra: { iptables?: boolean; commands?: string[] } = {}) =>
+  new Map([[node, { iptables: !!extra.iptables, commands: new Set(extra.commands ?? []) }]]);
+
+describeDocker('persistent observer (tcplab-observe --serve)', (env) => {
+  let inst: Instance;
+  let execs = 0;
+  beforeAll(async () => {
+    // Count one-shot execs by wrapping the runtime.
+    const counting = Object.create(env.runtime) as Runtime;
+    counting.exec = (...a) => (execs++, env.runtime.exec(...a));
+    counting.openExec = (...a) => env.runtime.openExec!(...a);
+    inst = await createInstance(counting, lab, { image: env.image, instance: env.track(`smp${Date.now().toString(36).slice(-5)}`) });
+  });
+  afterAll(async () => {
+    await inst?.down();
+  });
+
+  it('observes without a docker exec per look, and sees what a one-shot exec sees', async () => {
+    await inst.runAction({ on: 'server', run: ['nc', '-l', '6001'], name: 'srv', background: true });
+    await inst.observe(need('server')); // may open the session
+    const before = execs;
+    let snap;
+    for (let i = 0; i < 20; i++) snap = (await inst.observe(need('server', { iptables: true, commands: ['srv'] }))).get('server')!;
+    expect(execs - before).toBe(0);
+    expect(snap!.sockets.some((s) => s.state === 'LISTEN' && s.local.port === 6001)).toBe(true);
+    expect(snap!.commands?.srv?.running).toBe(true);
+    expect(snap!.counters).toBeDefined();
+    const oneShot = await inst.exec('server', ['tcplab-observe', '--iptables']);
+    const ref = parseObservation('server', 0, oneShot.stdout);
+    expect(snap!.sockets.map((s) => `${s.state} ${s.local.port}`).sort()).toEqual(ref.sockets.map((s) => `${s.state} ${s.local.port}`).sort());
+  });
+
+  it('keeps observing when its session is killed inside the container', async () => {
+    await inst.exec('client', ['pkill', '-f', 'tcplab-observe --serve']);
+    const again = (await inst.observe(need('client'))).get('client')!;
+    expect(Array.isArray(again.sockets)).toBe(true);
+    await inst.runAction({ on: 'client', run: ['nc', '-l', '6002'], name: 'cl', background: true });
+    const later = (await inst.observe(need('client'))).get('client')!;
+    expect(later.sockets.some((s) => s.state === 'LISTEN' && s.local.port === 6002)).toBe(true);
+  });
+});
