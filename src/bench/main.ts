@@ -411,8 +411,10 @@ async function image(): Promise<void> {
   // made (its stages) are removed afterwards by id.
   const tmp = `tcplab-bench/node:${newInstanceId()}`;
   const env = { ...process.env, DOCKER_BUILDKIT: '0' };
+  // Only images that did not exist before the build are removed (the build log also names the base image).
+  const existing = new Set((await must(['docker', 'images', '-aq'])).stdout.split('\n').map((x) => x.trim()).filter(Boolean));
   const res = await run(['docker', 'build', '--no-cache', '--force-rm', '--build-arg', `BASE=${baseImage()}`, '-t', tmp, IMAGE_DIR], { env });
-  const made = [...res.stdout.matchAll(/^ ---> ([0-9a-f]{12})$/gm)].map((m) => m[1]!);
+  const made = [...res.stdout.matchAll(/^ ---> ([0-9a-f]{12})$/gm)].map((m) => m[1]!).filter((id) => !existing.has(id));
   await run(['docker', 'rmi', tmp]);
   for (const id of made.reverse()) await run(['docker', 'rmi', id]);
   if (res.code !== 0) throw new Error(`cold build failed: ${res.stderr}`);
