@@ -15,7 +15,8 @@ function labelArgs(labels: Record<string, string>): string[] {
 
 function networkCreate(plan: Plan, i: number): string[] {
   const n = plan.networks[i]!;
-  return ['docker', 'network', 'create', '--internal', '--driver', 'bridge', '--subnet', n.subnet, '--gateway', n.gateway, ...labelArgs(n.labels), n.name];
+  return ['docker', 'network', 'create', '--internal', '--driver', 'bridge', '--subnet', n.subnet, '--gateway', n.gateway,
+    ...Object.entries(n.options).flatMap(([k, v]) => ['-o', `${k}=${v}`]), ...labelArgs(n.labels), n.name];
 }
 
 function nodeOptions(node: NodePlan): string[] {
@@ -36,7 +37,7 @@ function nodeOptions(node: NodePlan): string[] {
   ];
 }
 
-/** The commands that bring one node up, in order: run (or create, connect, start), then its routes. */
+/** The commands that bring one node up, in order: run (or create, connect, start), then its setup (wiring, routes). */
 function nodeCommands(node: NodePlan): string[][] {
   const cmds: string[][] = [];
   if (node.interfaces.length === 1) cmds.push(['docker', 'run', '-d', ...nodeOptions(node)]);
@@ -45,7 +46,7 @@ function nodeCommands(node: NodePlan): string[][] {
     for (const iface of node.interfaces.slice(1)) cmds.push(['docker', 'network', 'connect', '--ip', iface.ip, iface.networkName, node.name]);
     cmds.push(['docker', 'start', node.name]);
   }
-  for (const r of node.routes) cmds.push(['docker', 'exec', node.name, 'ip', 'route', 'replace', r.to, 'via', r.via]);
+  for (const argv of node.setup) cmds.push(['docker', 'exec', node.name, ...argv]);
   return cmds;
 }
 
@@ -68,6 +69,7 @@ export function composeFile(plan: Plan): string {
     driver: 'bridge',
     internal: true,
     ipam: { config: [{ subnet: n.subnet, gateway: n.gateway }] },
+    ...(Object.keys(n.options).length ? { driver_opts: n.options } : {}),
     labels: n.labels,
   }]));
   const services = Object.fromEntries(plan.nodes.map((node) => [node.key, {
@@ -102,11 +104,11 @@ export class Compose {
     return ['docker-compose', '-p', `tcplab-bench-${this.plan.instance}`, '-f', this.file, ...rest];
   }
 
-  /** up -d, then the routes Compose cannot express. */
+  /** up -d, then the setup commands (tunnels, routes) Compose cannot express. */
   async up(): Promise<void> {
     await must(this.argv('up', '-d', '--no-build', '--no-color', '--quiet-pull'));
     await Promise.all(this.plan.nodes.map(async (node) => {
-      for (const r of node.routes) await must(['docker', 'exec', node.name, 'ip', 'route', 'replace', r.to, 'via', r.via]);
+      for (const argv of node.setup) await must(['docker', 'exec', node.name, ...argv]);
     }));
   }
 

@@ -154,7 +154,7 @@ function tracing(calls: Call[]): Runtime {
 function phaseWindows(calls: Call[], t0: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const c of calls) {
-    const k = c.name === 'exec' ? 'routes' : c.name;
+    const k = c.name === 'exec' ? 'setup execs' : c.name;
     out[k] = Math.max(out[k] ?? 0, c.end - t0);
   }
   return out;
@@ -225,7 +225,7 @@ async function warmAndTeardown(image: string): Promise<void> {
     report({ section: 'warm', name: `tcplab ${topology}`, value: summary(t.tcplab!) });
     report({ section: 'warm', name: `docker CLI, sequential`, value: summary(t['CLI sequential']!) });
     report({ section: 'warm', name: `docker CLI, nodes in parallel`, value: summary(t['CLI parallel']!) });
-    if (compose) report({ section: 'warm', name: `docker-compose ${compose} up -d (+ route execs)`, value: summary(t.compose!) });
+    if (compose) report({ section: 'warm', name: `docker-compose ${compose} up -d (+ setup execs)`, value: summary(t.compose!) });
     // Other processes share the engine and load drifts; the verdict uses each round's own ratio (both ran
     // within seconds of each other), and the ratio of the medians is shown next to it.
     const paired = (other: number[]) => median(t.tcplab!.map((x, i) => x / other[i]!));

@@ -7,7 +7,8 @@ import createDebug from 'debug';
 import type { ExecSession, Runtime } from '../runtime/runtime.js';
 import { EngineError, InterruptedError } from '../errors.js';
 
-const log = createDebug('lab:sampler');
+// In the engine's namespace (DEBUG=lab): a sampler giving up is how a dropped connection shows while observing.
+const log = createDebug('lab');
 /** After this many broken sessions in one container, stop trying and stay on one-shot execs. */
 const MAX_FAILURES = 3;
 
@@ -58,7 +59,7 @@ export class Sampler {
         return s;
       } catch (e) {
         this.failures++;
-        log('%s: cannot open a sampler: %s', this.container, (e as Error).message);
+        log('sampler in %s: cannot open (%s); looks go through one-shot execs until it opens', this.container, (e as Error).message);
         return undefined;
       } finally {
         this.opening = undefined;
@@ -97,7 +98,7 @@ export class Sampler {
       this.pending = undefined;
       if (e instanceof InterruptedError) throw e;
       // A broken or stuck session: drop it; this look and later ones go through one-shot execs until reopened.
-      log('%s: sampler failed: %s', this.container, (e as Error).message);
+      log('sampler in %s: failed (%s); this look goes through a one-shot exec', this.container, (e as Error).message);
       this.failures++;
       this.drop();
       return undefined;
