@@ -233,6 +233,8 @@ export class Instance {
     this.emit = opts.emit ?? (() => {});
     this.clock = opts.clock ?? realClock;
     this.signal = opts.signal;
+    // On Ctrl-C the observers go at once: nothing of theirs may hold the process while the lab is removed.
+    this.signal?.addEventListener('abort', () => this.close(), { once: true });
   }
 
   get id(): string {

@@ -11,6 +11,7 @@ import { EngineError, InterruptedError } from '../errors.js';
 const log = createDebug('lab');
 /** After this many broken sessions in one container, stop trying and stay on one-shot execs. */
 const MAX_FAILURES = 3;
+const OPEN_TIMEOUT_MS = 5_000;
 
 export interface SampleResult {
   /** The sections, as `tcplab-observe` prints them. */
@@ -45,10 +46,24 @@ export class Sampler {
   /** Open the session if it is not open yet; never throws. */
   async open(): Promise<ExecSession | undefined> {
     if (this.session) return this.session;
-    if (this.closed || this.failures >= MAX_FAILURES || !this.runtime.openExec) return undefined;
+    // TCPLAB_SAMPLER=0: one exec per look, as before the persistent observer (a switch for diagnosis).
+    if (this.closed || this.failures >= MAX_FAILURES || !this.runtime.openExec || process.env.TCPLAB_SAMPLER === '0') return undefined;
     this.opening ??= (async () => {
       try {
-        const s = await this.runtime.openExec!(this.container, ['tcplab-observe', '--serve']);
+        // Never wait long for the engine to start the session (a container being removed can leave the call
+        // hanging): give up after OPEN_TIMEOUT_MS, and close the session if it turns up later.
+        let timedOut = false;
+        const opening = this.runtime.openExec!(this.container, ['tcplab-observe', '--serve']);
+        const s = await Promise.race([
+          opening,
+          new Promise<never>((_, reject) => setTimeout(() => {
+            timedOut = true;
+            reject(new Error(`no session within ${OPEN_TIMEOUT_MS / 1000} s`));
+          }, OPEN_TIMEOUT_MS).unref()),
+        ]).catch((e: unknown) => {
+          if (timedOut) void opening.then((late) => late.close(), () => {});
+          throw e;
+        });
         if (this.closed) {
           s.close();
           return undefined;
@@ -76,8 +91,10 @@ export class Sampler {
     this.buffer = '';
     try {
       return await new Promise<SampleResult>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new EngineError(`no answer from the sampler in ${this.container} within ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
-        const onAbort = () => reject(new InterruptedError(String(opts.signal?.reason ?? 'SIGINT')));
+        // The deadline keeps the process alive while an answer is awaited (the session's socket does not), and
+        // like the abort listener it goes as soon as the request settles, whichever way.
+        const timer = setTimeout(() => this.pending?.reject(new EngineError(`no answer from the sampler in ${this.container} within ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
+        const onAbort = () => this.pending?.reject(new InterruptedError(String(opts.signal?.reason ?? 'SIGINT')));
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         this.pending = {
           seq,

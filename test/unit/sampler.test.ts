@@ -101,3 +101,12 @@ describe('Sampler', () => {
     expect(f.opened()).toBe(0);
   });
 });
+
+describe('Sampler, an engine that never starts the session', () => {
+  it('gives up opening after a bound instead of hanging the lab', async () => {
+    const runtime = { openExec: () => new Promise(() => {}) } as unknown as Runtime;
+    const t0 = performance.now();
+    expect(await new Sampler(runtime, 'c').sample([], { timeoutMs: 1000 })).toBeUndefined();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(4900);
+  }, 15_000);
+});
