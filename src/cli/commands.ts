@@ -119,8 +119,8 @@ async function runTracked(ctx: Context, lab: Lab, image: string, emit: (e: LabEv
   try {
     return await runLab(ctx.runtime, lab, { image, emit, signal: ctx.signal, instance, ...(opts.keep ? { keep: true } : {}) });
   } finally {
-    if (!opts.keep || ctx.signal.aborted) ctx.live.delete(instance);
-    else ctx.live.delete(instance); // kept on purpose: not ours to remove on exit
+    // runLab has removed it, or kept it on purpose (--keep): either way it is no longer ours to clean up on exit.
+    ctx.live.delete(instance);
   }
 }
 
