@@ -5,7 +5,7 @@
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
+import { renderCompose } from '../plan/compose.js';
 import { NODE_SECURITY, type NodePlan, type Plan } from '../plan/plan.js';
 import { must, run } from './shell.js';
 
@@ -62,42 +62,12 @@ export async function cliParallel(plan: Plan): Promise<void> {
   }));
 }
 
-/** A Compose file for the plan (file format 2.4, which Compose v1 and v2 both read). */
-export function composeFile(plan: Plan): string {
-  const networks = Object.fromEntries(plan.networks.map((n) => [n.key, {
-    name: n.name,
-    driver: 'bridge',
-    internal: true,
-    ipam: { config: [{ subnet: n.subnet, gateway: n.gateway }] },
-    ...(Object.keys(n.options).length ? { driver_opts: n.options } : {}),
-    labels: n.labels,
-  }]));
-  const services = Object.fromEntries(plan.nodes.map((node) => [node.key, {
-    image: node.image,
-    container_name: node.name,
-    hostname: node.hostname,
-    init: true,
-    command: node.cmd,
-    cap_drop: [...NODE_SECURITY.capDrop],
-    cap_add: [...NODE_SECURITY.capAdd],
-    security_opt: [...NODE_SECURITY.securityOpt],
-    read_only: NODE_SECURITY.readOnlyRootfs,
-    tmpfs: Object.entries(NODE_SECURITY.tmpfs).map(([p, o]) => `${p}:${o}`),
-    mem_limit: NODE_SECURITY.memoryBytes,
-    memswap_limit: NODE_SECURITY.memoryBytes,
-    pids_limit: NODE_SECURITY.pidsLimit,
-    ...(Object.keys(node.sysctls).length ? { sysctls: node.sysctls } : {}),
-    labels: node.labels,
-    networks: Object.fromEntries(node.interfaces.map((i) => [i.network, { ipv4_address: i.ip }])),
-  }]));
-  return stringify({ version: '2.4', networks, services });
-}
-
 export class Compose {
   private readonly dir = mkdtempSync(join(tmpdir(), 'tcplab-bench-compose-'));
   private readonly file = join(this.dir, 'docker-compose.yml');
   constructor(private readonly plan: Plan) {
-    writeFileSync(this.file, composeFile(plan));
+    // The same renderer as compose/*.yaml, with the setup left to exec (see up()).
+    writeFileSync(this.file, renderCompose(plan, { setupInCommand: false }));
   }
 
   private argv(...rest: string[]): string[] {

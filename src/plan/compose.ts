@@ -53,10 +53,12 @@ function shellJoin(argv: string[]): string {
   return argv.map((a) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
-export function renderCompose(plan: Plan, opts: { buildContext?: string; source?: string } = {}): string {
+export function renderCompose(plan: Plan, opts: { buildContext?: string; source?: string; setupInCommand?: boolean } = {}): string {
   const services: Record<string, unknown> = {};
   for (const node of plan.nodes) {
-    const command = node.setup.length
+    // Compose cannot run commands after start, so each node's setup (routes, tunnels) leads its command; the
+    // benchmark turns that off and runs the setup by exec, as tcplab does, to compare like with like.
+    const command = node.setup.length && opts.setupInCommand !== false
       ? ['sh', '-c', [...node.setup.map(shellJoin), `exec ${shellJoin(node.cmd)}`].join(' && ')]
       : node.cmd;
     services[node.key] = {
