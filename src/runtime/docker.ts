@@ -122,6 +122,8 @@ export class DockerRuntime implements Runtime {
     ))!;
     const abort = () => (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
     opts.signal?.addEventListener('abort', abort, { once: true });
+    // Interrupted while the build request was on its way: stop reading (the engine then cancels the build).
+    if (opts.signal?.aborted) abort();
     try {
       await new Promise<void>((resolve, reject) => {
         this.docker.modem.followProgress(
@@ -276,9 +278,13 @@ export class DockerRuntime implements Runtime {
           reject(new EngineError(`${argv.join(' ')} did not return within ${Math.round(opts.timeoutMs! / 1000)} s in ${container}`));
         }, opts.timeoutMs + 5000);
         const onAbort = () => {
+          if (limit) clearTimeout(limit);
           (s as unknown as { destroy(): void }).destroy();
           reject(new EngineError('interrupted'));
         };
+        // A Ctrl-C that came while the exec was being created fired no event for us: act on it now, or the call
+        // would wait for a stream that a removed container may never close (until the timeout above).
+        if (opts.signal?.aborted) return onAbort();
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         const done = (e?: Error) => {
           if (limit) clearTimeout(limit);
