@@ -15,25 +15,52 @@ function labelArgs(labels: Record<string, string>): string[] {
 
 function networkCreate(plan: Plan, i: number): string[] {
   const n = plan.networks[i]!;
-  return ['docker', 'network', 'create', '--internal', '--driver', 'bridge', '--subnet', n.subnet, '--gateway', n.gateway,
-    ...Object.entries(n.options).flatMap(([k, v]) => ['-o', `${k}=${v}`]), ...labelArgs(n.labels), n.name];
+  return [
+    'docker',
+    'network',
+    'create',
+    '--internal',
+    '--driver',
+    'bridge',
+    '--subnet',
+    n.subnet,
+    '--gateway',
+    n.gateway,
+    ...Object.entries(n.options).flatMap(([k, v]) => ['-o', `${k}=${v}`]),
+    ...labelArgs(n.labels),
+    n.name,
+  ];
 }
 
 function nodeOptions(node: NodePlan): string[] {
   const first = node.interfaces[0]!;
   return [
-    '--name', node.name, '--hostname', node.hostname, '--init',
-    '--network', first.networkName, '--ip', first.ip,
+    '--name',
+    node.name,
+    '--hostname',
+    node.hostname,
+    '--init',
+    '--network',
+    first.networkName,
+    '--ip',
+    first.ip,
     ...Object.entries(node.sysctls).flatMap(([k, v]) => ['--sysctl', `${k}=${v}`]),
     ...NODE_SECURITY.capDrop.flatMap((c) => ['--cap-drop', c]),
     ...NODE_SECURITY.capAdd.flatMap((c) => ['--cap-add', c]),
     ...NODE_SECURITY.securityOpt.flatMap((o) => ['--security-opt', o]),
     ...(NODE_SECURITY.readOnlyRootfs ? ['--read-only'] : []),
     ...Object.entries(NODE_SECURITY.tmpfs).flatMap(([p, o]) => ['--tmpfs', `${p}:${o}`]),
-    '--memory', String(NODE_SECURITY.memoryBytes), '--memory-swap', String(NODE_SECURITY.memoryBytes),
-    '--pids-limit', String(NODE_SECURITY.pidsLimit), '--restart', 'no',
+    '--memory',
+    String(NODE_SECURITY.memoryBytes),
+    '--memory-swap',
+    String(NODE_SECURITY.memoryBytes),
+    '--pids-limit',
+    String(NODE_SECURITY.pidsLimit),
+    '--restart',
+    'no',
     ...labelArgs(node.labels),
-    node.image, ...node.cmd,
+    node.image,
+    ...node.cmd,
   ];
 }
 
@@ -43,7 +70,8 @@ function nodeCommands(node: NodePlan): string[][] {
   if (node.interfaces.length === 1) cmds.push(['docker', 'run', '-d', ...nodeOptions(node)]);
   else {
     cmds.push(['docker', 'create', ...nodeOptions(node)]);
-    for (const iface of node.interfaces.slice(1)) cmds.push(['docker', 'network', 'connect', '--ip', iface.ip, iface.networkName, node.name]);
+    for (const iface of node.interfaces.slice(1))
+      cmds.push(['docker', 'network', 'connect', '--ip', iface.ip, iface.networkName, node.name]);
     cmds.push(['docker', 'start', node.name]);
   }
   for (const argv of node.setup) cmds.push(['docker', 'exec', node.name, ...argv]);
@@ -57,9 +85,11 @@ export async function cliSequential(plan: Plan): Promise<void> {
 
 export async function cliParallel(plan: Plan): Promise<void> {
   await Promise.all(plan.networks.map((_, i) => must(networkCreate(plan, i))));
-  await Promise.all(plan.nodes.map(async (node) => {
-    for (const c of nodeCommands(node)) await must(c);
-  }));
+  await Promise.all(
+    plan.nodes.map(async (node) => {
+      for (const c of nodeCommands(node)) await must(c);
+    }),
+  );
 }
 
 export class Compose {
@@ -77,9 +107,11 @@ export class Compose {
   /** up -d, then the setup commands (tunnels, routes) Compose cannot express. */
   async up(): Promise<void> {
     await must(this.argv('up', '-d', '--no-build', '--no-color', '--quiet-pull'));
-    await Promise.all(this.plan.nodes.map(async (node) => {
-      for (const argv of node.setup) await must(['docker', 'exec', node.name, ...argv]);
-    }));
+    await Promise.all(
+      this.plan.nodes.map(async (node) => {
+        for (const argv of node.setup) await must(['docker', 'exec', node.name, ...argv]);
+      }),
+    );
   }
 
   async down(): Promise<void> {

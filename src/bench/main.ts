@@ -35,7 +35,9 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('usage: npm run bench -- [--quick] [--runs N] [--only warm,snapshot,detect,catalogue,density,image,teardown] [--density 10,20,30] [--wave N] [--json FILE]\n');
+  process.stdout.write(
+    'usage: npm run bench -- [--quick] [--runs N] [--only warm,snapshot,detect,catalogue,density,image,teardown] [--density 10,20,30] [--wave N] [--json FILE]\n',
+  );
   process.exit(0);
 }
 const quick = !!values.quick;
@@ -58,7 +60,9 @@ const raw: Record<string, unknown> = {};
 function report(f: Figure): void {
   figures.push(f);
   const verdict = f.met === undefined ? '' : f.met ? '  [met]' : '  [NOT met]';
-  process.stdout.write(`  ${f.name}: ${f.value}${f.target ? `  (target ${f.target})` : ''}${verdict}${f.note ? `\n      ${f.note}` : ''}\n`);
+  process.stdout.write(
+    `  ${f.name}: ${f.value}${f.target ? `  (target ${f.target})` : ''}${verdict}${f.note ? `\n      ${f.note}` : ''}\n`,
+  );
 }
 function heading(s: string): void {
   // The load average tells a reader how busy the shared machine was while a section ran.
@@ -80,7 +84,13 @@ function track(id = newInstanceId()): string {
   return id;
 }
 async function cleanup(): Promise<void> {
-  await Promise.all([...mine].map((id) => removeInstance(runtime, id).then(() => mine.delete(id)).catch(() => {})));
+  await Promise.all(
+    [...mine].map((id) =>
+      removeInstance(runtime, id)
+        .then(() => mine.delete(id))
+        .catch(() => {}),
+    ),
+  );
 }
 let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -93,7 +103,15 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 function probeLab(topology: Topology): Lab {
-  return { id: 990, slug: `bench-${topology}`, title: 'bench', summary: '', intro: '', topology, steps: [{ id: 'probe', title: 'probe', explain: '' }] } as Lab;
+  return {
+    id: 990,
+    slug: `bench-${topology}`,
+    title: 'bench',
+    summary: '',
+    intro: '',
+    topology,
+    steps: [{ id: 'probe', title: 'probe', explain: '' }],
+  } as Lab;
 }
 
 /** A plan with free subnets, for the hand-made baselines (picking subnets is not part of their timing). */
@@ -104,7 +122,12 @@ async function freshPlan(lab: Lab, image: string): Promise<Plan> {
 }
 
 /** Run a baseline; if another process took our subnet in the meantime, clean up and try a fresh plan. */
-async function baseline(lab: Lab, image: string, up: (p: Plan) => Promise<void>, down?: (p: Plan) => Promise<void>): Promise<{ ms: number; plan: Plan }> {
+async function baseline(
+  lab: Lab,
+  image: string,
+  up: (p: Plan) => Promise<void>,
+  down?: (p: Plan) => Promise<void>,
+): Promise<{ ms: number; plan: Plan }> {
   for (let attempt = 0; ; attempt++) {
     const plan = await freshPlan(lab, image);
     try {
@@ -200,16 +223,23 @@ async function warmAndTeardown(image: string): Promise<void> {
         await removeInstance(runtime, r.plan.instance);
         mine.delete(r.plan.instance);
       },
-      ...(compose ? {
-        compose: async () => {
-          let c: Compose | undefined;
-          const r = await baseline(lab, image, (p) => (c = new Compose(p)).up(), () => c!.down());
-          t.compose!.push(r.ms);
-          await c!.down();
-          await removeInstance(runtime, r.plan.instance);
-          mine.delete(r.plan.instance);
-        },
-      } : {}),
+      ...(compose
+        ? {
+            compose: async () => {
+              let c: Compose | undefined;
+              const r = await baseline(
+                lab,
+                image,
+                (p) => (c = new Compose(p)).up(),
+                () => c!.down(),
+              );
+              t.compose!.push(r.ms);
+              await c!.down();
+              await removeInstance(runtime, r.plan.instance);
+              mine.delete(r.plan.instance);
+            },
+          }
+        : {}),
     };
     // One unmeasured round first (page cache, the engine's first network of a kind), then N measured rounds,
     // each in a random order so that no method always runs right after another's teardown.
@@ -232,10 +262,27 @@ async function warmAndTeardown(image: string): Promise<void> {
     const paired = (other: number[]) => median(t.tcplab!.map((x, i) => x / other[i]!));
     const pSeq = paired(t['CLI sequential']!);
     const pPar = paired(t['CLI parallel']!);
-    report({ section: 'warm', name: `tcplab / CLI sequential (${topology})`, value: `${pSeq.toFixed(2)}x (median of per-round ratios; ratio of medians ${(lab0 / seq).toFixed(2)}x)`, target: '<= 0.8x', met: pSeq <= 0.8 });
-    report({ section: 'warm', name: `tcplab / CLI parallel (${topology})`, value: `${pPar.toFixed(2)}x (median of per-round ratios; ratio of medians ${(lab0 / par).toFixed(2)}x)`, target: '<= 1.2x', met: pPar <= 1.2 });
+    report({
+      section: 'warm',
+      name: `tcplab / CLI sequential (${topology})`,
+      value: `${pSeq.toFixed(2)}x (median of per-round ratios; ratio of medians ${(lab0 / seq).toFixed(2)}x)`,
+      target: '<= 0.8x',
+      met: pSeq <= 0.8,
+    });
+    report({
+      section: 'warm',
+      name: `tcplab / CLI parallel (${topology})`,
+      value: `${pPar.toFixed(2)}x (median of per-round ratios; ratio of medians ${(lab0 / par).toFixed(2)}x)`,
+      target: '<= 1.2x',
+      met: pPar <= 1.2,
+    });
     const floor = median(t['CLI parallel']!.map((x, i) => x / t['CLI sequential']![i]!));
-    report({ section: 'warm', name: `the engine's own floor: CLI parallel / CLI sequential (${topology})`, value: `${floor.toFixed(2)}x`, note: 'no client can do much better than this ratio against sequential commands: the rest is the engine starting containers' });
+    report({
+      section: 'warm',
+      name: `the engine's own floor: CLI parallel / CLI sequential (${topology})`,
+      value: `${floor.toFixed(2)}x`,
+      note: 'no client can do much better than this ratio against sequential commands: the rest is the engine starting containers',
+    });
     const keys = [...new Set(phases.flatMap((p) => Object.keys(p)))];
     report({
       section: 'warm',
@@ -270,7 +317,13 @@ async function snapshot(image: string): Promise<void> {
         oneShot.push((await timed(() => Promise.all(inst.plan.nodes.map((nd) => inst.exec(nd.key, ['tcplab-observe'])))))[0]);
       }
       raw[`snapshot ${topology}`] = { readyMs, first, all, one, oneShot };
-      report({ section: 'snapshot', name: `all ${inst.plan.nodes.length} nodes (${topology})`, value: summary(all), target: 'median <= 100 ms', met: median(all) <= 100 });
+      report({
+        section: 'snapshot',
+        name: `all ${inst.plan.nodes.length} nodes (${topology})`,
+        value: summary(all),
+        target: 'median <= 100 ms',
+        met: median(all) <= 100,
+      });
       report({ section: 'snapshot', name: `one node (${topology})`, value: summary(one) });
       report({ section: 'snapshot', name: `first look, right after ready (${topology})`, value: ms(first) });
       report({ section: 'snapshot', name: `all nodes with one docker exec each, the old way (${topology})`, value: summary(oneShot) });
@@ -307,7 +360,8 @@ async function detect(image: string): Promise<void> {
       await inst.runAction({ on: 'server', run: ['python3', '-c', LISTEN_LATER, String(port)], name, background: true });
       const checks = await inst.waitFor('detect', [{ on: 'server', socket: { state: 'LISTEN', local: `*:${port}` }, within: '5s' }]);
       const seenAt = Date.now();
-      if (!checks.every((c) => c.passed)) throw new Error(`the grader did not see LISTEN on port ${port}: ${checks.map((c) => c.message).join('; ')}`);
+      if (!checks.every((c) => c.passed))
+        throw new Error(`the grader did not see LISTEN on port ${port}: ${checks.map((c) => c.message).join('; ')}`);
       const status = await inst.exec('server', ['tcplab-run', 'status', name]);
       const changedAt = Number(status.stdout.split('\n')[1]) * 1000;
       if (!Number.isFinite(changedAt) || changedAt <= 0) throw new Error(`no timestamp from the program: ${status.stdout}`);
@@ -319,7 +373,13 @@ async function detect(image: string): Promise<void> {
     mine.delete(id);
   }
   raw.detect = lat;
-  report({ section: 'detect', name: 'state change -> waitFor settles', value: summary(lat), target: 'median <= 150 ms', met: median(lat) <= 150 });
+  report({
+    section: 'detect',
+    name: 'state change -> waitFor settles',
+    value: summary(lat),
+    target: 'median <= 150 ms',
+    met: median(lat) <= 150,
+  });
 }
 
 async function wholeCatalogue(): Promise<void> {
@@ -331,7 +391,10 @@ async function wholeCatalogue(): Promise<void> {
     const times: number[] = [];
     const outcomes: string[] = [];
     for (let r = 0; r < reps; r++) {
-      const res = await run([process.execPath, `${ROOT}bin/lab.js`, 'grade', '--all', '--no-color', ...(p > 1 ? ['--parallel', String(p)] : [])], { timeoutMs: 1_200_000 });
+      const res = await run(
+        [process.execPath, `${ROOT}bin/lab.js`, 'grade', '--all', '--no-color', ...(p > 1 ? ['--parallel', String(p)] : [])],
+        { timeoutMs: 1_200_000 },
+      );
       // Exit 1 = a lab failed its checks: reported, not fatal (a slow machine must not fail the benchmark).
       // Anything else means tcplab itself could not run.
       if (res.code !== 0 && res.code !== 1) throw new Error(`lab grade --all failed (exit ${res.code}):\n${res.stdout}${res.stderr}`);
@@ -344,22 +407,30 @@ async function wholeCatalogue(): Promise<void> {
 }
 
 /** Grade every instance, `concurrency` at a time, all of them staying up; failures name the lab and the check. */
-async function gradeInstances(instances: Instance[], labs: Lab[], concurrency: number): Promise<{ ms: number; passed: number; failures: string[] }> {
+async function gradeInstances(
+  instances: Instance[],
+  labs: Lab[],
+  concurrency: number,
+): Promise<{ ms: number; passed: number; failures: string[] }> {
   const failures: string[] = [];
   let passed = 0;
   const queue = [...instances];
-  const [t] = await timed(() => Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
-    for (let inst = queue.shift(); inst; inst = queue.shift()) {
-      const lab = labs.find((l) => l.slug === inst.plan.lab.slug)!;
-      let ok = true;
-      for (const [i, step] of lab.steps.entries()) {
-        const r = await inst.runStep(step, i);
-        for (const c of r.checks) if (!c.passed) failures.push(`${lab.slug}/${c.step}: ${c.message}`);
-        ok = r.passed && ok;
-      }
-      if (ok) passed++;
-    }
-  })));
+  const [t] = await timed(() =>
+    Promise.all(
+      Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
+        for (let inst = queue.shift(); inst; inst = queue.shift()) {
+          const lab = labs.find((l) => l.slug === inst.plan.lab.slug)!;
+          let ok = true;
+          for (const [i, step] of lab.steps.entries()) {
+            const r = await inst.runStep(step, i);
+            for (const c of r.checks) if (!c.passed) failures.push(`${lab.slug}/${c.step}: ${c.message}`);
+            ok = r.passed && ok;
+          }
+          if (ok) passed++;
+        }
+      }),
+    ),
+  );
   return { ms: t, passed, failures };
 }
 
@@ -368,12 +439,16 @@ async function hold(k: number, labs: Lab[], image: string): Promise<{ ids: strin
   const ids = Array.from({ length: k }, () => track());
   const instances: Instance[] = [];
   const queue = [...ids.entries()];
-  const [upMs] = await timed(() => Promise.all(Array.from({ length: 4 }, async () => {
-    for (let next = queue.shift(); next; next = queue.shift()) {
-      const [i, id] = next;
-      instances.push(await createInstance(runtime, labs[i % labs.length]!, { image, instance: id }));
-    }
-  })));
+  const [upMs] = await timed(() =>
+    Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const [i, id] = next;
+          instances.push(await createInstance(runtime, labs[i % labs.length]!, { image, instance: id }));
+        }
+      }),
+    ),
+  );
   return { ids, instances, upMs };
 }
 
@@ -392,7 +467,9 @@ async function density(): Promise<void> {
     const before = hostMemory();
     const { ids, instances, upMs } = await hold(k, labs, image);
     await new Promise((r) => setTimeout(r, 3000));
-    const containers = (await Promise.all(ids.map((id) => runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: id })))).flat();
+    const containers = (
+      await Promise.all(ids.map((id) => runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: id })))
+    ).flat();
     const cg = containers.map((c) => containerMemory(c.id));
     const cgSum = cg.reduce<number>((a, b) => a + (b ?? 0), 0);
     const shims = shimMemory(containers.map((c) => c.id));
@@ -404,12 +481,26 @@ async function density(): Promise<void> {
     const graded = hostMemory();
     const downMs = await release(ids);
     const perInst = (cgSum + Math.max(0, dockerd)) / k;
-    raw[`density ${k}`] = { upMs, gradeMs: g.ms, downMs, passed: g.passed, failures: g.failures, cgroupTotal: cgSum, cgroupPerContainer: cg, shims, dockerd, containerd, memAvailableDrop: avail, dockerdGrowthAfterGrading: (graded.dockerdRss ?? NaN) - (before.dockerdRss ?? NaN) };
+    raw[`density ${k}`] = {
+      upMs,
+      gradeMs: g.ms,
+      downMs,
+      passed: g.passed,
+      failures: g.failures,
+      cgroupTotal: cgSum,
+      cgroupPerContainer: cg,
+      shims,
+      dockerd,
+      containerd,
+      memAvailableDrop: avail,
+      dockerdGrowthAfterGrading: (graded.dockerdRss ?? NaN) - (before.dockerdRss ?? NaN),
+    };
     report({
       section: 'density',
       name: `${k} instances (${containers.length} containers)`,
       value: `${g.passed}/${k} graded correctly (${wave} at a time, all ${k} up) in ${ms(g.ms)}; up in ${ms(upMs)} (4 at a time), down in ${ms(downMs)}`,
-      note: `per instance: containers' cgroups ${mb(cgSum / k)} + dockerd growth ${mb(Math.max(0, dockerd) / k)} = ${mb(perInst)}; ` +
+      note:
+        `per instance: containers' cgroups ${mb(cgSum / k)} + dockerd growth ${mb(Math.max(0, dockerd) / k)} = ${mb(perInst)}; ` +
         `also containerd ${mb(containerd / k)}, shims ${mb(shims.pss / k)} PSS (${mb(shims.rss / k)} RSS); host MemAvailable fell ${mb(avail / k)} per instance; dockerd after grading: ${mb(((graded.dockerdRss ?? NaN) - (before.dockerdRss ?? NaN)) / k)} per instance` +
         (g.failures.length ? `\n      failed: ${g.failures.join('\n      failed: ')}` : ''),
     });
@@ -452,8 +543,15 @@ async function image(): Promise<void> {
   const tmp = `tcplab-bench/node:${newInstanceId()}`;
   const env = { ...process.env, DOCKER_BUILDKIT: '0' };
   // Only images that did not exist before the build are removed (the build log also names the base image).
-  const existing = new Set((await must(['docker', 'images', '-aq'])).stdout.split('\n').map((x) => x.trim()).filter(Boolean));
-  const res = await run(['docker', 'build', '--no-cache', '--force-rm', '--build-arg', `BASE=${baseImage()}`, '-t', tmp, IMAGE_DIR], { env });
+  const existing = new Set(
+    (await must(['docker', 'images', '-aq'])).stdout
+      .split('\n')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  );
+  const res = await run(['docker', 'build', '--no-cache', '--force-rm', '--build-arg', `BASE=${baseImage()}`, '-t', tmp, IMAGE_DIR], {
+    env,
+  });
   const made = [...res.stdout.matchAll(/^ ---> ([0-9a-f]{12})$/gm)].map((m) => m[1]!).filter((id) => !existing.has(id));
   await run(['docker', 'rmi', tmp]);
   for (const id of made.reverse()) await run(['docker', 'rmi', id]);
@@ -465,9 +563,18 @@ async function image(): Promise<void> {
 async function machine(): Promise<void> {
   const info = await runtime.info();
   const kernel = (await run(['uname', '-r'])).stdout.trim();
-  const m = { nproc: cpus().length, memory: mb(totalmem()), kernel, docker: `${info.version} (API ${info.apiVersion}, cgroup ${info.cgroupVersion ?? '?'})`, node: process.version, compose: (await composeVersion()) ?? 'not installed' };
+  const m = {
+    nproc: cpus().length,
+    memory: mb(totalmem()),
+    kernel,
+    docker: `${info.version} (API ${info.apiVersion}, cgroup ${info.cgroupVersion ?? '?'})`,
+    node: process.version,
+    compose: (await composeVersion()) ?? 'not installed',
+  };
   raw.machine = m;
-  process.stdout.write(`tcplab benchmark${quick ? ' (quick)' : ''}: ${m.nproc} cores, ${m.memory}, kernel ${m.kernel}, Docker ${m.docker}, Node ${m.node}, docker-compose ${m.compose}\n`);
+  process.stdout.write(
+    `tcplab benchmark${quick ? ' (quick)' : ''}: ${m.nproc} cores, ${m.memory}, kernel ${m.kernel}, Docker ${m.docker}, Node ${m.node}, docker-compose ${m.compose}\n`,
+  );
 }
 
 async function main(): Promise<number> {
@@ -486,7 +593,8 @@ async function main(): Promise<number> {
     await cleanup();
   }
   heading('Targets');
-  for (const f of figures.filter((x) => x.met !== undefined)) process.stdout.write(`  ${f.met ? 'met    ' : 'NOT met'}  ${f.name}: ${f.value} (target ${f.target})\n`);
+  for (const f of figures.filter((x) => x.met !== undefined))
+    process.stdout.write(`  ${f.met ? 'met    ' : 'NOT met'}  ${f.name}: ${f.value} (target ${f.target})\n`);
   if (values.json) writeFileSync(values.json, JSON.stringify({ quick, runs, figures, raw }, null, 2));
   return 0;
 }

@@ -74,7 +74,9 @@ const list: Command = {
         ? ''
         : p.completed
           ? ctx.style.green('  ✓ completed')
-          : ctx.style.yellow(`  last run: ${p.last.steps.done}/${p.last.steps.total} steps, tasks ${p.last.tasks.done}/${p.last.tasks.total}`);
+          : ctx.style.yellow(
+              `  last run: ${p.last.steps.done}/${p.last.steps.total} steps, tasks ${p.last.tasks.done}/${p.last.tasks.total}`,
+            );
       ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
       ctx.print(`    ${ctx.style.dim(`${l.topology}; states: ${l.states.join(', ')}`)}`);
     }
@@ -113,7 +115,13 @@ const start: Command = {
 };
 
 /** Run a lab with its instance registered for cleanup on interrupt. */
-async function runTracked(ctx: Context, lab: Lab, image: string, emit: (e: LabEvent) => void, opts: { keep?: boolean } = {}): Promise<LabResult> {
+async function runTracked(
+  ctx: Context,
+  lab: Lab,
+  image: string,
+  emit: (e: LabEvent) => void,
+  opts: { keep?: boolean } = {},
+): Promise<LabResult> {
   const instance = newInstanceId();
   ctx.live.add(instance);
   try {
@@ -130,12 +138,17 @@ const grade: Command = {
   summary: 'run labs headless; exit 0 only if every expected state was observed',
   options: { all: { type: 'boolean' }, junit: { type: 'string' }, parallel: { type: 'string' }, ...IMAGE_OPTION },
   async run(ctx, values, positionals) {
-    if (!values.all && positionals.length === 0) throw new LabError('lab grade needs labs to grade', 'for example `lab grade 1 2`, or `lab grade --all`');
+    if (!values.all && positionals.length === 0)
+      throw new LabError('lab grade needs labs to grade', 'for example `lab grade 1 2`, or `lab grade --all`');
     const labs = values.all ? catalogue().map((l) => l.lab) : positionals.map((p) => resolveLab(p).lab);
     const parallel = Number(values.parallel ?? 1);
     if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new LabError('--parallel takes a whole number from 1 to 64');
     const started = performance.now();
-    const image = await prepareImage(ctx, values, makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }));
+    const image = await prepareImage(
+      ctx,
+      values,
+      makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }),
+    );
     const results: LabResult[] = new Array(labs.length);
     let next = 0;
     const worker = async () => {
@@ -151,7 +164,10 @@ const grade: Command = {
     const summary = { passed, labs: results, durationMs: performance.now() - started };
     if (values.junit) writeFileSync(values.junit as string, renderJunit(results));
     if (ctx.json) ctx.print(JSON.stringify(summary, null, 2));
-    else ctx.print(`${passed ? ctx.style.green('all passed') : ctx.style.red('FAILED')}: ${results.filter((r) => r.passed).length}/${results.length} labs in ${formatDuration(summary.durationMs)}`);
+    else
+      ctx.print(
+        `${passed ? ctx.style.green('all passed') : ctx.style.red('FAILED')}: ${results.filter((r) => r.passed).length}/${results.length} labs in ${formatDuration(summary.durationMs)}`,
+      );
     return passed ? 0 : 1;
   },
 };
@@ -196,7 +212,10 @@ const clean: Command = {
       }
     }
     if (ctx.json) ctx.print(JSON.stringify({ removed, images, ...(values.stale || positionals.length ? { instances } : {}) }));
-    else ctx.print(`removed ${removed} containers and networks${instances.length ? ` (instances ${instances.join(', ')})` : ''}${values.images ? ` and ${images} images` : ''}`);
+    else
+      ctx.print(
+        `removed ${removed} containers and networks${instances.length ? ` (instances ${instances.join(', ')})` : ''}${values.images ? ` and ${images} images` : ''}`,
+      );
     return 0;
   },
 };
@@ -232,7 +251,9 @@ const doctor: Command = {
     const checks: { name: string; ok: boolean; detail: string; fix?: string }[] = [];
     const say = (c: (typeof checks)[number]) => {
       checks.push(c);
-      ctx.info(`${c.ok ? ctx.style.green('✓') : ctx.style.red('✗')} ${c.name}: ${c.detail}${c.fix ? `\n    ${ctx.style.dim('fix:')} ${c.fix}` : ''}`);
+      ctx.info(
+        `${c.ok ? ctx.style.green('✓') : ctx.style.red('✗')} ${c.name}: ${c.detail}${c.fix ? `\n    ${ctx.style.dim('fix:')} ${c.fix}` : ''}`,
+      );
     };
     const finish = () => {
       if (ctx.json) ctx.print(JSON.stringify({ ok: checks.every((c) => c.ok), checks }, null, 2));
@@ -240,20 +261,40 @@ const doctor: Command = {
     };
     try {
       const info = await ctx.runtime.info();
-      say({ name: 'engine', ok: true, detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}` });
+      say({
+        name: 'engine',
+        ok: true,
+        detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}`,
+      });
       const stale = (await listInstances(ctx.runtime)).filter((i) => i.status === 'stale');
       // Leftovers of a killed run are worth knowing about, not a failure of this machine.
-      say({ name: 'leftovers', ok: true, detail: stale.length ? `${stale.length} instance(s) whose process is gone: ${stale.map((i) => `${i.instance} (${i.lab}, was ${i.owner})`).join(', ')}` : 'no instance of a dead process', ...(stale.length ? { fix: '`lab clean --stale` removes them' } : {}) });
+      say({
+        name: 'leftovers',
+        ok: true,
+        detail: stale.length
+          ? `${stale.length} instance(s) whose process is gone: ${stale.map((i) => `${i.instance} (${i.lab}, was ${i.owner})`).join(', ')}`
+          : 'no instance of a dead process',
+        ...(stale.length ? { fix: '`lab clean --stale` removes them' } : {}),
+      });
     } catch (e) {
       say({ name: 'engine', ok: false, detail: (e as Error).message, ...(e instanceof LabError && e.hint ? { fix: e.hint } : {}) });
       return finish();
     }
     let image: string;
     try {
-      image = await prepareImage(ctx, values, makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }));
+      image = await prepareImage(
+        ctx,
+        values,
+        makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }),
+      );
       say({ name: 'image', ok: true, detail: image });
     } catch (e) {
-      say({ name: 'image', ok: false, detail: (e as Error).message, fix: 'the image builds from images/node on a Debian base; without a registry, make one: see README "Offline classrooms"' });
+      say({
+        name: 'image',
+        ok: false,
+        detail: (e as Error).message,
+        fix: 'the image builds from images/node on a Debian base; without a registry, make one: see README "Offline classrooms"',
+      });
       return finish();
     }
     const probe: Lab = {
@@ -271,17 +312,41 @@ const doctor: Command = {
     try {
       const t0 = performance.now();
       const inst = await createInstance(ctx.runtime, probe, { image, instance: id, signal: ctx.signal });
-      say({ name: 'lab network', ok: true, detail: `internal bridge ${inst.plan.networks[0]!.subnet}, two containers with NET_ADMIN only, ready in ${formatDuration(performance.now() - t0)}` });
+      say({
+        name: 'lab network',
+        ok: true,
+        detail: `internal bridge ${inst.plan.networks[0]!.subnet}, two containers with NET_ADMIN only, ready in ${formatDuration(performance.now() - t0)}`,
+      });
       const rule = await inst.exec('client', ['iptables', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '9', '-j', 'DROP']);
-      say({ name: 'iptables', ok: rule.exitCode === 0, detail: rule.exitCode === 0 ? 'a rule can be added inside a container' : rule.stderr.trim(), ...(rule.exitCode === 0 ? {} : { fix: 'the kernel needs the iptables (nf_tables) modules; on Docker Desktop update to a current version' }) });
+      say({
+        name: 'iptables',
+        ok: rule.exitCode === 0,
+        detail: rule.exitCode === 0 ? 'a rule can be added inside a container' : rule.stderr.trim(),
+        ...(rule.exitCode === 0
+          ? {}
+          : { fix: 'the kernel needs the iptables (nf_tables) modules; on Docker Desktop update to a current version' }),
+      });
       const sysctl = await inst.exec('client', ['cat', '/proc/sys/net/ipv4/tcp_syn_retries']);
-      say({ name: 'per-node sysctls', ok: sysctl.stdout.trim() === '2', detail: `net.ipv4.tcp_syn_retries=${sysctl.stdout.trim()} (asked for 2)` });
+      say({
+        name: 'per-node sysctls',
+        ok: sysctl.stdout.trim() === '2',
+        detail: `net.ipv4.tcp_syn_retries=${sysctl.stdout.trim()} (asked for 2)`,
+      });
       const ss = await inst.exec('server', ['ss', '-tanoH']);
       say({ name: 'ss', ok: ss.exitCode === 0, detail: ss.exitCode === 0 ? 'ss runs' : ss.stderr.trim() });
       const ping = await inst.exec('client', ['nc', '-z', '-w', '2', inst.plan.vars['server.ip']!, '9']);
-      say({ name: 'isolation', ok: true, detail: `client reaches server on the lab bridge (nc exit ${ping.exitCode}; 1 = refused, as expected with no listener)` });
+      say({
+        name: 'isolation',
+        ok: true,
+        detail: `client reaches server on the lab bridge (nc exit ${ping.exitCode}; 1 = refused, as expected with no listener)`,
+      });
     } catch (e) {
-      say({ name: 'lab network', ok: false, detail: (e as Error).message, fix: 'run `lab clean`, then try again; DEBUG=lab* shows every engine call' });
+      say({
+        name: 'lab network',
+        ok: false,
+        detail: (e as Error).message,
+        fix: 'run `lab clean`, then try again; DEBUG=lab* shows every engine call',
+      });
     } finally {
       await removeInstance(ctx.runtime, id).catch(() => {});
       ctx.live.delete(id);

@@ -15,17 +15,21 @@ export const composeCommand: Command = {
     'Renders a Compose file (format 2.4, for docker-compose v1 or docker compose v2) from the same plan `lab start`\n' +
     'applies: image, capabilities, security options, sysctls, internal networks, fixed subnets and addresses.\n' +
     '`lab compose direct` and `lab compose routed` reproduce compose/direct.yaml and compose/routed.yaml;\n' +
-    '`lab compose 6` adds Lab 6\'s sysctls. --subnets picks other /24s (one per network), --instance other names.',
+    "`lab compose 6` adds Lab 6's sysctls. --subnets picks other /24s (one per network), --instance other names.",
   options: { output: { type: 'string', short: 'o' }, subnets: { type: 'string' }, instance: { type: 'string' } },
   async run(ctx, values, positionals) {
-    if (positionals.length !== 1) throw new LabError('lab compose takes one topology or lab', 'for example `lab compose routed` or `lab compose 6`');
+    if (positionals.length !== 1)
+      throw new LabError('lab compose takes one topology or lab', 'for example `lab compose routed` or `lab compose 6`');
     const ref = positionals[0]!;
     const isTopology = (COMPOSE_TOPOLOGIES as string[]).includes(ref);
     const lab = isTopology ? topologyLab(ref as Topology) : resolveLab(ref).lab;
     const topology = lab.topology ?? 'direct';
     const subnets = values.subnets === undefined ? undefined : String(values.subnets).split(',');
     if (subnets && (subnets.length !== networkCount(topology) || subnets.some((s) => !/^198\.(18|19)\.\d{1,3}\.0\/24$/.test(s)))) {
-      throw new LabError(`--subnets needs ${networkCount(topology)} /24 subnet(s) in 198.18.0.0/15 for the ${topology} topology`, 'for example --subnets 198.19.251.0/24,198.19.252.0/24');
+      throw new LabError(
+        `--subnets needs ${networkCount(topology)} /24 subnet(s) in 198.18.0.0/15 for the ${topology} topology`,
+        'for example --subnets 198.19.251.0/24,198.19.252.0/24',
+      );
     }
     const instance = values.instance as string | undefined;
     if (instance !== undefined && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(instance)) {

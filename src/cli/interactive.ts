@@ -45,7 +45,12 @@ function isPromptExit(e: unknown): boolean {
 /** One select prompt; an abort signal lets another terminal's `lab check` end it. */
 let interrupt: AbortSignal | undefined;
 
-async function choose<T extends string>(message: string, choices: { name: string; value: T }[], signal?: AbortSignal, echo?: (line: string) => void): Promise<T> {
+async function choose<T extends string>(
+  message: string,
+  choices: { name: string; value: T }[],
+  signal?: AbortSignal,
+  echo?: (line: string) => void,
+): Promise<T> {
   // A signal (SIGTERM, a closed terminal) ends the prompt too, so cleanup does not wait for a key.
   const signals = [signal, interrupt].filter((x): x is AbortSignal => !!x);
   // A prompt that another terminal may end is cleared from the screen; its answer, if any, is echoed.
@@ -82,7 +87,8 @@ async function bringUp(ctx: Context, lab: Lab, opts: InteractiveOptions, sink: {
             ctx.runtime,
             (e) => {
               if (e.type === 'image' && e.phase === 'found') task.title = `Lab image ${e.tag} (already built)`;
-              if (e.type === 'image' && e.phase === 'building') task.title = `Building the lab image ${e.tag} (first use; later runs reuse it)`;
+              if (e.type === 'image' && e.phase === 'building')
+                task.title = `Building the lab image ${e.tag} (first use; later runs reuse it)`;
               if (e.type === 'image' && e.phase === 'built') task.title = `Built the lab image ${e.tag}`;
               // The build's own steps; off a terminal only the "Step n/m" lines, not every apt line.
               if (e.type === 'image-line' && (!plain || /^Step \d+\/\d+/.test(e.line))) task.output = e.line;
@@ -200,7 +206,9 @@ export async function runInteractive(ctx: Context, lab: Lab, opts: InteractiveOp
   if (ctx.signal.aborted) throw new InterruptedError(String(ctx.signal.reason ?? 'SIGINT'));
   if (opts.keep) {
     ctx.live.delete(instance.id);
-    write(`The lab is still running (instance ${instance.id}): \`lab shell client\`, \`lab status\`; \`lab stop ${instance.id}\` removes it.`);
+    write(
+      `The lab is still running (instance ${instance.id}): \`lab shell client\`, \`lab status\`; \`lab stop ${instance.id}\` removes it.`,
+    );
   } else {
     const removed = await instance.down();
     ctx.live.delete(instance.id);
@@ -210,7 +218,17 @@ export async function runInteractive(ctx: Context, lab: Lab, opts: InteractiveOp
   return quit || completed ? 0 : 1;
 }
 
-async function walkStep(ctx: Context, instance: Instance, li: LiveInstance, nodes: NodeName[], step: Step, index: number, total: number, score: Score, vars: Record<string, string>): Promise<void> {
+async function walkStep(
+  ctx: Context,
+  instance: Instance,
+  li: LiveInstance,
+  nodes: NodeName[],
+  step: Step,
+  index: number,
+  total: number,
+  score: Score,
+  vars: Record<string, string>,
+): Promise<void> {
   const s = ctx.style;
   const write = (text = '') => ctx.print(text);
   write();
@@ -231,7 +249,16 @@ async function walkStep(ctx: Context, instance: Instance, li: LiveInstance, node
   const checks: Check[] = [];
   const failed = (e: unknown) => {
     if (!(e instanceof LabError) || e instanceof InterruptedError) throw e;
-    checks.push({ step: step.id, node: 'client', kind: 'command', expected: "the step's commands succeed", seen: [e.message], passed: false, message: e.message, elapsedMs: 0 });
+    checks.push({
+      step: step.id,
+      node: 'client',
+      kind: 'command',
+      expected: "the step's commands succeed",
+      seen: [e.message],
+      passed: false,
+      message: e.message,
+      elapsedMs: 0,
+    });
   };
   if (step.run?.length) write();
   try {
@@ -299,7 +326,15 @@ async function tool(ctx: Context, instance: Instance, li: LiveInstance, choice: 
 }
 
 /** The menu after a step: go on, or look around first. */
-async function stepMenu(ctx: Context, instance: Instance, li: LiveInstance, nodes: NodeName[], step: Step, last: boolean, vars: Record<string, string>): Promise<void> {
+async function stepMenu(
+  ctx: Context,
+  instance: Instance,
+  li: LiveInstance,
+  nodes: NodeName[],
+  step: Step,
+  last: boolean,
+  vars: Record<string, string>,
+): Promise<void> {
   const write = (text = '') => ctx.print(text);
   for (;;) {
     write();
@@ -326,8 +361,10 @@ async function stepMenu(ctx: Context, instance: Instance, li: LiveInstance, node
 }
 
 function describeShort(e: Step['expect'] extends (infer E)[] | undefined ? E : never): string {
-  if (e.socket) return `${e.on}: socket ${[e.socket.state ?? 'any'].flat().join('|')}${e.socket.local ? ` local ${e.socket.local}` : ''}${e.socket.peer ? ` peer ${e.socket.peer}` : ''}`;
-  if (e.absent) return `${e.on}: no socket ${[e.absent.state ?? 'any'].flat().join('|')}${e.absent.local ? ` local ${e.absent.local}` : ''}${e.absent.peer ? ` peer ${e.absent.peer}` : ''}`;
+  if (e.socket)
+    return `${e.on}: socket ${[e.socket.state ?? 'any'].flat().join('|')}${e.socket.local ? ` local ${e.socket.local}` : ''}${e.socket.peer ? ` peer ${e.socket.peer}` : ''}`;
+  if (e.absent)
+    return `${e.on}: no socket ${[e.absent.state ?? 'any'].flat().join('|')}${e.absent.local ? ` local ${e.absent.local}` : ''}${e.absent.peer ? ` peer ${e.absent.peer}` : ''}`;
   if (e.iptables) return `${e.on}: iptables ${e.iptables.chain} rule [${e.iptables.rule.join(' ')}]`;
   return `${e.on}: command ${e.command!.name}`;
 }
@@ -336,7 +373,14 @@ function describeShort(e: Step['expect'] extends (infer E)[] | undefined ? E : n
  * A step the student does by hand. Returns true when a check passed (here or via `lab check` in another
  * terminal), false when the student asked tcplab to do it.
  */
-async function taskLoop(ctx: Context, instance: Instance, li: LiveInstance, nodes: NodeName[], step: Step, vars: Record<string, string>): Promise<boolean> {
+async function taskLoop(
+  ctx: Context,
+  instance: Instance,
+  li: LiveInstance,
+  nodes: NodeName[],
+  step: Step,
+  vars: Record<string, string>,
+): Promise<boolean> {
   const s = ctx.style;
   const write = (text = '') => ctx.print(text);
   const task = step.task!;
@@ -408,7 +452,9 @@ async function taskLoop(ctx: Context, instance: Instance, li: LiveInstance, node
     }
     if (choice === 'hint') {
       const hints = task.hints ?? [];
-      write(`  ${s.yellow(`hint ${Math.min(hintsShown + 1, hints.length)}/${hints.length}:`)} ${fill(hints[Math.min(hintsShown, hints.length - 1)]!, vars)}`);
+      write(
+        `  ${s.yellow(`hint ${Math.min(hintsShown + 1, hints.length)}/${hints.length}:`)} ${fill(hints[Math.min(hintsShown, hints.length - 1)]!, vars)}`,
+      );
       hintsShown++;
       continue;
     }
@@ -426,4 +472,3 @@ async function taskLoop(ctx: Context, instance: Instance, li: LiveInstance, node
     await tool(ctx, instance, li, choice);
   }
 }
-

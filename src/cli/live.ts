@@ -47,7 +47,11 @@ export async function pickInstance(runtime: Runtime, given?: string): Promise<Li
   const all = await liveInstances(runtime);
   if (given) {
     const found = all.find((i) => i.instance === given);
-    if (!found) throw new LabError(`no running lab instance '${given}'`, all.length ? `running: ${all.map(describeInstance).join(', ')}` : 'start one with `lab start 2`');
+    if (!found)
+      throw new LabError(
+        `no running lab instance '${given}'`,
+        all.length ? `running: ${all.map(describeInstance).join(', ')}` : 'start one with `lab start 2`',
+      );
     return found;
   }
   if (all.length === 0) throw new LabError('no lab is running', 'start one with `lab start 2` (in another terminal), then come back here');
@@ -74,10 +78,15 @@ export function openShell(li: LiveInstance, node: NodeName, write: (s: string) =
   if (!container) throw new LabError(`this lab has no ${node}`, `its machines are ${[...li.nodes.keys()].join(', ')}`);
   const tty = !!process.stdin.isTTY;
   write(`Shell on the ${node} of lab instance ${li.instance} (${container}). Only /tmp is writable. exit or Ctrl-D returns.`);
-  const r = spawnSync('docker', ['exec', tty ? '-it' : '-i', '-e', 'TERM=' + (process.env.TERM ?? 'xterm'), container, 'bash', '-l'], { stdio: 'inherit' });
+  const r = spawnSync('docker', ['exec', tty ? '-it' : '-i', '-e', 'TERM=' + (process.env.TERM ?? 'xterm'), container, 'bash', '-l'], {
+    stdio: 'inherit',
+  });
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
-    throw new LabError(`cannot run the docker command: ${code ?? r.error.message}`, 'lab shell needs the docker CLI on your PATH (it comes with Docker Desktop and docker.io)');
+    throw new LabError(
+      `cannot run the docker command: ${code ?? r.error.message}`,
+      'lab shell needs the docker CLI on your PATH (it comes with Docker Desktop and docker.io)',
+    );
   }
   return r.status ?? 1;
 }
@@ -133,7 +142,8 @@ export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<M
 
 /** The sockets a step is about: those its socket and absent expectations match, on the node they name. */
 export function socketsThatMatter(expectations: Expectation[], vars: Record<string, string>): (node: NodeName, s: Socket) => boolean {
-  return (node, s) => expectations.some((e) => e.on === node && !!(e.socket ?? e.absent) && socketMatches((e.socket ?? e.absent)!, s, vars));
+  return (node, s) =>
+    expectations.some((e) => e.on === node && !!(e.socket ?? e.absent) && socketMatches((e.socket ?? e.absent)!, s, vars));
 }
 
 export function renderSockets(observed: Map<NodeName, Socket[]>, style: Style, matter?: (node: NodeName, s: Socket) => boolean): string {
@@ -144,7 +154,10 @@ export function renderSockets(observed: Map<NodeName, Socket[]>, style: Style, m
 }
 
 /** Expectations evaluated against one look (no waiting): met or not met right now. */
-export async function evaluateNow(instance: Instance, expectations: Expectation[]): Promise<{ e: Expectation; holds: boolean; seen: string[] }[]> {
+export async function evaluateNow(
+  instance: Instance,
+  expectations: Expectation[],
+): Promise<{ e: Expectation; holds: boolean; seen: string[] }[]> {
   const needs = new Map<NodeName, { iptables: boolean; commands: Set<string> }>();
   for (const e of expectations) {
     const n = needs.get(e.on) ?? { iptables: false, commands: new Set<string>() };

@@ -44,7 +44,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true }) as typeof parsed;
+    parsed = parseArgs({
+      args: rest,
+      options: { ...GLOBAL_OPTIONS, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    }) as typeof parsed;
   } catch (e) {
     process.stderr.write(`lab ${name}: ${(e as Error).message}\nusage: lab ${command.usage}\n`);
     return 2;
@@ -67,7 +72,9 @@ async function runCommand(ctx: Context, command: Command, values: Record<string,
       if (e.hint) ctx.err.write(`${ctx.errStyle.dim('hint:')} ${e.hint}\n`);
       return e.exitCode;
     }
-    ctx.err.write(`${ctx.errStyle.red('internal error')} (a bug in tcplab; please report it with this output):\n${(e as Error).stack ?? String(e)}\n`);
+    ctx.err.write(
+      `${ctx.errStyle.red('internal error')} (a bug in tcplab; please report it with this output):\n${(e as Error).stack ?? String(e)}\n`,
+    );
     return 70;
   }
 }

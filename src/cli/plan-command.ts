@@ -23,7 +23,9 @@ export const planCommand: Command = {
       id: s.id,
       title: s.title,
       actions: [...(s.run ?? []), ...(s.task?.solution ?? [])].map((a) =>
-        a.stop ? `${a.on}: stop ${a.stop} (SIG${a.signal ?? 'INT'})` : `${a.on}$ ${displayCommand(a.run!.map((x) => expand(x, plan.vars)))}${a.background ? ' &' : ''}`,
+        a.stop
+          ? `${a.on}: stop ${a.stop} (SIG${a.signal ?? 'INT'})`
+          : `${a.on}$ ${displayCommand(a.run!.map((x) => expand(x, plan.vars)))}${a.background ? ' &' : ''}`,
       ),
     }));
     if (ctx.json) {
@@ -33,10 +35,18 @@ export const planCommand: Command = {
     ctx.print(ctx.style.bold(`Lab ${lab.id} (${lab.slug}), ${topology} topology; instance names use a random id, shown here as "dryrun"`));
     for (const n of plan.networks) ctx.print(`network ${n.name}  ${n.subnet}  internal`);
     for (const n of plan.nodes) {
-      const sysctls = Object.entries(n.sysctls).map(([k, v]) => `${k}=${v}`).join(' ');
-      ctx.print(`node    ${n.name}  ${n.interfaces.map((i) => `${i.ip} on ${i.network}`).join(', ')}${n.routes.length ? `  routes ${n.routes.map((r) => `${r.to} via ${r.via}`).join(', ')}` : ''}${sysctls ? `  sysctls ${sysctls}` : ''}`);
+      const sysctls = Object.entries(n.sysctls)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      ctx.print(
+        `node    ${n.name}  ${n.interfaces.map((i) => `${i.ip} on ${i.network}`).join(', ')}${n.routes.length ? `  routes ${n.routes.map((r) => `${r.to} via ${r.via}`).join(', ')}` : ''}${sysctls ? `  sysctls ${sysctls}` : ''}`,
+      );
     }
-    ctx.print(ctx.style.dim(`every node: image ${plan.image}, caps ${NODE_SECURITY.capAdd.join('+')} only, no-new-privileges, read-only root, ${NODE_SECURITY.memoryBytes >> 20} MiB, ${NODE_SECURITY.pidsLimit} pids`));
+    ctx.print(
+      ctx.style.dim(
+        `every node: image ${plan.image}, caps ${NODE_SECURITY.capAdd.join('+')} only, no-new-privileges, read-only root, ${NODE_SECURITY.memoryBytes >> 20} MiB, ${NODE_SECURITY.pidsLimit} pids`,
+      ),
+    );
     for (const [i, s] of steps.entries()) {
       ctx.print(`\n${i + 1}. ${s.title}`);
       for (const a of s.actions) ctx.print(`   ${a}`);

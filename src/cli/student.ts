@@ -3,19 +3,32 @@ import { LabError } from '../errors.js';
 import { loadLabFile } from '../lab/load.js';
 import type { Lab } from '../lab/schema.js';
 import type { LabResult } from '../grade/grade.js';
-import type { Context } from './context.js';
 import type { Command } from './commands.js';
-import { attach, checkTask, fill, hintFor, liveInstances, liveSockets, openShell, parseNode, pickInstance, renderChecks, renderSockets, socketsThatMatter } from './live.js';
+import {
+  attach,
+  checkTask,
+  fill,
+  hintFor,
+  liveInstances,
+  liveSockets,
+  openShell,
+  parseNode,
+  pickInstance,
+  renderChecks,
+  renderSockets,
+  socketsThatMatter,
+} from './live.js';
 import { forgetRunning, listRunning, loadAttempts, recordAttempt, saveProgress, type Score } from './state.js';
 
 const shell: Command = {
   name: 'shell',
   usage: 'shell <client|server|firewall> [instance]',
   summary: 'a shell on one machine of the running lab (docker exec -it)',
-  help: 'Opens bash on a machine of a running lab, as root with the lab\'s capabilities (NET_ADMIN, NET_RAW): run\niptables, ss, nc, ps there. Only /tmp is writable. With several labs running, name the instance\n(`lab status` lists them).',
+  help: "Opens bash on a machine of a running lab, as root with the lab's capabilities (NET_ADMIN, NET_RAW): run\niptables, ss, nc, ps there. Only /tmp is writable. With several labs running, name the instance\n(`lab status` lists them).",
   options: {},
   async run(ctx, _values, positionals) {
-    if (positionals.length < 1 || positionals.length > 2) throw new LabError('lab shell takes a machine and, optionally, an instance', 'for example `lab shell client`');
+    if (positionals.length < 1 || positionals.length > 2)
+      throw new LabError('lab shell takes a machine and, optionally, an instance', 'for example `lab shell client`');
     const node = parseNode(positionals[0]);
     const li = await pickInstance(ctx.runtime, positionals[1]);
     return openShell(li, node, (s) => ctx.err.write(ctx.errStyle.dim(s) + '\n'));
@@ -32,13 +45,20 @@ const check: Command = {
     if (positionals.length > 1) throw new LabError('lab check takes at most one instance');
     const li = await pickInstance(ctx.runtime, positionals[0]);
     const state = li.state;
-    if (!state) throw new LabError(`instance ${li.instance} was not started by \`lab start\` at a terminal, so it has no current step`, 'start a lab with `lab start 2` and leave it running; check from another terminal');
+    if (!state)
+      throw new LabError(
+        `instance ${li.instance} was not started by \`lab start\` at a terminal, so it has no current step`,
+        'start a lab with `lab start 2` and leave it running; check from another terminal',
+      );
     const lab = loadLabFile(state.lab.file).lab;
     const step = lab.steps[state.stepIndex];
     if (!step) throw new LabError(`lab ${lab.id} has not reached its first step yet`, 'wait until `lab start` shows step 1');
     if (!step.task) {
       const withTask = lab.steps.flatMap((st, i) => (st.task ? [`${i + 1} (${st.id})`] : []));
-      throw new LabError(`step ${state.stepIndex + 1} (${step.id}) of lab ${lab.id} has no task to check`, withTask.length ? `this lab's tasks are at step ${withTask.join(', ')}` : 'this lab has no tasks');
+      throw new LabError(
+        `step ${state.stepIndex + 1} (${step.id}) of lab ${lab.id} has no task to check`,
+        withTask.length ? `this lab's tasks are at step ${withTask.join(', ')}` : 'this lab has no tasks',
+      );
     }
     const instance = attach(ctx.runtime, state, ctx.signal);
     const checks = await checkTask(instance, step);
@@ -55,7 +75,14 @@ const check: Command = {
             step: { index: state.stepIndex + 1, id: step.id, title: step.title },
             passed,
             attempt: rec.attempts,
-            checks: checks.map((c) => ({ node: c.node, kind: c.kind, expected: c.expected, passed: c.passed, seen: c.seen, why: c.message })),
+            checks: checks.map((c) => ({
+              node: c.node,
+              kind: c.kind,
+              expected: c.expected,
+              passed: c.passed,
+              seen: c.seen,
+              why: c.message,
+            })),
             ...(hint ? { hint: fill(hint, vars) } : {}),
             checkedAt: new Date().toISOString(),
           },
@@ -88,7 +115,12 @@ const status: Command = {
             lab: li.state?.lab ?? { slug: li.lab },
             step: li.state ? { index: li.state.stepIndex + 1, id: li.state.stepId ?? null } : null,
             owner: li.state?.owner ?? null,
-            sockets: Object.fromEntries([...(await liveSockets(ctx.runtime, li))].map(([n, socks]) => [n, socks.map((s) => ({ state: s.state, local: s.local, peer: s.peer, line: s.line }))])),
+            sockets: Object.fromEntries(
+              [...(await liveSockets(ctx.runtime, li))].map(([n, socks]) => [
+                n,
+                socks.map((s) => ({ state: s.state, local: s.local, peer: s.peer, line: s.line })),
+              ]),
+            ),
           })),
         );
         return JSON.stringify(docs, null, 2);
@@ -110,7 +142,10 @@ const status: Command = {
             if (step && lab) {
               const tried = loadAttempts(li.instance)[step.id];
               head += `, step ${st.stepIndex + 1}/${lab.steps.length}: ${step.title}`;
-              if (step.task) head += tried?.passed ? ctx.style.green(' [task done]') : ctx.style.yellow(` [task open${tried ? `, ${tried.attempts} attempts` : ''}]`);
+              if (step.task)
+                head += tried?.passed
+                  ? ctx.style.green(' [task done]')
+                  : ctx.style.yellow(` [task open${tried ? `, ${tried.attempts} attempts` : ''}]`);
               matter = socketsThatMatter([...(step.expect ?? []), ...(step.task?.expect ?? [])], st.plan.vars);
             }
           }

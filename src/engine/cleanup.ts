@@ -27,7 +27,11 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-export function ownerStatus(labels: Record<string, string>, host = hostname(), alive: (pid: number) => boolean = processAlive): InstanceInfo['status'] {
+export function ownerStatus(
+  labels: Record<string, string>,
+  host = hostname(),
+  alive: (pid: number) => boolean = processAlive,
+): InstanceInfo['status'] {
   if (labels[LABEL.keep] === 'true') return 'kept';
   const owner = labels[LABEL.pid];
   const m = owner ? /^(.*):(\d+)$/.exec(owner) : null;
@@ -37,11 +41,17 @@ export function ownerStatus(labels: Record<string, string>, host = hostname(), a
 }
 
 /** Every instance on the engine, with its owner's status. */
-export async function listInstances(runtime: Runtime, opts: { host?: string; alive?: (pid: number) => boolean } = {}): Promise<InstanceInfo[]> {
+export async function listInstances(
+  runtime: Runtime,
+  opts: { host?: string; alive?: (pid: number) => boolean } = {},
+): Promise<InstanceInfo[]> {
   const managed = { [LABEL.managed]: 'true' };
   const [containers, networks] = await Promise.all([runtime.listContainers(managed), runtime.listNetworks(managed)]);
   const byId = new Map<string, InstanceInfo>();
-  for (const [kind, list] of [['containers', containers], ['networks', networks]] as const) {
+  for (const [kind, list] of [
+    ['containers', containers],
+    ['networks', networks],
+  ] as const) {
     for (const r of list) {
       const id = r.labels[LABEL.instance];
       if (!id) continue;

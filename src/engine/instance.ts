@@ -11,7 +11,18 @@ import { SubnetTakenError, type ExecResult, type Runtime } from '../runtime/runt
 import { EngineError, InterruptedError, LabError } from '../errors.js';
 import { parseSs } from '../observe/ss.js';
 import { parseIptablesSave } from '../observe/iptables.js';
-import { decide, evaluate, summarize, toCheck, type Check, type CommandStatus, type LabResult, type NodeSnapshot, type Sample, type StepResult } from '../grade/grade.js';
+import {
+  decide,
+  evaluate,
+  summarize,
+  toCheck,
+  type Check,
+  type CommandStatus,
+  type LabResult,
+  type NodeSnapshot,
+  type Sample,
+  type StepResult,
+} from '../grade/grade.js';
 import { realClock, type Clock, type EventSink } from './events.js';
 import { retryTransient } from './retry.js';
 import { Sampler } from './sampler.js';
@@ -56,7 +67,10 @@ export function pickSubnets(used: string[], count: number, start: number): strin
     if (!used.some((u) => overlaps(u, candidate)) && !picked.includes(candidate)) picked.push(candidate);
   }
   if (picked.length < count) {
-    throw new LabError('no free subnet left in 198.18.0.0/15 for a new lab', 'remove old labs with `lab clean`, or networks of your own in that range');
+    throw new LabError(
+      'no free subnet left in 198.18.0.0/15 for a new lab',
+      'remove old labs with `lab clean`, or networks of your own in that range',
+    );
   }
   return picked;
 }
@@ -86,7 +100,14 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
         // In parallel (the routed topology has two); allSettled so that cleanup knows every one that exists.
         const nets = await Promise.allSettled(
           plan.networks.map(async (net) => {
-            await runtime.createNetwork({ name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels, options: net.options });
+            await runtime.createNetwork({
+              name: net.name,
+              subnet: net.subnet,
+              gateway: net.gateway,
+              internal: true,
+              labels: net.labels,
+              options: net.options,
+            });
             created.push(net.name);
             emit({ type: 'network', name: net.name, subnet: net.subnet });
           }),
@@ -133,7 +154,8 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
         // (60-100 ms), and a routed node has three commands.
         if (node.setup.length) {
           const res = await runtime.exec(node.name, setupScript(node.setup), { timeoutMs: OBSERVE_TIMEOUT_MS });
-          if (res.exitCode !== 0) throw new EngineError(`could not set up the network on ${node.key}: ${(res.stderr || res.stdout).trim()}`);
+          if (res.exitCode !== 0)
+            throw new EngineError(`could not set up the network on ${node.key}: ${(res.stderr || res.stdout).trim()}`);
         }
         emit({ type: 'node', node: node.key, name: node.name, ips: node.interfaces.map((i) => i.ip) });
       }),
@@ -249,11 +271,18 @@ export class Instance {
 
   async exec(node: NodeName, argv: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ExecResult> {
     try {
-      return await this.runtime.exec(this.container(node), argv, { timeoutMs: opts.timeoutMs ?? OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}), ...(opts.env ? { env: opts.env } : {}) });
+      return await this.runtime.exec(this.container(node), argv, {
+        timeoutMs: opts.timeoutMs ?? OBSERVE_TIMEOUT_MS,
+        ...(this.signal ? { signal: this.signal } : {}),
+        ...(opts.env ? { env: opts.env } : {}),
+      });
     } catch (e) {
       throwIfAborted(this.signal, 'exec');
       if (e instanceof EngineError && /No such container|is not running|404|409/i.test(e.message)) {
-        throw new EngineError(`the ${node} container (${this.container(node)}) is gone or stopped: ${e.message}`, 'was it removed by hand? run `lab clean` and start the lab again');
+        throw new EngineError(
+          `the ${node} container (${this.container(node)}) is gone or stopped: ${e.message}`,
+          'was it removed by hand? run `lab clean` and start the lab again',
+        );
       }
       throw e;
     }
@@ -304,12 +333,19 @@ export class Instance {
         const argv = ['tcplab-observe'];
         if (need.iptables) argv.push('--iptables');
         for (const c of need.commands) if (this.background.has(c)) argv.push('--command', c);
-        const s = await this.sampler(node).sample(argv.slice(1), { timeoutMs: OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
+        const s = await this.sampler(node).sample(argv.slice(1), {
+          timeoutMs: OBSERVE_TIMEOUT_MS,
+          ...(this.signal ? { signal: this.signal } : {}),
+        });
         // Without a sampler, one exec per look; observing only reads, so a dropped connection or a 5xx from the
         // engine is safe to retry.
         const r = s
           ? { exitCode: s.exitCode, stdout: s.text, stderr: 'ss failed' }
-          : await retryTransient(() => this.exec(node, argv), { clock: this.clock, ...(this.signal ? { signal: this.signal } : {}), onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message) });
+          : await retryTransient(() => this.exec(node, argv), {
+              clock: this.clock,
+              ...(this.signal ? { signal: this.signal } : {}),
+              onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message),
+            });
         if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
         out.set(node, parseObservation(node, this.clock.now(), r.stdout, this.finished));
       }),
@@ -366,7 +402,16 @@ export class Instance {
     } catch (e) {
       if (!(e instanceof LabError) || e instanceof InterruptedError || e instanceof EngineError) throw e;
       // A lab command that failed: the step fails with its message; the lab goes on.
-      checks.push({ step: step.id, node: 'client', kind: 'command', expected: 'the step\'s commands succeed', seen: [e.message], passed: false, message: e.message, elapsedMs: 0 });
+      checks.push({
+        step: step.id,
+        node: 'client',
+        kind: 'command',
+        expected: "the step's commands succeed",
+        seen: [e.message],
+        passed: false,
+        message: e.message,
+        elapsedMs: 0,
+      });
     }
     const all = await this.observeAll().catch(() => undefined);
     if (all) for (const [node, snap] of all) this.emit({ type: 'observed', node, sockets: snap.sockets });
@@ -416,7 +461,9 @@ export function parseObservation(node: NodeName, at: number, text: string, finis
     if (!key.startsWith('command ')) continue;
     const [status = '', ...output] = lines;
     const m = /^exited (\d+)/.exec(status);
-    commands[key.slice(8)] = m ? { running: false, exit: Number(m[1]), output: output.join('\n') } : { running: status === 'running', output: output.join('\n') };
+    commands[key.slice(8)] = m
+      ? { running: false, exit: Number(m[1]), output: output.join('\n') }
+      : { running: status === 'running', output: output.join('\n') };
   }
   snap.commands = commands;
   return snap;

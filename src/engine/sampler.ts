@@ -56,12 +56,18 @@ export class Sampler {
         const opening = this.runtime.openExec!(this.container, ['tcplab-observe', '--serve']);
         const s = await Promise.race([
           opening,
-          new Promise<never>((_, reject) => setTimeout(() => {
-            timedOut = true;
-            reject(new Error(`no session within ${OPEN_TIMEOUT_MS / 1000} s`));
-          }, OPEN_TIMEOUT_MS).unref()),
+          new Promise<never>((_, reject) =>
+            setTimeout(() => {
+              timedOut = true;
+              reject(new Error(`no session within ${OPEN_TIMEOUT_MS / 1000} s`));
+            }, OPEN_TIMEOUT_MS).unref(),
+          ),
         ]).catch((e: unknown) => {
-          if (timedOut) void opening.then((late) => late.close(), () => {});
+          if (timedOut)
+            void opening.then(
+              (late) => late.close(),
+              () => {},
+            );
           throw e;
         });
         if (this.closed) {
@@ -93,7 +99,10 @@ export class Sampler {
       return await new Promise<SampleResult>((resolve, reject) => {
         // The deadline keeps the process alive while an answer is awaited (the session's socket does not), and
         // like the abort listener it goes as soon as the request settles, whichever way.
-        const timer = setTimeout(() => this.pending?.reject(new EngineError(`no answer from the sampler in ${this.container} within ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
+        const timer = setTimeout(
+          () => this.pending?.reject(new EngineError(`no answer from the sampler in ${this.container} within ${opts.timeoutMs / 1000} s`)),
+          opts.timeoutMs,
+        );
         const onAbort = () => this.pending?.reject(new InterruptedError(String(opts.signal?.reason ?? 'SIGINT')));
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         this.pending = {

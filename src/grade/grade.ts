@@ -95,7 +95,14 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
   const status = snap.commands?.[c.name];
   if (!status) return { holds: false, seen: [`${c.name}: not started`] };
   const summary = status.running ? `${c.name}: running` : `${c.name}: exited ${status.exit}`;
-  const seen = [summary, ...status.output.split('\n').filter((l) => l.trim()).slice(-5).map((l) => `  ${l}`)];
+  const seen = [
+    summary,
+    ...status.output
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(-5)
+      .map((l) => `  ${l}`),
+  ];
   let holds = true;
   if (c.running !== undefined && status.running !== c.running) holds = false;
   if (c.exit !== undefined && (status.running || status.exit !== c.exit)) holds = false;
@@ -113,7 +120,8 @@ export function describe(e: Expectation, vars: Record<string, string>): string {
     const parts = [st ? st.join('|') : 'any state'];
     if (m.local) parts.push(`local ${expand(m.local, vars)}`);
     if (m.peer) parts.push(`peer ${expand(m.peer, vars)}`);
-    const count = m.count === undefined ? '' : typeof m.count === 'number' ? ` x${m.count}` : ` x[${m.count.min ?? 0}..${m.count.max ?? '∞'}]`;
+    const count =
+      m.count === undefined ? '' : typeof m.count === 'number' ? ` x${m.count}` : ` x[${m.count.min ?? 0}..${m.count.max ?? '∞'}]`;
     return `${e.on}: ${e.socket ? '' : 'no '}socket ${parts.join(', ')}${count}${tail}`;
   }
   if (e.iptables) {
@@ -164,11 +172,28 @@ export function decide(e: Expectation, samples: Sample[], start: number, now: nu
   return { done: false };
 }
 
-export function toCheck(step: string, e: Expectation, vars: Record<string, string>, d: Decision & { done: true }, start: number, task = false): Check {
+export function toCheck(
+  step: string,
+  e: Expectation,
+  vars: Record<string, string>,
+  d: Decision & { done: true },
+  start: number,
+  task = false,
+): Check {
   const expected = describe(e, vars);
   const seen = d.sample.evaluation.seen.length ? d.sample.evaluation.seen : ['(nothing matching)'];
   const message = e.why ?? (d.passed ? 'as expected' : 'not seen');
-  return { step, node: e.on, kind: kindOf(e), expected, seen, passed: d.passed, message, elapsedMs: Math.max(0, d.at - start), ...(task ? { task } : {}) };
+  return {
+    step,
+    node: e.on,
+    kind: kindOf(e),
+    expected,
+    seen,
+    passed: d.passed,
+    message,
+    elapsedMs: Math.max(0, d.at - start),
+    ...(task ? { task } : {}),
+  };
 }
 
 export interface StepResult {

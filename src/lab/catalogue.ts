@@ -19,7 +19,8 @@ export function catalogue(dir = LABS_DIR): LoadedLab[] {
 export function resolveLab(ref: string, dir = LABS_DIR): LoadedLab {
   if (/\.ya?ml$/.test(ref) || ref.includes('/')) {
     const path = resolve(ref);
-    if (!existsSync(path)) throw new LabError(`no lab file at ${ref}`, 'give a lab number, a slug from `lab list`, or a path to a .yaml file');
+    if (!existsSync(path))
+      throw new LabError(`no lab file at ${ref}`, 'give a lab number, a slug from `lab list`, or a path to a .yaml file');
     return loadLabFile(path);
   }
   const labs = catalogue(dir);

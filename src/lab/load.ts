@@ -16,7 +16,10 @@ export interface LoadedLab {
 
 export function loadLabFile(file: string): LoadedLab {
   const text = readLabText(file);
-  if (typeof text !== 'string') throw text.missing ? new LabError(`no lab file at ${file}`, 'give a lab number, a slug from `lab list`, or a path to a .yaml file') : new LabFileError(file, [text.problem]);
+  if (typeof text !== 'string')
+    throw text.missing
+      ? new LabError(`no lab file at ${file}`, 'give a lab number, a slug from `lab list`, or a path to a .yaml file')
+      : new LabFileError(file, [text.problem]);
   return { file, lab: parseLab(text, file) };
 }
 
@@ -31,7 +34,8 @@ export function readLabText(file: string): string | { missing: boolean; problem:
     return { missing: true, problem: problem(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`) };
   }
   if (!st.isFile()) return { missing: false, problem: problem('not a regular file') };
-  if (st.size > MAX_LAB_BYTES) return { missing: false, problem: problem(`the file has ${st.size} bytes; a lab file may have at most ${MAX_LAB_BYTES}`) };
+  if (st.size > MAX_LAB_BYTES)
+    return { missing: false, problem: problem(`the file has ${st.size} bytes; a lab file may have at most ${MAX_LAB_BYTES}`) };
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {

@@ -44,7 +44,10 @@ export function checkRules(lab: Lab): RuleProblem[] {
       for (const m of arg.matchAll(/\{\{(.*?)\}\}/gs)) {
         const name = m[1]!.trim();
         if (!vars.has(name)) {
-          problems.push({ path: [...path, 'run', k], message: `unknown template {{${name}}}; this lab knows ${[...vars].map((v) => `{{${v}}}`).join(', ')}` });
+          problems.push({
+            path: [...path, 'run', k],
+            message: `unknown template {{${name}}}; this lab knows ${[...vars].map((v) => `{{${v}}}`).join(', ')}`,
+          });
         }
       }
     });
@@ -76,8 +79,15 @@ export function checkRules(lab: Lab): RuleProblem[] {
           if (!vars.has(t[1]!)) problems.push({ path: [...path, key, field], message: `unknown template {{${t[1]}}}` });
         }
       }
-      if (key === 'absent' && m?.count !== undefined) problems.push({ path: [...path, key, 'count'], message: 'absent means no matching socket; use socket with count instead' });
-      if (m?.count !== undefined && typeof m.count === 'object' && m.count.min !== undefined && m.count.max !== undefined && m.count.min > m.count.max) {
+      if (key === 'absent' && m?.count !== undefined)
+        problems.push({ path: [...path, key, 'count'], message: 'absent means no matching socket; use socket with count instead' });
+      if (
+        m?.count !== undefined &&
+        typeof m.count === 'object' &&
+        m.count.min !== undefined &&
+        m.count.max !== undefined &&
+        m.count.min > m.count.max
+      ) {
         problems.push({ path: [...path, key, 'count'], message: 'min is larger than max' });
       }
     }
@@ -102,7 +112,10 @@ export function checkRules(lab: Lab): RuleProblem[] {
     step.run?.forEach((a, j) => checkAction(a, [...sp, 'run', j]));
     if (step.task) {
       if (!step.task.solution?.length) {
-        problems.push({ path: [...sp, 'task'], message: 'a task needs a solution, so that `lab grade` and `lab start --yes` can do it without a student' });
+        problems.push({
+          path: [...sp, 'task'],
+          message: 'a task needs a solution, so that `lab grade` and `lab start --yes` can do it without a student',
+        });
       }
       step.task.solution?.forEach((a, j) => checkAction(a, [...sp, 'task', 'solution', j]));
       step.task.expect.forEach((e, j) => checkExpectation(e, [...sp, 'task', 'expect', j]));

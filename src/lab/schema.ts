@@ -23,15 +23,10 @@ export type NodeName = (typeof NODE_NAMES)[number];
 
 const NodeNameSchema = z.enum(NODE_NAMES).describe('Which machine of the lab.');
 const StateSchema = z.enum(TCP_STATES);
-const Name = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'use lower-case letters, digits and dashes (at most 32), starting with a letter');
+const Name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'use lower-case letters, digits and dashes (at most 32), starting with a letter');
 const Text = (max: number) => z.string().max(max, `at most ${max} characters`);
 export const DURATION_PATTERN = /^(\d{1,6})(\.\d{1,3})?(ms|s|m)$/;
-const Duration = z
-  .string()
-  .regex(DURATION_PATTERN, 'a duration such as 500ms, 5s or 2m')
-  .describe('A duration: 500ms, 5s, 1.5s, 2m.');
+const Duration = z.string().regex(DURATION_PATTERN, 'a duration such as 500ms, 5s or 2m').describe('A duration: 500ms, 5s, 1.5s, 2m.');
 
 // Templates name the lab's own machines only, so a lab file cannot point a command at the host or the internet.
 export const TEMPLATE_PATTERN = /\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g;
@@ -43,7 +38,9 @@ const Argv = z
   .array(Arg)
   .min(1, 'a command needs at least the program name')
   .max(128, 'at most 128 arguments')
-  .describe('The command as an argv array, run inside the container without a shell. Templates: {{server.ip}}, {{client.ip}}, {{firewall.ip.front}}, {{firewall.ip.back}}.');
+  .describe(
+    'The command as an argv array, run inside the container without a shell. Templates: {{server.ip}}, {{client.ip}}, {{firewall.ip.front}}, {{firewall.ip.back}}.',
+  );
 
 const HostPattern = String.raw`(\*|\{\{\s*(client|server|firewall)\.ip(\.(lan|front|back))?\s*\}\}|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])`;
 const AddrPattern = z
@@ -110,7 +107,9 @@ export const ActionSchema = z
     run: Argv.optional(),
     name: Name.optional().describe('Names a command so later steps can stop it or check it.'),
     background: z.boolean().optional().describe('Start it and go on (nc -l, a client that stays connected).'),
-    stdin: Text(65536).optional().describe('What the command reads on standard input; without it a background command sees an open, silent terminal.'),
+    stdin: Text(65536)
+      .optional()
+      .describe('What the command reads on standard input; without it a background command sees an open, silent terminal.'),
     timeout: Duration.optional().describe('For a foreground command: kill it after this long (default 10s).'),
     stop: Name.optional().describe('Stop the named background command, like Ctrl-C.'),
     signal: z.enum(['INT', 'TERM', 'KILL', 'HUP']).optional(),
@@ -137,7 +136,11 @@ const PredictSchema = z.strictObject({
 const TaskSchema = z.strictObject({
   prompt: Text(2000).describe('What the student must do by hand, in lab shell or another terminal.'),
   hints: z.array(Text(500)).max(5).optional(),
-  solution: z.array(z.lazy(() => ActionSchema)).max(20).optional().describe('Actions that solve the task (used with --yes).'),
+  solution: z
+    .array(z.lazy(() => ActionSchema))
+    .max(20)
+    .optional()
+    .describe('Actions that solve the task (used with --yes).'),
   expect: z.array(ExpectationSchema).min(1).max(20),
 });
 
@@ -153,7 +156,12 @@ export const StepSchema = z.strictObject({
 
 const Sysctls = z
   .record(
-    z.string().regex(/^net\.(ipv4|ipv6|core)\.[a-z0-9_.]{1,64}$/, 'only net.ipv4.*, net.ipv6.* and net.core.* sysctls are namespaced per container'),
+    z
+      .string()
+      .regex(
+        /^net\.(ipv4|ipv6|core)\.[a-z0-9_.]{1,64}$/,
+        'only net.ipv4.*, net.ipv6.* and net.core.* sysctls are namespaced per container',
+      ),
     z.union([z.string().max(64), z.number()]),
   )
   .describe('Kernel settings for this node, set when its container is created.');

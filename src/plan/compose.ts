@@ -58,9 +58,10 @@ export function renderCompose(plan: Plan, opts: { buildContext?: string; source?
   for (const node of plan.nodes) {
     // Compose cannot run commands after start, so each node's setup (routes, tunnels) leads its command; the
     // benchmark turns that off and runs the setup by exec, as tcplab does, to compare like with like.
-    const command = node.setup.length && opts.setupInCommand !== false
-      ? ['sh', '-c', [...node.setup.map(shellJoin), `exec ${shellJoin(node.cmd)}`].join(' && ')]
-      : node.cmd;
+    const command =
+      node.setup.length && opts.setupInCommand !== false
+        ? ['sh', '-c', [...node.setup.map(shellJoin), `exec ${shellJoin(node.cmd)}`].join(' && ')]
+        : node.cmd;
     services[node.key] = {
       image: plan.image,
       ...(opts.buildContext ? { build: { context: opts.buildContext } } : {}),

@@ -120,7 +120,16 @@ export function planLab({ lab, instance, image, subnets, labels = {} }: PlanInpu
         if (peers.length !== 1) throw new Error(`a vxlan-wired network joins two nodes; ${net} has ${peers.length + 1}`);
         const b = base.get(net)!;
         const vni = String(10 + netKeys.indexOf(net));
-        cmds.push(['tcplab-net', 'vxlan', net, vni, `${b}.${n.host}`, `${b}.${n.host + UNDERLAY_OFFSET}`, `${b}.${peers[0]!.host + UNDERLAY_OFFSET}`, `${b}.${n.host}/24`]);
+        cmds.push([
+          'tcplab-net',
+          'vxlan',
+          net,
+          vni,
+          `${b}.${n.host}`,
+          `${b}.${n.host + UNDERLAY_OFFSET}`,
+          `${b}.${peers[0]!.host + UNDERLAY_OFFSET}`,
+          `${b}.${n.host}/24`,
+        ]);
       }
     }
     for (const r of routes) cmds.push(['ip', 'route', 'replace', r.to, 'via', r.via]);
@@ -185,12 +194,12 @@ export function overlaps(a: string, b: string): boolean {
   const [rb, lb] = cidr(b);
   const len = Math.min(la, lb);
   const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
-  return ((ra & mask) >>> 0) === ((rb & mask) >>> 0);
+  return (ra & mask) >>> 0 === (rb & mask) >>> 0;
 }
 
 function cidr(text: string): [number, number] {
   const [ip, len] = text.split('/');
   const parts = (ip ?? '').split('.').map(Number);
   if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) return [0, 32];
-  return [(((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0), len === undefined ? 32 : Number(len)];
+  return [((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0, len === undefined ? 32 : Number(len)];
 }

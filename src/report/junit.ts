@@ -12,14 +12,21 @@ function esc(s: string): string {
 
 export function renderJunit(results: LabResult[]): string {
   const total = results.reduce((n, r) => n + Math.max(r.score.total, 1), 0);
-  const failures = results.reduce((n, r) => n + (r.score.total - r.score.passed) + (r.error && r.score.total === r.score.passed ? 1 : 0), 0);
+  const failures = results.reduce(
+    (n, r) => n + (r.score.total - r.score.passed) + (r.error && r.score.total === r.score.passed ? 1 : 0),
+    0,
+  );
   const out = [`<?xml version="1.0" encoding="UTF-8"?>`, `<testsuites name="tcplab" tests="${total}" failures="${failures}">`];
   for (const r of results) {
     const name = `lab ${r.lab.id} ${r.lab.slug}`;
     const checks = r.steps.flatMap((s) => s.checks);
-    out.push(`  <testsuite name="${esc(name)}" tests="${Math.max(checks.length, 1)}" failures="${r.score.total - r.score.passed}" time="${(r.durationMs / 1000).toFixed(3)}">`);
+    out.push(
+      `  <testsuite name="${esc(name)}" tests="${Math.max(checks.length, 1)}" failures="${r.score.total - r.score.passed}" time="${(r.durationMs / 1000).toFixed(3)}">`,
+    );
     for (const c of checks) {
-      out.push(`    <testcase classname="${esc(`${r.lab.slug}.${c.step}`)}" name="${esc(c.expected)}" time="${(c.elapsedMs / 1000).toFixed(3)}">`);
+      out.push(
+        `    <testcase classname="${esc(`${r.lab.slug}.${c.step}`)}" name="${esc(c.expected)}" time="${(c.elapsedMs / 1000).toFixed(3)}">`,
+      );
       if (!c.passed) out.push(`      <failure message="${esc(c.message)}">${esc(['seen:', ...c.seen].join('\n'))}</failure>`);
       out.push('    </testcase>');
     }

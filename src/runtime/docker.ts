@@ -53,7 +53,13 @@ export function explain(e: unknown, doing: string): Error {
     );
   }
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ETIMEDOUT') {
-    return markTransient(new EngineError(`the Docker engine dropped the connection while trying to ${doing} (${err.code})`, 'is the engine still running? `lab doctor` checks', 3));
+    return markTransient(
+      new EngineError(
+        `the Docker engine dropped the connection while trying to ${doing} (${err.code})`,
+        'is the engine still running? `lab doctor` checks',
+        3,
+      ),
+    );
   }
   const failed = new EngineError(`Docker could not ${doing}: ${message.trim()}`, undefined, 3);
   // A 5xx may be a passing hiccup of the engine; callers retry only calls that are safe to repeat.
@@ -95,7 +101,13 @@ export class DockerRuntime implements Runtime {
   async info(): Promise<EngineInfo> {
     const v = (await this.call('ask the engine for its version', () => this.docker.version()))!;
     const i = (await this.call('ask the engine for its info', () => this.docker.info())) as { CgroupVersion?: string };
-    return { version: v.Version, apiVersion: v.ApiVersion, os: `${v.Os}/${v.Arch}`, kernel: v.KernelVersion, cgroupVersion: i.CgroupVersion };
+    return {
+      version: v.Version,
+      apiVersion: v.ApiVersion,
+      os: `${v.Os}/${v.Arch}`,
+      kernel: v.KernelVersion,
+      cgroupVersion: i.CgroupVersion,
+    };
   }
 
   async imageExists(tag: string): Promise<boolean> {
@@ -111,14 +123,21 @@ export class DockerRuntime implements Runtime {
   async buildImage(opts: BuildOptions): Promise<void> {
     const files = listFiles(opts.contextDir);
     const stream = (await this.call(`build image ${opts.tag}`, () =>
-      this.docker.buildImage(
-        { context: opts.contextDir, src: files },
-        { t: opts.tag, buildargs: opts.buildArgs, labels: opts.labels, rm: true, forcerm: true },
-      ).catch((e: DockerodeError) => {
-        // The engine answered, and refused the build (a Dockerfile it cannot parse): a build failure, exit 4.
-        if (e.statusCode && e.statusCode < 500) throw new EngineError(`the image build failed: ${(e.json?.message ?? e.message).trim()}`, `check the Dockerfile in ${opts.contextDir}`, 4);
-        throw e;
-      }),
+      this.docker
+        .buildImage(
+          { context: opts.contextDir, src: files },
+          { t: opts.tag, buildargs: opts.buildArgs, labels: opts.labels, rm: true, forcerm: true },
+        )
+        .catch((e: DockerodeError) => {
+          // The engine answered, and refused the build (a Dockerfile it cannot parse): a build failure, exit 4.
+          if (e.statusCode && e.statusCode < 500)
+            throw new EngineError(
+              `the image build failed: ${(e.json?.message ?? e.message).trim()}`,
+              `check the Dockerfile in ${opts.contextDir}`,
+              4,
+            );
+          throw e;
+        }),
     ))!;
     const abort = () => (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
     opts.signal?.addEventListener('abort', abort, { once: true });
@@ -131,7 +150,14 @@ export class DockerRuntime implements Runtime {
           (err: Error | null, output: { error?: string; errorDetail?: { message?: string } }[]) => {
             if (err) return reject(explain(err, `build image ${opts.tag}`));
             const failed = output.find((o) => o.error || o.errorDetail);
-            if (failed) return reject(new EngineError(`the image build failed: ${(failed.error ?? failed.errorDetail?.message ?? '').trim()}`, 'see the build output above; `lab doctor` checks the engine', 4));
+            if (failed)
+              return reject(
+                new EngineError(
+                  `the image build failed: ${(failed.error ?? failed.errorDetail?.message ?? '').trim()}`,
+                  'see the build output above; `lab doctor` checks the engine',
+                  4,
+                ),
+              );
             resolve();
           },
           (event: { stream?: string; status?: string; error?: string }) => {
@@ -155,7 +181,9 @@ export class DockerRuntime implements Runtime {
 
   async tagImage(source: string, target: string): Promise<void> {
     const i = target.lastIndexOf(':');
-    await this.call(`tag image ${source} as ${target}`, () => this.docker.getImage(source).tag({ repo: target.slice(0, i), tag: target.slice(i + 1) }));
+    await this.call(`tag image ${source} as ${target}`, () =>
+      this.docker.getImage(source).tag({ repo: target.slice(0, i), tag: target.slice(i + 1) }),
+    );
   }
 
   async listImages(labels: Record<string, string>): Promise<Resource[]> {
@@ -272,11 +300,14 @@ export class DockerRuntime implements Runtime {
       this.docker.modem.demuxStream(stream, stdout, stderr);
       const s = stream;
       await new Promise<void>((resolve, reject) => {
-        const limit = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
-          s.removeAllListeners('end');
-          (s as unknown as { destroy(): void }).destroy();
-          reject(new EngineError(`${argv.join(' ')} did not return within ${Math.round(opts.timeoutMs! / 1000)} s in ${container}`));
-        }, opts.timeoutMs + 5000);
+        const limit =
+          opts.timeoutMs === undefined
+            ? undefined
+            : setTimeout(() => {
+                s.removeAllListeners('end');
+                (s as unknown as { destroy(): void }).destroy();
+                reject(new EngineError(`${argv.join(' ')} did not return within ${Math.round(opts.timeoutMs! / 1000)} s in ${container}`));
+              }, opts.timeoutMs + 5000);
         const onAbort = () => {
           if (limit) clearTimeout(limit);
           (s as unknown as { destroy(): void }).destroy();
@@ -320,8 +351,14 @@ export class DockerRuntime implements Runtime {
   async openExec(container: string, argv: string[]): Promise<ExecSession> {
     logExec('%s: open %o', container, argv);
     try {
-      const ex = await this.docker.getContainer(container).exec({ Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false });
-      const stream = (await ex.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream & { destroy(): void; unref?(): void; end(): void };
+      const ex = await this.docker
+        .getContainer(container)
+        .exec({ Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false });
+      const stream = (await ex.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream & {
+        destroy(): void;
+        unref?(): void;
+        end(): void;
+      };
       // A sampler left open (lab start --keep) must not keep the CLI from exiting.
       stream.unref?.();
       (stream as unknown as { socket?: { unref?(): void } }).socket?.unref?.();

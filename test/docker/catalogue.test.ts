@@ -13,7 +13,9 @@ describeDocker('the lab catalogue in real containers', (env) => {
     async (_id, _slug, lab) => {
       const instance = env.track(newInstanceId());
       const result = await runLab(env.runtime, lab, { image: env.image, instance });
-      const failed = result.steps.flatMap((s) => s.checks.filter((c) => !c.passed).map((c) => `${s.id}: ${c.expected}; seen ${c.seen.join(' | ')}`));
+      const failed = result.steps.flatMap((s) =>
+        s.checks.filter((c) => !c.passed).map((c) => `${s.id}: ${c.expected}; seen ${c.seen.join(' | ')}`),
+      );
       expect(result.error, 'lab error').toBeUndefined();
       expect(failed, 'failed checks').toEqual([]);
       expect(result.score.total).toBeGreaterThan(0);

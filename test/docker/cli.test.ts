@@ -34,7 +34,10 @@ describe('lab without an engine', () => {
   it('a bad lab file is reported with file:line and exit 1, no stack trace', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tcplab-'));
     const file = join(dir, 'bad.yaml');
-    writeFileSync(file, readFileSync('labs/01-basic-states.yaml', 'utf8').replace('title: The server listens on port 5555', 'title: x\n    bogus: 1'));
+    writeFileSync(
+      file,
+      readFileSync('labs/01-basic-states.yaml', 'utf8').replace('title: The server listens on port 5555', 'title: x\n    bogus: 1'),
+    );
     const v = await lab(['validate', file]);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(new RegExp(`${file}:\\d+:\\d+: steps\\[0\\]: unknown key 'bogus'`));
@@ -55,7 +58,10 @@ describe('lab without an engine', () => {
   it('plan shows the machines and commands of a lab without an engine', async () => {
     const r = await lab(['plan', '2', '--json'], { DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
     expect(r.code).toBe(0);
-    const p = JSON.parse(r.stdout) as { plan: { networks: { internal: boolean }[]; nodes: { key: string }[] }; steps: { actions: string[] }[] };
+    const p = JSON.parse(r.stdout) as {
+      plan: { networks: { internal: boolean }[]; nodes: { key: string }[] };
+      steps: { actions: string[] }[];
+    };
     expect(p.plan.networks.every((n) => n.internal)).toBe(true);
     expect(p.plan.nodes.map((n) => n.key)).toEqual(['client', 'server']);
     expect(p.steps[0]!.actions[0]).toBe('client$ iptables -I OUTPUT -p tcp --dport 5555 --tcp-flags SYN SYN -j DROP');
@@ -72,7 +78,10 @@ describe('lab without an engine', () => {
 describeDocker('lab grade, the CLI', (env) => {
   it('grade 1 2 --json passes and reports every check; nothing is left', async () => {
     const r = await lab(['grade', '1', '2', '--json', '--junit', join(mkdtempSync(join(tmpdir(), 'tcplab-')), 'j.xml')]);
-    const report = JSON.parse(r.stdout) as { passed: boolean; labs: { instance: string; passed: boolean; score: { passed: number; total: number } }[] };
+    const report = JSON.parse(r.stdout) as {
+      passed: boolean;
+      labs: { instance: string; passed: boolean; score: { passed: number; total: number } }[];
+    };
     for (const l of report.labs) env.track(l.instance);
     expect(report.labs.map((l) => l.passed)).toEqual([true, true]);
     expect(report.passed).toBe(true);
@@ -83,7 +92,16 @@ describeDocker('lab grade, the CLI', (env) => {
   it('doctor checks the engine, the image and iptables in a container', async () => {
     const r = await lab(['doctor', '--json']);
     const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean }[] };
-    expect(report.checks.map((c) => c.name)).toEqual(['engine', 'leftovers', 'image', 'lab network', 'iptables', 'per-node sysctls', 'ss', 'isolation']);
+    expect(report.checks.map((c) => c.name)).toEqual([
+      'engine',
+      'leftovers',
+      'image',
+      'lab network',
+      'iptables',
+      'per-node sysctls',
+      'ss',
+      'isolation',
+    ]);
     expect(report.ok).toBe(true);
     expect(r.code).toBe(0);
   });

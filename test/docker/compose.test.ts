@@ -39,20 +39,29 @@ describeDocker('compose files in real containers', (env) => {
         const client = plan.nodes.find((n) => n.key === 'client')!;
         const server = plan.nodes.find((n) => n.key === 'server')!;
         // The containers carry the plan's hardening.
-        const inspected = (await env.runtime.inspectContainer(client.name)) as { Image: string; HostConfig: { CapAdd: string[]; ReadonlyRootfs: boolean; Privileged: boolean } };
+        const inspected = (await env.runtime.inspectContainer(client.name)) as {
+          Image: string;
+          HostConfig: { CapAdd: string[]; ReadonlyRootfs: boolean; Privileged: boolean };
+        };
         expect(inspected.HostConfig.CapAdd.sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
         expect(inspected.HostConfig.ReadonlyRootfs).toBe(true);
         expect(inspected.HostConfig.Privileged).toBe(false);
         const fw = plan.nodes.find((n) => n.key === 'firewall');
         // A rule with no target only counts what the firewall forwards to port 5555.
-        if (fw) expect((await env.runtime.exec(fw.name, ['iptables', '-A', 'FORWARD', '-p', 'tcp', '--dport', '5555'], { timeoutMs: 10_000 })).exitCode).toBe(0);
+        if (fw)
+          expect(
+            (await env.runtime.exec(fw.name, ['iptables', '-A', 'FORWARD', '-p', 'tcp', '--dport', '5555'], { timeoutMs: 10_000 }))
+              .exitCode,
+          ).toBe(0);
         // A listener on the server, a connection from the client (the routed setup runs in the container's
         // command, so allow it a moment).
         const started = await env.runtime.exec(server.name, ['tcplab-run', 'start', 'srv', 'nc', '-l', '5555'], { timeoutMs: 10_000 });
         expect(started.exitCode).toBe(0);
         let probe = { exitCode: -1, stdout: '', stderr: '' };
         for (let i = 0; i < 20 && probe.exitCode !== 0; i++) {
-          probe = await env.runtime.exec(client.name, ['nc', '-z', '-v', '-w', '2', plan.vars['server.ip']!, '5555'], { timeoutMs: 10_000 });
+          probe = await env.runtime.exec(client.name, ['nc', '-z', '-v', '-w', '2', plan.vars['server.ip']!, '5555'], {
+            timeoutMs: 10_000,
+          });
           if (probe.exitCode !== 0) await new Promise((r) => setTimeout(r, 250));
         }
         expect(probe.exitCode, probe.stdout + probe.stderr).toBe(0);

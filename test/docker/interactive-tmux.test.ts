@@ -52,7 +52,8 @@ async function until(win: string, needle: string | RegExp, opts: { times?: numbe
   for (;;) {
     last = screen(win);
     if (count(last, needle) >= (opts.times ?? 1)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(needle)} in window ${win}; the screen:\n${last.split('\n').slice(-40).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${String(needle)} in window ${win}; the screen:\n${last.split('\n').slice(-40).join('\n')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -63,11 +64,11 @@ async function menu(win: string, choice: string, ms = 30_000): Promise<string> {
   for (;;) {
     const lines = screen(win).trimEnd().split('\n');
     if (lines.slice(-14).some((l) => l.includes(`❯ ${choice}`))) return lines.join('\n');
-    if (Date.now() > deadline) throw new Error(`timed out waiting for the menu with ❯ ${choice}; the screen:\n${lines.slice(-30).join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for the menu with ❯ ${choice}; the screen:\n${lines.slice(-30).join('\n')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
 
 let seq = 0;
 /** Run a command at a shell prompt; wait for its own end marker; its output and exit status. */
@@ -101,7 +102,11 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     for (;;) {
       const left = [...(await denv.runtime.listContainers(labels)), ...(await denv.runtime.listNetworks(labels))];
       if (left.length === 0) return;
-      if (Date.now() > deadline) expect(left.map((r) => r.name), `instance ${id} left behind`).toEqual([]);
+      if (Date.now() > deadline)
+        expect(
+          left.map((r) => r.name),
+          `instance ${id} left behind`,
+        ).toEqual([]);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -133,7 +138,12 @@ describeDocker('lab start at a terminal, driven through tmux', (denv) => {
     const json = join(stateDir, 'check.json');
     r = await command('term', `node ${LAB} check --json > ${json}`);
     expect(r.code).toBe(0);
-    const doc = JSON.parse(readFileSync(json, 'utf8')) as { passed: boolean; attempt: number; step: { id: string }; checks: { passed: boolean; seen: string[] }[] };
+    const doc = JSON.parse(readFileSync(json, 'utf8')) as {
+      passed: boolean;
+      attempt: number;
+      step: { id: string };
+      checks: { passed: boolean; seen: string[] }[];
+    };
     expect(doc).toMatchObject({ passed: true, attempt: 2, step: { id: 'drop-syn' } });
     expect(doc.checks[0]!.seen.join('\n')).toMatch(/-A OUTPUT -p tcp .*--dport 5555 .*-j DROP/);
     await until('lab', '✓ task done (checked by `lab check`, attempt 2)');

@@ -5,7 +5,7 @@ import { resolveLab } from '../../src/lab/catalogue.js';
 import { newInstanceId, runLab } from '../../src/engine/instance.js';
 import type { LabEvent } from '../../src/engine/events.js';
 
-describeDocker('the article\'s exercises in real containers', (env) => {
+describeDocker("the article's exercises in real containers", (env) => {
   for (const ref of ['1', '2']) {
     it(`lab ${ref} passes, with both sides observed`, async () => {
       const { lab } = resolveLab(ref);

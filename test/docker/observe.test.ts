@@ -35,7 +35,7 @@ describeDocker('ss and iptables output of the real image', (env) => {
     await sh('tcplab-run', 'start', 'c3', 'nc', '127.0.0.1', '5556');
     const want = ['LISTEN', 'ESTABLISHED', 'SYN_SENT', 'TIME_WAIT', 'FIN_WAIT_2', 'CLOSE_WAIT'];
     let stopped = false;
-    let seen = new Set<string>();
+    const seen = new Set<string>();
     let raw = '';
     const deadline = realClock.now() + 15_000;
     while (realClock.now() < deadline) {

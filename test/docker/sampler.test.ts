@@ -6,7 +6,15 @@ import { createInstance, parseObservation, type Instance } from '../../src/engin
 import type { Lab, NodeName } from '../../src/lab/schema.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 
-const lab = { id: 991, slug: 'sampler-test', title: 't', summary: '', intro: '', topology: 'direct', steps: [{ id: 's', title: 's', explain: '' }] } as Lab;
+const lab = {
+  id: 991,
+  slug: 'sampler-test',
+  title: 't',
+  summary: '',
+  intro: '',
+  topology: 'direct',
+  steps: [{ id: 's', title: 's', explain: '' }],
+} as Lab;
 const need = (node: NodeName, extra: { iptables?: boolean; commands?: string[] } = {}) =>
   new Map([[node, { iptables: !!extra.iptables, commands: new Set(extra.commands ?? []) }]]);
 
@@ -36,7 +44,9 @@ describeDocker('persistent observer (tcplab-observe --serve)', (env) => {
     expect(snap!.counters).toBeDefined();
     const oneShot = await inst.exec('server', ['tcplab-observe', '--iptables']);
     const ref = parseObservation('server', 0, oneShot.stdout);
-    expect(snap!.sockets.map((s) => `${s.state} ${s.local.port}`).sort()).toEqual(ref.sockets.map((s) => `${s.state} ${s.local.port}`).sort());
+    expect(snap!.sockets.map((s) => `${s.state} ${s.local.port}`).sort()).toEqual(
+      ref.sockets.map((s) => `${s.state} ${s.local.port}`).sort(),
+    );
   });
 
   it('keeps observing when its session is killed inside the container', async () => {

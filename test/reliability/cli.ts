@@ -29,7 +29,7 @@ export class LabRun {
   private waiters: (() => void)[] = [];
 
   constructor(args: string[], opts: { env?: Record<string, string | undefined>; stdio?: 'pipe' } = {}) {
-    const env = { ...process.env, NO_COLOR: '1', ...opts.env };
+    const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1', ...opts.env };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
     this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -71,7 +71,8 @@ export class LabRun {
     while (!re.test(this.stdout + this.stderr)) {
       if (exited) throw new Error(`the process exited before ${re} appeared:\n${tail(this.stdout)}\n--- stderr\n${tail(this.stderr)}`);
       const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`${re} did not appear within ${timeoutMs} ms:\n${tail(this.stdout)}\n--- stderr\n${tail(this.stderr)}`);
+      if (left <= 0)
+        throw new Error(`${re} did not appear within ${timeoutMs} ms:\n${tail(this.stdout)}\n--- stderr\n${tail(this.stderr)}`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, Math.min(left, 1000));
         this.waiters.push(() => {

@@ -71,7 +71,11 @@ class EngineProxy {
   }
 }
 
-function expectClearFailure(exit: { code: number | null; stdout: string; stderr: string }, code: number | 'nonzero', message: RegExp): void {
+function expectClearFailure(
+  exit: { code: number | null; stdout: string; stderr: string },
+  code: number | 'nonzero',
+  message: RegExp,
+): void {
   const all = exit.stdout + exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, '');
   if (code === 'nonzero') expect(exit.code, all).not.toBe(0);
   else expect(exit.code, all).toBe(code);
@@ -133,12 +137,16 @@ describeDocker('reliability: faults and bad input', () => {
     // As root the socket's mode is no obstacle, so run the CLI as nobody.
     let exit: { code: number | null; stdout: string; stderr: string };
     try {
-      const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, 'bin/lab.js', 'grade', '1'], {
-        cwd: join(import.meta.dirname, '../..'),
-        env: { ...process.env, NO_COLOR: '1', HOME: '/nonexistent' },
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const out = execFileSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, 'bin/lab.js', 'grade', '1'],
+        {
+          cwd: join(import.meta.dirname, '../..'),
+          env: { ...process.env, NO_COLOR: '1', HOME: '/nonexistent' },
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       exit = { code: 0, stdout: out, stderr: '' };
     } catch (e) {
       const err = e as { status: number | null; stdout: string; stderr: string };
@@ -226,7 +234,10 @@ describeDocker('reliability: faults and bad input', () => {
     const exit = await r.exited;
     expectClearFailure(exit, 1, /did not finish within 2 s/);
     const report = JSON.parse(exit.stdout) as { labs: { steps: { id: string; passed: boolean }[] }[] };
-    expect(report.labs[0]!.steps.map((s) => [s.id, s.passed])).toEqual([['hang', false], ['after', true]]);
+    expect(report.labs[0]!.steps.map((s) => [s.id, s.passed])).toEqual([
+      ['hang', false],
+      ['after', true],
+    ]);
     expect(exit.ms).toBeLessThan(30_000);
     expect(await leftoversOf(r.owner)).toEqual([]);
   });
@@ -235,30 +246,89 @@ describeDocker('reliability: faults and bad input', () => {
 
   const hostile: [string, () => string, RegExp][] = [
     ['an unknown top-level key', () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'privileged: true\n'), /unknown key 'privileged'/],
-    ['an unknown action key', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], privileged: true }\n`), /unknown key 'privileged'/],
+    [
+      'an unknown action key',
+      () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], privileged: true }\n`),
+      /unknown key 'privileged'/,
+    ],
     ['a volume mount asked for', () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'volumes: ["/:/host"]\n'), /unknown key 'volumes'/],
-    ['a host sysctl (kernel.core_pattern)', () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'nodes:\n  client:\n    sysctls: { kernel.core_pattern: "|/tmp/x" }\n'), /only net\.ipv4/],
-    ['a template reaching the host ({{env.HOME}})', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{env.HOME}}"] }\n`), /unknown template \{\{env\.HOME\}\}/],
-    ['a template naming a prototype ({{constructor}})', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{constructor}}"] }\n`), /unknown template \{\{constructor\}\}/],
-    ['a template in an address with extra text', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    expect:\n      - { on: client, socket: { peer: "{{server.ip}};rm -rf /:5555" } }\n`), /an address such as/],
-    ['a node that does not exist in the topology', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: firewall, run: [id] }\n`), /has no firewall/],
-    ['a name with shell characters', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], name: "x;reboot", background: true }\n`), /lower-case letters/],
-    ['a NUL in an argument', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: ["id\\0"] }\n`), /no NUL/],
-    ['a timeout of 11 days', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], timeout: 999999s }\n`), /at most 10m/],
-    ['a 200-argument command', () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [${Array(200).fill('x').join(',')}] }\n`), /at most 128 arguments/],
-    ['duplicate keys', () => 'id: 1\nid: 2\n' + labYaml(`  - { id: a, title: a, explain: a }\n`).replace(/^id: 900\n/, ''), /unique|duplicate/i],
-    ['YAML aliases (billion laughs)', () => {
-      let t = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
-      let prev = 'a';
-      for (let i = 1; i < 10; i++) {
-        t += `b${i}: &b${i} [${Array(9).fill(`*${prev}`).join(',')}]\n`;
-        prev = `b${i}`;
-      }
-      return t;
-    }, /anchors and aliases/],
+    [
+      'a host sysctl (kernel.core_pattern)',
+      () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'nodes:\n  client:\n    sysctls: { kernel.core_pattern: "|/tmp/x" }\n'),
+      /only net\.ipv4/,
+    ],
+    [
+      'a template reaching the host ({{env.HOME}})',
+      () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{env.HOME}}"] }\n`),
+      /unknown template \{\{env\.HOME\}\}/,
+    ],
+    [
+      'a template naming a prototype ({{constructor}})',
+      () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{constructor}}"] }\n`),
+      /unknown template \{\{constructor\}\}/,
+    ],
+    [
+      'a template in an address with extra text',
+      () =>
+        labYaml(
+          `  - id: a\n    title: a\n    explain: a\n    expect:\n      - { on: client, socket: { peer: "{{server.ip}};rm -rf /:5555" } }\n`,
+        ),
+      /an address such as/,
+    ],
+    [
+      'a node that does not exist in the topology',
+      () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: firewall, run: [id] }\n`),
+      /has no firewall/,
+    ],
+    [
+      'a name with shell characters',
+      () =>
+        labYaml(
+          `  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], name: "x;reboot", background: true }\n`,
+        ),
+      /lower-case letters/,
+    ],
+    [
+      'a NUL in an argument',
+      () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: ["id\\0"] }\n`),
+      /no NUL/,
+    ],
+    [
+      'a timeout of 11 days',
+      () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], timeout: 999999s }\n`),
+      /at most 10m/,
+    ],
+    [
+      'a 200-argument command',
+      () =>
+        labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [${Array(200).fill('x').join(',')}] }\n`),
+      /at most 128 arguments/,
+    ],
+    [
+      'duplicate keys',
+      () => 'id: 1\nid: 2\n' + labYaml(`  - { id: a, title: a, explain: a }\n`).replace(/^id: 900\n/, ''),
+      /unique|duplicate/i,
+    ],
+    [
+      'YAML aliases (billion laughs)',
+      () => {
+        let t = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
+        let prev = 'a';
+        for (let i = 1; i < 10; i++) {
+          t += `b${i}: &b${i} [${Array(9).fill(`*${prev}`).join(',')}]\n`;
+          prev = `b${i}`;
+        }
+        return t;
+      },
+      /anchors and aliases/,
+    ],
     ['deep nesting (60000 levels)', () => `a: ${'['.repeat(60000)}${']'.repeat(60000)}\n`, /nested too deeply/],
     ['a 300 KB file', () => `id: 1\nintro: "${'x'.repeat(300_000)}"\n`, /at most 262144/],
-    ['binary garbage', () => Buffer.from(Array.from({ length: 2048 }, (_, i) => i % 256)).toString('latin1'), /a lab file is a mapping|problem|not readable/],
+    [
+      'binary garbage',
+      () => Buffer.from(Array.from({ length: 2048 }, (_, i) => i % 256)).toString('latin1'),
+      /a lab file is a mapping|problem|not readable/,
+    ],
     ['an empty file', () => '', /a lab file is a mapping/],
     ['a list instead of a mapping', () => '- 1\n- 2\n', /a lab file is a mapping/],
     ['a tab-indented mess', () => 'id: 1\n\tslug: x\n', /problem|tab|indent|:1:|:2:/i],
@@ -323,7 +393,15 @@ describeDocker('reliability: faults and bad input', () => {
   it('commands that try to break out of quoting run as argv: nothing is shell-parsed on the host or in the container', async () => {
     tally.badInputs++;
     const marker = `/tmp/tcplab-pwned-${randomBytes(4).toString('hex')}`;
-    const payloads = [`$(touch ${marker})`, `\`touch ${marker}\``, `; touch ${marker}`, `&& touch ${marker}`, `| touch ${marker}`, `'"; touch ${marker}; "'`, `\n touch ${marker}`];
+    const payloads = [
+      `$(touch ${marker})`,
+      `\`touch ${marker}\``,
+      `; touch ${marker}`,
+      `&& touch ${marker}`,
+      `| touch ${marker}`,
+      `'"; touch ${marker}; "'`,
+      `\n touch ${marker}`,
+    ];
     const lab = writeLab(
       dir,
       'quoting.yaml',
@@ -336,7 +414,10 @@ ${payloads.map((p, i) => `      - { on: client, run: [echo, ${JSON.stringify(p)}
       - { on: client, run: [test, "!", -e, ${JSON.stringify(marker)}], name: nofile }
     expect:
 ${payloads
-  .map((p, i) => `      - { on: client, command: { name: p${i}, exit: 0, output: ${JSON.stringify('^' + p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '$')} } }`)
+  .map(
+    (p, i) =>
+      `      - { on: client, command: { name: p${i}, exit: 0, output: ${JSON.stringify('^' + p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '$')} } }`,
+  )
   .join('\n')}
       - { on: client, command: { name: stdin, exit: 0, output: ${JSON.stringify('^\\$\\(touch ')} } }
       - { on: client, command: { name: nofile, exit: 0 } }

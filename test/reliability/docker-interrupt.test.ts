@@ -23,7 +23,7 @@ function run(args: string[], env: Record<string, string> = {}): LabRun {
 /** Interrupted: exit code of the signal, a plain message, no stack, nothing of this run left. */
 async function expectCleanInterrupt(r: LabRun, code: number): Promise<void> {
   const exit = await r.exited;
-  expect(exit.code, exit.stdout + exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, "")).toBe(code);
+  expect(exit.code, exit.stdout + exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, '')).toBe(code);
   expect(exit.stderr).toMatch(/interrupted|stopping and removing/);
   expectNoStack(exit.stdout + exit.stderr);
   expect(await leftoversOf(r.owner)).toEqual([]);
@@ -48,7 +48,11 @@ describeDocker('reliability: interruptions', () => {
       - { on: client, run: [sleep, "60"], timeout: 90s }
 `),
     );
-    quickLab = writeLab(d, 'quick.yaml', labYaml(`  - id: up\n    title: up\n    explain: up\n    expect: [{ on: server, absent: { local: '*:5555' } }]\n`));
+    quickLab = writeLab(
+      d,
+      'quick.yaml',
+      labYaml(`  - id: up\n    title: up\n    explain: up\n    expect: [{ on: server, absent: { local: '*:5555' } }]\n`),
+    );
   });
 
   afterAll(async () => {

@@ -77,7 +77,9 @@ describeDocker('reliability: isolation and least privilege', (env) => {
         expect(together, `${all[i]!.instance} and ${all[j]!.instance} both on ${all[i]!.subnet}`).toEqual([]);
       }
     }
-    console.log(`isolation: ${seen.size} networks of ${new Set(all.map((n) => n.instance)).size} instances seen in ${tick} samples, ${reused} subnet reuses after removal`);
+    console.log(
+      `isolation: ${seen.size} networks of ${new Set(all.map((n) => n.instance)).size} instances seen in ${tick} samples, ${reused} subnet reuses after removal`,
+    );
     expect(seen.size).toBeGreaterThan(0);
     for (const r of runs) expect(await leftoversOf(r.owner)).toEqual([]);
   }, 300_000);
@@ -121,7 +123,10 @@ function describe_privilege(env: Parameters<Parameters<typeof describeDocker>[1]
     a = await createInstance(env.runtime, routed, { image: env.image, instance: env.track(newInstanceId()) });
     b = await createInstance(env.runtime, direct, { image: env.image, instance: env.track(newInstanceId()) });
     // B's server listens; A's containers must not reach it. A's own server listens; A's client must reach it.
-    for (const [inst, port] of [[a, 7100], [b, 7200]] as const) {
+    for (const [inst, port] of [
+      [a, 7100],
+      [b, 7200],
+    ] as const) {
       const r = await inst.exec('server', ['tcplab-run', 'start', 'l', 'nc', '-lk', String(port)]);
       expect(r.exitCode).toBe(0);
     }

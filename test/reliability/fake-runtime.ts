@@ -47,12 +47,17 @@ export class FakeRuntime implements Runtime {
   async removeNetwork(name: string): Promise<void> {
     this.hook('removeNetwork', name);
     const inUse = [...this.containers.values()].some((c) => c.networks.includes(name));
-    if (inUse) throw new EngineError(`Docker could not remove network ${name}: error while removing network: network ${name} id x has active endpoints`);
+    if (inUse)
+      throw new EngineError(
+        `Docker could not remove network ${name}: error while removing network: network ${name} id x has active endpoints`,
+      );
     this.networks.delete(name);
   }
   async listNetworks(labels: Record<string, string>): Promise<Resource[]> {
     this.hook('listNetworks');
-    return [...this.networks.values()].filter((n) => matches(n.labels, labels)).map((n) => ({ id: n.name, name: n.name, labels: n.labels }));
+    return [...this.networks.values()]
+      .filter((n) => matches(n.labels, labels))
+      .map((n) => ({ id: n.name, name: n.name, labels: n.labels }));
   }
   async createContainer(spec: ContainerSpec): Promise<void> {
     this.hook('createContainer', spec.name);
@@ -81,7 +86,8 @@ export class FakeRuntime implements Runtime {
   }
   async exec(container: string, argv: string[], _opts?: ExecOptions): Promise<ExecResult> {
     this.hook('exec', container, argv[0] ?? '');
-    if (!this.containers.has(container)) throw new EngineError(`Docker could not run ${argv[0]} in ${container}: No such container: ${container}`);
+    if (!this.containers.has(container))
+      throw new EngineError(`Docker could not run ${argv[0]} in ${container}: No such container: ${container}`);
     const r = this.onExec(container, argv) ?? {};
     return { argv, exitCode: 0, stdout: argv[0] === 'tcplab-observe' ? '### ss\n' : '', stderr: '', durationMs: 1, ...r };
   }
@@ -93,7 +99,9 @@ function matches(have: Record<string, string>, want: Record<string, string>): bo
 
 /** What explain() makes of a dropped connection: a transient EngineError. */
 export function droppedConnection(doing = 'run tcplab-observe'): EngineError {
-  return markTransient(new EngineError(`the Docker engine dropped the connection while trying to ${doing} (ECONNRESET)`, 'is the engine still running?', 3));
+  return markTransient(
+    new EngineError(`the Docker engine dropped the connection while trying to ${doing} (ECONNRESET)`, 'is the engine still running?', 3),
+  );
 }
 
 /** What explain() makes of an engine that is gone. */

@@ -39,10 +39,13 @@ describe('retryTransient', () => {
   it('retries a transient failure with growing backoff, then succeeds', async () => {
     const clock = new FakeClock();
     let n = 0;
-    const r = await retryTransient(async () => {
-      if (n++ < 2) throw droppedConnection();
-      return 'ok';
-    }, { clock });
+    const r = await retryTransient(
+      async () => {
+        if (n++ < 2) throw droppedConnection();
+        return 'ok';
+      },
+      { clock },
+    );
     expect(r).toBe('ok');
     expect(n).toBe(3);
     expect(clock.slept).toEqual([100, 200]);
@@ -51,15 +54,39 @@ describe('retryTransient', () => {
   it('gives up after two retries, and never retries a permanent failure or after an interrupt', async () => {
     const clock = new FakeClock();
     let n = 0;
-    await expect(retryTransient(async () => { n++; throw droppedConnection(); }, { clock })).rejects.toThrow(/dropped the connection/);
+    await expect(
+      retryTransient(
+        async () => {
+          n++;
+          throw droppedConnection();
+        },
+        { clock },
+      ),
+    ).rejects.toThrow(/dropped the connection/);
     expect(n).toBe(3);
     n = 0;
-    await expect(retryTransient(async () => { n++; throw new EngineError('No such container'); }, { clock })).rejects.toThrow(/No such container/);
+    await expect(
+      retryTransient(
+        async () => {
+          n++;
+          throw new EngineError('No such container');
+        },
+        { clock },
+      ),
+    ).rejects.toThrow(/No such container/);
     expect(n).toBe(1);
     n = 0;
     const ac = new AbortController();
     ac.abort('SIGINT');
-    await expect(retryTransient(async () => { n++; throw droppedConnection(); }, { clock, signal: ac.signal })).rejects.toThrow();
+    await expect(
+      retryTransient(
+        async () => {
+          n++;
+          throw droppedConnection();
+        },
+        { clock, signal: ac.signal },
+      ),
+    ).rejects.toThrow();
     expect(n).toBe(1);
   });
 
@@ -67,7 +94,9 @@ describe('retryTransient', () => {
     expect(isTransient(explain(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), 'x'))).toBe(true);
     expect(isTransient(explain(Object.assign(new Error('x'), { statusCode: 500, json: { message: 'server error' } }), 'x'))).toBe(true);
     expect(isTransient(explain(Object.assign(new Error('x'), { statusCode: 503 }), 'x'))).toBe(true);
-    expect(isTransient(explain(Object.assign(new Error('x'), { statusCode: 404, json: { message: 'No such container' } }), 'x'))).toBe(false);
+    expect(isTransient(explain(Object.assign(new Error('x'), { statusCode: 404, json: { message: 'No such container' } }), 'x'))).toBe(
+      false,
+    );
     const gone = explain(Object.assign(new Error('connect ENOENT'), { code: 'ENOENT' }), 'list containers');
     expect(isTransient(gone)).toBe(false);
     expect(gone.message).toMatch(/cannot reach the Docker engine/);
@@ -85,7 +114,9 @@ describe('faults during a lab (fake runtime)', () => {
       if (call === 'exec' && args[1] === 'tcplab-observe' && failures < 2) {
         failures++;
         counts.faults++;
-        throw failures === 1 ? droppedConnection() : markTransient(new EngineError('Docker could not run tcplab-observe: 500 server error'));
+        throw failures === 1
+          ? droppedConnection()
+          : markTransient(new EngineError('Docker could not run tcplab-observe: 500 server error'));
       }
     };
     const result = await runLab(rt, lab, { image: 'x', instance: 'aaaa0001', clock: new FakeClock() });
@@ -94,7 +125,7 @@ describe('faults during a lab (fake runtime)', () => {
     expect(rt.containers.size + rt.networks.size).toBe(0);
   });
 
-  it('an observation that keeps failing fails the lab with the engine\'s words, and the lab is removed', async () => {
+  it("an observation that keeps failing fails the lab with the engine's words, and the lab is removed", async () => {
     const rt = new FakeRuntime();
     rt.before = (call, args) => {
       if (call === 'exec' && args[1] === 'tcplab-observe') {
@@ -153,7 +184,9 @@ describe('faults during a lab (fake runtime)', () => {
         rt.containers.clear();
       }
     };
-    const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0005', clock: new FakeClock(), signal: ac.signal }).catch((e: unknown) => e);
+    const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0005', clock: new FakeClock(), signal: ac.signal }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(InterruptedError);
     expect((err as InterruptedError).exitCode).toBe(143);
   });

@@ -12,7 +12,7 @@ describe('the lab catalogue', () => {
     expect(new Set(labs.map((l) => l.lab.slug)).size).toBe(labs.length);
   });
 
-  it('covers all eleven TCP states of the article\'s Table 1', () => {
+  it("covers all eleven TCP states of the article's Table 1", () => {
     const union = new Set(labs.flatMap((l) => observableStates(l.lab)));
     const missing = TCP_STATES.filter((s) => !union.has(s));
     expect(missing, 'states no lab expects').toEqual([]);
@@ -27,13 +27,14 @@ describe('the lab catalogue', () => {
   it.each(labs.map((l) => [l.lab.id, l.lab] as const))('lab %i explains itself and notes where Linux differs', (_id, lab) => {
     expect(lab.intro.length).toBeGreaterThan(200);
     expect(lab.notes?.length ?? 0).toBeGreaterThan(0);
-    for (const step of lab.steps) expect((step.expect?.length ?? 0) + (step.task?.expect.length ?? 0), `step ${step.id} checks something`).toBeGreaterThan(0);
+    for (const step of lab.steps)
+      expect((step.expect?.length ?? 0) + (step.task?.expect.length ?? 0), `step ${step.id} checks something`).toBeGreaterThan(0);
     // Both sides are graded somewhere in the lab, not only the machine that acts.
     const graded = new Set(lab.steps.flatMap((s) => [...(s.expect ?? []), ...(s.task?.expect ?? [])]).map((e) => e.on));
     expect(graded.has('client') && graded.has('server')).toBe(true);
   });
 
-  it('derives a lab\'s states from its expectations (Lab 8: CLOSING and TIME_WAIT)', () => {
+  it("derives a lab's states from its expectations (Lab 8: CLOSING and TIME_WAIT)", () => {
     const lab8 = labs.find((l) => l.lab.slug === 'simultaneous-close')!.lab;
     expect(observableStates(lab8)).toEqual(expect.arrayContaining(['FIN_WAIT_1', 'CLOSING', 'TIME_WAIT']));
   });

@@ -2,7 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { COMPOSE_IMAGE, COMPOSE_TOPOLOGIES, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../../src/plan/compose.js';
+import {
+  COMPOSE_IMAGE,
+  COMPOSE_TOPOLOGIES,
+  planCompose,
+  renderCompose,
+  renderTopologyCompose,
+  topologyLab,
+} from '../../src/plan/compose.js';
 import { NODE_SECURITY } from '../../src/plan/plan.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 
@@ -45,7 +52,9 @@ describe('compose files', () => {
       expect(s.mem_limit).toBe(NODE_SECURITY.memoryBytes);
       expect(s.pids_limit).toBe(NODE_SECURITY.pidsLimit);
       expect(s.sysctls ?? {}).toEqual(node.sysctls);
-      expect(Object.fromEntries(Object.entries(s.networks).map(([k, v]) => [k, v.ipv4_address]))).toEqual(Object.fromEntries(node.interfaces.map((i) => [i.network, i.ip])));
+      expect(Object.fromEntries(Object.entries(s.networks).map(([k, v]) => [k, v.ipv4_address]))).toEqual(
+        Object.fromEntries(node.interfaces.map((i) => [i.network, i.ip])),
+      );
       // The setup commands (tunnels and routes of a routed lab) run before the container idles.
       for (const argv of node.setup) expect(s.command.join(' ')).toContain(argv.join(' '));
     }

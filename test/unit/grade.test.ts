@@ -42,14 +42,23 @@ describe('evaluate one snapshot', () => {
   });
 
   it('reads iptables counters by the words of the rule', () => {
-    expect(evaluate({ on: 'server', iptables: { chain: 'OUTPUT', rule: ['--sport 5556', '-j DROP'], packets: { min: 2 } } }, server, vars).holds).toBe(true);
-    expect(evaluate({ on: 'server', iptables: { chain: 'OUTPUT', rule: ['--sport 5556'], packets: { min: 4 } } }, server, vars).holds).toBe(false);
+    expect(
+      evaluate({ on: 'server', iptables: { chain: 'OUTPUT', rule: ['--sport 5556', '-j DROP'], packets: { min: 2 } } }, server, vars).holds,
+    ).toBe(true);
+    expect(evaluate({ on: 'server', iptables: { chain: 'OUTPUT', rule: ['--sport 5556'], packets: { min: 4 } } }, server, vars).holds).toBe(
+      false,
+    );
     const missing = evaluate({ on: 'server', iptables: { chain: 'INPUT', rule: ['-j DROP'], packets: 0 } }, server, vars);
     expect(missing).toEqual({ holds: false, seen: ['no rule in filter/INPUT matches -j DROP'] });
   });
 
-  it('checks a command\'s exit status and output', () => {
-    const snap: NodeSnapshot = { node: 'client', at: 0, sockets: [], commands: { c: { running: false, exit: 1, output: 'nc: connect to 198.18.0.3 port 5555 (tcp) failed: Connection refused' } } };
+  it("checks a command's exit status and output", () => {
+    const snap: NodeSnapshot = {
+      node: 'client',
+      at: 0,
+      sockets: [],
+      commands: { c: { running: false, exit: 1, output: 'nc: connect to 198.18.0.3 port 5555 (tcp) failed: Connection refused' } },
+    };
     expect(evaluate({ on: 'client', command: { name: 'c', exit: 1, output: 'Connection refused' } }, snap, vars).holds).toBe(true);
     expect(evaluate({ on: 'client', command: { name: 'c', exit: 0 } }, snap, vars).holds).toBe(false);
     expect(evaluate({ on: 'client', command: { name: 'c', output: 'timed out' } }, snap, vars).holds).toBe(false);
@@ -78,7 +87,11 @@ describe('decide over time', () => {
     const h: Expectation = { ...e, for: '500ms' };
     expect(decide(h, [sample(100, true), sample(400, true)], 0, 400)).toEqual({ done: false });
     expect(decide(h, [sample(100, true), sample(400, false), sample(700, true)], 0, 700)).toEqual({ done: false });
-    expect(decide(h, [sample(100, true), sample(400, false), sample(700, true), sample(1250, true)], 0, 1250)).toMatchObject({ done: true, passed: true, at: 1250 });
+    expect(decide(h, [sample(100, true), sample(400, false), sample(700, true), sample(1250, true)], 0, 1250)).toMatchObject({
+      done: true,
+      passed: true,
+      at: 1250,
+    });
     // A run that started before the deadline may finish after it; a break after the deadline fails.
     expect(decide(h, [sample(900, true), sample(1200, false)], 0, 1200)).toMatchObject({ done: true, passed: false });
   });
@@ -97,7 +110,15 @@ describe('reports', () => {
     const bad = toCheck('s2', e, vars, { done: true, passed: false, at: 5000, sample: sample(5000, false) }, 0);
     const lab = { id: 2, slug: 'x', title: 'X' };
     expect(summarize(lab, 'i', [{ id: 's1', title: '', checks: [ok], passed: true }], 1).passed).toBe(true);
-    const failed = summarize(lab, 'i', [{ id: 's1', title: '', checks: [ok], passed: true }, { id: 's2', title: '', checks: [bad], passed: false }], 1);
+    const failed = summarize(
+      lab,
+      'i',
+      [
+        { id: 's1', title: '', checks: [ok], passed: true },
+        { id: 's2', title: '', checks: [bad], passed: false },
+      ],
+      1,
+    );
     expect(failed.passed).toBe(false);
     expect(failed.score).toEqual({ passed: 1, total: 2 });
     expect(summarize(lab, 'i', [], 1).passed).toBe(false);

@@ -58,7 +58,9 @@ describe('lab files', () => {
   });
 
   it('needs exactly one kind per expectation', () => {
-    const p = problems(minimal.replace('socket: { state: LISTEN, local: "*:5555" }', 'socket: { state: LISTEN }\n        absent: { state: LISTEN }'));
+    const p = problems(
+      minimal.replace('socket: { state: LISTEN, local: "*:5555" }', 'socket: { state: LISTEN }\n        absent: { state: LISTEN }'),
+    );
     expect(p[0]!.message).toMatch(/exactly one of socket, absent, iptables, command/);
   });
 
@@ -74,7 +76,9 @@ describe('lab files', () => {
   });
 
   it('refuses a predicted answer that is not a choice', () => {
-    const p = problems(minimal.replace('    explain: e\n', '    explain: e\n    predict: { question: q, choices: [A, B], answer: C, why: w }\n'));
+    const p = problems(
+      minimal.replace('    explain: e\n', '    explain: e\n    predict: { question: q, choices: [A, B], answer: C, why: w }\n'),
+    );
     expect(p[0]!.message).toMatch(/answer must be one of the choices/);
   });
 });
@@ -92,7 +96,7 @@ describe('the shipped labs', () => {
     expect(() => resolveLab('99')).toThrow(/no lab '99'/);
   });
 
-  it('make the article\'s Exercise 1 and 2 states observable', () => {
+  it("make the article's Exercise 1 and 2 states observable", () => {
     expect(observableStates(resolveLab('1').lab)).toEqual(['CLOSED', 'LISTEN', 'ESTABLISHED', 'TIME_WAIT']);
     expect(observableStates(resolveLab('2').lab)).toEqual(expect.arrayContaining(['SYN_SENT', 'SYN_RECV', 'LISTEN']));
   });

@@ -11,12 +11,16 @@ describe('planLab', () => {
     expect(plan.networks.map((n) => n.name)).toEqual(['tcplab-abc123-lan']);
     expect(plan.nodes.map((n) => n.name)).toEqual(['tcplab-abc123-client', 'tcplab-abc123-server']);
     for (const r of [...plan.networks, ...plan.nodes]) {
-      expect(r.labels).toMatchObject({ 'io.tcplab.managed': 'true', 'io.tcplab.instance': 'abc123', 'io.tcplab.lab': 'incomplete-handshake' });
+      expect(r.labels).toMatchObject({
+        'io.tcplab.managed': 'true',
+        'io.tcplab.instance': 'abc123',
+        'io.tcplab.lab': 'incomplete-handshake',
+      });
     }
     expect(plan.networks[0]!.internal).toBe(true);
   });
 
-  it('gives fixed addresses and the lab\'s sysctls', () => {
+  it("gives fixed addresses and the lab's sysctls", () => {
     expect(plan.vars).toMatchObject({ 'client.ip': '198.18.7.2', 'server.ip': '198.18.7.3', 'net.lan': '198.18.7.0/24' });
     expect(plan.nodes[0]!.sysctls).toEqual({ 'net.ipv4.tcp_syn_retries': '6' });
   });

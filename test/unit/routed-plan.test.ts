@@ -9,14 +9,55 @@ const node = (k: string) => plan.nodes.find((n) => n.key === k)!;
 
 describe('routed plan', () => {
   it('keeps the lab addresses and template variables', () => {
-    expect(plan.vars).toMatchObject({ 'client.ip': '198.18.10.2', 'server.ip': '198.18.11.3', 'firewall.ip.front': '198.18.10.4', 'firewall.ip.back': '198.18.11.4' });
+    expect(plan.vars).toMatchObject({
+      'client.ip': '198.18.10.2',
+      'server.ip': '198.18.11.3',
+      'firewall.ip.front': '198.18.10.4',
+      'firewall.ip.back': '198.18.11.4',
+    });
   });
 
   it('wires each network as one tunnel between its two nodes, with matching ends', () => {
-    expect(node('client').setup[1]).toEqual(['tcplab-net', 'vxlan', 'front', '10', '198.18.10.2', '198.18.10.102', '198.18.10.104', '198.18.10.2/24']);
-    expect(node('firewall').setup).toContainEqual(['tcplab-net', 'vxlan', 'front', '10', '198.18.10.4', '198.18.10.104', '198.18.10.102', '198.18.10.4/24']);
-    expect(node('firewall').setup).toContainEqual(['tcplab-net', 'vxlan', 'back', '11', '198.18.11.4', '198.18.11.104', '198.18.11.103', '198.18.11.4/24']);
-    expect(node('server').setup[1]).toEqual(['tcplab-net', 'vxlan', 'back', '11', '198.18.11.3', '198.18.11.103', '198.18.11.104', '198.18.11.3/24']);
+    expect(node('client').setup[1]).toEqual([
+      'tcplab-net',
+      'vxlan',
+      'front',
+      '10',
+      '198.18.10.2',
+      '198.18.10.102',
+      '198.18.10.104',
+      '198.18.10.2/24',
+    ]);
+    expect(node('firewall').setup).toContainEqual([
+      'tcplab-net',
+      'vxlan',
+      'front',
+      '10',
+      '198.18.10.4',
+      '198.18.10.104',
+      '198.18.10.102',
+      '198.18.10.4/24',
+    ]);
+    expect(node('firewall').setup).toContainEqual([
+      'tcplab-net',
+      'vxlan',
+      'back',
+      '11',
+      '198.18.11.4',
+      '198.18.11.104',
+      '198.18.11.103',
+      '198.18.11.4/24',
+    ]);
+    expect(node('server').setup[1]).toEqual([
+      'tcplab-net',
+      'vxlan',
+      'back',
+      '11',
+      '198.18.11.3',
+      '198.18.11.103',
+      '198.18.11.104',
+      '198.18.11.3/24',
+    ]);
   });
 
   it('routes client and server to each other through the firewall, after the tunnels', () => {

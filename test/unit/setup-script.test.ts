@@ -11,7 +11,10 @@ function sh(setup: string[][]) {
 
 describe('setupScript', () => {
   it('runs every command in order with its arguments intact', () => {
-    const r = sh([['printf', '%s|', 'a b', "it's", '$(echo x)', '*'], ['printf', '%s\n', 'end']]);
+    const r = sh([
+      ['printf', '%s|', 'a b', "it's", '$(echo x)', '*'],
+      ['printf', '%s\n', 'end'],
+    ]);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe("a b|it's|$(echo x)|*|end\n");
   });

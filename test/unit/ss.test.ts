@@ -7,7 +7,7 @@ import { parseIptablesSave, ruleMatches } from '../../src/observe/iptables.js';
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
 
 describe('parseSs on captures from the lab image', () => {
-  it('maps ss state names to the article\'s names and drops Docker\'s DNS listener', () => {
+  it("maps ss state names to the article's names and drops Docker's DNS listener", () => {
     const client = parseSs(fixture('ss/client-mixed.out'));
     expect(client.map((s) => s.state)).toEqual(['SYN_SENT', 'ESTABLISHED', 'TIME_WAIT', 'SYN_SENT']);
     expect(client.some((s) => s.local.host === '127.0.0.11')).toBe(false);

@@ -3,7 +3,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { forgetRunning, listRunning, loadAttempts, loadProgress, recordAttempt, saveProgress, saveRunning, stateDir, type Score } from '../../src/cli/state.js';
+import {
+  forgetRunning,
+  listRunning,
+  loadAttempts,
+  loadProgress,
+  recordAttempt,
+  saveProgress,
+  saveRunning,
+  stateDir,
+  type Score,
+} from '../../src/cli/state.js';
 import { fill, hintFor, socketsThatMatter } from '../../src/cli/live.js';
 import { parseSs } from '../../src/observe/ss.js';
 import type { Step } from '../../src/lab/schema.js';
@@ -38,7 +48,16 @@ describe('state directory', () => {
 
   it('records a running lab and forgets it with its attempts', () => {
     const plan = { instance: 'abcd1234', vars: {} } as never;
-    saveRunning({ instance: 'abcd1234', lab: { id: 2, slug: 's', title: 't', file: '/f.yaml' }, owner: 'h:1', startedAt: '', stepIndex: 0, stepId: 'a', plan, keep: false });
+    saveRunning({
+      instance: 'abcd1234',
+      lab: { id: 2, slug: 's', title: 't', file: '/f.yaml' },
+      owner: 'h:1',
+      startedAt: '',
+      stepIndex: 0,
+      stepId: 'a',
+      plan,
+      keep: false,
+    });
     expect(listRunning().map((r) => r.instance)).toEqual(['abcd1234']);
     expect(recordAttempt('abcd1234', 'a', false)).toMatchObject({ attempts: 1, passed: false });
     expect(recordAttempt('abcd1234', 'a', true)).toMatchObject({ attempts: 2, passed: true });
@@ -67,7 +86,12 @@ describe('progress', () => {
 });
 
 describe('task helpers', () => {
-  const step = { id: 't', title: 't', explain: '', task: { prompt: 'p', hints: ['one', 'two {{server.ip}}'], expect: [] } } as unknown as Step;
+  const step = {
+    id: 't',
+    title: 't',
+    explain: '',
+    task: { prompt: 'p', hints: ['one', 'two {{server.ip}}'], expect: [] },
+  } as unknown as Step;
 
   it('gives the hint for the attempt, then the last one', () => {
     expect(hintFor(step, 1)).toBe('one');
@@ -82,7 +106,9 @@ describe('task helpers', () => {
 
   it('highlights the sockets an expectation is about, on its own node only', () => {
     const socks = parseSs('SYN-SENT 0 1 198.18.0.2:40000 198.18.0.3:5555\nLISTEN 0 5 0.0.0.0:22 0.0.0.0:*\n');
-    const matter = socketsThatMatter([{ on: 'client', socket: { state: 'SYN_SENT', peer: '{{server.ip}}:5555' } }], { 'server.ip': '198.18.0.3' });
+    const matter = socketsThatMatter([{ on: 'client', socket: { state: 'SYN_SENT', peer: '{{server.ip}}:5555' } }], {
+      'server.ip': '198.18.0.3',
+    });
     expect(socks.map((s) => matter('client', s))).toEqual([true, false]);
     expect(matter('server', socks[0]!)).toBe(false);
   });
