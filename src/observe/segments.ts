@@ -36,6 +36,8 @@ export interface Segment {
   /** The captured IP+TCP header bytes (hex) and the packet's full length: what a pcap record needs. */
   hex: string;
   origLen: number;
+  /** This node's capture saw the same sequence range from this sender before (set by the recorder). */
+  retransmission?: boolean;
 }
 
 /** Where the engine is in a node's capture files: file generation and byte offset. gen 0: from the oldest. */
@@ -221,4 +223,12 @@ export function connectionKey(s: Pick<Segment, 'src' | 'dst'>): string {
   const a = `${s.src.host}:${s.src.port}`;
   const b = `${s.dst.host}:${s.dst.port}`;
   return a < b ? `${a}-${b}` : `${b}-${a}`;
+}
+
+/** tcpdump-like, for a check's "seen": "+1.008s out eth0 198.18.0.2:40000 > 198.18.0.3:5555 [S] seq 123 win 64240 length 0". */
+export function formatSegment(s: Segment, origin?: number): string {
+  const t = origin === undefined ? '' : `+${((s.at - origin) / 1000).toFixed(3)}s `;
+  const ack = s.flags.includes('ACK') ? ` ack ${s.ack}` : '';
+  const rtx = s.retransmission ? ' (retransmission)' : '';
+  return `${t}${s.dir} ${s.iface} ${s.src.host}:${s.src.port} > ${s.dst.host}:${s.dst.port} [${flagLetters(s.flags)}] seq ${s.seq}${ack} win ${s.win} length ${s.len}${rtx}`;
 }

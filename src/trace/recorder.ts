@@ -15,6 +15,9 @@ export interface RecorderLimits {
   samples: number;
 }
 
+/** Connections (per direction and node) whose sequence numbers are followed for retransmissions. */
+const MAX_TRACKED = 10_000;
+
 export const DEFAULT_LIMITS: RecorderLimits = { segmentsHead: 5000, segmentsTail: 15000, samples: 4000 };
 
 /** One tcplab-observe answer, read. */
@@ -87,6 +90,8 @@ export class LabRecorder {
   private readonly lastState = new Map<NodeName, string>();
   private readonly lastCounters = new Map<NodeName, string>();
   private readonly seenUntil: Partial<Record<NodeName, number>> = {};
+  /** Per node and direction: the connection's first SYN and the highest sequence number sent, to spot retransmissions. */
+  private readonly sent = new Map<string, { syn?: number; top: number }>();
   /** Segments the node's own files rotated away before they were read. */
   gaps = 0;
   /** Nodes whose observer said no recorder runs there. */
@@ -117,7 +122,10 @@ export class LabRecorder {
     if (read.gap) this.gaps++;
     this.cursors.set(node, read.next);
     const segments = parseSegments(node, read.lines);
-    for (const s of segments) this.segments.push(s);
+    for (const s of segments) {
+      this.markRetransmission(s);
+      this.segments.push(s);
+    }
     const obs: Observation = { node, sockets, segments };
     if (clock !== undefined) {
       obs.clock = clock;
@@ -142,6 +150,27 @@ export class LabRecorder {
       }
     }
     return obs;
+  }
+
+  private markRetransmission(s: Segment): void {
+    const span = s.len + (s.flags.includes('SYN') ? 1 : 0) + (s.flags.includes('FIN') ? 1 : 0);
+    if (span === 0) return;
+    const key = `${s.node} ${s.src.host}:${s.src.port}>${s.dst.host}:${s.dst.port}`;
+    const end = (s.seq + span) >>> 0;
+    const st = this.sent.get(key);
+    // A SYN with another initial sequence number is a new connection on the same ports (after TIME_WAIT, say).
+    const fresh = s.flags.includes('SYN') && st?.syn !== s.seq;
+    if (!st || fresh) {
+      if (this.sent.size >= MAX_TRACKED) this.sent.delete(this.sent.keys().next().value!);
+      this.sent.set(key, { ...(s.flags.includes('SYN') ? { syn: s.seq } : {}), top: end });
+      return;
+    }
+    // Sequence numbers wrap at 2^32: compare as a signed 32-bit difference.
+    if (((end - st.top) | 0) <= 0) s.retransmission = true;
+    else {
+      delete s.retransmission;
+      st.top = end;
+    }
   }
 
   /** Every segment kept so far, in capture order per node. */
