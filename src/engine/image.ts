@@ -6,11 +6,9 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Runtime } from '../runtime/runtime.js';
 import type { EventSink } from './events.js';
-import { LABEL } from '../plan/plan.js';
-import { COMPOSE_IMAGE } from '../plan/compose.js';
+import { COMPOSE_IMAGE, IMAGE_REPO, LABEL } from '../plan/plan.js';
 
 export const IMAGE_DIR = fileURLToPath(new URL('../../images/node', import.meta.url));
-export const IMAGE_REPO = 'tcplab/node';
 export const DEFAULT_BASE = 'debian:bookworm-slim';
 
 export interface ImageOptions {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { DockerRuntime } from '../../src/runtime/docker.js';
 import { ensureImage } from '../../src/engine/image.js';
 import { LABEL } from '../../src/plan/plan.js';
-import { removeInstance } from '../../src/engine/instance.js';
+import { removeInstance } from '../../src/engine/teardown.js';
 
 export const required = process.env.LAB_REQUIRE_DOCKER === '1';
 

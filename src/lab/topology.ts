@@ -1,5 +1,5 @@
 // The shapes a lab can have. Pure data: which machines, on which bridges, with which address and routes.
-import type { NodeName, Topology } from '../lab/schema.js';
+import type { NodeName, Topology } from './schema.js';
 
 export interface TopologyNode {
   name: NodeName;
