@@ -94,6 +94,7 @@ export class Sampler {
     const session = await this.open();
     if (!session) return undefined;
     const seq = ++this.seq;
+    const line = serveRequest(seq, args);
     this.buffer = '';
     try {
       return await new Promise<SampleResult>((resolve, reject) => {
@@ -118,7 +119,7 @@ export class Sampler {
             reject(e);
           },
         };
-        session.write(serveRequest(seq, args));
+        session.write(line);
       });
     } catch (e) {
       this.pending = undefined;

@@ -47,13 +47,17 @@ export function observeArgs(need: ObserveNeed): string[] {
   const args: string[] = [];
   if (need.iptables) args.push('--iptables');
   for (const c of need.commands) args.push('--command', c);
-  for (const a of args) if (!WORD.test(a)) throw new Error(`bad observe argument ${a}`);
-  return args;
+  return plainWords(args);
 }
 
-/** One request of --serve mode. */
+/** One request of --serve mode: a line the observer splits on spaces, so only plain words may go in it. */
 export function serveRequest(seq: number, args: string[]): string {
-  return `${[seq, ...args].join(' ')}\n`;
+  return `${[seq, ...plainWords(args)].join(' ')}\n`;
+}
+
+function plainWords(args: string[]): string[] {
+  for (const a of args) if (!WORD.test(a)) throw new Error(`bad observe argument ${a}`);
+  return args;
 }
 
 /** Find the end of the answer to request `seq` in what has arrived so far. */
