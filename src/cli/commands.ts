@@ -25,6 +25,7 @@ import { planCommand } from './plan-command.js';
 import { runInteractive } from './interactive.js';
 import { loadProgress } from './state.js';
 import { forgetStopped, saveHeadlessProgress, STUDENT_COMMANDS } from './student.js';
+import { uiCommand } from './ui-command.js';
 
 const IMAGE_OPTION = { 'base-image': { type: 'string' } } as const;
 
@@ -392,4 +393,16 @@ export async function isolation(inst: Pick<Instance, 'exec' | 'plan'>): Promise<
     : { name: 'isolation', ok: true, detail: `no route from a lab node to ${OUTSIDE_ADDRESS}, and the host does not answer at ${gateway}` };
 }
 
-export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate, composeCommand, ...STUDENT_COMMANDS];
+export const COMMANDS: Command[] = [
+  list,
+  start,
+  grade,
+  planCommand,
+  stop,
+  clean,
+  doctor,
+  validate,
+  composeCommand,
+  ...STUDENT_COMMANDS,
+  uiCommand,
+];

@@ -1,0 +1,150 @@
+// `lab ui`: the live page for a running lab. It prints the page's address, opens a browser when there is one,
+// and watches the lab until Ctrl-C or until the lab goes away. It never starts, keeps or removes a lab.
+import { spawn } from 'node:child_process';
+import { isIP } from 'node:net';
+import { LabError } from '../errors.js';
+import { catalogue } from '../lab/catalogue.js';
+import { loadLabFile } from '../lab/load.js';
+import type { Lab } from '../lab/schema.js';
+import { listInstances, ownerStatus } from '../engine/cleanup.js';
+import { LABEL, type Plan } from '../plan/plan.js';
+import { labStub, rebuildPlan, topologyOf, walkOf } from '../ui/attach.js';
+import { isLoopback, startUiServer, type UiServer } from '../ui/server.js';
+import { runSession } from '../ui/session.js';
+import { LabWatch } from '../ui/watch.js';
+import { defineCommand } from './command.js';
+import type { Context } from './context.js';
+import { pickInstance, type LiveInstance } from './live.js';
+import { listRunning } from './state.js';
+
+/** Tried first when --port is not given, so that a bookmark keeps working; any free port when it is taken. */
+export const DEFAULT_PORT = 7357;
+
+function parsePort(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > 65535) throw new LabError(`--port takes a port number from 1 to 65535, not '${text}'`);
+  return n;
+}
+
+function parseHost(text: string | undefined): string {
+  if (text === undefined) return '127.0.0.1';
+  if (text === 'localhost') return '127.0.0.1';
+  if (!isIP(text))
+    throw new LabError(
+      `--host takes an IP address of this machine, not '${text}'`,
+      'for example --host 0.0.0.0 to let a projector on your network reach it',
+    );
+  return text;
+}
+
+/** Is the process that made the instance (io.tcplab.pid = host:pid) alive on this host? */
+function ownerAlive(owner: string | undefined): boolean {
+  return !!owner && ownerStatus({ [LABEL.pid]: owner }) === 'running';
+}
+
+async function labAndPlan(ctx: Context, li: LiveInstance): Promise<{ lab?: Lab; plan: Plan }> {
+  const state = li.state;
+  if (state) {
+    let lab: Lab | undefined;
+    try {
+      lab = loadLabFile(state.lab.file).lab;
+    } catch {
+      lab = undefined;
+    }
+    return { ...(lab ? { lab } : {}), plan: state.plan };
+  }
+  const lab = catalogue().find((l) => l.lab.slug === li.lab)?.lab;
+  const plan = await rebuildPlan(ctx.runtime, li.instance, li.nodes, lab ?? labStub(li.lab, topologyOf(li.nodes.keys())));
+  return { ...(lab ? { lab } : {}), plan };
+}
+
+/** Open the page in the desktop's browser; without a desktop (no DISPLAY on Linux) do not try: xdg-open would
+ *  fall back to a text browser in this very terminal. */
+function openBrowser(url: string): Promise<string | undefined> {
+  const [cmd, args] =
+    process.platform === 'darwin'
+      ? ['open', [url]]
+      : process.platform === 'win32'
+        ? ['cmd', ['/c', 'start', '""', url]]
+        : ['xdg-open', [url]];
+  if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) return Promise.resolve('no desktop here');
+  return new Promise((resolve) => {
+    try {
+      const child = spawn(cmd as string, args as string[], { stdio: 'ignore', detached: true });
+      child.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ENOENT' ? `${cmd} is not installed` : e.message));
+      child.once('spawn', () => {
+        child.unref();
+        resolve(undefined);
+      });
+    } catch (e) {
+      resolve((e as Error).message);
+    }
+  });
+}
+
+export const uiCommand = defineCommand({
+  name: 'ui',
+  usage: 'ui [instance] [--port N] [--host ADDR] [--no-open]',
+  summary: 'a live page for a running lab: state diagrams, the packet ladder, the current step (for a projector too)',
+  help:
+    'Serves a page for a running lab (the one named, or the one your `lab start` runs) and prints its address:\n' +
+    "each machine's TCP state diagram (RFC 9293) with its sockets' states lit, the packet ladder as segments\n" +
+    'arrive, and the current step with its checks, updated live. It binds to 127.0.0.1 unless --host says\n' +
+    'otherwise (--host 0.0.0.0: every interface, for a projector on another machine). --port N, or the first\n' +
+    'free port from 7357. --no-open: do not open a browser. It only watches: Ctrl-C stops the page, never the lab.',
+  options: { port: { type: 'string' }, host: { type: 'string' }, 'no-open': { type: 'boolean' } },
+  async run(ctx, values, positionals) {
+    if (positionals.length > 1) throw new LabError('lab ui takes at most one instance', 'for example `lab ui`, or `lab ui 1a2b3c4d`');
+    const port = parsePort(values.port);
+    const host = parseHost(values.host);
+    const li = await pickInstance(ctx.runtime, positionals[0]);
+    const { lab, plan } = await labAndPlan(ctx, li);
+    const owner = (await listInstances(ctx.runtime)).find((i) => i.instance === li.instance)?.owner;
+
+    let server: UiServer;
+    try {
+      server = await startUiServer({ host, port: port ?? DEFAULT_PORT });
+    } catch (e) {
+      if (port !== undefined || !(e instanceof LabError) || !/in use/.test(e.message)) throw e;
+      server = await startUiServer({ host, port: 0 });
+    }
+    const watch = new LabWatch(ctx.runtime, plan, ctx.signal);
+    try {
+      const title = lab ? `Lab ${lab.id}: ${lab.title}` : li.lab;
+      ctx.print(`${ctx.style.bold('Live page')} for ${title} (instance ${li.instance}): ${ctx.style.cyan(server.url)}`);
+      if (!isLoopback(host))
+        ctx.info(
+          ctx.style.yellow(`listening on ${host}: anyone who can reach this machine on port ${server.port} can see the page (read-only)`),
+        );
+      if (!values['no-open']) {
+        const why = await openBrowser(server.url);
+        if (why) ctx.info(ctx.style.dim(`(not opening a browser: ${why}; open the address above)`));
+      }
+      ctx.info(ctx.style.dim('Ctrl-C stops the page; the lab keeps running.'));
+      const end = await runSession({
+        watch,
+        ...(lab ? { lab } : {}),
+        slug: li.lab,
+        walk: () =>
+          walkOf(
+            listRunning().find((r) => r.instance === li.instance),
+            ownerAlive(owner),
+            lab?.steps.length,
+          ),
+        publish: (view) => server.publish('view', view),
+        signal: ctx.signal,
+      });
+      // The page has the last view (with why it ended); give an open page a moment to receive it.
+      server.publish('end', { reason: end.reason });
+      await new Promise((r) => setTimeout(r, 300));
+      if (end.reason === 'stopped')
+        ctx.info(`lab ui stopped; instance ${li.instance} is still running (\`lab stop ${li.instance}\` removes it)`);
+      else ctx.info(`${ctx.style.yellow('lab ui stops:')} ${end.message}`);
+      return end.reason === 'unreachable' ? 3 : 0;
+    } finally {
+      watch.close();
+      await server.close();
+    }
+  },
+});

@@ -1,0 +1,127 @@
+// One live page's session: look at the lab at a steady rate, turn each look into a view, hand changed views
+// to the server; stop when told (Ctrl-C) or when the lab goes away, and say which on the page.
+import createDebug from 'debug';
+import type { Lab } from '../lab/schema.js';
+import { buildView, type UiView, type Walk } from './view.js';
+import type { LabWatch, Look } from './watch.js';
+
+const log = createDebug('lab:ui');
+
+/** Four looks a second: a state a person can see come and go, at a few ms of `ss` per node and look. */
+export const POLL_MS = 250;
+/** Rounds in a row in which the engine could not even list the lab's containers before the page gives up. */
+const MAX_ENGINE_FAILURES = 8;
+
+/** What a session needs of a LabWatch (tests give it a recorded lab). */
+export type Watch = Pick<
+  LabWatch,
+  'plan' | 'nodeAddresses' | 'now' | 'captureOff' | 'droppedSegments' | 'stepBegins' | 'look' | 'timeline' | 'present'
+>;
+
+export interface SessionOptions {
+  watch: Watch;
+  lab?: Lab;
+  slug: string;
+  /** Where the walk is now (re-read every round: the walk moves on in another process). */
+  walk: () => Walk;
+  publish: (view: UiView) => void;
+  signal: AbortSignal;
+  pollMs?: number;
+}
+
+export type SessionEnd = { reason: 'stopped' } | { reason: 'gone' | 'unreachable'; message: string };
+
+export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
+  const { watch } = opts;
+  const pollMs = opts.pollMs ?? POLL_MS;
+  let lastStep: string | undefined;
+  let stepStartSeen = false;
+  let lastJson = '';
+  let engineFailures = 0;
+  let last: UiView | undefined;
+
+  const make = (walk: Walk, look: Look, status: UiView['status'], message?: string) =>
+    buildView({
+      instance: watch.plan.instance,
+      topology: watch.plan.topology,
+      vars: watch.plan.vars,
+      addresses: watch.nodeAddresses,
+      ...(opts.lab ? { lab: opts.lab } : {}),
+      slug: opts.slug,
+      walk,
+      stepStartSeen,
+      snapshots: look.snapshots,
+      timeline: watch.timeline(),
+      ...(watch.now !== undefined ? { now: watch.now } : {}),
+      capture: { off: watch.captureOff, dropped: watch.droppedSegments },
+      status,
+      ...(message ? { message } : {}),
+    });
+
+  const send = (view: UiView) => {
+    last = view;
+    const json = JSON.stringify(view);
+    if (json === lastJson) return;
+    lastJson = json;
+    opts.publish(view);
+  };
+
+  const finish = (end: SessionEnd): SessionEnd => {
+    if (last) {
+      const message = end.reason === 'stopped' ? 'lab ui was stopped; the lab itself is still running' : end.message;
+      send({ ...last, status: end.reason === 'stopped' ? 'stopped' : 'gone', message });
+    }
+    return end;
+  };
+
+  while (!opts.signal.aborted) {
+    const started = Date.now();
+    const walk = opts.walk();
+    const stepKey = walk.kind === 'unknown' ? 'unknown' : `${walk.kind} ${walk.stepIndex}`;
+    if (lastStep !== undefined && stepKey !== lastStep) {
+      // The walk moved on while we watched: segment checks can count from here.
+      watch.stepBegins();
+      stepStartSeen = walk.kind !== 'unknown';
+    }
+    lastStep = stepKey;
+    const step = opts.lab && walk.kind !== 'unknown' ? opts.lab.steps[walk.stepIndex] : undefined;
+    const commands = [...(step?.task?.expect ?? []), ...(step?.expect ?? [])].flatMap((e) => (e.command ? [e.command.name] : []));
+    const look = await watch.look([...new Set(commands)]);
+    if (opts.signal.aborted) break;
+    if (look.failed.size) {
+      let present: boolean;
+      try {
+        present = await watch.present();
+        engineFailures = 0;
+      } catch (e) {
+        engineFailures++;
+        log('cannot list the lab: %s', (e as Error).message);
+        if (engineFailures >= MAX_ENGINE_FAILURES)
+          return finish({ reason: 'unreachable', message: `the Docker engine cannot be reached: ${(e as Error).message}` });
+        present = true;
+      }
+      if (!present)
+        return finish({
+          reason: 'gone',
+          message: `the lab is gone: instance ${watch.plan.instance} was stopped or removed (its walk ended, or \`lab stop\`)`,
+        });
+      log('a look failed while the lab is still there: %o', Object.fromEntries(look.failed));
+    }
+    send(make(walk, look, 'live'));
+    const wait = pollMs - (Date.now() - started);
+    if (wait > 0) await sleep(wait, opts.signal);
+  }
+  return finish({ reason: 'stopped' });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,103 @@
+// A live page's session against a recorded lab: it sends views as the lab changes, follows the walk from step
+// to step, and ends, saying why on the page, when the lab goes away or when it is stopped.
+import { describe, expect, it } from 'vitest';
+import type { NodeName } from '../../src/lab/schema.js';
+import { resolveLab } from '../../src/lab/catalogue.js';
+import { planLab } from '../../src/plan/plan.js';
+import { parseObservation } from '../../src/observe/observation.js';
+import type { NodeSnapshot } from '../../src/grade/grade.js';
+import { LabRecorder } from '../../src/trace/recorder.js';
+import { runSession, type Watch } from '../../src/ui/session.js';
+import type { UiView, Walk } from '../../src/ui/view.js';
+import type { Look } from '../../src/ui/watch.js';
+import { loadCaptureFixture } from '../helpers/capture-fixtures.js';
+
+const lab = resolveLab('2').lab;
+const f = loadCaptureFixture('direct');
+
+/** A watch that replays the fixture one round per look; after `rounds` looks the lab is gone. */
+function recorded(rounds: number): Watch & { stepStarts: number } {
+  const rec = new LabRecorder(f.topology, f.addresses);
+  const plan = planLab({ lab, instance: 'abcd1234', image: 'img', subnets: ['198.18.170.0/24'] });
+  let i = 0;
+  let now: number | undefined;
+  const w = {
+    plan,
+    nodeAddresses: f.addresses,
+    captureOff: [] as NodeName[],
+    droppedSegments: 0,
+    stepStarts: 0,
+    get now() {
+      return now;
+    },
+    stepBegins() {
+      w.stepStarts++;
+    },
+    async look(): Promise<Look> {
+      const snapshots = new Map<NodeName, NodeSnapshot>();
+      const failed = new Map<NodeName, string>();
+      for (const n of ['client', 'server'] as const) {
+        const text = i < rounds ? f.answers[n]![i] : undefined;
+        if (text === undefined) {
+          failed.set(n, 'No such container');
+          continue;
+        }
+        const o = rec.ingest(n, text);
+        if (o.clock) now = Math.max(now ?? 0, o.clock);
+        snapshots.set(n, { node: n, at: i, sockets: parseObservation(text).sockets, ...(o.counters ? { counters: o.counters } : {}) });
+      }
+      i++;
+      return { snapshots, failed };
+    },
+    timeline: () => rec.timeline(),
+    present: async () => i <= rounds,
+  };
+  return w;
+}
+
+describe('a live page session', () => {
+  it('sends a view when something changed, follows the walk, and ends when the lab is gone', async () => {
+    const views: UiView[] = [];
+    const watch = recorded(12);
+    let step = 1;
+    let looks = 0;
+    const walk = (): Walk => ({ kind: 'walking', stepIndex: looks++ < 4 ? step : (step = 2) });
+    const end = await runSession({
+      watch,
+      lab,
+      slug: lab.slug,
+      walk,
+      publish: (v) => views.push(structuredClone(v)),
+      signal: new AbortController().signal,
+      pollMs: 1,
+    });
+    expect(end).toEqual({ reason: 'gone', message: expect.stringMatching(/^the lab is gone: instance abcd1234 was stopped or removed/) });
+    // One step change seen: from then on, segment checks count from it.
+    expect(watch.stepStarts).toBe(1);
+    expect(views.length).toBeGreaterThan(2);
+    expect(views.length).toBeLessThanOrEqual(13);
+    for (let i = 1; i < views.length; i++) expect(JSON.stringify(views[i])).not.toBe(JSON.stringify(views[i - 1]));
+    expect(views[0]!.step!.id).toBe('listen');
+    expect(views.at(-2)!.step!.id).toBe('connect-dropped');
+    expect(views.at(-1)).toMatchObject({ status: 'gone', message: end.reason === 'gone' ? end.message : '' });
+  });
+
+  it('stops when told, and says the lab is still running', async () => {
+    const views: UiView[] = [];
+    const ac = new AbortController();
+    const end = await runSession({
+      watch: recorded(100),
+      lab,
+      slug: lab.slug,
+      walk: () => ({ kind: 'finished', stepIndex: 7 }),
+      publish: (v) => {
+        views.push(v);
+        if (views.length === 3) ac.abort('SIGINT');
+      },
+      signal: ac.signal,
+      pollMs: 1,
+    });
+    expect(end).toEqual({ reason: 'stopped' });
+    expect(views.at(-1)).toMatchObject({ status: 'stopped', message: 'lab ui was stopped; the lab itself is still running' });
+  });
+});
