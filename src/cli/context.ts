@@ -30,7 +30,12 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {
-      process.stderr.write(`\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`lab clean\`)\n`);
+      // Only a command that created a lab removes one; a watcher (lab ui, lab status --watch) just stops.
+      process.stderr.write(
+        live.size
+          ? `\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`lab clean\`)\n`
+          : `\n${sig}: stopping\n`,
+      );
       controller.abort(sig);
       // Whatever the command is doing, remove what it created even if it does not get there itself; and if
       // the command never returns (a call that ignores the abort), still exit with the signal's code.
