@@ -19,7 +19,7 @@ import { renderLabResult } from '../report/text.js';
 import { renderJunit } from '../report/junit.js';
 import { defineCommand, type Command } from './command.js';
 import { composeCommand } from './compose-command.js';
-import { makePlainRenderer } from './render.js';
+import { ladderWidth, makePlainRenderer } from './render.js';
 import type { Context } from './context.js';
 import { planCommand } from './plan-command.js';
 import { runInteractive } from './interactive.js';
@@ -97,7 +97,11 @@ const start = defineCommand({
       return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
     }
     const write = (s: string) => ctx.info(s);
-    const emit = makePlainRenderer(write, ctx.style, { verbose: true, totalSteps: lab.steps.length });
+    const emit = makePlainRenderer(write, ctx.style, {
+      verbose: true,
+      totalSteps: lab.steps.length,
+      width: ladderWidth(process.stdout.columns),
+    });
     write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
     write(lab.intro.trimEnd());
     for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${note}`));

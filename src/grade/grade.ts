@@ -18,6 +18,8 @@ export interface NodeSnapshot {
   sockets: Socket[];
   counters?: RuleCounter[];
   commands?: Record<string, CommandStatus>;
+  /** The kernel's clock (ms since the epoch) when ss ran: the clock segments are stamped with. */
+  clock?: number;
   /** Segments this node's capture saw since the step began (when an expectation asks for segments). */
   segments?: Segment[];
 }

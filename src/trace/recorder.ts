@@ -113,10 +113,9 @@ export class LabRecorder {
   }
 
   /** Read one answer of `tcplab-observe --segments GEN OFFSET` (the cursor given by cursor(node)). */
-  ingest(node: NodeName, text: string): Observation {
+  ingest(node: NodeName, text: string, parsedSockets?: Socket[]): Observation {
     const clock = readClock(text);
-    const ssText = section(text, 'ss') ?? '';
-    const sockets = parseSs(ssText);
+    const sockets = parsedSockets ?? parseSs(section(text, 'ss') ?? '');
     const read = readCapture(text, this.cursor(node));
     if (read.off) this.off.add(node);
     if (read.gap) this.gaps++;
@@ -171,6 +170,17 @@ export class LabRecorder {
       delete s.retransmission;
       st.top = end;
     }
+  }
+
+  /** The latest kernel time any look reported. */
+  get latestClock(): number | undefined {
+    const t = Object.values(this.seenUntil);
+    return t.length ? Math.max(...t) : undefined;
+  }
+
+  /** One node's segments at or after `from` (kernel ms; undefined: all kept). */
+  segmentsOf(node: NodeName, from?: number): Segment[] {
+    return this.segments.items().filter((s) => s.node === node && (from === undefined || s.at >= from));
   }
 
   /** Every segment kept so far, in capture order per node. */

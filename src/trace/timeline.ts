@@ -163,8 +163,9 @@ export function buildTimeline(input: TimelineInput): Timeline {
   };
 }
 
+/** At equal times: segments, then states, then drops (a counter is read after what it counted happened). */
 function order(e: TimelineEvent): number {
-  return e.kind === 'drop' ? 0 : e.kind === 'segment' ? 1 : 2;
+  return e.kind === 'segment' ? 0 : e.kind === 'state' ? 1 : 2;
 }
 
 function endpointKey(e: Endpoint): string {
@@ -453,4 +454,9 @@ export function statesAt(t: Timeline, at: number): { node: NodeName; conn?: stri
     else last.set(k, { node: e.node, ...(e.conn ? { conn: e.conn } : {}), local: e.local, peer: e.peer, state: e.to });
   }
   return [...last.values()];
+}
+
+/** Events in a window (kernel ms); what a ladder of one step draws, besides the states standing at its start. */
+export function eventsIn(t: Timeline, from?: number, to?: number): TimelineEvent[] {
+  return t.events.filter((e) => (from === undefined || e.at >= from) && (to === undefined || e.at <= to));
 }
