@@ -88,6 +88,8 @@ export class LabRecorder {
   private readonly samples: HeadTail<StateSample>;
   private readonly counters: HeadTail<CounterSample>;
   private readonly lastState = new Map<NodeName, string>();
+  /** The kernel time of each node's latest look, kept or not. */
+  private readonly lastLook = new Map<NodeName, number>();
   private readonly lastCounters = new Map<NodeName, string>();
   private readonly seenUntil: Partial<Record<NodeName, number>> = {};
   /** Per node and direction: the connection's first SYN and the highest sequence number sent, to spot retransmissions. */
@@ -133,10 +135,12 @@ export class LabRecorder {
         .map((s) => `${s.local.host}:${s.local.port}|${s.peer.host}:${s.peer.port}|${s.state}`)
         .sort()
         .join(' ');
+      const since = this.lastLook.get(node);
       if (this.lastState.get(node) !== sig) {
         this.lastState.set(node, sig);
-        this.samples.push({ node, at: clock, sockets });
+        this.samples.push({ node, at: clock, sockets, ...(since !== undefined ? { since } : {}) });
       }
+      this.lastLook.set(node, clock);
     }
     const ipt = section(text, 'iptables');
     if (ipt !== undefined) {
