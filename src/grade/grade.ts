@@ -18,6 +18,8 @@ export interface NodeSnapshot {
   sockets: Socket[];
   counters?: RuleCounter[];
   commands?: Record<string, CommandStatus>;
+  /** The kernel's clock (ms since the epoch) when ss ran: the clock segments are stamped with. */
+  clock?: number;
   /** Segments this node's capture saw since the step began (when an expectation asks for segments). */
   segments?: Segment[];
 }
@@ -181,18 +183,19 @@ export function describe(e: Expectation, vars: Record<string, string>, opts: { t
   if (e.segments) {
     const m = e.segments;
     const parts: string[] = [];
-    const n = m.count === undefined ? 'at least 1' : countText(m.count);
+    const c = m.count ?? { min: 1 };
+    const n = typeof c === 'number' ? (c === 0 ? 'no' : `exactly ${c}`) : c.max === undefined ? `at least ${c.min ?? 0}` : countText(c);
     const flags = flagList(m.flags);
     const without = flagList(m.without);
-    parts.push(flags.length ? flags.join('|') : 'any');
-    if (without.length) parts.push(`without ${without.join('|')}`);
+    if (flags.length) parts.push(flags.join('|'));
     parts.push(m.retransmission === true ? 'retransmitted segments' : m.retransmission === false ? 'first-sent segments' : 'segments');
+    if (without.length) parts.push(`without ${without.join('|')}`);
     if (m.data !== undefined) parts.push(m.data ? 'with data' : 'without data');
     if (m.from) parts.push(`from ${expand(m.from, vars)}`);
     if (m.to) parts.push(`to ${expand(m.to, vars)}`);
     if (m.dir) parts.push(m.dir === 'in' ? 'arriving' : 'leaving');
     if (m.iface) parts.push(`on ${m.iface}`);
-    return `${e.on}: ${n} ${parts.join(' ')} seen on the wire${tail}`;
+    return `${e.on}: ${n} ${parts.join(' ')} on the wire${tail}`;
   }
   if (e.iptables) {
     const c = e.iptables;

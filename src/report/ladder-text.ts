@@ -29,7 +29,8 @@ export function renderLadder(t: Timeline, opts: LadderOptions): string {
   const nodes = t.nodes;
   const lanes = lanePositions(nodes.length, width);
   const laneOf = new Map(nodes.map((n, i) => [n, lanes[i]!]));
-  const events = t.events.filter((e) => e.at >= from && e.at <= to);
+  // A FORWARD drop shows as the arrow that dies at the firewall: its counter would say it twice.
+  const events = t.events.filter((e) => e.at >= from && e.at <= to && !(e.kind === 'drop' && e.chain === 'FORWARD'));
   const conns = new Set<string>();
   for (const e of events) {
     if (e.kind === 'segment') conns.add(e.tx.conn);

@@ -88,6 +88,8 @@ export class LabRecorder {
   private readonly samples: HeadTail<StateSample>;
   private readonly counters: HeadTail<CounterSample>;
   private readonly lastState = new Map<NodeName, string>();
+  /** The kernel time of each node's latest look, kept or not. */
+  private readonly lastLook = new Map<NodeName, number>();
   private readonly lastCounters = new Map<NodeName, string>();
   private readonly seenUntil: Partial<Record<NodeName, number>> = {};
   /** Per node and direction: the connection's first SYN and the highest sequence number sent, to spot retransmissions. */
@@ -113,10 +115,9 @@ export class LabRecorder {
   }
 
   /** Read one answer of `tcplab-observe --segments GEN OFFSET` (the cursor given by cursor(node)). */
-  ingest(node: NodeName, text: string): Observation {
+  ingest(node: NodeName, text: string, parsedSockets?: Socket[]): Observation {
     const clock = readClock(text);
-    const ssText = section(text, 'ss') ?? '';
-    const sockets = parseSs(ssText);
+    const sockets = parsedSockets ?? parseSs(section(text, 'ss') ?? '');
     const read = readCapture(text, this.cursor(node));
     if (read.off) this.off.add(node);
     if (read.gap) this.gaps++;
@@ -134,10 +135,12 @@ export class LabRecorder {
         .map((s) => `${s.local.host}:${s.local.port}|${s.peer.host}:${s.peer.port}|${s.state}`)
         .sort()
         .join(' ');
+      const since = this.lastLook.get(node);
       if (this.lastState.get(node) !== sig) {
         this.lastState.set(node, sig);
-        this.samples.push({ node, at: clock, sockets });
+        this.samples.push({ node, at: clock, sockets, ...(since !== undefined ? { since } : {}) });
       }
+      this.lastLook.set(node, clock);
     }
     const ipt = section(text, 'iptables');
     if (ipt !== undefined) {
@@ -171,6 +174,17 @@ export class LabRecorder {
       delete s.retransmission;
       st.top = end;
     }
+  }
+
+  /** The latest kernel time any look reported. */
+  get latestClock(): number | undefined {
+    const t = Object.values(this.seenUntil);
+    return t.length ? Math.max(...t) : undefined;
+  }
+
+  /** One node's segments at or after `from` (kernel ms; undefined: all kept). */
+  segmentsOf(node: NodeName, from?: number): Segment[] {
+    return this.segments.items().filter((s) => s.node === node && (from === undefined || s.at >= from));
   }
 
   /** Every segment kept so far, in capture order per node. */

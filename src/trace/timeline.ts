@@ -24,6 +24,8 @@ export interface StateSample {
   /** Kernel time, ms since the epoch. */
   at: number;
   sockets: Socket[];
+  /** The look at this node before this one (only changed samples are kept): a change happened after it. */
+  since?: number;
 }
 
 export interface CounterSample {
@@ -163,8 +165,9 @@ export function buildTimeline(input: TimelineInput): Timeline {
   };
 }
 
+/** At equal times: segments, then states, then drops (a counter is read after what it counted happened). */
 function order(e: TimelineEvent): number {
-  return e.kind === 'drop' ? 0 : e.kind === 'segment' ? 1 : 2;
+  return e.kind === 'segment' ? 0 : e.kind === 'state' ? 1 : 2;
 }
 
 function endpointKey(e: Endpoint): string {
@@ -354,10 +357,12 @@ function stateEvents(samples: StateSample[], txs: Transmission[]): TimelineEvent
         const conn = c.s.peer.port === null ? undefined : connectionKey({ src: c.s.local, dst: c.s.peer });
         // Without a segment to go by, the change happened some time since the last look; a new listener must
         // come before anything that connected to it, so it goes just after that look.
-        let at = c.to === 'LISTEN' && prevAt !== undefined ? prevAt + NUDGE_MS : sample.at;
+        const lastLook = sample.since ?? prevAt;
+        let at = c.to === 'LISTEN' && lastLook !== undefined ? lastLook + NUDGE_MS : sample.at;
         let cause: number | undefined;
-        if (conn && prevAt !== undefined) {
-          const inInterval = (sightings.get(`${node} ${conn}`) ?? []).filter((x) => x.s.at > prevAt! && x.s.at <= sample.at);
+        const after = sample.since ?? prevAt;
+        if (conn && after !== undefined) {
+          const inInterval = (sightings.get(`${node} ${conn}`) ?? []).filter((x) => x.s.at > after && x.s.at <= sample.at);
           const found = findCause(c.from, c.to, inInterval);
           if (found) {
             cause = found.tx.id;
@@ -408,7 +413,8 @@ function findCause(
     if (synAck) return synAck;
   }
   const flag = to === 'TIME_WAIT' && from === 'CLOSING' ? 'ACK' : ENTERED_BY_RECEIPT[to];
-  return ins.find((x) => has(x, flag)) ?? ins[0];
+  // Only a segment that can make this change is its cause; without one, the change stays where ss saw it.
+  return flag ? ins.find((x) => has(x, flag)) : undefined;
 }
 
 const DROP_TARGET = /(?:^|\s)-j\s+(DROP|REJECT)(?:\s|$)/;
@@ -453,4 +459,9 @@ export function statesAt(t: Timeline, at: number): { node: NodeName; conn?: stri
     else last.set(k, { node: e.node, ...(e.conn ? { conn: e.conn } : {}), local: e.local, peer: e.peer, state: e.to });
   }
   return [...last.values()];
+}
+
+/** Events in a window (kernel ms); what a ladder of one step draws, besides the states standing at its start. */
+export function eventsIn(t: Timeline, from?: number, to?: number): TimelineEvent[] {
+  return t.events.filter((e) => (from === undefined || e.at >= from) && (to === undefined || e.at <= to));
 }

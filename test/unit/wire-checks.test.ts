@@ -28,7 +28,7 @@ describe('segments expectations', () => {
     expect(r.seen[0]).toMatch(/^\d+ segments:$/);
     expect(r.seen[1]).toMatch(/^\+0\.000s in eth0 .* > .*:5555 \[S\] seq \d+ win \d+ length 0$/);
     expect(describeExp(e, vars)).toBe(
-      `server: >= 3 SYN without ACK segments from ${vars['client.ip']}:* to ${vars['server.ip']}:5555 seen on the wire within 5s`,
+      `server: at least 3 SYN segments without ACK from ${vars['client.ip']}:* to ${vars['server.ip']}:5555 on the wire within 5s`,
     );
     // The SYN|ACKs are not SYNs without ACK.
     const all = evaluate({ on: 'server', segments: { flags: 'SYN', from: '{{client.ip}}:*' } }, snap('server'), vars);
