@@ -266,7 +266,8 @@ export function recentTransitions(t: Timeline, node: NodeName, now: number | und
   if (now === undefined) return [];
   const latest = new Map<string, SideView['recent'][number]>();
   for (const e of t.events) {
-    if (e.kind !== 'state' || e.node !== node || now - e.seenAt > RECENT_MS) continue;
+    // A socket already there at the first look (no `from`) took no arrow while we watched.
+    if (e.kind !== 'state' || e.node !== node || e.from === undefined || now - e.seenAt > RECENT_MS) continue;
     const edge = edgeFor(e.from, e.to);
     if (!edge) continue;
     const from = edge.slice(0, edge.indexOf('-')) as TcpState;

@@ -11,7 +11,7 @@ import { EngineError } from '../errors.js';
 import { Sampler } from '../engine/sampler.js';
 import type { NodeSnapshot } from '../grade/grade.js';
 import { observeArgs, OBSERVE_PROGRAM, parseObservation } from '../observe/observation.js';
-import { segmentArgs, type Segment } from '../observe/segments.js';
+import { segmentArgs } from '../observe/segments.js';
 import { LabRecorder } from '../trace/recorder.js';
 import type { Timeline } from '../trace/timeline.js';
 
@@ -30,7 +30,6 @@ export class LabWatch {
   private readonly addresses: Partial<Record<NodeName, string[]>>;
   private cached: Timeline | undefined;
   private dirty = true;
-  private latest: number | undefined;
   private stepFrom: number | undefined;
   private readonly signatures = new Map<NodeName, string>();
 
@@ -50,7 +49,7 @@ export class LabWatch {
 
   /** Kernel time of the latest look (ms). */
   get now(): number | undefined {
-    return this.latest;
+    return this.recorder.latestClock;
   }
 
   /** Nodes that record no segments (capture not started there). */
@@ -64,7 +63,7 @@ export class LabWatch {
 
   /** A new step began (the walk moved on): segment checks count from the latest look. */
   stepBegins(): void {
-    this.stepFrom = this.latest;
+    this.stepFrom = this.recorder.latestClock;
   }
 
   /** Look at every node once: sockets, counters, the named commands' status, new segments. */
@@ -97,8 +96,7 @@ export class LabWatch {
         });
     if (r.exitCode !== 0) throw new EngineError(`could not observe the ${node}: ${(r.stderr || r.stdout).trim().slice(0, 200)}`);
     const obs = parseObservation(r.stdout);
-    const rec = this.recorder.ingest(node, r.stdout);
-    if (rec.clock !== undefined) this.latest = Math.max(this.latest ?? 0, rec.clock);
+    const rec = this.recorder.ingest(node, r.stdout, obs.sockets);
     // A new segment, a socket that changed, a counter that moved: the time line has something new.
     const sig = [
       ...obs.sockets.map((x) => `${x.state} ${x.local.host}:${x.local.port} ${x.peer.host}:${x.peer.port}`),
@@ -112,14 +110,9 @@ export class LabWatch {
       sockets: obs.sockets,
       ...(obs.counters ? { counters: obs.counters } : {}),
       commands: obs.commands,
-      segments: this.segmentsSinceStep(node),
+      // Segment checks count from the start of the step; before this page saw one begin, none are counted.
+      segments: this.stepFrom === undefined ? [] : this.recorder.segmentsOf(node, this.stepFrom),
     };
-  }
-
-  private segmentsSinceStep(node: NodeName): Segment[] {
-    if (this.stepFrom === undefined) return [];
-    const from = this.stepFrom;
-    return this.recorder.allSegments().filter((s) => s.node === node && s.at >= from);
   }
 
   /**

@@ -26,21 +26,29 @@ const lab2 = resolveLab('2').lab;
 const direct = loadCaptureFixture('direct');
 const routed = loadCaptureFixture('routed');
 
-/** Feed the fixture's answers up to (not including) round `until`, as the page's watcher would. */
-function replay(f: CaptureFixture, until = Infinity) {
+/** Feed the fixture's answers from round `from` up to (not including) round `until`, as the page's watcher
+ *  would; a snapshot's segments are those recorded since `from` (the step began when the page did). */
+function replay(f: CaptureFixture, until = Infinity, from = 0) {
   const rec = new LabRecorder(f.topology, f.addresses);
   const snapshots = new Map<NodeName, NodeSnapshot>();
   let now = 0;
   const nodes = Object.keys(f.answers) as NodeName[];
   const rounds = Math.min(until, Math.max(...nodes.map((n) => f.answers[n]!.length)));
-  for (let i = 0; i < rounds; i++)
+  for (let i = from; i < rounds; i++)
     for (const n of nodes) {
       const text = f.answers[n]![i];
       if (text === undefined) continue;
       const o = rec.ingest(n, text);
       if (o.clock !== undefined) now = Math.max(now, o.clock);
       const obs = parseObservation(text);
-      snapshots.set(n, { node: n, at: i, sockets: obs.sockets, ...(o.counters ? { counters: o.counters } : {}), commands: obs.commands });
+      snapshots.set(n, {
+        node: n,
+        at: i,
+        sockets: obs.sockets,
+        ...(o.counters ? { counters: o.counters } : {}),
+        commands: obs.commands,
+        segments: rec.segmentsOf(n),
+      });
     }
   return { rec, snapshots, now, timeline: rec.timeline() };
 }
@@ -171,6 +179,15 @@ describe('the machines', () => {
     expect(recentTransitions(r.timeline, 'server', r.now).map((x) => x.edge)).toContain('SYN_RECV-ESTABLISHED');
     expect(recentTransitions(r.timeline, 'client', r.now + RECENT_MS + 1000)).toEqual([]);
     expect(recentTransitions(r.timeline, 'client', undefined)).toEqual([]);
+    // What was there at the first look took no arrow while the page watched: a page opened once the server
+    // listens does not light CLOSED -> LISTEN.
+    const listening = roundWhere(direct, (s) => has(s, 'server', 'LISTEN'));
+    expect(recentTransitions(replay(direct, listening).timeline, 'server', replay(direct, listening).now).map((x) => x.edge)).toEqual([
+      'CLOSED-LISTEN',
+    ]);
+    const late = replay(direct, listening + 1, listening - 1);
+    expect(late.snapshots.get('server')!.sockets.map((k) => k.state)).toEqual(['LISTEN']);
+    expect(recentTransitions(late.timeline, 'server', late.now)).toEqual([]);
   });
 });
 
@@ -190,12 +207,21 @@ describe('the checks, now', () => {
       task: false,
     });
     expect(view.step!.checks[0]!.seen[0]).toMatch(/^SYN-SENT .*198\.18\.170\.3:5555/);
-    // At the end of the recording the connection is in TIME_WAIT: the last step's checks do not hold.
-    const end = buildView(input(direct, replay(direct), { walk: { kind: 'finished', stepIndex: lab2.steps.indexOf(release) } }));
-    expect(end.step!.checks.map((c) => c.status)).toEqual(['not met', 'not met']);
+    // The last step: a SYN|ACK reached the client (a segment check), and both sides are ESTABLISHED...
     const both = roundWhere(direct, (s) => has(s, 'client', 'ESTABLISHED') && has(s, 'server', 'ESTABLISHED'));
     const est = buildView(input(direct, replay(direct, both), { walk: { kind: 'walking', stepIndex: lab2.steps.indexOf(release) } }));
-    expect(est.step!.checks.map((c) => c.status)).toEqual(['met', 'met']);
+    expect(est.step!.checks.map((c) => [c.expected.split(' ')[1], c.status])).toEqual([
+      ['at', 'met'],
+      ['socket', 'met'],
+      ['socket', 'met'],
+    ]);
+    expect(est.step!.checks[0]!.seen[0]).toMatch(/^\d+ segments?:$/);
+    // ... until the recording ends with the connection closed: the socket checks no longer hold.
+    const end = buildView(input(direct, replay(direct), { walk: { kind: 'finished', stepIndex: lab2.steps.indexOf(release) } }));
+    expect(end.step!.checks.map((c) => c.status)).toEqual(['met', 'not met', 'not met']);
+    // A page that did not see the step begin cannot count its segments.
+    const missed = buildView(input(direct, replay(direct, both), { walk: { kind: 'walking', stepIndex: 7 }, stepStartSeen: false }));
+    expect(missed.step!.checks.map((c) => c.status)).toEqual(['unknown', 'met', 'met']);
   });
 
   it("say they cannot tell what only the walk knows: a foreground command's end, segments since a step the page missed", () => {
@@ -205,8 +231,10 @@ describe('the checks, now', () => {
     expect(cmd).toMatchObject({ status: 'unknown', note: expect.stringMatching(/only the walk that ran `probe`/) });
     const seg = { on: 'client' as const, segments: { flags: 'SYN' as const } };
     expect(checkView({ snapshots: r.snapshots, vars, stepStartSeen: false }, seg)).toMatchObject({ status: 'unknown' });
-    // Seen from its start, a segment check is graded on the segments since then (none here: not met).
-    expect(checkView({ snapshots: r.snapshots, vars, stepStartSeen: true }, seg)).toMatchObject({ status: 'not met' });
+    // Seen from its start, a segment check is graded on the segments since then.
+    expect(checkView({ snapshots: r.snapshots, vars, stepStartSeen: true }, seg)).toMatchObject({ status: 'met' });
+    const rst = { on: 'client' as const, segments: { flags: 'RST' as const } };
+    expect(checkView({ snapshots: r.snapshots, vars, stepStartSeen: true }, rst)).toMatchObject({ status: 'not met' });
     const fw = checkView({ snapshots: r.snapshots, vars, stepStartSeen: true }, { on: 'firewall', socket: { state: 'LISTEN' } });
     expect(fw).toMatchObject({ status: 'unknown', note: 'the firewall was not observed' });
   });

@@ -1,0 +1,198 @@
+// `lab ui` end to end, in a real headless browser: Debian's Chromium driven by playwright-core. A lab kept
+// running (`lab start 2 --yes --keep`), the command run as a user runs it, the page checked for what a student
+// must see: both sides ESTABLISHED at the end of Lab 2, lit in an SVG state diagram, and the segments that got
+// them there. Then the command stops on Ctrl-C (the lab stays) and when the lab goes away (it says so).
+// TCPLAB_UI_SCREENSHOT=FILE keeps the page's picture (README's docs/live-page.png comes from here).
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LABEL } from '../../src/plan/plan.js';
+import { describeDocker, required } from '../helpers/docker.js';
+import { expectNoStack, LabRun, until } from '../reliability/cli.js';
+
+const CHROMIUM = process.env.TCPLAB_CHROMIUM ?? '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+/** The flags the brief asks for: no sandbox (root in CI), nothing that reaches out to the network on its own. */
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describeDocker('lab ui in a real browser', (env) => {
+  if (!haveChromium) {
+    // Without LAB_REQUIRE_DOCKER=1 a machine without Chromium skips this, and the title says why; CI fails.
+    (required ? it : it.skip)(`needs Chromium at ${CHROMIUM} (apt-get install -y chromium; TCPLAB_CHROMIUM names another)`, () => {
+      expect(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`).toBe(true);
+    });
+    return;
+  }
+
+  const stateDir = mkdtempSync(join(tmpdir(), 'tcplab-ui-state-'));
+  const profile = mkdtempSync(join(tmpdir(), 'tcplab-ui-chromium-'));
+  const labEnv = { TCPLAB_STATE_DIR: stateDir };
+  const runs: LabRun[] = [];
+  let instance = '';
+  let browser: BrowserContext;
+
+  const lab = (args: string[]) => {
+    const r = new LabRun(args, { env: labEnv });
+    runs.push(r);
+    return r;
+  };
+
+  /** Start `lab ui` and wait for the address it prints. */
+  async function startUi(args: string[]): Promise<{ run: LabRun; url: string }> {
+    const run = lab(['ui', instance, '--no-open', ...args]);
+    await run.waitForOutput(/http:\/\/127\.0\.0\.1:\d+\//, 60_000);
+    return { run, url: /http:\/\/127\.0\.0\.1:\d+\//.exec(run.stdout)![0] };
+  }
+
+  /** Open the page; every request it makes must go to lab ui itself (nothing from a CDN: it works offline). */
+  async function open(url: string): Promise<{ page: Page; requests: string[] }> {
+    const page = await browser.newPage();
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    await page.goto(url);
+    await page.waitForSelector('#status[data-status="live"]', { timeout: 60_000 });
+    expect(errors).toEqual([]);
+    return { page, requests };
+  }
+
+  beforeAll(async () => {
+    const start = lab(['start', '2', '--yes', '--keep']);
+    const exit = await start.exited;
+    const m = /still running \(instance ([0-9a-f]+)\)/.exec(exit.stdout);
+    if (m) env.track(m[1]!);
+    expect(exit.code, exit.stdout.slice(-2000) + exit.stderr.slice(-2000)).toBe(0);
+    instance = m![1]!;
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      headless: true,
+      viewport: { width: 1280, height: 720 },
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const r of runs) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    rmSync(profile, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it("shows both sides ESTABLISHED at the end of Lab 2, lit in each side's SVG state diagram, and the segments on the wire", async () => {
+    const port = await freePort();
+    const { run, url } = await startUi(['--port', String(port)]);
+    expect(url).toBe(`http://127.0.0.1:${port}/`);
+    const { page, requests } = await open(url);
+
+    for (const node of ['client', 'server']) {
+      const side = page.locator(`.side[data-node="${node}"]`);
+      // Lit because ss in that container shows an ESTABLISHED socket now: polled until it does.
+      await side.locator('g.state.lit[data-state="ESTABLISHED"]').waitFor({ timeout: 30_000 });
+      await expect.poll(() => side.locator('.now').textContent()).toContain('ESTABLISHED');
+      const svg = side.locator('svg.state-machine');
+      expect(await svg.count()).toBe(1);
+      const states = await svg.locator('g.state').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-state')));
+      expect(new Set(states).size).toBe(11);
+      expect(await svg.locator('g.edge').count()).toBe(20);
+      // Exactly the states of its sockets are lit, each with its count.
+      const lit = await svg.locator('g.state.lit').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-state')));
+      const listed = await side.locator('.sockets .st').allTextContents();
+      expect(new Set(lit)).toEqual(new Set(listed));
+      expect(lit).not.toContain('SYN_SENT');
+      expect(lit).not.toContain('SYN_RECV');
+      expect(await svg.locator('g.state.lit[data-state="ESTABLISHED"] .badge text').textContent()).toBe('1');
+    }
+    expect(await page.locator('.side').count()).toBe(2);
+
+    // The ladder: the segments both captures recorded during the walk, joined (src/trace), as arrows.
+    const labels = await page.locator('#ladder g[data-kind="segment"] text.label').allTextContents();
+    expect(labels).toEqual(expect.arrayContaining(['SYN seq 0', 'SYN|ACK seq 0 ack 1', 'ACK ack 1']));
+    expect(labels.some((l) => / rtx$/.test(l))).toBe(true);
+    expect(await page.locator('#ladder g[data-kind="segment"] line').count()).toBeGreaterThanOrEqual(labels.length);
+    expect(await page.locator('#ladder svg').getAttribute('aria-label')).toMatch(/^\d+ segments/);
+
+    // The step: the lab's last (the walk ended with --keep), its checks as the kernel shows them now.
+    expect(await page.locator('#step-title').textContent()).toBe('Remove the rule and the handshake completes');
+    const met = await page.locator('#checks li[data-status="met"] .expected').allTextContents();
+    expect(met).toEqual(expect.arrayContaining([expect.stringMatching(/^client: socket ESTABLISHED, peer 198\.\d+\.\d+\.\d+:5555$/)]));
+    expect(await page.locator('#checks li[data-status="met"] .verdict').first().textContent()).toBe('✓ met');
+
+    // The picture in README (before the keyboard moves the focus).
+    const shot = process.env.TCPLAB_UI_SCREENSHOT ?? join(profile, 'live-page.png');
+    await page.screenshot({ path: shot });
+
+    // Made to be projected: 1280x720 without scrolling the page, text size from the keyboard.
+    // (Expressions as strings: they run in the page, whose DOM types this Node project does not load.)
+    expect(await page.evaluate<number>('document.documentElement.scrollHeight')).toBeLessThanOrEqual(720);
+    const size = () => page.evaluate<number>('parseFloat(getComputedStyle(document.documentElement).fontSize)');
+    const before = await size();
+    await page.keyboard.press('+');
+    expect(await size()).toBeGreaterThan(before);
+    await page.keyboard.press('-');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate<string>('document.activeElement?.textContent')).toBe('Skip to the current step');
+    await page.keyboard.press('f');
+    expect(await page.locator('#follow').getAttribute('aria-pressed')).toBe('false');
+    await page.keyboard.press('f');
+
+    expect(requests.length).toBeGreaterThan(0);
+    for (const r of requests) expect(r.startsWith(url) || r.startsWith('data:'), r).toBe(true);
+
+    // A second page on the same port: refused with a clear message, no stack trace.
+    const busy = await lab(['ui', instance, '--no-open', '--port', String(port)]).exited;
+    expect(busy.code).toBe(2);
+    expect(busy.stderr).toContain(`port ${port} on 127.0.0.1 is in use`);
+    expectNoStack(busy.stderr);
+
+    // Ctrl-C stops the page, not the lab; the open page says it stopped.
+    run.child.kill('SIGINT');
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stdout + exit.stderr).toMatch(new RegExp(`lab ui stopped; instance ${instance} is still running`));
+    expect(exit.stderr).not.toMatch(/removing/);
+    await page.locator('#status[data-status="stopped"]').waitFor({ timeout: 10_000 });
+    const left = await env.runtime.listContainers({ [LABEL.instance]: instance });
+    expect(left.map((c) => c.state)).toEqual(['running', 'running']);
+    await page.close();
+  });
+
+  it('says on the page and in the terminal when the lab goes away, and ends', async () => {
+    const { run, url } = await startUi([]);
+    const { page } = await open(url);
+    await page.locator('.side[data-node="server"] g.state.lit[data-state="ESTABLISHED"]').waitFor({ timeout: 30_000 });
+    const stop = await lab(['stop', instance]).exited;
+    expect(stop.code).toBe(0);
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stdout + exit.stderr).toMatch(/the lab is gone: instance [0-9a-f]+ was stopped or removed/);
+    expectNoStack(exit.stdout + exit.stderr);
+    await page.locator('#status[data-status="gone"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#banner').textContent()).toMatch(/the lab is gone/);
+    await until('the instance is gone', async () => (await env.leftovers()).length === 0);
+    await page.close();
+  });
+});
