@@ -6,7 +6,7 @@ import { formatEndpoint, type Socket } from '../observe/ss.js';
 import { renderCheck } from '../report/text.js';
 import type { Style } from '../report/style.js';
 
-export function socketRow(s: Socket): string {
+function socketRow(s: Socket): string {
   return `${s.state.padEnd(11)} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
 }
 

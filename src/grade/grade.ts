@@ -3,11 +3,11 @@
 import type { CountSpec, Expectation, NodeName, SocketMatcher, TcpState } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
 import { expand } from '../lab/templates.js';
-import { formatEndpoint, type Endpoint, type Socket } from '../observe/ss.js';
+import type { Endpoint, Socket } from '../observe/ss.js';
 import { ruleMatches, type RuleCounter } from '../observe/iptables.js';
 import type { CommandStatus } from '../observe/observation.js';
 
-export const DEFAULT_WITHIN_MS = 5000;
+const DEFAULT_WITHIN_MS = 5000;
 
 /** What one node looked like at one moment. Fields are present when the expectations asked for them. */
 export interface NodeSnapshot {
@@ -39,7 +39,7 @@ export interface Check {
   task?: boolean;
 }
 
-export function kindOf(e: Expectation): Check['kind'] {
+function kindOf(e: Expectation): Check['kind'] {
   return e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : 'command';
 }
 
@@ -64,7 +64,7 @@ export function socketMatches(m: SocketMatcher, s: Socket, vars: Record<string, 
   return endpointMatches(m.local, s.local, vars) && endpointMatches(m.peer, s.peer, vars);
 }
 
-export function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
+function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
   if (count === undefined) return n >= defaultMin;
   if (typeof count === 'number') return n === count;
   return n >= (count.min ?? 0) && n <= (count.max ?? Infinity);
@@ -157,7 +157,7 @@ export interface Sample {
   evaluation: Evaluation;
 }
 
-export type Decision = { done: false } | { done: true; passed: boolean; at: number; sample: Sample };
+type Decision = { done: false } | { done: true; passed: boolean; at: number; sample: Sample };
 
 /**
  * Settle an expectation from the samples so far (in time order), the wait having started at `start`.
@@ -243,5 +243,3 @@ export function summarize(lab: LabResult['lab'], instance: string, steps: StepRe
     ...(error ? { error } : {}),
   };
 }
-
-export { formatEndpoint };

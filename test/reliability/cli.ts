@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { DockerRuntime } from '../../src/runtime/docker.js';
 import { LABEL } from '../../src/plan/plan.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const BIN = join(ROOT, 'bin', 'lab.js');
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'lab.js');
 
-export interface Exit {
+interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
