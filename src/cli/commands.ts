@@ -274,7 +274,7 @@ const validate = defineCommand({
   },
 });
 
-export interface DoctorCheck {
+interface DoctorCheck {
   name: string;
   ok: boolean;
   detail: string;

@@ -47,7 +47,7 @@ export interface InstanceOptions {
 }
 
 /** A lab command that failed (a mistyped rule, a command that hung): the step fails with it, on its node. */
-export class ActionFailed extends LabError {
+class ActionFailed extends LabError {
   override name = 'ActionFailed';
   constructor(
     readonly node: NodeName,

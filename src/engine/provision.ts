@@ -25,7 +25,7 @@ export function newInstanceId(): string {
 }
 
 /** Labels that let `lab clean` tell whose instance this is and whether its process is still alive. */
-export function ownerLabels(): Record<string, string> {
+function ownerLabels(): Record<string, string> {
   return { [LABEL.pid]: `${hostname()}:${process.pid}`, [LABEL.created]: new Date().toISOString() };
 }
 
