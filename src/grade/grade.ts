@@ -212,7 +212,7 @@ export function describe(e: Expectation, vars: Record<string, string>, opts: { t
 }
 
 /** 3, at least 2, at most 4, 1..3 */
-export function countText(c: CountSpec): string {
+function countText(c: CountSpec): string {
   if (typeof c === 'number') return `= ${c}`;
   if (c.max === undefined) return `>= ${c.min ?? 0}`;
   if (c.min === undefined || c.min === 0) return `<= ${c.max}`;

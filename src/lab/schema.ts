@@ -51,7 +51,7 @@ const Count = z.union([
   z.strictObject({ min: z.number().int().min(0).optional(), max: z.number().int().min(0).optional() }),
 ]);
 
-export const TIMER_NAMES = ['on', 'keepalive', 'timewait', 'persist', 'off'] as const;
+const TIMER_NAMES = ['on', 'keepalive', 'timewait', 'persist', 'off'] as const;
 
 export const SocketMatcherSchema = z
   .strictObject({
@@ -74,7 +74,7 @@ export const SocketMatcherSchema = z
   })
   .describe('Which sockets: any field left out matches everything.');
 
-export const TCP_FLAG_NAMES = ['SYN', 'ACK', 'FIN', 'RST', 'PSH', 'URG', 'ECE', 'CWR'] as const;
+const TCP_FLAG_NAMES = ['SYN', 'ACK', 'FIN', 'RST', 'PSH', 'URG', 'ECE', 'CWR'] as const;
 const FlagName = z.enum(TCP_FLAG_NAMES);
 const Flags = z
   .union([
@@ -247,6 +247,5 @@ export type Action = z.infer<typeof ActionSchema>;
 export type Expectation = z.infer<typeof ExpectationSchema>;
 export type SocketMatcher = z.infer<typeof SocketMatcherSchema>;
 export type SegmentMatcher = z.infer<typeof SegmentMatcherSchema>;
-export type TcpFlagName = (typeof TCP_FLAG_NAMES)[number];
 export type CountSpec = z.infer<typeof Count>;
 export type Topology = NonNullable<Lab['topology']>;

@@ -92,7 +92,7 @@ export function parseSs(text: string): Socket[] {
   return sockets.filter((s) => !isDockerDns(s));
 }
 
-export function parseInfo(line: string): SocketInfo {
+function parseInfo(line: string): SocketInfo {
   const info: SocketInfo = { line };
   const num = (key: string) => {
     const m = new RegExp(`(?:^|\\s)${key}:(\\d+(?:\\.\\d+)?)(?:\\s|$)`).exec(line);
