@@ -13,7 +13,7 @@ export const GLOBAL_OPTIONS = {
 } as const satisfies OptionTable;
 
 /** The values parseArgs gives for an option table: booleans and strings, each possibly absent. */
-export type Values<O extends OptionTable> = {
+type Values<O extends OptionTable> = {
   [K in keyof O]?: O[K] extends { type: 'boolean'; multiple: true }
     ? boolean[]
     : O[K] extends { type: 'string'; multiple: true }
@@ -23,7 +23,7 @@ export type Values<O extends OptionTable> = {
         : string;
 };
 
-export interface CommandSpec<O extends OptionTable> {
+interface CommandSpec<O extends OptionTable> {
   name: string;
   usage: string;
   summary: string;

@@ -275,7 +275,7 @@ const validate = defineCommand({
   },
 });
 
-export interface DoctorCheck {
+interface DoctorCheck {
   name: string;
   ok: boolean;
   detail: string;

@@ -25,7 +25,7 @@ import type { Context } from './context.js';
 import { checkTask, hintFor, openShell, renderSockets, showProcesses, showRules, socketsThatMatter, type LiveInstance } from './live.js';
 import { forgetRunning, loadAttempts, recordAttempt, saveProgress, saveRunning, type RunningLab, type Score } from './state.js';
 
-export interface InteractiveOptions {
+interface InteractiveOptions {
   keep: boolean;
   base?: string;
   file: string;

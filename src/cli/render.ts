@@ -13,7 +13,7 @@ export function ladderWidth(columns: number | undefined): number {
   return Math.min(160, columns && columns > 0 ? columns - 1 : 100);
 }
 
-export function socketRow(s: Socket): string {
+function socketRow(s: Socket): string {
   return `${s.state.padEnd(11)} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
 }
 

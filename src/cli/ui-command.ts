@@ -18,7 +18,7 @@ import { pickInstance, type LiveInstance } from './live.js';
 import { listRunning } from './state.js';
 
 /** Tried first when --port is not given, so that a bookmark keeps working; any free port when it is taken. */
-export const DEFAULT_PORT = 7357;
+const DEFAULT_PORT = 7357;
 
 function parsePort(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;

@@ -47,7 +47,7 @@ export interface InstanceOptions {
 }
 
 /** A lab command that failed (a mistyped rule, a command that hung): the step fails with it, on its node. */
-export class ActionFailed extends LabError {
+class ActionFailed extends LabError {
   override name = 'ActionFailed';
   constructor(
     readonly node: NodeName,
@@ -188,10 +188,10 @@ export class Instance {
    */
   async runActions(stepId: string, actions: Action[]): Promise<Check | undefined> {
     try {
-      for (const a of actions) {
-        await this.runAction(a);
-        await this.afterAction();
-      }
+      for (const a of actions) await this.runAction(a);
+      // One look after them all, not one per action: a lab that makes both sides act at the same moment (a
+      // simultaneous open or close) must get its commands back to back.
+      if (actions.length) await this.afterActions();
       return undefined;
     } catch (e) {
       if (e instanceof ActionFailed) return commandFailure(stepId, e.node, e.message);
@@ -272,9 +272,9 @@ export class Instance {
     return this.recorder.timeline();
   }
 
-  /** With capture on, a look at every node after an action, with the counters: the ladder then has the states
-   *  each command caused, and a drop in an OUTPUT chain (which capture cannot see) shows as its counter. */
-  private async afterAction(): Promise<void> {
+  /** With capture on, a look at every node after a step's commands, with the counters: the ladder then has the
+   *  states they caused, and a drop in an OUTPUT chain (which capture cannot see) shows as its counter. */
+  private async afterActions(): Promise<void> {
     if (!this.capture) return;
     await this.observe(this.withEveryNode(new Map(), true)).catch((e: unknown) => {
       throwIfAborted(this.signal, 'observe');

@@ -25,7 +25,7 @@ export function newInstanceId(): string {
 }
 
 /** Labels that let `lab clean` tell whose instance this is and whether its process is still alive. */
-export function ownerLabels(): Record<string, string> {
+function ownerLabels(): Record<string, string> {
   return { [LABEL.pid]: `${hostname()}:${process.pid}`, [LABEL.created]: new Date().toISOString() };
 }
 
@@ -136,7 +136,7 @@ async function createNode(runtime: Runtime, node: NodePlan, opts: InstanceOption
 }
 
 /** Starts images/node/tcplab-capture in the background; it returns once its socket is open. */
-export const CAPTURE_START = ['tcplab-capture', 'start'];
+const CAPTURE_START = ['tcplab-capture', 'start'];
 
 /** A node's setup commands (planner output, never lab text) as one `sh -c` in the container; the first that
  *  fails stops it and is named on stderr. */

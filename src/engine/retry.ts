@@ -3,7 +3,7 @@
 import { realClock, type Clock } from './events.js';
 import { isTransient } from '../runtime/runtime.js';
 
-export interface RetryOptions {
+interface RetryOptions {
   /** Tries after the first one (default 2). */
   retries?: number;
   /** Wait before the first retry; doubles each time (default 100 ms). */

@@ -12,7 +12,7 @@ import { createInstance } from './provision.js';
 
 const log = createDebug('lab');
 
-export interface GradeOptions extends InstanceOptions {
+interface GradeOptions extends InstanceOptions {
   /** Called once the instance exists, so a caller can register it for cleanup. */
   onInstance?: (i: Instance) => void;
 }

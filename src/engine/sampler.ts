@@ -14,7 +14,7 @@ const log = createDebug('lab');
 const MAX_FAILURES = 3;
 const OPEN_TIMEOUT_MS = 5_000;
 
-export interface SampleResult {
+interface SampleResult {
   /** The sections, as `tcplab-observe` prints them. */
   text: string;
   /** Exit code of ss. */

@@ -3,12 +3,12 @@
 import type { CountSpec, Expectation, NodeName, SegmentMatcher, SocketMatcher, TcpState } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
 import { expand } from '../lab/templates.js';
-import { formatEndpoint, type Endpoint, type Socket } from '../observe/ss.js';
+import type { Endpoint, Socket } from '../observe/ss.js';
 import { ruleMatches, type RuleCounter } from '../observe/iptables.js';
 import { formatSegment, type Segment, type TcpFlag } from '../observe/segments.js';
 import type { CommandStatus } from '../observe/observation.js';
 
-export const DEFAULT_WITHIN_MS = 5000;
+const DEFAULT_WITHIN_MS = 5000;
 
 /** What one node looked like at one moment. Fields are present when the expectations asked for them. */
 export interface NodeSnapshot {
@@ -44,7 +44,7 @@ export interface Check {
   task?: boolean;
 }
 
-export function kindOf(e: Expectation): Check['kind'] {
+function kindOf(e: Expectation): Check['kind'] {
   return e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : e.segments ? 'segments' : 'command';
 }
 
@@ -76,12 +76,12 @@ export function socketMatches(m: SocketMatcher, s: Socket, vars: Record<string, 
 }
 
 /** SYN|ACK or [SYN, ACK] -> the flags. */
-export function flagList(f: SegmentMatcher['flags']): TcpFlag[] {
+function flagList(f: SegmentMatcher['flags']): TcpFlag[] {
   if (f === undefined) return [];
   return (Array.isArray(f) ? f : f.split('|')) as TcpFlag[];
 }
 
-export function segmentMatches(m: SegmentMatcher, s: Segment, vars: Record<string, string>): boolean {
+function segmentMatches(m: SegmentMatcher, s: Segment, vars: Record<string, string>): boolean {
   if (m.dir && s.dir !== m.dir) return false;
   if (m.iface && s.iface !== m.iface) return false;
   if (!flagList(m.flags).every((f) => s.flags.includes(f))) return false;
@@ -91,7 +91,7 @@ export function segmentMatches(m: SegmentMatcher, s: Segment, vars: Record<strin
   return endpointMatches(m.from, s.src, vars) && endpointMatches(m.to, s.dst, vars);
 }
 
-export function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
+function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
   if (count === undefined) return n >= defaultMin;
   if (typeof count === 'number') return n === count;
   return n >= (count.min ?? 0) && n <= (count.max ?? Infinity);
@@ -212,7 +212,7 @@ export function describe(e: Expectation, vars: Record<string, string>, opts: { t
 }
 
 /** 3, at least 2, at most 4, 1..3 */
-export function countText(c: CountSpec): string {
+function countText(c: CountSpec): string {
   if (typeof c === 'number') return `= ${c}`;
   if (c.max === undefined) return `>= ${c.min ?? 0}`;
   if (c.min === undefined || c.min === 0) return `<= ${c.max}`;
@@ -224,7 +224,7 @@ export interface Sample {
   evaluation: Evaluation;
 }
 
-export type Decision = { done: false } | { done: true; passed: boolean; at: number; sample: Sample };
+type Decision = { done: false } | { done: true; passed: boolean; at: number; sample: Sample };
 
 /**
  * Settle an expectation from the samples so far (in time order), the wait having started at `start`.
@@ -310,5 +310,3 @@ export function summarize(lab: LabResult['lab'], instance: string, steps: StepRe
     ...(error ? { error } : {}),
   };
 }
-
-export { formatEndpoint };

@@ -7,7 +7,7 @@ import { LabFileError, LabError, type Problem } from '../errors.js';
 import { LabSchema, type Lab } from './schema.js';
 import { checkRules, checkTemplates, checkWarnings, type RuleProblem } from './rules.js';
 
-export const MAX_LAB_BYTES = 256 * 1024;
+const MAX_LAB_BYTES = 256 * 1024;
 
 export interface LoadedLab {
   file: string;
@@ -49,7 +49,7 @@ export function parseLab(text: string, file = '<lab>'): Lab {
   return problems.lab;
 }
 
-export interface Validation {
+interface Validation {
   lab?: Lab;
   problems: Problem[];
   /** Worth saying, not fatal: a step that checks nothing. */
@@ -145,6 +145,6 @@ function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: PropertyKey[]) 
   return { ...positionOf(path), path: pathText(issue.path), message };
 }
 
-export function pathText(path: readonly PropertyKey[]): string {
+function pathText(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
 }

@@ -12,7 +12,7 @@ export interface RuleProblem {
 const MAX_WAIT_MS = 10 * 60_000;
 
 /** The template names a lab of this topology may use: {{client.ip}}, {{firewall.ip.front}}, {{net.lan}} ... */
-export function templateVariables(topology: Topology): Set<string> {
+function templateVariables(topology: Topology): Set<string> {
   const vars = new Set<string>();
   for (const node of nodesOf(topology)) {
     vars.add(`${node.name}.ip`);

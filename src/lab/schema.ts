@@ -28,8 +28,6 @@ const Text = (max: number) => z.string().max(max, `at most ${max} characters`);
 export const DURATION_PATTERN = /^(\d{1,6})(\.\d{1,3})?(ms|s|m)$/;
 const Duration = z.string().regex(DURATION_PATTERN, 'a duration such as 500ms, 5s or 2m').describe('A duration: 500ms, 5s, 1.5s, 2m.');
 
-// Templates name the lab's own machines only, so a lab file cannot point a command at the host or the internet.
-export const TEMPLATE_PATTERN = /\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g;
 const Arg = z
   .string()
   .max(4096, 'an argument of at most 4096 characters')
@@ -53,7 +51,7 @@ const Count = z.union([
   z.strictObject({ min: z.number().int().min(0).optional(), max: z.number().int().min(0).optional() }),
 ]);
 
-export const TIMER_NAMES = ['on', 'keepalive', 'timewait', 'persist', 'off'] as const;
+const TIMER_NAMES = ['on', 'keepalive', 'timewait', 'persist', 'off'] as const;
 
 export const SocketMatcherSchema = z
   .strictObject({
@@ -76,7 +74,7 @@ export const SocketMatcherSchema = z
   })
   .describe('Which sockets: any field left out matches everything.');
 
-export const TCP_FLAG_NAMES = ['SYN', 'ACK', 'FIN', 'RST', 'PSH', 'URG', 'ECE', 'CWR'] as const;
+const TCP_FLAG_NAMES = ['SYN', 'ACK', 'FIN', 'RST', 'PSH', 'URG', 'ECE', 'CWR'] as const;
 const FlagName = z.enum(TCP_FLAG_NAMES);
 const Flags = z
   .union([
@@ -249,6 +247,5 @@ export type Action = z.infer<typeof ActionSchema>;
 export type Expectation = z.infer<typeof ExpectationSchema>;
 export type SocketMatcher = z.infer<typeof SocketMatcherSchema>;
 export type SegmentMatcher = z.infer<typeof SegmentMatcherSchema>;
-export type TcpFlagName = (typeof TCP_FLAG_NAMES)[number];
 export type CountSpec = z.infer<typeof Count>;
 export type Topology = NonNullable<Lab['topology']>;

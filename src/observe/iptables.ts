@@ -10,8 +10,6 @@ export interface RuleCounter {
   line: string;
 }
 
-export const IPTABLES_ARGV = ['iptables-save', '-c'];
-
 export function parseIptablesSave(text: string): RuleCounter[] {
   const rules: RuleCounter[] = [];
   let table = 'filter';

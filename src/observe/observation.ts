@@ -25,7 +25,7 @@ export interface CommandStatus {
   output: string;
 }
 
-export interface Observation {
+interface Observation {
   sockets: Socket[];
   counters?: RuleCounter[];
   commands: Record<string, CommandStatus>;

@@ -48,7 +48,7 @@ export interface CaptureCursor {
 
 export const START_CURSOR: CaptureCursor = { gen: 0, offset: 0 };
 
-export interface CaptureRead {
+interface CaptureRead {
   /** Complete lines, in order. */
   lines: string[];
   /** Where the next read starts. */

@@ -57,11 +57,8 @@ const STATES: Record<string, TcpState> = {
   CLOSING: 'CLOSING',
 };
 
-/** The command whose output parseSs reads. */
-export const SS_ARGV = ['ss', '-tanoH'];
-
 /** Docker's embedded DNS listens in every container on a user-defined network; it is not part of any lab. */
-export function isDockerDns(s: Socket): boolean {
+function isDockerDns(s: Socket): boolean {
   return s.local.host === '127.0.0.11';
 }
 
@@ -95,7 +92,7 @@ export function parseSs(text: string): Socket[] {
   return sockets.filter((s) => !isDockerDns(s));
 }
 
-export function parseInfo(line: string): SocketInfo {
+function parseInfo(line: string): SocketInfo {
   const info: SocketInfo = { line };
   const num = (key: string) => {
     const m = new RegExp(`(?:^|\\s)${key}:(\\d+(?:\\.\\d+)?)(?:\\s|$)`).exec(line);

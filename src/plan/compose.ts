@@ -9,7 +9,7 @@ import { shellQuote } from './shell.js';
 import { networksOf } from '../lab/topology.js';
 
 /** Fixed subnets for the committed Compose files, from the top of the lab pool (198.18.0.0/15). */
-export const COMPOSE_SUBNETS: Record<Topology, string[]> = {
+const COMPOSE_SUBNETS: Record<Topology, string[]> = {
   direct: ['198.19.250.0/24'],
   routed: ['198.19.251.0/24', '198.19.252.0/24'],
 };
@@ -27,7 +27,7 @@ export function topologyLab(topology: Topology): Lab {
   };
 }
 
-export interface ComposeInput {
+interface ComposeInput {
   lab: Lab;
   /** Names the resources: containers tcplab-<instance>-<node>. Default: the lab's slug. */
   instance?: string;

@@ -26,7 +26,7 @@ export const COMPOSE_IMAGE = `${IMAGE_REPO}:current`;
 
 /** Bridge options for every lab network: the bridge gets no IPv4 address, so nothing on the host (or beyond)
  *  is reachable from a lab container, not even through the gateway address; lab traffic stays on the bridge. */
-export const NETWORK_OPTIONS = { 'com.docker.network.bridge.inhibit_ipv4': 'true' } as const;
+const NETWORK_OPTIONS = { 'com.docker.network.bridge.inhibit_ipv4': 'true' } as const;
 
 /** The hardening every lab node gets (see README "Least privilege"). */
 export const NODE_SECURITY = {
@@ -76,7 +76,7 @@ export interface Plan {
   vars: Record<string, string>;
 }
 
-export interface PlanInput {
+interface PlanInput {
   lab: Lab;
   instance: string;
   image: string;
@@ -86,7 +86,7 @@ export interface PlanInput {
   labels?: Record<string, string>;
 }
 
-export function resourcePrefix(instance: string): string {
+function resourcePrefix(instance: string): string {
   return `tcplab-${instance}`;
 }
 

@@ -134,7 +134,7 @@ ${parts.join('\n')}
 }
 
 /** A FORWARD drop shows as the arrow that dies at the firewall; a row for its counter would say it twice. */
-export function hiddenDrop(e: TimelineEvent): boolean {
+function hiddenDrop(e: TimelineEvent): boolean {
   return e.kind === 'drop' && e.chain === 'FORWARD';
 }
 

@@ -6,7 +6,7 @@ import type { NodeName } from '../lab/schema.js';
 import { formatEndpoint } from '../observe/ss.js';
 import { statesAt, type Timeline, type TimelineEvent, type Transmission } from '../trace/timeline.js';
 
-export interface LadderOptions {
+interface LadderOptions {
   /** Columns to fit in; at least MIN_WIDTH is used. */
   width: number;
   /** Only events in [from, to] (kernel ms); states before `from` are written first. */
@@ -18,7 +18,7 @@ export interface LadderOptions {
   origin?: number;
 }
 
-export const MIN_WIDTH = 56;
+const MIN_WIDTH = 56;
 const TIME_WIDTH = 9;
 
 export function renderLadder(t: Timeline, opts: LadderOptions): string {

@@ -3,7 +3,7 @@ import type { Check, LabResult } from '../grade/grade.js';
 import { formatDuration } from '../lab/duration.js';
 import type { Style } from './style.js';
 
-export interface CheckLineOptions {
+interface CheckLineOptions {
   indent?: string;
   /** Show what was seen for passed checks too (failed ones always show it). */
   verbose?: boolean;

@@ -7,7 +7,7 @@ import { parseIptablesSave, type RuleCounter } from '../observe/iptables.js';
 import { parseSegments, readCapture, START_CURSOR, type CaptureCursor, type Segment } from '../observe/segments.js';
 import { buildTimeline, type CounterSample, type StateSample, type Timeline } from './timeline.js';
 
-export interface RecorderLimits {
+interface RecorderLimits {
   /** Segments kept per lab: the first `head` and the latest `tail`; those in between are counted. */
   segmentsHead: number;
   segmentsTail: number;
@@ -18,10 +18,10 @@ export interface RecorderLimits {
 /** Connections (per direction and node) whose sequence numbers are followed for retransmissions. */
 const MAX_TRACKED = 10_000;
 
-export const DEFAULT_LIMITS: RecorderLimits = { segmentsHead: 5000, segmentsTail: 15000, samples: 4000 };
+const DEFAULT_LIMITS: RecorderLimits = { segmentsHead: 5000, segmentsTail: 15000, samples: 4000 };
 
 /** One tcplab-observe answer, read. */
-export interface Observation {
+interface Observation {
   node: NodeName;
   /** Kernel time of the ss snapshot (ms since the epoch), when the observer printed "### clock". */
   clock?: number;

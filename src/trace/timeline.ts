@@ -34,7 +34,7 @@ export interface CounterSample {
   counters: RuleCounter[];
 }
 
-export interface TimelineInput {
+interface TimelineInput {
   topology: Topology;
   /** The lab addresses of each node (client.ip, firewall.ip.front ...). */
   addresses: Partial<Record<NodeName, string[]>>;
@@ -139,7 +139,7 @@ const DEFAULT_GRACE_MS = 500;
 /** Sightings of one segment at two captures further apart than this are two transmissions. */
 const MATCH_WINDOW_MS = 2000;
 
-export function columnsOf(topology: Topology): NodeName[] {
+function columnsOf(topology: Topology): NodeName[] {
   return topology === 'routed' ? ['client', 'firewall', 'server'] : ['client', 'server'];
 }
 

@@ -4,19 +4,23 @@
 // the subnets its networks got are all the planner needs, and planning is pure.
 import type { Lab, NodeName, Topology } from '../lab/schema.js';
 import { networksOf } from '../lab/topology.js';
-import { planLab, resourcePrefix, type Plan } from '../plan/plan.js';
+import { planLab, type Plan } from '../plan/plan.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { LabError } from '../errors.js';
 import type { Walk } from './view.js';
 
+/** The names the planner gives an instance's networks, in its order (the planner is the one place that names them). */
+function networkNames(topology: Topology, instance: string): string[] {
+  const placeholder = networksOf(topology).map((_, i) => `198.18.${i}.0/24`);
+  return planLab({ lab: labStub('-', topology), instance, image: '-', subnets: placeholder }).networks.map((n) => n.name);
+}
+
 /** The subnets of a topology's networks, in planLab's order, from the addresses containers have on them. */
 export function subnetsOf(topology: Topology, instance: string, attachments: Record<string, string>): string[] {
-  const prefix = resourcePrefix(instance);
-  return networksOf(topology).map((key) => {
-    const ip = attachments[`${prefix}-${key}`];
+  return networkNames(topology, instance).map((name) => {
+    const ip = attachments[name];
     const m = ip ? /^(\d+\.\d+\.\d+)\.\d+$/.exec(ip) : null;
-    if (!m)
-      throw new LabError(`lab instance ${instance} has no address on its network ${prefix}-${key}`, 'is it still starting? try again');
+    if (!m) throw new LabError(`lab instance ${instance} has no address on its network ${name}`, 'is it still starting? try again');
     return `${m[1]}.0/24`;
   });
 }

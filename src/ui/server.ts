@@ -76,7 +76,7 @@ function allowedHost(header: string | undefined, boundHost: string): boolean {
   return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
-export interface UiServerOptions {
+interface UiServerOptions {
   host: string;
   /** 0: any free port. */
   port: number;

@@ -8,7 +8,7 @@ import type { LabWatch, Look } from './watch.js';
 const log = createDebug('lab:ui');
 
 /** Four looks a second: a state a person can see come and go, at a few ms of `ss` per node and look. */
-export const POLL_MS = 250;
+const POLL_MS = 250;
 /** Rounds in a row in which the engine could not even list the lab's containers before the page gives up. */
 const MAX_ENGINE_FAILURES = 8;
 
@@ -18,7 +18,7 @@ export type Watch = Pick<
   'plan' | 'nodeAddresses' | 'now' | 'captureOff' | 'droppedSegments' | 'stepBegins' | 'look' | 'timeline' | 'present'
 >;
 
-export interface SessionOptions {
+interface SessionOptions {
   watch: Watch;
   lab?: Lab;
   slug: string;
@@ -29,7 +29,7 @@ export interface SessionOptions {
   pollMs?: number;
 }
 
-export type SessionEnd = { reason: 'stopped' } | { reason: 'gone' | 'unreachable'; message: string };
+type SessionEnd = { reason: 'stopped' } | { reason: 'gone' | 'unreachable'; message: string };
 
 export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
   const { watch } = opts;

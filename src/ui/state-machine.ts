@@ -18,7 +18,7 @@ export interface StateBox {
   h: number;
 }
 
-export interface Transition {
+interface Transition {
   /** `${from}-${to}`: unique, as no two arrows join the same pair of states. */
   id: string;
   from: TcpState;
@@ -35,7 +35,7 @@ export interface Transition {
   label: { x: number; y: number; anchor: 'start' | 'middle' | 'end'; lines: string[] };
 }
 
-export interface Diagram {
+interface Diagram {
   width: number;
   height: number;
   boxes: StateBox[];

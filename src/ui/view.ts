@@ -11,7 +11,7 @@ import type { Timeline, TimelineEvent, Transmission } from '../trace/timeline.js
 import { edgeFor } from './state-machine.js';
 
 /** Rows of the ladder sent at most: the latest ones (the page scrolls; the trace files keep everything). */
-export const MAX_LADDER_ROWS = 150;
+const MAX_LADDER_ROWS = 150;
 /** Sockets listed per side at most (Lab 10 leaves 50 in TIME_WAIT); the counts on the diagram stay exact. */
 export const MAX_SOCKETS_LISTED = 24;
 /** How long a transition stays lit on the diagram after ss saw it (kernel ms). */
@@ -50,7 +50,7 @@ export interface ViewInput {
   message?: string;
 }
 
-export interface SocketView {
+interface SocketView {
   state: TcpState;
   local: string;
   peer: string;
@@ -76,9 +76,9 @@ export interface SideView {
   unseen: boolean;
 }
 
-export type CheckStatus = 'met' | 'not met' | 'unknown';
+type CheckStatus = 'met' | 'not met' | 'unknown';
 
-export interface CheckView {
+interface CheckView {
   node: NodeName;
   expected: string;
   status: CheckStatus;
@@ -101,7 +101,7 @@ export interface StepView {
   checks: CheckView[];
 }
 
-export type LadderRow =
+type LadderRow =
   | {
       kind: 'segment';
       key: string;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { NodeName, Topology } from '../../src/lab/schema.js';
 import { LabRecorder } from '../../src/trace/recorder.js';
 
-export interface CaptureFixture {
+interface CaptureFixture {
   topology: Topology;
   addresses: Partial<Record<NodeName, string[]>>;
   vars: Record<string, string>;

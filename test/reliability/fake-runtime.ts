@@ -6,7 +6,7 @@ import { explain } from '../../src/runtime/docker.js';
 import type { Clock } from '../../src/engine/events.js';
 import type { ContainerSpec, EngineInfo, ExecOptions, ExecResult, NetworkSpec, Resource, Runtime } from '../../src/runtime/runtime.js';
 
-export type ExecHandler = (container: string, argv: string[]) => Partial<ExecResult> | undefined;
+type ExecHandler = (container: string, argv: string[]) => Partial<ExecResult> | undefined;
 
 export class FakeRuntime implements Runtime {
   containers = new Map<string, { spec: ContainerSpec; networks: string[]; running: boolean }>();

@@ -20,7 +20,9 @@ import {
   type ViewInput,
 } from '../../src/ui/view.js';
 import { labStub, subnetsOf, topologyOf, walkOf } from '../../src/ui/attach.js';
-import { loadCaptureFixture, type CaptureFixture } from '../helpers/capture-fixtures.js';
+import { loadCaptureFixture } from '../helpers/capture-fixtures.js';
+
+type CaptureFixture = ReturnType<typeof loadCaptureFixture>;
 
 const lab2 = resolveLab('2').lab;
 const direct = loadCaptureFixture('direct');
