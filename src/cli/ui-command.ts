@@ -126,12 +126,12 @@ export const uiCommand = defineCommand({
         watch,
         ...(lab ? { lab } : {}),
         slug: li.lab,
-        walk: () =>
-          walkOf(
-            listRunning().find((r) => r.instance === li.instance),
-            ownerAlive(owner),
-            lab?.steps.length,
-          ),
+        // The walk publishes its step and its own process (host:pid) in its state file; without one, the
+        // containers' owner label says whether the process that made the lab still runs.
+        walk: () => {
+          const state = listRunning().find((r) => r.instance === li.instance);
+          return walkOf(state, ownerAlive(state?.owner ?? owner), lab?.steps.length);
+        },
         publish: (view) => server.publish('view', view),
         signal: ctx.signal,
       });

@@ -3,13 +3,16 @@
 // must see: both sides ESTABLISHED at the end of Lab 2, lit in an SVG state diagram, and the segments that got
 // them there. Then the command stops on Ctrl-C (the lab stays) and when the lab goes away (it says so).
 // TCPLAB_UI_SCREENSHOT=FILE keeps the page's picture (README's docs/live-page.png comes from here).
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABEL } from '../../src/plan/plan.js';
+import type { NodeName } from '../../src/lab/schema.js';
+import { resolveLab } from '../../src/lab/catalogue.js';
+import { rebuildPlan } from '../../src/ui/attach.js';
 import { describeDocker, required } from '../helpers/docker.js';
 import { expectNoStack, LabRun, until } from '../reliability/cli.js';
 
@@ -177,6 +180,71 @@ describeDocker('lab ui in a real browser', (env) => {
     await page.locator('#status[data-status="stopped"]').waitFor({ timeout: 10_000 });
     const left = await env.runtime.listContainers({ [LABEL.instance]: instance });
     expect(left.map((c) => c.state)).toEqual(['running', 'running']);
+    await page.close();
+  });
+
+  it("follows the walk's step from its state file, and grows the ladder as new segments arrive", async () => {
+    // What a `lab start` at a terminal publishes (src/cli/state.ts), written here for the kept lab, with this
+    // process as the walk that owns it.
+    const { lab: lab2, file } = resolveLab('2');
+    const containers = await env.runtime.listContainers({ [LABEL.instance]: instance });
+    const nodes = new Map(containers.map((c) => [c.labels[LABEL.node] as NodeName, c.name]));
+    const plan = await rebuildPlan(env.runtime, instance, nodes, lab2);
+    const publish = (stepIndex: number) => {
+      const dir = join(stateDir, 'running');
+      mkdirSync(dir, { recursive: true });
+      const state = {
+        instance,
+        lab: { id: lab2.id, slug: lab2.slug, title: lab2.title, file },
+        owner: `${hostname()}:${process.pid}`,
+        startedAt: new Date().toISOString(),
+        stepIndex,
+        stepId: lab2.steps[stepIndex]!.id,
+        plan,
+        keep: true,
+      };
+      writeFileSync(join(dir, `${instance}.json.tmp`), JSON.stringify(state));
+      renameSync(join(dir, `${instance}.json.tmp`), join(dir, `${instance}.json`));
+    };
+    publish(5);
+    const { run, url } = await startUi([]);
+    const { page } = await open(url);
+    await expect.poll(() => page.locator('#step-title').textContent(), { timeout: 20_000 }).toBe(lab2.steps[5]!.title);
+    expect(await page.locator('#walk').textContent()).toBe('following `lab start`: step 6 of 8');
+
+    // The walk moves on: the page follows without a reload. It saw this step begin, so it can count the
+    // step's segments: none yet, so the SYN|ACK check does not hold.
+    publish(7);
+    await expect.poll(() => page.locator('#step-title').textContent(), { timeout: 20_000 }).toBe(lab2.steps[7]!.title);
+    const synAckCheck = page.locator('#checks li').first();
+    expect(await synAckCheck.locator('.expected').textContent()).toMatch(/SYN\|ACK segments from .*:5555 arriving/);
+    await expect.poll(() => synAckCheck.getAttribute('data-status'), { timeout: 20_000 }).toBe('not met');
+
+    // A new connection from the client: its handshake appears in the ladder (now two connections, told apart
+    // by a letter), and the SYN|ACK that reached the client makes the check hold.
+    const before = await page.locator('#ladder g[data-kind="segment"]').count();
+    // Note, as the page draws them, whether new segment rows come marked as just arrived (the mark lasts
+    // seconds; a busy machine may look later than that).
+    await page.evaluate(`(() => {
+      window.freshRows = 0;
+      new MutationObserver(() => {
+        window.freshRows = Math.max(window.freshRows, document.querySelectorAll('#ladder g.fresh.new[data-kind="segment"]').length);
+      }).observe(document.getElementById('ladder'), { childList: true });
+    })()`);
+    const server = plan.vars['server.ip']!;
+    const nc = await env.runtime.exec(nodes.get('client')!, ['nc', '-z', '-w', '2', server, '5555'], { timeoutMs: 10_000 });
+    expect(nc.exitCode).toBe(0);
+    await expect.poll(() => synAckCheck.getAttribute('data-status'), { timeout: 20_000 }).toBe('met');
+    await expect.poll(() => page.locator('#ladder g[data-kind="segment"]').count(), { timeout: 20_000 }).toBeGreaterThan(before + 2);
+    const labels = await page.locator('#ladder g[data-kind="segment"] text.label').allTextContents();
+    expect(labels).toEqual(expect.arrayContaining([expect.stringMatching(/^[a-z]:SYN\|ACK seq 0 ack 1$/)]));
+    // Rows that just arrived are marked as such for a few seconds.
+    expect(await page.evaluate<number>('window.freshRows')).toBeGreaterThan(0);
+    expect(await page.locator('#connections').textContent()).toMatch(/a = .* b = /);
+
+    run.child.kill('SIGINT');
+    expect((await run.exited).code).toBe(0);
+    rmSync(join(stateDir, 'running', `${instance}.json`));
     await page.close();
   });
 

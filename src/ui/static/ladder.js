@@ -9,9 +9,13 @@ import { h, s } from './dom.js';
 /** @typedef {SegmentRow | StateRow | DropRow} Row */
 /** @typedef {{ nodes: string[], connections: { tag: string, text: string }[], rows: Row[], skipped: number, segments: number }} Ladder */
 
-/** Keys drawn last time, to mark the rows that just arrived. */
-let drawn = new Set();
+/** When each row (by key) first appeared on this page, to mark the rows that just arrived. */
+let seenAt = new Map();
 let first = true;
+/** A row's time turns to the "just arrived" colour for this long (ms). */
+const FRESH_MS = 4000;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let unmark;
 
 function remPx() {
   return parseFloat(getComputedStyle(document.documentElement).fontSize) || 20;
@@ -114,21 +118,32 @@ export function renderLadder(box, head, ladder, addresses, opts) {
   }
   if (rows.length === 0)
     svg.append(s('text', { class: 'empty', x: width / 2, y: rowH * 1.1, 'text-anchor': 'middle' }, 'no segments and no state changes yet'));
-  const now = new Set();
+  const now = Date.now();
+  /** @type {Map<string, number>} */
+  const seen = new Map();
   rows.forEach((r, i) => {
-    now.add(r.key);
+    // Rows there when the page opened are not news; later ones fade in, and stay marked for a few seconds.
+    const at = seenAt.get(r.key) ?? (first ? 0 : now);
+    seen.set(r.key, at);
     const top = y0 + i * rowH;
     const g = s('g', { 'data-key': r.key, 'data-kind': r.kind });
-    if (!first && !drawn.has(r.key)) g.classList.add('new');
     g.append(s('text', { class: 'time', x: 4, y: top + rowH * 0.62 }, r.t.toFixed(3)));
     if (r.kind === 'segment') drawSegment(g, r, top, rowH, font, laneOf, width);
     else if (r.kind === 'state') drawState(g, r, top, rowH, font, laneOf, xs);
     else drawDrop(g, r, top, rowH, font, laneOf, xs, width);
+    // After drawing, which sets the row's own classes.
+    if (!seenAt.has(r.key) && !first) g.classList.add('new');
+    if (now - at < FRESH_MS) g.classList.add('fresh');
     svg.append(g);
   });
-  drawn = now;
+  seenAt = seen;
   first = false;
   box.replaceChildren(svg);
+  // Nothing may stay marked as just arrived when nothing else arrives: unmark after FRESH_MS.
+  clearTimeout(unmark);
+  unmark = setTimeout(() => {
+    for (const g of svg.querySelectorAll('g.fresh')) g.classList.remove('fresh');
+  }, FRESH_MS);
   if (opts.follow) box.scrollTop = box.scrollHeight;
 }
 
