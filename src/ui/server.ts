@@ -86,8 +86,9 @@ interface UiServerOptions {
 export interface UiServer {
   url: string;
   port: number;
-  /** Send an event to every open page (and to pages that connect later, for `view`). */
-  publish(event: 'view' | 'end', data: unknown): void;
+  /** Send an event to every open page, unless it is the same as the last one of its kind; a page that connects
+   *  later gets the latest of each kind first. */
+  publish(event: 'view' | 'ladder' | 'end', data: unknown): void;
   /** Pages connected now. */
   readonly clients: number;
   close(): Promise<void>;
@@ -116,8 +117,9 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     }
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/events') return openStream(req, res);
-    if (path === '/view.json') {
-      const body = latest.get('view') ?? 'null';
+    if (path === '/latest.json') {
+      // The latest of each event, as one document: for a script, or a look without a browser.
+      const body = `{${[...latest].map(([event, json]) => `${JSON.stringify(event)}:${json}`).join(',')}}`;
       res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8' });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
@@ -179,8 +181,8 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     port,
     publish(event, data) {
       const json = JSON.stringify(data);
-      if (event === 'view') latest.set('view', json);
-      else latest.set(event, json);
+      if (latest.get(event) === json) return;
+      latest.set(event, json);
       for (const c of clients) c.write(frame(event, json));
     },
     get clients() {

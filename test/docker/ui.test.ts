@@ -240,7 +240,7 @@ describeDocker('lab ui in a real browser', (env) => {
     expect(labels).toEqual(expect.arrayContaining([expect.stringMatching(/^[a-z]:SYN\|ACK seq 0 ack 1$/)]));
     // Rows that just arrived are marked as such for a few seconds.
     expect(await page.evaluate<number>('window.freshRows')).toBeGreaterThan(0);
-    expect(await page.locator('#connections').textContent()).toMatch(/a = .* b = /);
+    expect(await page.locator('#connections').textContent()).toMatch(/^2 connections: a = .* · b = /);
 
     run.child.kill('SIGINT');
     expect((await run.exited).code).toBe(0);

@@ -91,25 +91,33 @@ describe('the live page server', () => {
     // A page on evil.example that resolves its name to 127.0.0.1 (DNS rebinding) must not read the lab.
     expect((await get(server.url, { host: `evil.example:${server.port}` })).status).toBe(421);
     expect((await get(server.url, { host: `localhost:${server.port}` })).status).toBe(200);
-    expect((await get(`${server.url}view.json`, { host: `[::1]:${server.port}` })).status).toBe(200);
+    expect((await get(`${server.url}latest.json`, { host: `[::1]:${server.port}` })).status).toBe(200);
   });
 
   it('streams the latest view to a page that connects, then every view published', async () => {
     server = await startUiServer({ host: '127.0.0.1', port: 0 });
     server.publish('view', { n: 1 });
     server.publish('view', { n: 2 });
-    const stream = events(server.url, 3);
+    server.publish('ladder', { rows: [] });
+    const stream = events(server.url, 4);
     // Wait for the page to be connected before publishing more.
     for (let i = 0; i < 200 && server.clients === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(server.clients).toBe(1);
+    // The same ladder again is not sent again.
+    server.publish('ladder', { rows: [] });
     server.publish('view', { n: 3 });
     server.publish('end', { reason: 'gone' });
     expect(await stream).toEqual([
       { event: 'view', data: { n: 2 } },
+      { event: 'ladder', data: { rows: [] } },
       { event: 'view', data: { n: 3 } },
       { event: 'end', data: { reason: 'gone' } },
     ]);
-    expect(JSON.parse((await get(`${server.url}view.json`)).body)).toEqual({ n: 3 });
+    expect(JSON.parse((await get(`${server.url}latest.json`)).body)).toEqual({
+      view: { n: 3 },
+      ladder: { rows: [] },
+      end: { reason: 'gone' },
+    });
   });
 
   it('refuses a port in use with a clear error, and says so for an address this machine does not have', async () => {

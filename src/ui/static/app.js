@@ -9,17 +9,20 @@ import { renderStep } from './step.js';
 /** @typedef {import('./ladder.js').Ladder} Ladder */
 /** @typedef {import('./sides.js').Side} Side */
 /** @typedef {import('./step.js').Step} Step */
-/** @typedef {{ instance: string, status: 'live' | 'gone' | 'stopped', message?: string, lab: { id?: number, slug: string, title: string, summary?: string }, topology: string, walk: { kind: string, note: string }, step: Step | null, sides: Side[], ladder: Ladder, capture: { on: boolean, note?: string } }} View */
+/** The view without its ladder, which comes as its own event (it changes less often and is most of the bytes). */
+/** @typedef {{ instance: string, status: 'live' | 'gone' | 'stopped', message?: string, lab: { id?: number, slug: string, title: string, summary?: string }, topology: string, walk: { kind: string, note: string }, step: Step | null, sides: Side[], capture: { on: boolean, note?: string } }} View */
 
 const state = {
   /** @type {View | undefined} */
   view: undefined,
+  /** @type {Ladder | undefined} */
+  ladder: undefined,
   follow: true,
   ended: false,
   diagram: '',
-  /** The ladder as last drawn (JSON), so an unchanged ladder is not redrawn. */
-  ladderJson: '',
   stepKey: '',
+  /** Machines and addresses the ladder was last drawn with: a change of those redraws it. */
+  laneKey: '',
 };
 
 const STATUS_TEXT = { live: 'live', gone: 'lab gone', stopped: 'stopped', lost: 'no connection', connecting: 'connecting…' };
@@ -51,8 +54,14 @@ function addressesOf(v) {
 
 function drawLadder() {
   const v = state.view;
-  if (!v) return;
-  renderLadder(byId('ladder'), byId('ladder-head'), v.ladder, addressesOf(v), { follow: state.follow });
+  const ladder = state.ladder;
+  if (!v || !ladder) return;
+  renderLadder(byId('ladder'), byId('ladder-head'), ladder, addressesOf(v), { follow: state.follow });
+  byId('wire-count').textContent = `${ladder.segments} segment${ladder.segments === 1 ? '' : 's'}`;
+  const conns = ladder.connections;
+  byId('connections').textContent = conns.length
+    ? `${conns.length} connections: ${conns.map((c) => `${c.tag} = ${c.text}`).join(' · ')}`
+    : '';
 }
 
 /** @param {View} v */
@@ -73,11 +82,9 @@ function render(v) {
   const note = byId('capture-note');
   note.hidden = !v.capture.note;
   note.textContent = v.capture.note ?? '';
-  byId('wire-count').textContent = `${v.ladder.segments} segment${v.ladder.segments === 1 ? '' : 's'}`;
-  byId('connections').textContent = v.ladder.connections.map((c) => `${c.tag} = ${c.text}`).join('   ');
-  const ladderJson = JSON.stringify(v.ladder);
-  if (ladderJson !== state.ladderJson) {
-    state.ladderJson = ladderJson;
+  const laneKey = JSON.stringify(addressesOf(v));
+  if (laneKey !== state.laneKey) {
+    state.laneKey = laneKey;
     drawLadder();
   }
 }
@@ -100,6 +107,10 @@ function connect() {
   const source = new EventSource('/events');
   source.addEventListener('view', (e) => {
     render(JSON.parse(/** @type {MessageEvent} */ (e).data));
+  });
+  source.addEventListener('ladder', (e) => {
+    state.ladder = JSON.parse(/** @type {MessageEvent} */ (e).data);
+    drawLadder();
   });
   source.addEventListener('end', () => {
     // lab ui has stopped (Ctrl-C, or the lab went away): the last view says why; do not reconnect.
