@@ -114,8 +114,9 @@ export const uiCommand = defineCommand({
     'Serves a page for a running lab (the one named, or the one your `lab start` runs) and prints its address:\n' +
     "each machine's TCP state diagram (RFC 9293) with its sockets' states lit, the packet ladder as segments\n" +
     'arrive, and the current step with its checks, updated live. It binds to 127.0.0.1 unless --host says\n' +
-    'otherwise (--host 0.0.0.0: every interface, for a projector on another machine). --port N, or the first\n' +
-    'free port from 7357. --no-open: do not open a browser. It only watches: Ctrl-C stops the page, never the lab.',
+    'otherwise (--host 0.0.0.0: every interface, for a projector on another machine). --port N, or 7357 (any\n' +
+    'free port when that one is taken). --no-open: do not open a browser. It only watches: Ctrl-C stops the page,\n' +
+    'never the lab.',
   options: { port: { type: 'string' }, host: { type: 'string' }, 'no-open': { type: 'boolean' } },
   async run(ctx, values, positionals) {
     if (positionals.length > 1) throw new LabError('lab ui takes at most one instance', 'for example `lab ui`, or `lab ui 1a2b3c4d`');

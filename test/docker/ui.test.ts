@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL } from '../../src/plan/plan.js';
 import type { NodeName } from '../../src/lab/schema.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
@@ -37,6 +37,23 @@ async function freePort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+describe('lab ui, bad input (no engine needed)', () => {
+  it('a bad port, host or argument is a usage error with a clear message, before any lab is looked for', async () => {
+    const noEngine = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+    for (const [args, message] of [
+      [['--port', 'abc'], "--port takes a port number from 1 to 65535, not 'abc'"],
+      [['--port', '70000'], "--port takes a port number from 1 to 65535, not '70000'"],
+      [['--host', 'example.com'], "--host takes an IP address of this machine, not 'example.com'"],
+      [['a', 'b'], 'lab ui takes at most one instance'],
+    ] as const) {
+      const exit = await new LabRun(['ui', '--no-open', ...args], { env: noEngine }).exited;
+      expect(exit.code, exit.stderr).toBe(2);
+      expect(exit.stderr).toContain(`error: ${message}`);
+      expectNoStack(exit.stderr);
+    }
+  });
+});
 
 describeDocker('lab ui in a real browser', (env) => {
   if (!haveChromium) {
