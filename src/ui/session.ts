@@ -7,15 +7,20 @@ import type { LabWatch, Look } from './watch.js';
 
 const log = createDebug('lab:ui');
 
-/** Four looks a second: a state a person can see come and go, at a few ms of `ss` per node and look. */
+/** Four looks a second while the lab moves: a state a person can see come and go. */
 const POLL_MS = 250;
+/** One a second once nothing has changed for IDLE_AFTER_MS: a look costs each node ss and iptables-save (about
+ *  20 ms of CPU here), and a lab kept for a class may sit idle for an hour. The ladder loses nothing by it:
+ *  segments carry the capture's own times. */
+const IDLE_POLL_MS = 1000;
+const IDLE_AFTER_MS = 5000;
 /** Rounds in a row in which the engine could not even list the lab's containers before the page gives up. */
 const MAX_ENGINE_FAILURES = 8;
 
 /** What a session needs of a LabWatch (tests give it a recorded lab). */
 export type Watch = Pick<
   LabWatch,
-  'plan' | 'nodeAddresses' | 'now' | 'captureOff' | 'droppedSegments' | 'stepBegins' | 'look' | 'timeline' | 'present'
+  'plan' | 'nodeAddresses' | 'now' | 'captureOff' | 'droppedSegments' | 'stepBegins' | 'look' | 'timeline' | 'present' | 'lastChange'
 >;
 
 interface SessionOptions {
@@ -27,6 +32,7 @@ interface SessionOptions {
   publish: (view: UiView) => void;
   signal: AbortSignal;
   pollMs?: number;
+  idlePollMs?: number;
 }
 
 type SessionEnd = { reason: 'stopped' } | { reason: 'gone' | 'unreachable'; message: string };
@@ -34,6 +40,8 @@ type SessionEnd = { reason: 'stopped' } | { reason: 'gone' | 'unreachable'; mess
 export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
   const { watch } = opts;
   const pollMs = opts.pollMs ?? POLL_MS;
+  const idlePollMs = opts.idlePollMs ?? IDLE_POLL_MS;
+  let stepChangedAt = 0;
   let lastStep: string | undefined;
   let stepStartSeen = false;
   let lastJson = '';
@@ -82,6 +90,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
       // The walk moved on while we watched: segment checks can count from here.
       watch.stepBegins();
       stepStartSeen = walk.kind !== 'unknown';
+      stepChangedAt = Date.now();
     }
     lastStep = stepKey;
     const step = opts.lab && walk.kind !== 'unknown' ? opts.lab.steps[walk.stepIndex] : undefined;
@@ -108,10 +117,17 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
       log('a look failed while the lab is still there: %o', Object.fromEntries(look.failed));
     }
     send(make(walk, look, 'live'));
-    const wait = pollMs - (Date.now() - started);
+    const wait = pollDelay(Date.now(), started, Math.max(watch.lastChange, stepChangedAt), pollMs, idlePollMs);
     if (wait > 0) await sleep(wait, opts.signal);
   }
   return finish({ reason: 'stopped' });
+}
+
+/** How long to wait before the next look, which began at `started`: the short interval while something changed in
+ *  the last IDLE_AFTER_MS (`lastActivity`), the long one after. */
+export function pollDelay(now: number, started: number, lastActivity: number, pollMs = POLL_MS, idlePollMs = IDLE_POLL_MS): number {
+  const idle = now - lastActivity > IDLE_AFTER_MS;
+  return (idle ? idlePollMs : pollMs) - (now - started);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -32,6 +32,8 @@ export class LabWatch {
   private dirty = true;
   private stepFrom: number | undefined;
   private readonly signatures = new Map<NodeName, string>();
+  /** When a look last saw something new (a segment, a socket's state, a counter), ms since the epoch. */
+  lastChange = 0;
 
   constructor(
     private readonly runtime: Runtime,
@@ -102,7 +104,10 @@ export class LabWatch {
       ...obs.sockets.map((x) => `${x.state} ${x.local.host}:${x.local.port} ${x.peer.host}:${x.peer.port}`),
       ...(obs.counters ?? []).map((c) => `${c.table} ${c.chain} ${c.spec} ${c.packets}`),
     ].join('\n');
-    if (rec.segments.length || this.signatures.get(node) !== sig) this.dirty = true;
+    if (rec.segments.length || this.signatures.get(node) !== sig) {
+      this.dirty = true;
+      this.lastChange = Date.now();
+    }
     this.signatures.set(node, sig);
     return {
       node,

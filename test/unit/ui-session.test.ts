@@ -7,7 +7,7 @@ import { planLab } from '../../src/plan/plan.js';
 import { parseObservation } from '../../src/observe/observation.js';
 import type { NodeSnapshot } from '../../src/grade/grade.js';
 import { LabRecorder } from '../../src/trace/recorder.js';
-import { runSession, type Watch } from '../../src/ui/session.js';
+import { pollDelay, runSession, type Watch } from '../../src/ui/session.js';
 import type { UiView, Walk } from '../../src/ui/view.js';
 import type { Look } from '../../src/ui/watch.js';
 import { loadCaptureFixture } from '../helpers/capture-fixtures.js';
@@ -26,6 +26,7 @@ function recorded(rounds: number): Watch & { stepStarts: number } {
     nodeAddresses: f.addresses,
     captureOff: [] as NodeName[],
     droppedSegments: 0,
+    lastChange: 0,
     stepStarts: 0,
     get now() {
       return now;
@@ -70,6 +71,7 @@ describe('a live page session', () => {
       publish: (v) => views.push(structuredClone(v)),
       signal: new AbortController().signal,
       pollMs: 1,
+      idlePollMs: 1,
     });
     expect(end).toEqual({ reason: 'gone', message: expect.stringMatching(/^the lab is gone: instance abcd1234 was stopped or removed/) });
     // One step change seen: from then on, segment checks count from it.
@@ -96,8 +98,19 @@ describe('a live page session', () => {
       },
       signal: ac.signal,
       pollMs: 1,
+      idlePollMs: 1,
     });
     expect(end).toEqual({ reason: 'stopped' });
     expect(views.at(-1)).toMatchObject({ status: 'stopped', message: 'lab ui was stopped; the lab itself is still running' });
+  });
+
+  it('looks four times a second while the lab moves, once a second when nothing changed for 5 s', () => {
+    const t = 1_000_000;
+    // A look that took 40 ms, something new 1 s ago: the next one 210 ms later.
+    expect(pollDelay(t, t - 40, t - 1000)).toBe(210);
+    // Nothing new for 6 s: 960 ms later.
+    expect(pollDelay(t, t - 40, t - 6000)).toBe(960);
+    // A look slower than the interval: the next one at once.
+    expect(pollDelay(t, t - 400, t)).toBeLessThan(0);
   });
 });
