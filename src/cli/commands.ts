@@ -6,7 +6,7 @@ import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
 import { validateLabText, readLabText } from '../lab/load.js';
 import { formatProblem } from '../errors.js';
 import type { Lab } from '../lab/schema.js';
-import { ensureImage } from '../engine/image.js';
+import { describeOrigin, ensureImage, imageOrigin } from '../engine/image.js';
 import { createInstance, newInstanceId, removeInstance, runLab } from '../engine/instance.js';
 import type { LabEvent } from '../engine/events.js';
 import type { LabResult } from '../grade/grade.js';
@@ -15,6 +15,7 @@ import { listInstances } from '../engine/cleanup.js';
 import { renderLabResult } from '../report/text.js';
 import { renderJunit } from '../report/junit.js';
 import { composeCommand } from './compose-command.js';
+import { imageCommand } from './image-command.js';
 import { formatDuration } from '../lab/duration.js';
 import { makePlainRenderer } from './render.js';
 import type { Context } from './context.js';
@@ -264,7 +265,7 @@ const doctor: Command = {
       say({
         name: 'engine',
         ok: true,
-        detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}`,
+        detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}${info.endpoint ? `, at ${info.endpoint}` : ''}`,
       });
       const stale = (await listInstances(ctx.runtime)).filter((i) => i.status === 'stale');
       // Leftovers of a killed run are worth knowing about, not a failure of this machine.
@@ -287,13 +288,15 @@ const doctor: Command = {
         values,
         makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }),
       );
-      say({ name: 'image', ok: true, detail: image });
+      // Built here or loaded from an archive (`lab image load`): the image's labels name the engine that built it.
+      const origin = await imageOrigin(ctx.runtime, image).catch(() => undefined);
+      say({ name: 'image', ok: true, detail: origin ? `${image}: ${describeOrigin(origin)}` : image });
     } catch (e) {
       say({
         name: 'image',
         ok: false,
         detail: (e as Error).message,
-        fix: 'the image builds from images/node on a Debian base; without a registry, make one: see README "Offline classrooms"',
+        fix: 'the image builds from images/node on a Debian base; without a registry, `lab image load FILE` an archive saved with `lab image save` (README "Offline classrooms")',
       });
       return finish();
     }
@@ -355,4 +358,16 @@ const doctor: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate, composeCommand, ...STUDENT_COMMANDS];
+export const COMMANDS: Command[] = [
+  list,
+  start,
+  grade,
+  planCommand,
+  stop,
+  clean,
+  doctor,
+  validate,
+  composeCommand,
+  imageCommand,
+  ...STUDENT_COMMANDS,
+];
