@@ -113,12 +113,19 @@ class TarScanner {
   }
 }
 
+export async function isGzip(file: string): Promise<boolean> {
+  const fh = await open(file, 'r');
+  try {
+    const magic = Buffer.alloc(2);
+    await fh.read(magic, 0, 2, 0);
+    return magic[0] === 0x1f && magic[1] === 0x8b;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Read FILE's manifest.json (the list of images a `docker save` archive holds, with their names). */
 export async function readArchive(file: string): Promise<ArchiveContents> {
-  const fh = await open(file, 'r');
-  const magic = Buffer.alloc(2);
-  await fh.read(magic, 0, 2, 0);
-  await fh.close();
   let manifest: Buffer | undefined;
   const scanner = new TarScanner(
     (name) => name === 'manifest.json',
@@ -129,7 +136,7 @@ export async function readArchive(file: string): Promise<ArchiveContents> {
   );
   const raw = createReadStream(file);
   // gzip (`docker save | gzip`, or `lab image save FILE.tar.gz`): the engine takes it as it is; read through it.
-  const stream: NodeJS.ReadableStream = magic[0] === 0x1f && magic[1] === 0x8b ? raw.pipe(createGunzip()) : raw;
+  const stream: NodeJS.ReadableStream = (await isGzip(file)) ? raw.pipe(createGunzip()) : raw;
   try {
     for await (const chunk of stream) {
       scanner.push(chunk as Buffer);

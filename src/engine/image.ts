@@ -4,14 +4,14 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createWriteStream, renameSync, rmSync, statSync as statFile } from 'node:fs';
-import { createGzip } from 'node:zlib';
+import { createReadStream, createWriteStream, renameSync, rmSync, statSync as statFile } from 'node:fs';
+import { createGunzip, createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import { LabError } from '../errors.js';
 import type { EngineInfo, ImageInfo, Runtime } from '../runtime/runtime.js';
-import { checkArchive, readArchive } from './image-archive.js';
+import { checkArchive, isGzip, readArchive } from './image-archive.js';
 import type { EventSink } from './events.js';
 import { LABEL } from '../plan/plan.js';
 import { COMPOSE_IMAGE } from '../plan/compose.js';
@@ -186,7 +186,14 @@ export async function loadImageArchive(
   const tag = imageTag(opts);
   checkArchive(file, await readArchive(file), tag);
   const before = await inspect.inspectImage(tag);
-  await api.loadImage(file, opts.signal);
+  // Uncompressed on the way in: Docker would take gzip as it is, Podman's compatible API does not.
+  const raw = createReadStream(file);
+  const archive = (await isGzip(file)) ? raw.pipe(createGunzip()) : raw;
+  try {
+    await api.loadImage(archive, file, opts.signal);
+  } finally {
+    raw.destroy();
+  }
   const after = await inspect.inspectImage(tag);
   if (!after)
     throw new LabError(`the engine loaded ${file} but has no ${tag} afterwards`, 'check `docker images`; then try `lab image load` again');

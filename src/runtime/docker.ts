@@ -2,7 +2,7 @@
 // Every call is logged (DEBUG=lab:docker), and errors are rethrown with what we were doing and what to do.
 import Docker from 'dockerode';
 import createDebug from 'debug';
-import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -232,12 +232,11 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async loadImage(file: string, signal?: AbortSignal): Promise<string[]> {
+  async loadImage(input: NodeJS.ReadableStream, file: string, signal?: AbortSignal): Promise<string[]> {
     const doing = `load images from ${file}`;
-    const input = createReadStream(file);
     const stream = (await this.call(doing, () => this.docker.loadImage(input, { quiet: true }) as Promise<NodeJS.ReadableStream>))!;
     const abort = () => {
-      input.destroy();
+      (input as NodeJS.ReadableStream & { destroy(): void }).destroy();
       (stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
     };
     signal?.addEventListener('abort', abort, { once: true });

@@ -118,8 +118,9 @@ export interface Runtime {
   inspectImage?(tag: string): Promise<ImageInfo | undefined>;
   /** Write one image, under every name in tags, as a `docker save` archive to out (the caller owns the file). */
   saveImage?(tags: string[], out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void>;
-  /** `docker load` an archive; returns what the engine says it loaded ("tcplab/node:abc", or an image id). */
-  loadImage?(file: string, signal?: AbortSignal): Promise<string[]>;
+  /** `docker load` an uncompressed archive (file names it in messages); returns what the engine says it loaded
+   *  ("tcplab/node:abc", or an image id). */
+  loadImage?(archive: NodeJS.ReadableStream, file: string, signal?: AbortSignal): Promise<string[]>;
   /** Subnets of every network the engine has, to pick ones that do not collide. */
   usedSubnets(): Promise<string[]>;
   createNetwork(spec: NetworkSpec): Promise<void>;
