@@ -30,12 +30,15 @@ class SshStdio extends Duplex {
     child.stdout.on('data', (b: Buffer) => {
       if (!this.push(b)) child.stdout.pause();
     });
-    child.stdout.on('end', () => this.push(null));
+    // No push(null) at the end of stdout: ssh's exit status comes after, and a failed login must reach the
+    // HTTP request as ssh's own words, not as a connection that merely hung up. 'close' decides.
     child.stderr.on('data', (b: Buffer) => {
       // Keep the tail: ssh's last lines say why it gave up.
       this.stderr = (this.stderr + b.toString('utf8')).slice(-2000);
     });
-    child.on('error', (e) => this.destroy(e));
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      this.destroy(e.code === 'ENOENT' ? new SshError('the ssh program was not found (ssh:// engines need an ssh client)', '') : e),
+    );
     child.on('close', (code, signal) => {
       this.ended = true;
       if (code && code !== 0 && !this.destroyed) {

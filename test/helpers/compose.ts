@@ -14,7 +14,7 @@ export interface ComposeCli {
 
 /** What is said when Compose is needed (LAB_REQUIRE_DOCKER=1) but missing: the exact command that installs it. */
 export const COMPOSE_INSTALL =
-  'apt-get install -y docker-compose (Debian 12 packages v1); or Docker\'s docker-compose-plugin for `docker compose` (v2)';
+  "apt-get install -y docker-compose (Debian 12 packages v1); or Docker's docker-compose-plugin for `docker compose` (v2)";
 
 /** Ask one candidate for its version; undefined when it is not there (or not Compose). */
 export type Probe = (argv: string[]) => Promise<string | undefined>;

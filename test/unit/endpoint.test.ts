@@ -42,7 +42,10 @@ const resolve = (env: NodeJS.ProcessEnv, h = home()) => resolveEndpoint({ env, h
 describe('DOCKER_HOST', () => {
   it('nothing set: the default socket', () => {
     expect(resolve({})).toMatchObject({ kind: 'unix', socketPath: '/var/run/docker.sock', source: 'default' });
-    expect(resolveEndpoint({ env: {}, home: home(), platform: 'win32' })).toMatchObject({ kind: 'npipe', socketPath: '//./pipe/docker_engine' });
+    expect(resolveEndpoint({ env: {}, home: home(), platform: 'win32' })).toMatchObject({
+      kind: 'npipe',
+      socketPath: '//./pipe/docker_engine',
+    });
   });
 
   it('unix:// names a socket', () => {
@@ -61,7 +64,10 @@ describe('DOCKER_HOST', () => {
     const certs = mkdtempSync(join(tmpdir(), 'tcplab-certs-'));
     homes.push(certs);
     for (const f of ['ca.pem', 'cert.pem', 'key.pem']) writeFileSync(join(certs, f), f);
-    const e = resolve({ DOCKER_HOST: 'tcp://engine.example', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs }) as Extract<Endpoint, { kind: 'tcp' }>;
+    const e = resolve({ DOCKER_HOST: 'tcp://engine.example', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs }) as Extract<
+      Endpoint,
+      { kind: 'tcp' }
+    >;
     expect(e.port).toBe(2376);
     expect(e.tls?.verify).toBe(true);
     expect(e.tls?.ca?.toString()).toBe('ca.pem');
@@ -80,15 +86,43 @@ describe('DOCKER_HOST', () => {
     const certs = mkdtempSync(join(tmpdir(), 'tcplab-certs-'));
     homes.push(certs);
     writeFileSync(join(certs, 'cert.pem'), 'x');
-    expect(() => resolve({ DOCKER_HOST: 'tcp://e:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs })).toThrow(/cert\.pem but no key\.pem/);
+    expect(() => resolve({ DOCKER_HOST: 'tcp://e:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs })).toThrow(
+      /cert\.pem but no key\.pem/,
+    );
   });
 
   it('ssh:// keeps user, port and a remote socket path; the ssh command is the one the docker CLI runs', () => {
     const e = resolve({ DOCKER_HOST: 'ssh://student@lab-host:2222' }) as Extract<Endpoint, { kind: 'ssh' }>;
     expect(e).toMatchObject({ kind: 'ssh', user: 'student', host: 'lab-host', port: 2222, url: 'ssh://student@lab-host:2222' });
-    expect(sshArgv(e)).toEqual(['-l', 'student', '-p', '2222', '-T', '-o', 'ConnectTimeout=30', '-o', 'BatchMode=yes', '--', 'lab-host', 'docker', 'system', 'dial-stdio']);
+    expect(sshArgv(e)).toEqual([
+      '-l',
+      'student',
+      '-p',
+      '2222',
+      '-T',
+      '-o',
+      'ConnectTimeout=30',
+      '-o',
+      'BatchMode=yes',
+      '--',
+      'lab-host',
+      'docker',
+      'system',
+      'dial-stdio',
+    ]);
     const bare = resolve({ DOCKER_HOST: 'ssh://lab-host' }) as Extract<Endpoint, { kind: 'ssh' }>;
-    expect(sshArgv(bare)).toEqual(['-T', '-o', 'ConnectTimeout=30', '-o', 'BatchMode=yes', '--', 'lab-host', 'docker', 'system', 'dial-stdio']);
+    expect(sshArgv(bare)).toEqual([
+      '-T',
+      '-o',
+      'ConnectTimeout=30',
+      '-o',
+      'BatchMode=yes',
+      '--',
+      'lab-host',
+      'docker',
+      'system',
+      'dial-stdio',
+    ]);
     const sock = resolve({ DOCKER_HOST: 'ssh://me@h/run/user/1000/docker.sock' }) as Extract<Endpoint, { kind: 'ssh' }>;
     expect(sshArgv(sock).slice(-4)).toEqual(['docker', '--host=unix:///run/user/1000/docker.sock', 'system', 'dial-stdio']);
   });
@@ -153,12 +187,22 @@ describe('docker contexts', () => {
 
 describe('errors name the endpoint used', () => {
   it('an unreachable engine names where tcplab looked', () => {
-    const e = explain(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'list containers', 'tcp://h:2375 (docker context ci)');
-    expect(e.message).toBe('cannot reach the Docker engine at tcp://h:2375 (docker context ci) (ECONNREFUSED) while trying to list containers');
+    const e = explain(
+      Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+      'list containers',
+      'tcp://h:2375 (docker context ci)',
+    );
+    expect(e.message).toBe(
+      'cannot reach the Docker engine at tcp://h:2375 (docker context ci) (ECONNREFUSED) while trying to list containers',
+    );
   });
 
   it("ssh's own complaint reaches the user, with what to fix", () => {
-    const e = explain(new SshError('ssh exited with 255: root@h: Permission denied (publickey).', 'root@h: Permission denied (publickey).'), 'ask the engine for its version', 'ssh://root@h (DOCKER_HOST)') as EngineError;
+    const e = explain(
+      new SshError('ssh exited with 255: root@h: Permission denied (publickey).', 'root@h: Permission denied (publickey).'),
+      'ask the engine for its version',
+      'ssh://root@h (DOCKER_HOST)',
+    ) as EngineError;
     expect(e).toBeInstanceOf(EngineError);
     expect(e.exitCode).toBe(3);
     expect(e.message).toMatch(/ssh:\/\/root@h \(DOCKER_HOST\).*Permission denied \(publickey\)/);

@@ -22,7 +22,8 @@ function archive(name: string, manifest: unknown, opts: { layerBytes?: number; l
   mkdirSync(layerDir, { recursive: true });
   writeFileSync(join(layerDir, 'layer.tar'), Buffer.alloc(opts.layerBytes ?? 300_000, 7));
   writeFileSync(join(root, 'abc.json'), '{}');
-  if (manifest !== undefined) writeFileSync(join(root, 'manifest.json'), typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
+  if (manifest !== undefined)
+    writeFileSync(join(root, 'manifest.json'), typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
   const file = join(dir, `${name}.tar`);
   const entries = [opts.longName ? 'a'.repeat(120) : 'f00d', 'abc.json', ...(manifest !== undefined ? ['manifest.json'] : [])];
   execFileSync('tar', ['-cf', file, '-C', root, ...entries]);
@@ -90,7 +91,13 @@ describe('image archives', () => {
 });
 
 describe('where the image came from (lab doctor)', () => {
-  const image = (labels: Record<string, string>): ImageInfo => ({ id: 'sha256:' + 'e'.repeat(64), tags: [TAG], labels, created: '2026-11-26T01:31:00Z', sizeBytes: 83e6 });
+  const image = (labels: Record<string, string>): ImageInfo => ({
+    id: 'sha256:' + 'e'.repeat(64),
+    tags: [TAG],
+    labels,
+    created: '2026-11-26T01:31:00Z',
+    sizeBytes: 83e6,
+  });
   const runtime = (engineId: string, img?: ImageInfo) =>
     ({
       info: async () => ({ version: '20.10', apiVersion: '1.41', os: 'linux', kernel: '6', id: engineId, name: 'this-host' }),
