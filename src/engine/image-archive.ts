@@ -165,6 +165,12 @@ export async function readArchive(file: string): Promise<ArchiveContents> {
   }
 }
 
+/** An image name as Docker shows it: Podman writes "localhost/tcplab/node:x" (and "docker.io/library/..."
+ *  for official images) where Docker writes "tcplab/node:x". */
+export function shortName(ref: string): string {
+  return ref.replace(/^(localhost|docker\.io)\//, '').replace(/^library\//, '');
+}
+
 /**
  * Pure: is this archive the image tcplab would use (tagged `tag`)? Throws a LabError (exit 2) that says what
  * the file holds instead.
@@ -179,20 +185,21 @@ export function checkArchive(file: string, contents: ArchiveContents, tag: strin
     );
   if (contents.kind === 'no-manifest')
     throw new LabError(`${file} is not an image archive: a tar file, but without the manifest.json that \`docker save\` writes`, remake);
+  const images = contents.images.map((i) => ({ ...i, repoTags: i.repoTags.map(shortName) }));
   const names = (i: ArchiveImage) => (i.repoTags.length ? i.repoTags.join(', ') : `an untagged image ${i.config.slice(0, 12)}`);
-  if (contents.images.length === 0) throw new LabError(`${file} holds no image`, remake);
-  const ours = contents.images.find((i) => i.repoTags.includes(tag));
-  if (ours && contents.images.length === 1) return ours;
+  if (images.length === 0) throw new LabError(`${file} holds no image`, remake);
+  const ours = images.find((i) => i.repoTags.includes(tag));
+  if (ours && images.length === 1) return ours;
   if (ours)
     throw new LabError(
-      `${file} holds ${contents.images.length} images (${contents.images.map(names).join('; ')}), not only the tcplab image`,
+      `${file} holds ${images.length} images (${images.map(names).join('; ')}), not only the tcplab image`,
       `lab image load takes an archive of ${tag} alone: ${remake}`,
     );
-  const other = contents.images.flatMap((i) => i.repoTags).find((t) => t.startsWith(`${IMAGE_REPO}:`) && t !== `${IMAGE_REPO}:current`);
+  const other = images.flatMap((i) => i.repoTags).find((t) => t.startsWith(`${IMAGE_REPO}:`) && t !== `${IMAGE_REPO}:current`);
   if (other)
     throw new LabError(
       `${file} holds ${other}, but this tcplab uses ${tag}: it was saved by another version of tcplab (or from a changed images/node, or with another --base-image)`,
       `save it again with this version (\`lab image save FILE\`), or let tcplab build it here (\`lab doctor\`)`,
     );
-  throw new LabError(`${file} holds ${contents.images.map(names).join('; ')}, not the tcplab image ${tag}`, remake);
+  throw new LabError(`${file} holds ${images.map(names).join('; ')}, not the tcplab image ${tag}`, remake);
 }

@@ -53,6 +53,14 @@ describe('image archives', () => {
     expect(await verdict(gz)).toBe('ok');
   });
 
+  it('names as Podman writes them (localhost/tcplab/node:...) are the same image', async () => {
+    const file = archive('podman', [{ Config: 'abc.json', RepoTags: [`localhost/${TAG}`, 'localhost/tcplab/node:current'], Layers: [] }]);
+    expect(await verdict(file)).toBe('ok');
+    expect(
+      await verdict(archive('podman-debian', [{ Config: 'abc.json', RepoTags: ['docker.io/library/debian:bookworm-slim'], Layers: [] }])),
+    ).toMatch(/holds debian:bookworm-slim, not/);
+  });
+
   it('GNU long names before the manifest are skipped correctly', async () => {
     expect(await verdict(archive('long', ours, { longName: true }))).toBe('ok');
   });
