@@ -265,7 +265,7 @@ const doctor: Command = {
       say({
         name: 'engine',
         ok: true,
-        detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}${info.endpoint ? `, at ${info.endpoint}` : ''}`,
+        detail: `${info.product ?? 'Docker'} ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}${info.endpoint ? `, at ${info.endpoint}` : ''}`,
       });
       const stale = (await listInstances(ctx.runtime)).filter((i) => i.status === 'stale');
       // Leftovers of a killed run are worth knowing about, not a failure of this machine.

@@ -181,7 +181,10 @@ export class DockerRuntime implements Runtime {
       ID?: string;
       Name?: string;
     };
+    // Podman's compatible API names itself among the version's components.
+    const podman = (v as { Components?: { Name?: string }[] }).Components?.some((c) => /podman/i.test(c.Name ?? ''));
     return {
+      product: podman ? 'Podman' : 'Docker',
       version: v.Version,
       apiVersion: v.ApiVersion,
       os: `${v.Os}/${v.Arch}`,
@@ -360,7 +363,8 @@ export class DockerRuntime implements Runtime {
       });
     } catch (e) {
       const msg = (e as DockerodeError).json?.message ?? (e as Error).message;
-      if (/overlap/i.test(msg)) throw new SubnetTakenError(msg);
+      // Docker: "Pool overlaps with other one on this address space"; Podman: "subnet ... is already used".
+      if (/overlap|subnet .* already used/i.test(msg)) throw new SubnetTakenError(msg);
       throw explain(e, `create network ${spec.name} (${spec.subnet})`, this.where);
     }
   }

@@ -2,6 +2,8 @@
 // dockerode; another backend (Podman's Docker API, a remote host) is a new implementation of this.
 
 export interface EngineInfo {
+  /** "Docker", or "Podman" when its Docker-compatible API answers. */
+  product?: string;
   version: string;
   apiVersion: string;
   os: string;
