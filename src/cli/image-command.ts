@@ -4,12 +4,12 @@
 import { resolve } from 'node:path';
 import { LabError } from '../errors.js';
 import { describeOrigin, imageOrigin, loadImageArchive, saveImageArchive } from '../engine/image.js';
-import type { Command } from './commands.js';
+import { defineCommand } from './command.js';
 import { makePlainRenderer } from './render.js';
 
 const USAGE = 'image <save|load> FILE [--base-image IMAGE]';
 
-export const imageCommand: Command = {
+export const imageCommand = defineCommand({
   name: 'image',
   usage: USAGE,
   summary: 'save the lab image to one file, or load it from one (classrooms without internet)',
@@ -27,7 +27,7 @@ export const imageCommand: Command = {
         `usage: lab ${USAGE}`,
         'for example `lab image save tcplab-image.tar.gz`, then on the other machine `lab image load tcplab-image.tar.gz`',
       );
-    const base = values['base-image'] as string | undefined;
+    const base = values['base-image'];
     const opts = { ...(base ? { base } : {}), signal: ctx.signal };
     const path = resolve(file);
     if (verb === 'save') {
@@ -52,4 +52,4 @@ export const imageCommand: Command = {
     }
     return 0;
   },
-};
+});

@@ -6,15 +6,15 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { LabError } from '../errors.js';
-import { IMAGE_REPO } from './image.js';
+import { IMAGE_REPO } from '../plan/plan.js';
 
-export interface ArchiveImage {
+interface ArchiveImage {
   /** The config file's name (sha256 of the image config; the image id without "sha256:"). */
   config: string;
   repoTags: string[];
 }
 
-export type ArchiveContents =
+type ArchiveContents =
   | { kind: 'images'; images: ArchiveImage[] }
   | { kind: 'not-tar' }
   | { kind: 'no-manifest' }
@@ -167,7 +167,7 @@ export async function readArchive(file: string): Promise<ArchiveContents> {
 
 /** An image name as Docker shows it: Podman writes "localhost/tcplab/node:x" (and "docker.io/library/..."
  *  for official images) where Docker writes "tcplab/node:x". */
-export function shortName(ref: string): string {
+function shortName(ref: string): string {
   return ref.replace(/^(localhost|docker\.io)\//, '').replace(/^library\//, '');
 }
 

@@ -13,11 +13,9 @@ import { LabError } from '../errors.js';
 import type { EngineInfo, ImageInfo, Runtime } from '../runtime/runtime.js';
 import { checkArchive, isGzip, readArchive } from './image-archive.js';
 import type { EventSink } from './events.js';
-import { LABEL } from '../plan/plan.js';
-import { COMPOSE_IMAGE } from '../plan/compose.js';
+import { COMPOSE_IMAGE, IMAGE_REPO, LABEL } from '../plan/plan.js';
 
 export const IMAGE_DIR = fileURLToPath(new URL('../../images/node', import.meta.url));
-export const IMAGE_REPO = 'tcplab/node';
 /** Set at build time: which engine built the image (its id, else its host name), and that host's name. An
  *  image loaded from an archive carries the labels of the engine that built it, so `lab doctor` can say
  *  "built here" or "loaded". */
@@ -26,15 +24,15 @@ export const BUILT_ON = { engine: 'io.tcplab.image.engine', host: 'io.tcplab.ima
 function engineKey(info: EngineInfo): string {
   return info.id || info.name || 'unknown';
 }
-export const DEFAULT_BASE = 'debian:bookworm-slim';
+const DEFAULT_BASE = 'debian:bookworm-slim';
 
-export interface ImageOptions {
+interface ImageOptions {
   base?: string;
   dir?: string;
 }
 
 /** The folder the image is built from: images/node, or TCPLAB_IMAGE_DIR (tests use a throwaway one). */
-export function imageDir(opts: ImageOptions = {}): string {
+function imageDir(opts: ImageOptions = {}): string {
   return opts.dir ?? process.env.TCPLAB_IMAGE_DIR ?? IMAGE_DIR;
 }
 
@@ -83,7 +81,7 @@ export async function ensureImage(runtime: Runtime, emit: EventSink, opts: Image
   return tag;
 }
 
-export interface ImageOrigin {
+interface ImageOrigin {
   image: ImageInfo;
   /** built here: this engine built it; loaded: another engine did (it came in an archive); unknown: no label
    *  (built by an older tcplab, or by `docker-compose up --build`). */
@@ -116,7 +114,7 @@ function requireImageApi<K extends 'inspectImage' | 'saveImage' | 'loadImage'>(r
   return runtime as unknown as Required<Pick<Runtime, K>>;
 }
 
-export interface SavedImage {
+interface SavedImage {
   file: string;
   tags: string[];
   id: string;
@@ -160,7 +158,7 @@ export async function saveImageArchive(
   return { file, tags, id: info?.id ?? '', bytes: statFile(file).size, compressed };
 }
 
-export interface LoadedImage {
+interface LoadedImage {
   file: string;
   tag: string;
   id: string;

@@ -6,6 +6,7 @@
 import createDebug from 'debug';
 import type { ExecSession, Runtime } from '../runtime/runtime.js';
 import { EngineError, InterruptedError } from '../errors.js';
+import { findAnswerEnd, OBSERVE_PROGRAM, serveRequest } from '../observe/observation.js';
 
 // In the engine's namespace (DEBUG=lab): a sampler giving up is how a dropped connection shows while observing.
 const log = createDebug('lab');
@@ -13,7 +14,7 @@ const log = createDebug('lab');
 const MAX_FAILURES = 3;
 const OPEN_TIMEOUT_MS = 5_000;
 
-export interface SampleResult {
+interface SampleResult {
   /** The sections, as `tcplab-observe` prints them. */
   text: string;
   /** Exit code of ss. */
@@ -36,7 +37,7 @@ export class Sampler {
     private readonly container: string,
   ) {}
 
-  /** Arguments as for tcplab-observe (--iptables, --command NAME); undefined when no session is available. */
+  /** Arguments as observeArgs() makes them (--iptables, --command NAME); undefined when no session is available. */
   sample(args: string[], opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SampleResult | undefined> {
     const next = this.queue.then(() => this.request(args, opts));
     this.queue = next.catch(() => {});
@@ -53,7 +54,7 @@ export class Sampler {
         // Never wait long for the engine to start the session (a container being removed can leave the call
         // hanging): give up after OPEN_TIMEOUT_MS, and close the session if it turns up later.
         let timedOut = false;
-        const opening = this.runtime.openExec!(this.container, ['tcplab-observe', '--serve']);
+        const opening = this.runtime.openExec!(this.container, [OBSERVE_PROGRAM, '--serve']);
         const s = await Promise.race([
           opening,
           new Promise<never>((_, reject) =>
@@ -90,10 +91,10 @@ export class Sampler {
   }
 
   private async request(args: string[], opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SampleResult | undefined> {
-    for (const a of args) if (!/^[A-Za-z0-9_-]+$/.test(a)) throw new Error(`bad observe argument ${a}`);
     const session = await this.open();
     if (!session) return undefined;
     const seq = ++this.seq;
+    const line = serveRequest(seq, args);
     this.buffer = '';
     try {
       return await new Promise<SampleResult>((resolve, reject) => {
@@ -118,7 +119,7 @@ export class Sampler {
             reject(e);
           },
         };
-        session.write(`${[seq, ...args].join(' ')}\n`);
+        session.write(line);
       });
     } catch (e) {
       this.pending = undefined;
@@ -135,12 +136,11 @@ export class Sampler {
     this.buffer += chunk;
     const p = this.pending;
     if (!p) return;
-    const m = new RegExp(`^### end ${p.seq} (\\d+)$`, 'm').exec(this.buffer);
-    if (!m) return;
-    const text = this.buffer.slice(0, m.index);
-    this.buffer = this.buffer.slice(m.index + m[0].length).replace(/^\n/, '');
+    const answer = findAnswerEnd(this.buffer, p.seq);
+    if (!answer) return;
+    this.buffer = answer.rest;
     this.pending = undefined;
-    p.resolve({ text, exitCode: Number(m[1]) });
+    p.resolve({ text: answer.text, exitCode: answer.exitCode });
   }
 
   private onClose(s: ExecSession, err?: Error): void {

@@ -9,8 +9,8 @@ import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EngineError, InterruptedError, LabError } from '../errors.js';
-import { markTransient } from '../engine/retry.js';
 import {
+  markTransient,
   SubnetTakenError,
   type BuildOptions,
   type ContainerSpec,
@@ -105,7 +105,7 @@ function labelFilter(labels: Record<string, string>): string {
 }
 
 /** dockerode options for an endpoint: sockets and tcp as they are; ssh through the user's ssh binary. */
-export function dockerOptions(e: Endpoint): Docker.DockerOptions & { agent?: Agent } {
+function dockerOptions(e: Endpoint): Docker.DockerOptions & { agent?: Agent } {
   switch (e.kind) {
     case 'unix':
     case 'npipe':

@@ -30,14 +30,14 @@ export type Endpoint =
       source: string;
     };
 
-export interface EndpointInput {
+interface EndpointInput {
   env?: NodeJS.ProcessEnv;
   /** The user's home (for ~/.docker); tests point it at a fixture folder. */
   home?: string;
   platform?: NodeJS.Platform;
 }
 
-export const DEFAULT_UNIX_SOCKET = '/var/run/docker.sock';
+const DEFAULT_UNIX_SOCKET = '/var/run/docker.sock';
 const DEFAULT_NPIPE = '//./pipe/docker_engine';
 
 /** Where the endpoint came from and where it points, for messages: "ssh://root@host (DOCKER_HOST)". */
@@ -126,7 +126,7 @@ function contextEndpoint(dir: string, name: string, source: string): Endpoint {
 }
 
 /** Parse a DOCKER_HOST-style address. tls applies to tcp:// only. */
-export function parseHost(host: string, source: string, tls?: TlsFiles): Endpoint {
+function parseHost(host: string, source: string, tls?: TlsFiles): Endpoint {
   const hint = 'DOCKER_HOST takes unix:///path, tcp://host:port, ssh://[user@]host[:port] or npipe:////./pipe/name, as `docker` does';
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length) || DEFAULT_UNIX_SOCKET;

@@ -31,7 +31,7 @@ describe('lab without an engine', () => {
     expect(v.code).toBe(0);
   });
 
-  it('a bad lab file is reported with file:line and exit 1, no stack trace', async () => {
+  it('a bad lab file is reported with file:line and exit 2 (validate and grade alike), no stack trace', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tcplab-'));
     const file = join(dir, 'bad.yaml');
     writeFileSync(
@@ -39,7 +39,7 @@ describe('lab without an engine', () => {
       readFileSync('labs/01-basic-states.yaml', 'utf8').replace('title: The server listens on port 5555', 'title: x\n    bogus: 1'),
     );
     const v = await lab(['validate', file]);
-    expect(v.code).toBe(1);
+    expect(v.code).toBe(2);
     expect(v.stdout).toMatch(new RegExp(`${file}:\\d+:\\d+: steps\\[0\\]: unknown key 'bogus'`));
     const g = await lab(['grade', file]);
     expect(g.code).toBe(2);
@@ -114,7 +114,7 @@ describeDocker('lab grade, the CLI', (env) => {
     expect(r.code).toBe(0);
     expect(out).toMatch(/Step 1\/\d+: The server listens on port 5555/);
     expect(out).toMatch(/server\$ nc -l 5555 &/);
-    expect(out).toMatch(/✓ client: socket TIME_WAIT/);
+    expect(out).toMatch(/✓ met\s+client: socket TIME_WAIT/);
     expect(out).toMatch(/TIME_WAIT\s+198\.\d+\.\d+\.\d+:\d+ -> 198\.\d+\.\d+\.\d+:5555/);
     expect(out).toMatch(/PASS Lab 1/);
     expect(r.stdout).not.toMatch(/\u001b\[/); // no colour off a TTY

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-export interface ComposeCli {
+interface ComposeCli {
   /** argv before the Compose arguments: ['docker', 'compose'] or ['docker-compose']. */
   argv: string[];
   version: string;
@@ -19,7 +19,7 @@ export const COMPOSE_INSTALL =
 /** Ask one candidate for its version; undefined when it is not there (or not Compose). */
 export type Probe = (argv: string[]) => Promise<string | undefined>;
 
-export const realProbe: Probe = async (argv) => {
+const realProbe: Probe = async (argv) => {
   try {
     const { stdout } = await run(argv[0]!, [...argv.slice(1), 'version', '--short'], { timeout: 20_000 });
     return stdout.trim() || undefined;

@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { ROOT } from '../reliability/cli.js';
+import { fileURLToPath } from 'node:url';
 import { imageTag } from '../../src/engine/image.js';
 import { LABEL } from '../../src/plan/plan.js';
-import { COMPOSE_IMAGE } from '../../src/plan/compose.js';
+import { COMPOSE_IMAGE } from '../../src/plan/plan.js';
 
 const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const work = mkdtempSync(join(tmpdir(), 'tcplab-install-'));
 const prefix = join(work, 'prefix');
