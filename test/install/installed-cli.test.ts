@@ -125,13 +125,12 @@ describeDocker('the installed package against the engine', (env) => {
       const clean = await lab('lab', 'clean', '--images', '--json');
       expect(clean.code, clean.stderr).toBe(0);
       expect((JSON.parse(clean.stdout) as { images: number }).images).toBeGreaterThanOrEqual(1);
+      // (Not tcplab/node:current: on a shared engine another engineer's run may tag its own image so at once.)
       expect(await rt.imageExists(tag)).toBe(false);
-      expect(await rt.imageExists(COMPOSE_IMAGE)).toBe(false);
 
       const loaded = await lab('lab', 'image', 'load', file, '--json');
       expect(loaded.code, loaded.stderr).toBe(0);
       expect((JSON.parse(loaded.stdout) as { id: string; tag: string }).id).toBe(s.id);
-      expect((await rt.inspectImage(COMPOSE_IMAGE))?.id).toBe(s.id);
 
       const g = await lab('lab', 'grade', '1', '--json');
       const out = JSON.parse(g.stdout || '{}') as { passed?: boolean; labs?: { instance: string }[] };
