@@ -152,6 +152,7 @@ export async function saveImageArchive(
     } else await api.saveImage(tags, out, opts.signal);
     renameSync(partial, file);
   } catch (e) {
+    out.destroy();
     rmSync(partial, { force: true });
     throw e;
   }

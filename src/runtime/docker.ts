@@ -226,6 +226,12 @@ export class DockerRuntime implements Runtime {
     const abort = () => (stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
     signal?.addEventListener('abort', abort, { once: true });
     try {
+      // A Ctrl-C while the request was on its way fired before the listener: act on it now (a pipeline of an
+      // already destroyed stream would never settle).
+      if (signal?.aborted) {
+        abort();
+        throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+      }
       await pipeline(stream, out);
     } catch (e) {
       if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
@@ -233,6 +239,7 @@ export class DockerRuntime implements Runtime {
     } finally {
       signal?.removeEventListener('abort', abort);
     }
+    if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
   }
 
   async loadImage(input: NodeJS.ReadableStream, file: string, signal?: AbortSignal): Promise<string[]> {
@@ -244,6 +251,10 @@ export class DockerRuntime implements Runtime {
     };
     signal?.addEventListener('abort', abort, { once: true });
     try {
+      if (signal?.aborted) {
+        abort();
+        throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+      }
       return await new Promise<string[]>((resolve, reject) => {
         this.docker.modem.followProgress(
           stream,
