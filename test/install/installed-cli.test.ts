@@ -153,5 +153,5 @@ describeDocker('the installed package against the engine', (env) => {
       }
     }
     for (const i of found) expect(await rt.inspectImage(i.id), `image ${i.name} restored`).toBeDefined();
-  }, 300_000);
+  }, 600_000);
 });
