@@ -20,7 +20,8 @@ import { renderJunit } from '../report/junit.js';
 import { defineCommand, type Command } from './command.js';
 import { composeCommand } from './compose-command.js';
 import { imageCommand } from './image-command.js';
-import { makePlainRenderer } from './render.js';
+import { ladderWidth, makePlainRenderer } from './render.js';
+import { StepWindows, writeTrace } from './trace.js';
 import type { Context } from './context.js';
 import { planCommand } from './plan-command.js';
 import { runInteractive } from './interactive.js';
@@ -98,7 +99,11 @@ const start = defineCommand({
       return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
     }
     const write = (s: string) => ctx.info(s);
-    const emit = makePlainRenderer(write, ctx.style, { verbose: true, totalSteps: lab.steps.length });
+    const emit = makePlainRenderer(write, ctx.style, {
+      verbose: true,
+      totalSteps: lab.steps.length,
+      width: ladderWidth(process.stdout.columns),
+    });
     write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
     write(lab.intro.trimEnd());
     for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${note}`));
@@ -120,12 +125,19 @@ async function runTracked(
   lab: Lab,
   image: string,
   emit: (e: LabEvent) => void,
-  opts: { keep?: boolean } = {},
+  opts: { keep?: boolean; onInstance?: (i: Instance) => void } = {},
 ): Promise<LabResult> {
   const instance = newInstanceId();
   ctx.live.add(instance);
   try {
-    return await runLab(ctx.runtime, lab, { image, emit, signal: ctx.signal, instance, ...(opts.keep ? { keep: true } : {}) });
+    return await runLab(ctx.runtime, lab, {
+      image,
+      emit,
+      signal: ctx.signal,
+      instance,
+      ...(opts.keep ? { keep: true } : {}),
+      ...(opts.onInstance ? { onInstance: opts.onInstance } : {}),
+    });
   } finally {
     // runLab has removed it, or kept it on purpose (--keep): either way it is no longer ours to clean up on exit.
     ctx.live.delete(instance);
@@ -134,9 +146,15 @@ async function runTracked(
 
 const grade = defineCommand({
   name: 'grade',
-  usage: 'grade <lab...>|--all [--json] [--junit FILE] [--parallel N]',
+  usage: 'grade <lab...>|--all [--json] [--junit FILE] [--parallel N] [--trace DIR]',
   summary: 'run labs headless; exit 0 only if every expected state was observed',
-  options: { all: { type: 'boolean' }, junit: { type: 'string' }, parallel: { type: 'string' }, ...IMAGE_OPTION },
+  options: {
+    all: { type: 'boolean' },
+    junit: { type: 'string' },
+    parallel: { type: 'string' },
+    trace: { type: 'string' },
+    ...IMAGE_OPTION,
+  },
   async run(ctx, values, positionals) {
     if (!values.all && positionals.length === 0)
       throw new LabError('lab grade needs labs to grade', 'for example `lab grade 1 2`, or `lab grade --all`');
@@ -150,8 +168,17 @@ const grade = defineCommand({
     const worker = async () => {
       while (next < labs.length && !ctx.signal.aborted) {
         const i = next++;
-        results[i] = await runTracked(ctx, labs[i]!, image, () => {});
+        // --trace: keep the instance (its recorder outlives the containers) and each step's window.
+        let ran: Instance | undefined;
+        const windows = new StepWindows();
+        results[i] = await runTracked(ctx, labs[i]!, image, values.trace ? windows.onEvent : () => {}, {
+          ...(values.trace ? { onInstance: (x: Instance) => (ran = x) } : {}),
+        });
         ctx.info(renderLabResult(results[i]!, ctx.json ? ctx.errStyle : ctx.style));
+        if (values.trace && ran) {
+          const files = writeTrace(values.trace, ran, results[i]!, windows.sections);
+          ctx.info(ctx.errStyle.dim(`  trace: ${files.join(', ')}`));
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
