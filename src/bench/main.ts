@@ -453,6 +453,37 @@ async function captureCost(image: string): Promise<void> {
     met: median(detOn) <= 150,
     note: `off: ${summary(detOff)}`,
   });
+  // Memory: N direct instances held at once, capture on and off (twice each), the containers' cgroups and shims.
+  const held = quick ? 2 : 10;
+  const mem: Record<'on' | 'off', { cgroups: number; shims: number }[]> = { on: [], off: [] };
+  for (const mode of ['on', 'off', 'on', 'off'] as const) {
+    await withCapture(mode === 'on', async () => {
+      const ids = Array.from({ length: held }, () => track());
+      const insts: Instance[] = [];
+      try {
+        for (let i = 0; i < held; i += 2)
+          insts.push(
+            ...(await Promise.all(ids.slice(i, i + 2).map((id) => createInstance(runtime, probeLab('direct'), { image, instance: id })))),
+          );
+        for (const x of insts) await x.observeAll();
+        await new Promise((r) => setTimeout(r, 4000));
+        const cs = (await Promise.all(ids.map((id) => runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: id })))).flat();
+        const cg = cs.reduce((a, c) => a + (containerMemory(c.id) ?? 0), 0);
+        mem[mode].push({ cgroups: cg / held, shims: shimMemory(cs.map((c) => c.id)).pss / held });
+      } finally {
+        await Promise.all(insts.map((x) => x.down()));
+        for (const id of ids) mine.delete(id);
+      }
+    });
+  }
+  raw.captureMemory = mem;
+  const per = (xs: { cgroups: number; shims: number }[]) => xs.map((x) => `${mb(x.cgroups)} (+ shims ${mb(x.shims)})`).join(', ');
+  report({
+    section: 'capture',
+    name: `containers' cgroups per direct instance, ${held} held, capture on`,
+    value: per(mem.on),
+    note: `off: ${per(mem.off)}`,
+  });
   // What a lab keeps: every lab of the catalogue (--quick: Labs 2 and 13), once, with capture on.
   const labs = catalogue()
     .map((l) => l.lab)

@@ -6,7 +6,7 @@ import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
 import { validateLabText, readLabText } from '../lab/load.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
-import { ensureImage } from '../engine/image.js';
+import { describeOrigin, ensureImage, imageOrigin } from '../engine/image.js';
 import { createInstance, newInstanceId } from '../engine/provision.js';
 import { runLab } from '../engine/run-lab.js';
 import type { Instance } from '../engine/instance.js';
@@ -19,6 +19,7 @@ import { renderLabResult } from '../report/text.js';
 import { renderJunit } from '../report/junit.js';
 import { defineCommand, type Command } from './command.js';
 import { composeCommand } from './compose-command.js';
+import { imageCommand } from './image-command.js';
 import { ladderWidth, makePlainRenderer } from './render.js';
 import { StepWindows, writeTrace } from './trace.js';
 import type { Context } from './context.js';
@@ -319,7 +320,7 @@ const doctor = defineCommand({
       say({
         name: 'engine',
         ok: true,
-        detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}`,
+        detail: `${info.product ?? 'Docker'} ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}${info.endpoint ? `, at ${info.endpoint}` : ''}`,
       });
       const stale = (await listInstances(ctx.runtime)).filter((i) => i.status === 'stale');
       // Leftovers of a killed run are worth knowing about, not a failure of this machine.
@@ -338,13 +339,15 @@ const doctor = defineCommand({
     let image: string;
     try {
       image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
-      say({ name: 'image', ok: true, detail: image });
+      // Built here or loaded from an archive (`lab image load`): the image's labels name the engine that built it.
+      const origin = await imageOrigin(ctx.runtime, image).catch(() => undefined);
+      say({ name: 'image', ok: true, detail: origin ? `${image}: ${describeOrigin(origin)}` : image });
     } catch (e) {
       say({
         name: 'image',
         ok: false,
         detail: (e as Error).message,
-        fix: 'the image builds from images/node on a Debian base; without a registry, make one: see README "Offline classrooms"',
+        fix: 'the image builds from images/node on a Debian base; without a registry, `lab image load FILE` an archive saved with `lab image save` (README "Offline classrooms")',
       });
       return finish();
     }
@@ -430,6 +433,7 @@ export const COMMANDS: Command[] = [
   doctor,
   validate,
   composeCommand,
+  imageCommand,
   ...STUDENT_COMMANDS,
   uiCommand,
 ];

@@ -118,6 +118,7 @@ async function createNode(runtime: Runtime, node: NodePlan, opts: InstanceOption
     tmpfs: { ...NODE_SECURITY.tmpfs },
     memoryBytes: NODE_SECURITY.memoryBytes,
     pidsLimit: NODE_SECURITY.pidsLimit,
+    ulimits: NODE_SECURITY.ulimits,
   });
   for (const iface of rest) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
   throwIfAborted(opts.signal, 'container start');
