@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { EngineError, InterruptedError } from '../errors.js';
 import { markTransient } from '../engine/retry.js';
+import { BoundedOutput } from './bounded-output.js';
 import {
   SubnetTakenError,
   type BuildOptions,
@@ -291,8 +292,10 @@ export class DockerRuntime implements Runtime {
         AttachStdin: false,
       });
       stream = await ex.start({ hijack: true, stdin: false });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
+      // A head and a tail of each stream, never all of it: a command can print without end.
+      const half = opts.maxOutputBytes === undefined ? undefined : Math.floor(opts.maxOutputBytes / 2);
+      const out = half === undefined ? new BoundedOutput() : new BoundedOutput(half, half);
+      const err = half === undefined ? new BoundedOutput() : new BoundedOutput(half, half);
       const stdout = new PassThrough();
       const stderr = new PassThrough();
       stdout.on('data', (b: Buffer) => out.push(b));
@@ -304,6 +307,7 @@ export class DockerRuntime implements Runtime {
           opts.timeoutMs === undefined
             ? undefined
             : setTimeout(() => {
+                opts.signal?.removeEventListener('abort', onAbort);
                 s.removeAllListeners('end');
                 (s as unknown as { destroy(): void }).destroy();
                 reject(new EngineError(`${argv.join(' ')} did not return within ${Math.round(opts.timeoutMs! / 1000)} s in ${container}`));
@@ -333,14 +337,18 @@ export class DockerRuntime implements Runtime {
         await new Promise((r) => setTimeout(r, 10));
         info = await ex.inspect();
       }
+      const kept = { stdout: out.read(), stderr: err.read() };
       const result: ExecResult = {
         argv,
         exitCode: info.ExitCode ?? -1,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
+        stdout: kept.stdout.text,
+        stderr: kept.stderr.text,
         durationMs: performance.now() - started,
+        cutBytes: { stdout: kept.stdout.cut, stderr: kept.stderr.cut },
       };
       logExec('%s: exit %d in %d ms', container, result.exitCode, Math.round(result.durationMs));
+      if (kept.stdout.cut + kept.stderr.cut)
+        logExec('%s: %d bytes of output, %d cut', container, out.total + err.total, kept.stdout.cut + kept.stderr.cut);
       return result;
     } catch (e) {
       if (e instanceof EngineError) throw e;
