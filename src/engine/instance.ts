@@ -25,7 +25,7 @@ import {
 } from '../grade/grade.js';
 import { realClock, type Clock, type EventSink } from './events.js';
 import { retryTransient } from './retry.js';
-import { Sampler } from './sampler.js';
+import { MAX_ANSWER_BYTES, Sampler } from './sampler.js';
 
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
@@ -269,12 +269,17 @@ export class Instance {
     return n.name;
   }
 
-  async exec(node: NodeName, argv: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ExecResult> {
+  async exec(
+    node: NodeName,
+    argv: string[],
+    opts: { timeoutMs?: number; env?: Record<string, string>; maxOutputBytes?: number } = {},
+  ): Promise<ExecResult> {
     try {
       return await this.runtime.exec(this.container(node), argv, {
         timeoutMs: opts.timeoutMs ?? OBSERVE_TIMEOUT_MS,
         ...(this.signal ? { signal: this.signal } : {}),
         ...(opts.env ? { env: opts.env } : {}),
+        ...(opts.maxOutputBytes ? { maxOutputBytes: opts.maxOutputBytes } : {}),
       });
     } catch (e) {
       throwIfAborted(this.signal, 'exec');
@@ -339,14 +344,16 @@ export class Instance {
         });
         // Without a sampler, one exec per look; observing only reads, so a dropped connection or a 5xx from the
         // engine is safe to retry.
-        const r = s
+        // The same bound as the sampler's: a look is graded whole or not at all, never with its middle cut out.
+        const r: Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr' | 'cutBytes'> = s
           ? { exitCode: s.exitCode, stdout: s.text, stderr: 'ss failed' }
-          : await retryTransient(() => this.exec(node, argv), {
+          : await retryTransient(() => this.exec(node, argv, { maxOutputBytes: MAX_ANSWER_BYTES }), {
               clock: this.clock,
               ...(this.signal ? { signal: this.signal } : {}),
               onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message),
             });
         if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
+        if (r.cutBytes?.stdout) throw new EngineError(`could not observe ${node}: it printed more than ${MAX_ANSWER_BYTES} bytes`);
         out.set(node, parseObservation(node, this.clock.now(), r.stdout, this.finished));
       }),
     );
