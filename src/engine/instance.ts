@@ -254,10 +254,15 @@ export class Instance {
     this.plan = plan;
     this.emit = opts.emit ?? (() => {});
     this.clock = opts.clock ?? realClock;
-    this.signal = opts.signal;
+    // The run's signal is shared by every instance of the run (lab grade --parallel 64): each instance listens
+    // on a signal of its own that follows it, so the listeners of its execs, looks and waits never pile up on
+    // the shared one (Node warns past 10), and none of them outlives the instance.
+    this.signal = opts.signal && AbortSignal.any([opts.signal]);
     // On Ctrl-C the observers go at once: nothing of theirs may hold the process while the lab is removed.
-    this.signal?.addEventListener('abort', () => this.close(), { once: true });
+    this.signal?.addEventListener('abort', this.closeOnAbort, { once: true });
   }
+
+  private readonly closeOnAbort = () => this.close();
 
   get id(): string {
     return this.plan.instance;
@@ -440,6 +445,7 @@ export class Instance {
 
   /** Close the persistent observers (they never keep the process alive, but a kept lab should not hold them). */
   close(): void {
+    this.signal?.removeEventListener('abort', this.closeOnAbort);
     for (const s of this.samplers.values()) s.close();
     this.samplers.clear();
   }
