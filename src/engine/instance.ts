@@ -292,6 +292,7 @@ export class Instance {
         throw new EngineError(
           `the ${node} container (${this.container(node)}) is gone or stopped: ${e.message}`,
           'was it removed by hand? run `lab clean` and start the lab again',
+          3,
         );
       }
       throw e;
@@ -502,7 +503,10 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
     // once interrupted, the outcome is the interrupt, whatever the step saw.
     throwIfAborted(opts.signal, 'lab');
   } catch (e) {
-    if (e instanceof InterruptedError || !(e instanceof LabError) || opts.signal?.aborted) {
+    // The engine unreachable or refusing (a container removed by hand): nothing was graded, so this is not a
+    // failed lab but the engine's error, exit 3 (README), after the teardown below.
+    const engineTrouble = e instanceof EngineError && e.exitCode === 3;
+    if (e instanceof InterruptedError || engineTrouble || !(e instanceof LabError) || opts.signal?.aborted) {
       failing = true;
       throwIfAborted(opts.signal, 'lab');
       throw e;

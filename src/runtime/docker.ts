@@ -332,11 +332,18 @@ export class DockerRuntime implements Runtime {
         s.on('error', (e: Error) => done(e));
       });
       // The stream can end a moment before the engine records the exit code.
-      let info = await ex.inspect();
+      let info = await ex.inspect().catch(async (e: unknown) => {
+        // The exec is gone with its container: say that the container is gone, not that the exec is.
+        await this.containerGone(container, doing);
+        throw e;
+      });
       for (let i = 0; info.Running && i < 50; i++) {
         await new Promise((r) => setTimeout(r, 10));
         info = await ex.inspect();
       }
+      // Killed by a signal (137: SIGKILL): the command, or its whole container (removed or stopped by hand)?
+      // The second is not the command's result, and callers must be able to tell.
+      if (info.ExitCode === null || info.ExitCode === undefined || info.ExitCode >= 128) await this.containerGone(container, doing);
       const kept = { stdout: out.read(), stderr: err.read() };
       const result: ExecResult = {
         argv,
@@ -354,6 +361,18 @@ export class DockerRuntime implements Runtime {
       if (e instanceof EngineError) throw e;
       throw explain(e, doing);
     }
+  }
+
+  /** Throws (as the engine says it: "No such container", "is not running") when the container has gone. */
+  private async containerGone(container: string, doing: string): Promise<void> {
+    let state: { Running?: boolean } | undefined;
+    try {
+      state = (await this.docker.getContainer(container).inspect()).State;
+    } catch (e) {
+      if (isStatus(e, 404)) throw explain(e, doing);
+      return;
+    }
+    if (state && !state.Running) throw new EngineError(`Docker could not ${doing}: container ${container} is not running`, undefined, 3);
   }
 
   async openExec(container: string, argv: string[]): Promise<ExecSession> {
