@@ -341,9 +341,13 @@ export class DockerRuntime implements Runtime {
         await new Promise((r) => setTimeout(r, 10));
         info = await ex.inspect();
       }
-      // Killed by a signal (137: SIGKILL): the command, or its whole container (removed or stopped by hand)?
-      // The second is not the command's result, and callers must be able to tell.
-      if (info.ExitCode === null || info.ExitCode === undefined || info.ExitCode >= 128) await this.containerGone(container, doing);
+      // Killed by a signal, or not started (126, 127): the command, or its whole container (removed or stopped by
+      // hand)? The second is not the command's result, and callers must be able to tell. A container's end kills
+      // its processes with SIGKILL (137), or fails an exec being started (126, "OCI runtime exec failed"), a
+      // moment before the engine marks it stopped: after those, look again for up to a second.
+      const code = info.ExitCode ?? -1;
+      if (code === -1 || code === 126 || code === 127 || code >= 128)
+        await this.containerGone(container, doing, code === 137 || code === 126 ? 1000 : 0);
       const kept = { stdout: out.read(), stderr: err.read() };
       const result: ExecResult = {
         argv,
@@ -363,16 +367,23 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  /** Throws (as the engine says it: "No such container", "is not running") when the container has gone. */
-  private async containerGone(container: string, doing: string): Promise<void> {
-    let state: { Running?: boolean } | undefined;
-    try {
-      state = (await this.docker.getContainer(container).inspect()).State;
-    } catch (e) {
-      if (isStatus(e, 404)) throw explain(e, doing);
-      return;
+  /** Throws (as the engine says it: "No such container", "is not running") when the container has gone or
+   *  goes within `settleMs`. */
+  private async containerGone(container: string, doing: string, settleMs = 0): Promise<void> {
+    const until = performance.now() + settleMs;
+    for (;;) {
+      let state: { Running?: boolean; Status?: string } | undefined;
+      try {
+        state = (await this.docker.getContainer(container).inspect()).State;
+      } catch (e) {
+        if (isStatus(e, 404)) throw explain(e, doing);
+        return;
+      }
+      if (state && (!state.Running || state.Status === 'removing'))
+        throw new EngineError(`Docker could not ${doing}: container ${container} is not running`, undefined, 3);
+      if (performance.now() >= until) return;
+      await new Promise((r) => setTimeout(r, 50));
     }
-    if (state && !state.Running) throw new EngineError(`Docker could not ${doing}: container ${container} is not running`, undefined, 3);
   }
 
   async openExec(container: string, argv: string[]): Promise<ExecSession> {
