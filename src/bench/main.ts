@@ -10,9 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { DockerRuntime } from '../runtime/docker.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { ensureImage, imageTag, IMAGE_DIR, baseImage } from '../engine/image.js';
-import { createInstance, newInstanceId, pickSubnets, removeInstance, type Instance } from '../engine/instance.js';
+import type { Instance } from '../engine/instance.js';
+import { createInstance, newInstanceId } from '../engine/provision.js';
+import { pickSubnets } from '../engine/subnets.js';
+import { removeInstance } from '../engine/teardown.js';
 import { planLab, SUBNET_POOL, LABEL, type Plan } from '../plan/plan.js';
-import { networksOf } from '../plan/topology.js';
+import { networksOf } from '../lab/topology.js';
 import { catalogue } from '../lab/catalogue.js';
 import type { Lab, Topology } from '../lab/schema.js';
 import { cliParallel, cliSequential, Compose, composeVersion } from './baseline.js';
@@ -361,7 +364,7 @@ async function detect(image: string): Promise<void> {
       const checks = await inst.waitFor('detect', [{ on: 'server', socket: { state: 'LISTEN', local: `*:${port}` }, within: '5s' }]);
       const seenAt = Date.now();
       if (!checks.every((c) => c.passed))
-        throw new Error(`the grader did not see LISTEN on port ${port}: ${checks.map((c) => c.message).join('; ')}`);
+        throw new Error(`the grader did not see LISTEN on port ${port}: ${checks.map((c) => c.seen.join(' | ')).join('; ')}`);
       const status = await inst.exec('server', ['tcplab-run', 'status', name]);
       const changedAt = Number(status.stdout.split('\n')[1]) * 1000;
       if (!Number.isFinite(changedAt) || changedAt <= 0) throw new Error(`no timestamp from the program: ${status.stdout}`);
@@ -423,7 +426,7 @@ async function gradeInstances(
           let ok = true;
           for (const [i, step] of lab.steps.entries()) {
             const r = await inst.runStep(step, i);
-            for (const c of r.checks) if (!c.passed) failures.push(`${lab.slug}/${c.step}: ${c.message}`);
+            for (const c of r.checks) if (!c.passed) failures.push(`${lab.slug}/${c.step}: ${c.expected}; seen ${c.seen.join(' | ')}`);
             ok = r.passed && ok;
           }
           if (ok) passed++;

@@ -48,7 +48,7 @@ function pss(pid: number): number | undefined {
   return m ? Number(m[1]) * 1024 : undefined;
 }
 
-export interface HostMemory {
+interface HostMemory {
   dockerdRss?: number;
   containerdRss?: number;
   memAvailable?: number;

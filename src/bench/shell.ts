@@ -1,7 +1,7 @@
 // Runs host programs (the docker CLI, docker-compose, the tcplab CLI) as argv arrays, never through a shell.
 import { execFile } from 'node:child_process';
 
-export interface Ran {
+interface Ran {
   code: number;
   stdout: string;
   stderr: string;

@@ -4,7 +4,7 @@ export function median(xs: number[]): number {
   return quantile(xs, 0.5);
 }
 
-export function quantile(xs: number[], q: number): number {
+function quantile(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   const pos = (s.length - 1) * q;

@@ -1,52 +1,44 @@
 // One typed async function per command. Commands print; the engine only emits events.
 import { writeFileSync } from 'node:fs';
-import type { ParseArgsConfig } from 'node:util';
-import { LabError } from '../errors.js';
+import { resolve as resolvePath } from 'node:path';
+import { LabError, formatProblem } from '../errors.js';
 import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
 import { validateLabText, readLabText } from '../lab/load.js';
-import { formatProblem } from '../errors.js';
 import type { Lab } from '../lab/schema.js';
+import { formatDuration } from '../lab/duration.js';
 import { ensureImage } from '../engine/image.js';
-import { createInstance, newInstanceId, removeInstance, runLab } from '../engine/instance.js';
+import { createInstance, newInstanceId } from '../engine/provision.js';
+import { runLab } from '../engine/run-lab.js';
+import type { Instance } from '../engine/instance.js';
+import { describeRemoved, removeInstance, type Removed } from '../engine/teardown.js';
 import type { LabEvent } from '../engine/events.js';
+import { listInstances } from '../engine/cleanup.js';
 import type { LabResult } from '../grade/grade.js';
 import { LABEL } from '../plan/plan.js';
-import { listInstances } from '../engine/cleanup.js';
 import { renderLabResult } from '../report/text.js';
 import { renderJunit } from '../report/junit.js';
+import { defineCommand, type Command } from './command.js';
 import { composeCommand } from './compose-command.js';
-import { formatDuration } from '../lab/duration.js';
 import { makePlainRenderer } from './render.js';
 import type { Context } from './context.js';
 import { planCommand } from './plan-command.js';
-import { resolve as resolvePath } from 'node:path';
 import { runInteractive } from './interactive.js';
 import { loadProgress } from './state.js';
 import { forgetStopped, saveHeadlessProgress, STUDENT_COMMANDS } from './student.js';
 
-type Values = Record<string, unknown>;
-
-export interface Command {
-  name: string;
-  usage: string;
-  summary: string;
-  help?: string;
-  options: ParseArgsConfig['options'];
-  run(ctx: Context, values: Values, positionals: string[]): Promise<number>;
-}
-
 const IMAGE_OPTION = { 'base-image': { type: 'string' } } as const;
 
-function imageOptions(ctx: Context, values: Values) {
-  const base = values['base-image'] as string | undefined;
-  return { ...(base ? { base } : {}), signal: ctx.signal };
+/** Find or build the lab image (--base-image picks another Debian-based base). */
+async function prepareImage(ctx: Context, base: string | undefined, emit: (e: LabEvent) => void): Promise<string> {
+  return ensureImage(ctx.runtime, emit, { ...(base ? { base } : {}), signal: ctx.signal });
 }
 
-async function prepareImage(ctx: Context, values: Values, emit: (e: LabEvent) => void): Promise<string> {
-  return ensureImage(ctx.runtime, emit, imageOptions(ctx, values));
+/** Image progress for commands whose stdout is a result: on stderr. */
+function stderrRenderer(ctx: Context) {
+  return makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false });
 }
 
-const list: Command = {
+const list = defineCommand({
   name: 'list',
   usage: 'list [--json]',
   summary: 'the labs, and the TCP states each makes observable',
@@ -61,6 +53,7 @@ const list: Command = {
       topology: lab.topology ?? 'direct',
       states: observableStates(lab),
       steps: lab.steps.length,
+      tasks: lab.steps.filter((st) => st.task).length,
       file,
       progress: progress[lab.slug] ?? null,
     }));
@@ -78,24 +71,29 @@ const list: Command = {
               `  last run: ${p.last.steps.done}/${p.last.steps.total} steps, tasks ${p.last.tasks.done}/${p.last.tasks.total}`,
             );
       ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
-      ctx.print(`    ${ctx.style.dim(`${l.topology}; states: ${l.states.join(', ')}`)}`);
+      ctx.print(`    ${ctx.style.dim(`${l.topology}; ${l.tasks} task${l.tasks === 1 ? '' : 's'}; states: ${l.states.join(', ')}`)}`);
     }
     return 0;
   },
-};
+});
 
-const start: Command = {
+const start = defineCommand({
   name: 'start',
   usage: 'start <number|slug|file> [--keep] [--yes]',
   summary: 'walk through a lab step by step in real containers',
-  help: 'Builds the lab image if needed, creates the lab\'s machines, and runs each step: what it does, the\ncommands, both sides\' sockets, and whether each expected state appeared. --keep leaves the machines running\nafterwards (remove them with `lab stop`). At a terminal it is a guided walk: a prediction before each change,\na menu after each step (observe again, a shell, rules, processes, quit) and tasks you do yourself, checked\nwith `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.',
+  help:
+    "Builds the lab image if needed, creates the lab's machines, and runs each step: what it does, the\n" +
+    "commands, both sides' sockets, and whether each expected state appeared. --keep leaves the machines running\n" +
+    'afterwards (remove them with `lab stop`). At a terminal it is a guided walk: a prediction before each change,\n' +
+    'a menu after each step (observe again, a shell, rules, processes, quit) and tasks you do yourself, checked\n' +
+    'with `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.',
   options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...IMAGE_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length !== 1) throw new LabError('lab start takes one lab', 'for example `lab start 2`; `lab list` shows them');
     const { lab, file } = resolveLab(positionals[0]!);
+    const base = values['base-image'];
     // At a terminal, without --yes or --json, the guided walk; anywhere else no prompt at all.
     if (!values.yes && !ctx.json && process.stdin.isTTY && process.stdout.isTTY) {
-      const base = values['base-image'] as string | undefined;
       return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
     }
     const write = (s: string) => ctx.info(s);
@@ -103,16 +101,17 @@ const start: Command = {
     write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
     write(lab.intro.trimEnd());
     for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${note}`));
-    const image = await prepareImage(ctx, values, emit);
+    const image = await prepareImage(ctx, base, emit);
     const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep });
     write('');
     write(renderLabResult(result, ctx.style));
     saveHeadlessProgress(lab, result);
-    if (values.keep && !ctx.signal.aborted) write(`The lab is still running (instance ${result.instance}); \`lab stop\` removes it.`);
+    if (values.keep && !ctx.signal.aborted)
+      write(`The lab is still running (instance ${result.instance}); \`lab stop ${result.instance}\` removes it.`);
     if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
     return result.passed ? 0 : 1;
   },
-};
+});
 
 /** Run a lab with its instance registered for cleanup on interrupt. */
 async function runTracked(
@@ -132,7 +131,7 @@ async function runTracked(
   }
 }
 
-const grade: Command = {
+const grade = defineCommand({
   name: 'grade',
   usage: 'grade <lab...>|--all [--json] [--junit FILE] [--parallel N]',
   summary: 'run labs headless; exit 0 only if every expected state was observed',
@@ -144,65 +143,67 @@ const grade: Command = {
     const parallel = Number(values.parallel ?? 1);
     if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new LabError('--parallel takes a whole number from 1 to 64');
     const started = performance.now();
-    const image = await prepareImage(
-      ctx,
-      values,
-      makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }),
-    );
+    const image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
     const results: LabResult[] = new Array(labs.length);
     let next = 0;
     const worker = async () => {
       while (next < labs.length && !ctx.signal.aborted) {
         const i = next++;
-        const lab = labs[i]!;
-        results[i] = await runTracked(ctx, lab, image, () => {});
+        results[i] = await runTracked(ctx, labs[i]!, image, () => {});
         ctx.info(renderLabResult(results[i]!, ctx.json ? ctx.errStyle : ctx.style));
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
     const passed = results.every((r) => r?.passed);
     const summary = { passed, labs: results, durationMs: performance.now() - started };
-    if (values.junit) writeFileSync(values.junit as string, renderJunit(results));
+    if (values.junit) writeFileSync(values.junit, renderJunit(results));
     if (ctx.json) ctx.print(JSON.stringify(summary, null, 2));
-    else
-      ctx.print(
-        `${passed ? ctx.style.green('all passed') : ctx.style.red('FAILED')}: ${results.filter((r) => r.passed).length}/${results.length} labs in ${formatDuration(summary.durationMs)}`,
-      );
+    else {
+      const line = `${results.filter((r) => r.passed).length}/${results.length} labs in ${formatDuration(summary.durationMs)}`;
+      ctx.print(`${passed ? ctx.style.green('all passed') : ctx.style.red('FAILED')}: ${line}`);
+    }
     return passed ? 0 : 1;
   },
-};
+});
 
-const stop: Command = {
+function addRemoved(a: Removed, b: Removed): Removed {
+  return { containers: a.containers + b.containers, networks: a.networks + b.networks };
+}
+
+const stop = defineCommand({
   name: 'stop',
   usage: 'stop [instance...]',
   summary: 'remove running lab instances (all of them when none is named)',
   options: {},
   async run(ctx, _values, positionals) {
-    let removed = 0;
+    let removed: Removed = { containers: 0, networks: 0 };
     if (positionals.length === 0) removed = await removeInstance(ctx.runtime);
-    for (const id of positionals) removed += await removeInstance(ctx.runtime, id);
+    for (const id of positionals) removed = addRemoved(removed, await removeInstance(ctx.runtime, id));
     forgetStopped(positionals);
     if (ctx.json) ctx.print(JSON.stringify({ removed }));
-    else ctx.print(removed ? `removed ${removed} containers and networks` : 'no lab is running');
+    else ctx.print(removed.containers + removed.networks ? `removed ${describeRemoved(removed)}` : 'no lab is running');
     return 0;
   },
-};
+});
 
-const clean: Command = {
+const clean = defineCommand({
   name: 'clean',
   usage: 'clean [--stale] [--images] [instance...]',
   summary: 'remove everything tcplab created, also after a crash (with --images, its images too)',
-  help: 'With no instance named, removes every lab instance on the engine. --stale removes only instances whose\nprocess on this host is gone (killed, crashed) and that were not kept with `lab start --keep`; with\ninstances named, only those. --images also removes the lab images.',
+  help:
+    'With no instance named, removes every lab instance on the engine. --stale removes only instances whose\n' +
+    'process on this host is gone (killed, crashed) and that were not kept with `lab start --keep`; with\n' +
+    'instances named, only those. --images also removes the lab images.',
   options: { images: { type: 'boolean' }, stale: { type: 'boolean' } },
   async run(ctx, values, positionals) {
-    let removed = 0;
+    let removed: Removed = { containers: 0, networks: 0 };
     let instances: string[] = [];
     if (values.stale || positionals.length > 0) {
       const all = await listInstances(ctx.runtime);
       instances = all
         .filter((i) => (!values.stale || i.status === 'stale') && (positionals.length === 0 || positionals.includes(i.instance)))
         .map((i) => i.instance);
-      for (const id of instances) removed += await removeInstance(ctx.runtime, id);
+      for (const id of instances) removed = addRemoved(removed, await removeInstance(ctx.runtime, id));
     } else removed = await removeInstance(ctx.runtime);
     let images = 0;
     if (values.images) {
@@ -212,44 +213,70 @@ const clean: Command = {
       }
     }
     if (ctx.json) ctx.print(JSON.stringify({ removed, images, ...(values.stale || positionals.length ? { instances } : {}) }));
-    else
-      ctx.print(
-        `removed ${removed} containers and networks${instances.length ? ` (instances ${instances.join(', ')})` : ''}${values.images ? ` and ${images} images` : ''}`,
-      );
+    else {
+      const which = instances.length ? ` (instances ${instances.join(', ')})` : '';
+      ctx.print(`removed ${describeRemoved(removed)}${which}${values.images ? ` and ${images} images` : ''}`);
+    }
     return 0;
   },
-};
+});
 
-const validate: Command = {
+const validate = defineCommand({
   name: 'validate',
   usage: 'validate <file...> [--json]',
-  summary: 'check lab files and report every problem with file:line',
+  summary: 'check lab files and report every problem with file:line (exit 2 when a file has problems)',
   options: {},
   async run(ctx, _values, positionals) {
     if (positionals.length === 0) throw new LabError('lab validate needs lab files', 'for example `lab validate labs/*.yaml`');
     const reports = positionals.map((file) => {
       const text = readLabText(file);
-      return { file, problems: typeof text === 'string' ? validateLabText(text).problems : [text.problem] };
+      if (typeof text !== 'string') return { file, ok: false, problems: [text.problem], warnings: [] };
+      const v = validateLabText(text);
+      return { file, ok: v.problems.length === 0, problems: v.problems, warnings: v.warnings };
     });
     if (ctx.json) ctx.print(JSON.stringify(reports, null, 2));
     else {
       for (const r of reports) {
-        if (r.problems.length === 0) ctx.print(`${ctx.style.green('ok')} ${r.file}`);
+        if (r.ok) ctx.print(`${ctx.style.green('ok')} ${r.file}`);
         for (const p of r.problems) ctx.print(formatProblem(r.file, p));
+        for (const w of r.warnings) ctx.print(`${ctx.style.yellow('warning:')} ${formatProblem(r.file, w)}`);
       }
     }
-    return reports.every((r) => r.problems.length === 0) ? 0 : 1;
+    // A bad lab file is exit 2, as for every other command (README "Exit codes").
+    return reports.every((r) => r.ok) ? 0 : 2;
   },
+});
+
+interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+/** A lab that only brings up the direct topology: what `lab doctor` probes with. */
+const PROBE_LAB: Lab = {
+  id: 999,
+  slug: 'doctor',
+  title: 'doctor',
+  summary: '',
+  intro: '',
+  topology: 'direct',
+  nodes: { client: { sysctls: { 'net.ipv4.tcp_syn_retries': 2 } } },
+  steps: [{ id: 'probe', title: 'probe', explain: '' }],
 };
 
-const doctor: Command = {
+/** An address outside every lab (TEST-NET-1, RFC 5737): a lab node must have no route to it. */
+const OUTSIDE_ADDRESS = '192.0.2.1';
+
+const doctor = defineCommand({
   name: 'doctor',
   usage: 'doctor [--json]',
   summary: 'check the Docker engine, the image, and that a lab container can use iptables',
   options: { ...IMAGE_OPTION },
   async run(ctx, values) {
-    const checks: { name: string; ok: boolean; detail: string; fix?: string }[] = [];
-    const say = (c: (typeof checks)[number]) => {
+    const checks: DoctorCheck[] = [];
+    const say = (c: DoctorCheck) => {
       checks.push(c);
       ctx.info(
         `${c.ok ? ctx.style.green('✓') : ctx.style.red('✗')} ${c.name}: ${c.detail}${c.fix ? `\n    ${ctx.style.dim('fix:')} ${c.fix}` : ''}`,
@@ -282,11 +309,7 @@ const doctor: Command = {
     }
     let image: string;
     try {
-      image = await prepareImage(
-        ctx,
-        values,
-        makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false }),
-      );
+      image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
       say({ name: 'image', ok: true, detail: image });
     } catch (e) {
       say({
@@ -297,21 +320,11 @@ const doctor: Command = {
       });
       return finish();
     }
-    const probe: Lab = {
-      id: 999,
-      slug: 'doctor',
-      title: 'doctor',
-      summary: '',
-      intro: '',
-      topology: 'direct',
-      nodes: { client: { sysctls: { 'net.ipv4.tcp_syn_retries': 2 } } },
-      steps: [{ id: 'probe', title: 'probe', explain: '' }],
-    };
     const id = newInstanceId();
     ctx.live.add(id);
     try {
       const t0 = performance.now();
-      const inst = await createInstance(ctx.runtime, probe, { image, instance: id, signal: ctx.signal });
+      const inst = await createInstance(ctx.runtime, PROBE_LAB, { image, instance: id, signal: ctx.signal });
       say({
         name: 'lab network',
         ok: true,
@@ -334,12 +347,7 @@ const doctor: Command = {
       });
       const ss = await inst.exec('server', ['ss', '-tanoH']);
       say({ name: 'ss', ok: ss.exitCode === 0, detail: ss.exitCode === 0 ? 'ss runs' : ss.stderr.trim() });
-      const ping = await inst.exec('client', ['nc', '-z', '-w', '2', inst.plan.vars['server.ip']!, '9']);
-      say({
-        name: 'isolation',
-        ok: true,
-        detail: `client reaches server on the lab bridge (nc exit ${ping.exitCode}; 1 = refused, as expected with no listener)`,
-      });
+      say(await isolation(inst));
     } catch (e) {
       say({
         name: 'lab network',
@@ -353,6 +361,35 @@ const doctor: Command = {
     }
     return finish();
   },
-};
+});
+
+/**
+ * Is a lab node cut off from everything outside its lab? Asked without sending anything out: the kernel's
+ * route lookup for an outside address must fail (no default route), and so must the route to the host's
+ * default bridge. Then a connection to its own bridge's gateway address, which the host must not answer
+ * (the bridge has no address on the host side), stays inside the bridge.
+ */
+export async function isolation(inst: Pick<Instance, 'exec' | 'plan'>): Promise<DoctorCheck> {
+  const route = await inst.exec('client', ['ip', 'route', 'get', OUTSIDE_ADDRESS]);
+  if (route.exitCode === 0) {
+    return {
+      name: 'isolation',
+      ok: false,
+      detail: `a lab node has a route out of the lab: ${route.stdout.trim()}`,
+      fix: 'tcplab removes the default route of every node; an engine that re-adds one breaks isolation: report it with `lab doctor --json`',
+    };
+  }
+  const gateway = inst.plan.networks[0]!.gateway;
+  const probe = await inst.exec('client', ['nc', '-vz', '-w', '1', gateway, '22'], { timeoutMs: 5000 });
+  const answered = probe.exitCode === 0 || /refused|succeeded/i.test(probe.stdout + probe.stderr);
+  return answered
+    ? {
+        name: 'isolation',
+        ok: false,
+        detail: `the host answers a lab node at the bridge gateway ${gateway}: ${(probe.stderr || probe.stdout).trim()}`,
+        fix: 'this engine ignores com.docker.network.bridge.inhibit_ipv4; lab nodes can reach the host',
+      }
+    : { name: 'isolation', ok: true, detail: `no route from a lab node to ${OUTSIDE_ADDRESS}, and the host does not answer at ${gateway}` };
+}
 
 export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate, composeCommand, ...STUDENT_COMMANDS];

@@ -5,9 +5,9 @@ import { LabError } from '../errors.js';
 import { resolveLab } from '../lab/catalogue.js';
 import { COMPOSE_TOPOLOGIES, networkCount, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../plan/compose.js';
 import type { Topology } from '../lab/schema.js';
-import type { Command } from './commands.js';
+import { defineCommand } from './command.js';
 
-export const composeCommand: Command = {
+export const composeCommand = defineCommand({
   name: 'compose',
   usage: 'compose <direct|routed|lab> [--output FILE] [--subnets A,B] [--instance ID]',
   summary: 'print the Docker Compose file of a topology or a lab (for classrooms without tcplab)',
@@ -24,14 +24,14 @@ export const composeCommand: Command = {
     const isTopology = (COMPOSE_TOPOLOGIES as string[]).includes(ref);
     const lab = isTopology ? topologyLab(ref as Topology) : resolveLab(ref).lab;
     const topology = lab.topology ?? 'direct';
-    const subnets = values.subnets === undefined ? undefined : String(values.subnets).split(',');
+    const subnets = values.subnets === undefined ? undefined : values.subnets.split(',');
     if (subnets && (subnets.length !== networkCount(topology) || subnets.some((s) => !/^198\.(18|19)\.\d{1,3}\.0\/24$/.test(s)))) {
       throw new LabError(
         `--subnets needs ${networkCount(topology)} /24 subnet(s) in 198.18.0.0/15 for the ${topology} topology`,
         'for example --subnets 198.19.251.0/24,198.19.252.0/24',
       );
     }
-    const instance = values.instance as string | undefined;
+    const instance = values.instance;
     if (instance !== undefined && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(instance)) {
       throw new LabError('--instance takes lower-case letters, digits and dashes', 'for example --instance class1');
     }
@@ -43,9 +43,9 @@ export const composeCommand: Command = {
             source: `lab compose ${ref}`,
           });
     if (values.output) {
-      writeFileSync(values.output as string, text);
-      ctx.info(`wrote ${values.output as string}`);
+      writeFileSync(values.output, text);
+      ctx.info(`wrote ${values.output}`);
     } else ctx.print(text.trimEnd());
     return 0;
   },
-};
+});

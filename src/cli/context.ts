@@ -3,7 +3,7 @@
 import createDebug from 'debug';
 import { DockerRuntime } from '../runtime/docker.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { removeInstance } from '../engine/instance.js';
+import { removeInstance } from '../engine/teardown.js';
 import { colorWanted, makeStyle, type Style } from '../report/style.js';
 
 const log = createDebug('lab');

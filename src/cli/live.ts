@@ -5,8 +5,9 @@ import { LabError } from '../errors.js';
 import { Instance } from '../engine/instance.js';
 import { LABEL } from '../plan/plan.js';
 import { NODE_NAMES, type Expectation, type NodeName, type Step } from '../lab/schema.js';
-import { parseSs, SS_ARGV, type Socket } from '../observe/ss.js';
-import { evaluate, socketMatches, type Check } from '../grade/grade.js';
+import type { Socket } from '../observe/ss.js';
+import { OBSERVE_PROGRAM, parseObservation } from '../observe/observation.js';
+import { socketMatches, type Check } from '../grade/grade.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Style } from '../report/style.js';
 import { listRunning, type RunningLab } from './state.js';
@@ -133,8 +134,8 @@ export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<M
   await Promise.all(
     [...li.nodes].map(async ([node, c]) => {
       // An instance can go away while we look (its lab finished): show it empty rather than fail.
-      const r = await runtime.exec(c, SS_ARGV, { timeoutMs: 10_000 }).catch(() => undefined);
-      out.set(node, r?.exitCode === 0 ? parseSs(r.stdout) : []);
+      const r = await runtime.exec(c, [OBSERVE_PROGRAM], { timeoutMs: 10_000 }).catch(() => undefined);
+      out.set(node, r?.exitCode === 0 ? parseObservation(r.stdout).sockets : []);
     }),
   );
   return new Map([...out].sort());
@@ -153,25 +154,9 @@ export function renderSockets(observed: Map<NodeName, Socket[]>, style: Style, m
   return sideBySide(observed, style, (s) => hot.has(s));
 }
 
-/** Expectations evaluated against one look (no waiting): met or not met right now. */
-export async function evaluateNow(
-  instance: Instance,
-  expectations: Expectation[],
-): Promise<{ e: Expectation; holds: boolean; seen: string[] }[]> {
-  const needs = new Map<NodeName, { iptables: boolean; commands: Set<string> }>();
-  for (const e of expectations) {
-    const n = needs.get(e.on) ?? { iptables: false, commands: new Set<string>() };
-    if (e.iptables) n.iptables = true;
-    if (e.command) n.commands.add(e.command.name);
-    needs.set(e.on, n);
-  }
-  const snaps = await instance.observe(needs);
-  return expectations.map((e) => ({ e, ...evaluate(e, snaps.get(e.on)!, instance.plan.vars) }));
-}
-
 /** The engine instance for a running lab that another process started (its plan is in the state file). */
 export function attach(runtime: Runtime, state: RunningLab, signal?: AbortSignal): Instance {
-  return new Instance(runtime, state.plan, { image: state.plan.image, ...(signal ? { signal } : {}) });
+  return new Instance(runtime, state.plan, signal ? { signal } : {});
 }
 
 /** A task's expectations against the live lab; the hint to show after a failed attempt. */
@@ -184,23 +169,4 @@ export function hintFor(step: Step, attempts: number): string | undefined {
   const hints = step.task?.hints ?? [];
   if (!hints.length) return undefined;
   return hints[Math.min(Math.max(attempts, 1), hints.length) - 1];
-}
-
-/** Templates in lab text ({{server.ip}}) filled in for this instance; unknown ones are left as they are. */
-export function fill(text: string, vars: Record<string, string>): string {
-  return text.replace(/\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g, (all, name: string) => vars[name] ?? all);
-}
-
-export function checkMark(c: { passed: boolean }, style: Style): string {
-  return c.passed ? style.green('✓ met    ') : style.red('✗ not met');
-}
-
-export function renderChecks(checks: Check[], style: Style, indentBy = '  '): string {
-  const lines: string[] = [];
-  for (const c of checks) {
-    lines.push(`${indentBy}${checkMark(c, style)} ${c.task ? style.cyan('[task] ') : ''}${c.expected}`);
-    if (c.message && c.message !== 'as expected' && c.message !== 'not seen') lines.push(`${indentBy}            ${style.dim(c.message)}`);
-    if (!c.passed) for (const s of c.seen) lines.push(`${indentBy}            ${style.dim('seen:')} ${s}`);
-  }
-  return lines.join('\n');
 }

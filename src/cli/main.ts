@@ -1,18 +1,13 @@
 // Entry point: parse the command line, run one command, and turn every failure into a clear message and an
 // exit code. User errors (LabError) print what to do next; anything else is a bug and prints its stack.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { isLabError, LabError } from '../errors.js';
+import { isLabError } from '../errors.js';
 import { makeContext, cleanupLive, type Context } from './context.js';
-import { COMMANDS, type Command } from './commands.js';
+import { COMMANDS } from './commands.js';
+import { GLOBAL_OPTIONS, type Command } from './command.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-
-export const GLOBAL_OPTIONS = {
-  json: { type: 'boolean' },
-  'no-color': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
 
 function usage(): string {
   return [
@@ -58,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`usage: lab ${command.usage}\n\n${command.help ?? command.summary}\n`);
     return 0;
   }
+  // --no-color means what NO_COLOR means, for tcplab and for the libraries it draws with (listr2, inquirer).
+  if (parsed.values['no-color']) process.env.NO_COLOR = '1';
   const ctx = makeContext({ json: !!parsed.values.json, noColor: !!parsed.values['no-color'] });
   return runCommand(ctx, command, parsed.values, parsed.positionals);
 }
@@ -78,5 +75,3 @@ async function runCommand(ctx: Context, command: Command, values: Record<string,
     return 70;
   }
 }
-
-export { LabError };

@@ -1,13 +1,14 @@
 // lab plan: what `lab start` would create and run, without touching Docker (planning is pure).
 import { LabError } from '../errors.js';
 import { resolveLab } from '../lab/catalogue.js';
-import { expand, NODE_SECURITY, planLab, subnetAt } from '../plan/plan.js';
-import { networksOf } from '../plan/topology.js';
+import { NODE_SECURITY, planLab, subnetAt } from '../plan/plan.js';
+import { expand } from '../lab/templates.js';
+import { shellQuote } from '../plan/shell.js';
+import { networksOf } from '../lab/topology.js';
 import { imageTag } from '../engine/image.js';
-import { displayCommand } from '../engine/instance.js';
-import type { Command } from './commands.js';
+import { defineCommand } from './command.js';
 
-export const planCommand: Command = {
+export const planCommand = defineCommand({
   name: 'plan',
   usage: 'plan <number|slug|file> [--json]',
   summary: 'show what a lab would create and run, without starting anything (a dry run)',
@@ -25,7 +26,7 @@ export const planCommand: Command = {
       actions: [...(s.run ?? []), ...(s.task?.solution ?? [])].map((a) =>
         a.stop
           ? `${a.on}: stop ${a.stop} (SIG${a.signal ?? 'INT'})`
-          : `${a.on}$ ${displayCommand(a.run!.map((x) => expand(x, plan.vars)))}${a.background ? ' &' : ''}`,
+          : `${a.on}$ ${shellQuote(a.run!.map((x) => expand(x, plan.vars)))}${a.background ? ' &' : ''}`,
       ),
     }));
     if (ctx.json) {
@@ -53,4 +54,4 @@ export const planCommand: Command = {
     }
     return 0;
   },
-};
+});

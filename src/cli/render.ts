@@ -3,10 +3,10 @@ import type { LabEvent } from '../engine/events.js';
 import type { NodeName } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
 import { formatEndpoint, type Socket } from '../observe/ss.js';
-import { checkLine } from '../report/text.js';
+import { renderCheck } from '../report/text.js';
 import type { Style } from '../report/style.js';
 
-export function socketRow(s: Socket): string {
+function socketRow(s: Socket): string {
   return `${s.state.padEnd(11)} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
 }
 
@@ -69,7 +69,7 @@ export function makePlainRenderer(write: (s: string) => void, style: Style, opts
         if (e.output) for (const line of e.output.split('\n').slice(-6)) write(style.dim(`    ${line}`));
         break;
       case 'check':
-        if (opts.verbose) write(checkLine(e.check, style));
+        if (opts.verbose) write(renderCheck(e.check, style));
         break;
       case 'observed':
         observed.set(e.node, e.sockets);

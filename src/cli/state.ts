@@ -29,12 +29,12 @@ export interface RunningLab {
   keep: boolean;
 }
 
-export interface TaskAttempts {
+interface TaskAttempts {
   /** step id -> attempts and whether one passed */
   [stepId: string]: { attempts: number; passed: boolean; at: string };
 }
 
-export interface LabProgress {
+interface LabProgress {
   slug: string;
   completed: boolean;
   last: Score & { at: string };
@@ -68,10 +68,6 @@ const runningDir = () => join(stateDir(), 'running');
 
 export function saveRunning(r: RunningLab): void {
   writeJson(join(runningDir(), `${r.instance}.json`), r);
-}
-
-export function loadRunning(instance: string): RunningLab | undefined {
-  return readJson<RunningLab>(join(runningDir(), `${instance}.json`));
 }
 
 export function listRunning(): RunningLab[] {

@@ -3,24 +3,24 @@ import { LabError } from '../errors.js';
 import { loadLabFile } from '../lab/load.js';
 import type { Lab } from '../lab/schema.js';
 import type { LabResult } from '../grade/grade.js';
-import type { Command } from './commands.js';
+import { defineCommand } from './command.js';
+import { fill } from '../lab/templates.js';
+import { renderChecks } from '../report/text.js';
 import {
   attach,
   checkTask,
-  fill,
   hintFor,
   liveInstances,
   liveSockets,
   openShell,
   parseNode,
   pickInstance,
-  renderChecks,
   renderSockets,
   socketsThatMatter,
 } from './live.js';
 import { forgetRunning, listRunning, loadAttempts, recordAttempt, saveProgress, type Score } from './state.js';
 
-const shell: Command = {
+const shell = defineCommand({
   name: 'shell',
   usage: 'shell <client|server|firewall> [instance]',
   summary: 'a shell on one machine of the running lab (docker exec -it)',
@@ -33,9 +33,9 @@ const shell: Command = {
     const li = await pickInstance(ctx.runtime, positionals[1]);
     return openShell(li, node, (s) => ctx.err.write(ctx.errStyle.dim(s) + '\n'));
   },
-};
+});
 
-const check: Command = {
+const check = defineCommand({
   name: 'check',
   usage: 'check [instance] [--json]',
   summary: "grade the running lab's current task against its live state",
@@ -81,7 +81,7 @@ const check: Command = {
               expected: c.expected,
               passed: c.passed,
               seen: c.seen,
-              why: c.message,
+              ...(c.why ? { why: c.why } : {}),
             })),
             ...(hint ? { hint: fill(hint, vars) } : {}),
             checkedAt: new Date().toISOString(),
@@ -98,9 +98,9 @@ const check: Command = {
     }
     return passed ? 0 : 1;
   },
-};
+});
 
-const status: Command = {
+const status = defineCommand({
   name: 'status',
   usage: 'status [--watch] [--json]',
   summary: "running lab instances and both sides' live TCP states",
@@ -166,7 +166,7 @@ const status: Command = {
     }
     return 0;
   },
-};
+});
 
 /** `lab start --yes` / off a terminal: progress is kept too, with the checks it could make. */
 export function saveHeadlessProgress(lab: Lab, result: LabResult): void {
@@ -191,4 +191,4 @@ export function forgetStopped(ids: string[]): void {
   for (const r of listRunning()) if (ids.length === 0 || ids.includes(r.instance)) forgetRunning(r.instance);
 }
 
-export const STUDENT_COMMANDS: Command[] = [shell, check, status];
+export const STUDENT_COMMANDS = [shell, check, status];

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { LABEL } from '../plan/plan.js';
 import type { Runtime } from '../runtime/runtime.js';
 
-export interface InstanceInfo {
+interface InstanceInfo {
   instance: string;
   lab: string;
   owner: string;
@@ -17,7 +17,7 @@ export interface InstanceInfo {
 }
 
 /** Is this process alive? EPERM means it exists but belongs to someone else. */
-export function processAlive(pid: number): boolean {
+function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);

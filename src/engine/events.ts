@@ -2,6 +2,7 @@
 import type { NodeName } from '../lab/schema.js';
 import type { Check, StepResult } from '../grade/grade.js';
 import type { Socket } from '../observe/ss.js';
+import type { Removed } from './teardown.js';
 
 export type LabEvent =
   | { type: 'image'; phase: 'found' | 'building' | 'built'; tag: string }
@@ -10,11 +11,12 @@ export type LabEvent =
   | { type: 'node'; node: NodeName; name: string; ips: string[] }
   | { type: 'ready'; instance: string; ms: number }
   | { type: 'step'; index: number; id: string; title: string; explain: string }
-  | { type: 'action'; node: NodeName; display: string; exitCode?: number; output?: string; background: boolean }
+  /** display: the command as a person would type it (typed), or what happened in words (a Ctrl-C). */
+  | { type: 'action'; node: NodeName; display: string; typed: boolean; exitCode?: number; output?: string; background: boolean }
   | { type: 'check'; check: Check }
   | { type: 'observed'; node: NodeName; sockets: Socket[] }
   | { type: 'step-done'; result: StepResult }
-  | { type: 'teardown'; instance: string; removed: number }
+  | { type: 'teardown'; instance: string; removed: Removed }
   | { type: 'warning'; message: string };
 
 export type EventSink = (e: LabEvent) => void;

@@ -6,20 +6,18 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Runtime } from '../runtime/runtime.js';
 import type { EventSink } from './events.js';
-import { LABEL } from '../plan/plan.js';
-import { COMPOSE_IMAGE } from '../plan/compose.js';
+import { COMPOSE_IMAGE, IMAGE_REPO, LABEL } from '../plan/plan.js';
 
 export const IMAGE_DIR = fileURLToPath(new URL('../../images/node', import.meta.url));
-export const IMAGE_REPO = 'tcplab/node';
-export const DEFAULT_BASE = 'debian:bookworm-slim';
+const DEFAULT_BASE = 'debian:bookworm-slim';
 
-export interface ImageOptions {
+interface ImageOptions {
   base?: string;
   dir?: string;
 }
 
 /** The folder the image is built from: images/node, or TCPLAB_IMAGE_DIR (tests use a throwaway one). */
-export function imageDir(opts: ImageOptions = {}): string {
+function imageDir(opts: ImageOptions = {}): string {
   return opts.dir ?? process.env.TCPLAB_IMAGE_DIR ?? IMAGE_DIR;
 }
 

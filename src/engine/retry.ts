@@ -1,20 +1,9 @@
 // Retrying engine calls that failed for a passing reason (a dropped connection, a 5xx), only where the call is
 // safe to repeat (observations read; they change nothing). Waits go through the injectable clock.
 import { realClock, type Clock } from './events.js';
+import { isTransient } from '../runtime/runtime.js';
 
-const TRANSIENT = Symbol.for('tcplab.transient');
-
-/** Mark an error as a passing engine failure that a safe call may retry. */
-export function markTransient<E extends Error>(e: E): E {
-  (e as unknown as Record<symbol, boolean>)[TRANSIENT] = true;
-  return e;
-}
-
-export function isTransient(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && (e as Record<symbol, boolean>)[TRANSIENT] === true;
-}
-
-export interface RetryOptions {
+interface RetryOptions {
   /** Tries after the first one (default 2). */
   retries?: number;
   /** Wait before the first retry; doubles each time (default 100 ms). */

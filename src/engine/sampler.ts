@@ -6,6 +6,7 @@
 import createDebug from 'debug';
 import type { ExecSession, Runtime } from '../runtime/runtime.js';
 import { EngineError, InterruptedError } from '../errors.js';
+import { findAnswerEnd, OBSERVE_PROGRAM, serveRequest } from '../observe/observation.js';
 import { realClock, type Clock } from './events.js';
 
 // In the engine's namespace (DEBUG=lab): a sampler giving up is how a dropped connection shows while observing.
@@ -18,7 +19,7 @@ const OPEN_TIMEOUT_MS = 5_000;
  *  would hold any amount of memory. The look then goes through a one-shot exec, whose output is bounded too. */
 export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
-export interface SamplerOptions {
+interface SamplerOptions {
   /** Deadlines are measured and waited on this clock (tests pass a manual one). */
   clock?: Clock;
   /** How long to wait for the engine to start the session. */
@@ -27,7 +28,7 @@ export interface SamplerOptions {
   maxAnswer?: number;
 }
 
-export interface SampleResult {
+interface SampleResult {
   /** The sections, as `tcplab-observe` prints them. */
   text: string;
   /** Exit code of ss. */
@@ -62,7 +63,7 @@ export class Sampler {
     this.maxAnswer = opts.maxAnswer ?? MAX_ANSWER_BYTES;
   }
 
-  /** Arguments as for tcplab-observe (--iptables, --command NAME); undefined when no session is available. */
+  /** Arguments as observeArgs() makes them (--iptables, --command NAME); undefined when no session is available. */
   sample(args: string[], opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SampleResult | undefined> {
     const next = this.queue.then(() => this.request(args, opts));
     this.queue = next.catch(() => {});
@@ -82,7 +83,7 @@ export class Sampler {
         let timedOut = false;
         const settled = new AbortController();
         const until = AbortSignal.any([settled.signal, this.closing.signal]);
-        const opening = this.runtime.openExec!(this.container, ['tcplab-observe', '--serve']);
+        const opening = this.runtime.openExec!(this.container, [OBSERVE_PROGRAM, '--serve']);
         const s = await Promise.race([
           opening,
           this.clock.sleep(this.openTimeoutMs, until).then(() => {
@@ -120,10 +121,10 @@ export class Sampler {
   }
 
   private async request(args: string[], opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SampleResult | undefined> {
-    for (const a of args) if (!/^[A-Za-z0-9_-]+$/.test(a)) throw new Error(`bad observe argument ${a}`);
     const session = await this.open();
     if (!session) return undefined;
     const seq = ++this.seq;
+    const line = serveRequest(seq, args);
     this.buffer = '';
     this.scanned = 0;
     try {
@@ -152,7 +153,7 @@ export class Sampler {
             reject(e);
           },
         };
-        session.write(`${[seq, ...args].join(' ')}\n`);
+        session.write(line);
       });
     } catch (e) {
       this.pending = undefined;
@@ -170,26 +171,24 @@ export class Sampler {
     // Nothing is asked: whatever comes is not an answer to keep (a request clears the buffer anyway).
     if (!p) return;
     this.buffer += chunk;
-    // Search only from the start of the last line already searched: a long answer is scanned once, not again
-    // at every chunk.
-    const re = new RegExp(`^### end ${p.seq} (\\d+)$`, 'gm');
-    re.lastIndex = this.scanned;
-    const m = re.exec(this.buffer);
-    if (!m) {
+    // Search only from the start of the last line already searched (the text before it holds no end line): a
+    // long answer is scanned once, not again at every chunk.
+    const answer = findAnswerEnd(this.buffer.slice(this.scanned), p.seq);
+    if (!answer) {
       if (this.buffer.length > this.maxAnswer) {
         this.buffer = '';
         this.scanned = 0;
         p.reject(new EngineError(`the sampler in ${this.container} sent more than ${this.maxAnswer} characters without ending its answer`));
         return;
       }
-      this.scanned = Math.max(0, this.buffer.lastIndexOf('\n') + 1);
+      this.scanned = Math.max(this.scanned, this.buffer.lastIndexOf('\n') + 1);
       return;
     }
-    const text = this.buffer.slice(0, m.index);
-    this.buffer = this.buffer.slice(m.index + m[0].length).replace(/^\n/, '');
+    const text = this.buffer.slice(0, this.scanned) + answer.text;
+    this.buffer = answer.rest;
     this.scanned = 0;
     this.pending = undefined;
-    p.resolve({ text, exitCode: Number(m[1]) });
+    p.resolve({ text, exitCode: answer.exitCode });
   }
 
   private onClose(s: ExecSession, err?: Error): void {

@@ -2,17 +2,12 @@
 // these functions say whether each expectation holds in a sample, and whether a series of samples settles it.
 import type { CountSpec, Expectation, NodeName, SocketMatcher, TcpState } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
-import { expand } from '../plan/plan.js';
-import { formatEndpoint, type Endpoint, type Socket } from '../observe/ss.js';
+import { expand } from '../lab/templates.js';
+import type { Endpoint, Socket } from '../observe/ss.js';
 import { ruleMatches, type RuleCounter } from '../observe/iptables.js';
+import type { CommandStatus } from '../observe/observation.js';
 
-export const DEFAULT_WITHIN_MS = 5000;
-
-export interface CommandStatus {
-  running: boolean;
-  exit?: number;
-  output: string;
-}
+const DEFAULT_WITHIN_MS = 5000;
 
 /** What one node looked like at one moment. Fields are present when the expectations asked for them. */
 export interface NodeSnapshot {
@@ -37,13 +32,14 @@ export interface Check {
   expected: string;
   seen: string[];
   passed: boolean;
-  message: string;
+  /** The lab's one-line explanation of the expectation (its `why`), or what went wrong with a command. */
+  why?: string;
   /** ms from the start of the wait until it held (passed) or until the deadline (failed). */
   elapsedMs: number;
   task?: boolean;
 }
 
-export function kindOf(e: Expectation): Check['kind'] {
+function kindOf(e: Expectation): Check['kind'] {
   return e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : 'command';
 }
 
@@ -68,26 +64,44 @@ export function socketMatches(m: SocketMatcher, s: Socket, vars: Record<string, 
   return endpointMatches(m.local, s.local, vars) && endpointMatches(m.peer, s.peer, vars);
 }
 
-export function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
+function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
   if (count === undefined) return n >= defaultMin;
   if (typeof count === 'number') return n === count;
   return n >= (count.min ?? 0) && n <= (count.max ?? Infinity);
 }
 
-/** Does the expectation hold in this one snapshot? */
+/**
+ * Does the expectation hold in this one snapshot?
+ * CLOSED is the absence of a connection (netstat never shows one): a socket expectation whose states include
+ * CLOSED holds when no socket matching its addresses is in any other state (or, for its other states, as usual).
+ */
 export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string, string>): Evaluation {
   if (e.socket || e.absent) {
     const m = (e.socket ?? e.absent)!;
     const matching = snap.sockets.filter((s) => socketMatches(m, s, vars));
     const seen = matching.map((s) => s.line);
-    if (e.socket) return { holds: countOk(m.count, matching.length, 1), seen };
-    return { holds: matching.length === 0, seen };
+    if (e.absent) return { holds: matching.length === 0, seen };
+    const st = states(m);
+    if (st?.includes('CLOSED')) {
+      const others: TcpState[] = st.filter((x) => x !== 'CLOSED');
+      const byAddress = snap.sockets.filter((s) => socketMatches({ ...m, state: undefined }, s, vars));
+      const open = byAddress.filter((s) => s.state !== 'CLOSED');
+      const holds = open.length === 0 || (others.length > 0 && open.some((s) => others.includes(s.state)));
+      return { holds, seen: open.map((s) => s.line) };
+    }
+    return { holds: countOk(m.count, matching.length, 1), seen };
   }
   if (e.iptables) {
     const c = e.iptables;
     const table = c.table ?? 'filter';
-    const rules = (snap.counters ?? []).filter((r) => r.table === table && r.chain === c.chain && ruleMatches(r, c.rule));
-    if (rules.length === 0) return { holds: false, seen: [`no rule in ${table}/${c.chain} matches ${c.rule.join(' ')}`] };
+    const words = c.rule.map((w) => expand(w, vars));
+    const chain = (snap.counters ?? []).filter((r) => r.table === table && r.chain === c.chain);
+    const rules = chain.filter((r) => ruleMatches(r, words));
+    if (rules.length === 0) {
+      // Say what is there instead: the student's REJECT rule, or an empty chain.
+      const there = chain.length ? chain.map((r) => `in ${table}/${c.chain}: ${r.line}`) : [`${table}/${c.chain} has no rules`];
+      return { holds: false, seen: [`no rule in ${table}/${c.chain} matches ${words.join(' ')}`, ...there.slice(0, 8)] };
+    }
     const packets = rules.reduce((n, r) => n + r.packets, 0);
     return { holds: countOk(c.packets, packets, 0), seen: rules.map((r) => r.line) };
   }
@@ -106,14 +120,14 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
   let holds = true;
   if (c.running !== undefined && status.running !== c.running) holds = false;
   if (c.exit !== undefined && (status.running || status.exit !== c.exit)) holds = false;
-  if (c.output !== undefined && !new RegExp(c.output, 'm').test(status.output)) holds = false;
+  if (c.output !== undefined && !new RegExp(expand(c.output, vars), 'm').test(status.output)) holds = false;
   return { holds, seen };
 }
 
 /** A human description of the expectation, with templates filled in. */
-export function describe(e: Expectation, vars: Record<string, string>): string {
+export function describe(e: Expectation, vars: Record<string, string>, opts: { timing?: boolean } = {}): string {
   const within = e.within ?? `${DEFAULT_WITHIN_MS / 1000}s`;
-  const tail = e.for ? ` for ${e.for} (within ${within})` : ` within ${within}`;
+  const tail = opts.timing === false ? '' : e.for ? ` for ${e.for} (within ${within})` : ` within ${within}`;
   if (e.socket || e.absent) {
     const m = (e.socket ?? e.absent)!;
     const st = states(m);
@@ -128,13 +142,13 @@ export function describe(e: Expectation, vars: Record<string, string>): string {
     const c = e.iptables;
     const p = c.packets;
     const n = typeof p === 'number' ? `= ${p}` : p.max === undefined ? `>= ${p.min ?? 0}` : `${p.min ?? 0}..${p.max}`;
-    return `${e.on}: iptables ${c.table ?? 'filter'}/${c.chain} rule [${c.rule.join(' ')}] matched ${n} packets${tail}`;
+    return `${e.on}: iptables ${c.table ?? 'filter'}/${c.chain} rule [${c.rule.map((w) => expand(w, vars)).join(' ')}] matched ${n} packets${tail}`;
   }
   const c = e.command!;
   const parts = [];
   if (c.running !== undefined) parts.push(c.running ? 'still running' : 'finished');
   if (c.exit !== undefined) parts.push(`exit status ${c.exit}`);
-  if (c.output !== undefined) parts.push(`output matching /${c.output}/`);
+  if (c.output !== undefined) parts.push(`output matching /${expand(c.output, vars)}/`);
   return `${e.on}: command ${c.name} ${parts.join(', ')}${tail}`;
 }
 
@@ -143,7 +157,7 @@ export interface Sample {
   evaluation: Evaluation;
 }
 
-export type Decision = { done: false } | { done: true; passed: boolean; at: number; sample: Sample };
+type Decision = { done: false } | { done: true; passed: boolean; at: number; sample: Sample };
 
 /**
  * Settle an expectation from the samples so far (in time order), the wait having started at `start`.
@@ -180,20 +194,23 @@ export function toCheck(
   start: number,
   task = false,
 ): Check {
-  const expected = describe(e, vars);
   const seen = d.sample.evaluation.seen.length ? d.sample.evaluation.seen : ['(nothing matching)'];
-  const message = e.why ?? (d.passed ? 'as expected' : 'not seen');
   return {
     step,
     node: e.on,
     kind: kindOf(e),
-    expected,
+    expected: describe(e, vars),
     seen,
     passed: d.passed,
-    message,
+    ...(e.why ? { why: e.why } : {}),
     elapsedMs: Math.max(0, d.at - start),
     ...(task ? { task } : {}),
   };
+}
+
+/** A lab command that failed, as a failed check on the node that ran it. */
+export function commandFailure(step: string, node: NodeName, message: string): Check {
+  return { step, node, kind: 'command', expected: "the step's commands succeed", seen: [message], passed: false, elapsedMs: 0 };
 }
 
 export interface StepResult {
@@ -226,5 +243,3 @@ export function summarize(lab: LabResult['lab'], instance: string, steps: StepRe
     ...(error ? { error } : {}),
   };
 }
-
-export { formatEndpoint };

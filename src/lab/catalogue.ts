@@ -6,7 +6,7 @@ import { LabError } from '../errors.js';
 import { loadLabFile, type LoadedLab } from './load.js';
 import { TCP_STATES, type Lab, type TcpState } from './schema.js';
 
-export const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
+const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
 
 export function catalogue(dir = LABS_DIR): LoadedLab[] {
   const files = readdirSync(dir)

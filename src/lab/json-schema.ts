@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { LabSchema } from './schema.js';
 
-export function labJsonSchema(): Record<string, unknown> {
+function labJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(LabSchema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
   return { ...schema, title: 'tcplab lab file' };
 }

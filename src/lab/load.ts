@@ -5,9 +5,9 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { LabFileError, LabError, type Problem } from '../errors.js';
 import { LabSchema, type Lab } from './schema.js';
-import { checkRules } from './rules.js';
+import { checkRules, checkTemplates, checkWarnings, type RuleProblem } from './rules.js';
 
-export const MAX_LAB_BYTES = 256 * 1024;
+const MAX_LAB_BYTES = 256 * 1024;
 
 export interface LoadedLab {
   file: string;
@@ -49,14 +49,21 @@ export function parseLab(text: string, file = '<lab>'): Lab {
   return problems.lab;
 }
 
-export function validateLabText(text: string): { lab?: Lab; problems: Problem[] } {
+interface Validation {
+  lab?: Lab;
+  problems: Problem[];
+  /** Worth saying, not fatal: a step that checks nothing. */
+  warnings: Problem[];
+}
+
+export function validateLabText(text: string): Validation {
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
     // Aliases are refused outright: a lab has no use for them, and they are how "billion laughs" files grow.
     doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   } catch (e) {
-    return { problems: [{ line: 1, column: 1, path: '', message: `not readable as YAML: ${(e as Error).message}` }] };
+    return { problems: [{ line: 1, column: 1, path: '', message: `not readable as YAML: ${(e as Error).message}` }], warnings: [] };
   }
   const at = (offset: number | undefined) => {
     const pos = lineCounter.linePos(offset ?? 0);
@@ -65,16 +72,20 @@ export function validateLabText(text: string): { lab?: Lab; problems: Problem[] 
   if (doc.errors.length > 0) {
     return {
       problems: doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: readable(e.message.split('\n')[0] ?? e.message) })),
+      warnings: [],
     };
   }
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 0 });
   } catch (e) {
-    return { problems: [{ line: 1, column: 1, path: '', message: readable((e as Error).message) }] };
+    return { problems: [{ line: 1, column: 1, path: '', message: readable((e as Error).message) }], warnings: [] };
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    return { problems: [{ line: 1, column: 1, path: '', message: 'a lab file is a mapping with id, slug, title, intro and steps' }] };
+    return {
+      problems: [{ line: 1, column: 1, path: '', message: 'a lab file is a mapping with id, slug, title, intro and steps' }],
+      warnings: [],
+    };
   }
   const positionOf = (path: PropertyKey[]) => {
     // Walk up until a node with a range exists (a missing key is reported at its parent).
@@ -84,12 +95,22 @@ export function validateLabText(text: string): { lab?: Lab; problems: Problem[] 
     }
     return { line: 1, column: 1 };
   };
+  const located = (r: RuleProblem): Problem => ({ ...positionOf(r.path), path: pathText(r.path), message: r.message });
+  // Templates are checked on the raw document, so their problems come out with the schema's in one run.
+  const templates = checkTemplates(data).map(located);
   const parsed = LabSchema.safeParse(data);
   if (!parsed.success) {
-    return { problems: parsed.error.issues.map((i) => issueToProblem(i, positionOf)) };
+    const schema = parsed.error.issues.map((i) => issueToProblem(i, positionOf));
+    const same = new Set(schema.map((p) => p.path));
+    return { problems: sortProblems([...schema, ...templates.filter((t) => !same.has(t.path))]), warnings: [] };
   }
-  const ruleProblems = checkRules(parsed.data).map((r) => ({ ...positionOf(r.path), path: pathText(r.path), message: r.message }));
-  return ruleProblems.length ? { problems: ruleProblems } : { lab: parsed.data, problems: [] };
+  const problems = sortProblems([...templates, ...checkRules(parsed.data).map(located)]);
+  const warnings = checkWarnings(parsed.data).map(located);
+  return problems.length ? { problems, warnings } : { lab: parsed.data, problems, warnings };
+}
+
+function sortProblems(ps: Problem[]): Problem[] {
+  return ps.sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
 /** The YAML parser's words for hostile input, in a lab author's words. */
@@ -124,6 +145,6 @@ function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: PropertyKey[]) 
   return { ...positionOf(path), path: pathText(issue.path), message };
 }
 
-export function pathText(path: readonly PropertyKey[]): string {
+function pathText(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
 }

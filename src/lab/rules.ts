@@ -1,7 +1,8 @@
 // Rules a schema cannot express: references between steps, templates, the topology's machines.
-import { TEMPLATE_PATTERN, type Action, type Expectation, type Lab, type NodeName } from './schema.js';
+import type { Action, Expectation, Lab, NodeName, Topology } from './schema.js';
 import { parseDuration } from './duration.js';
-import { networksOf, nodesOf } from '../plan/topology.js';
+import { networksOf, nodesOf } from './topology.js';
+import { templateNames } from './templates.js';
 
 export interface RuleProblem {
   path: (string | number)[];
@@ -10,8 +11,8 @@ export interface RuleProblem {
 
 const MAX_WAIT_MS = 10 * 60_000;
 
-export function templateVariables(lab: Lab): Set<string> {
-  const topology = lab.topology ?? 'direct';
+/** The template names a lab of this topology may use: {{client.ip}}, {{firewall.ip.front}}, {{net.lan}} ... */
+function templateVariables(topology: Topology): Set<string> {
   const vars = new Set<string>();
   for (const node of nodesOf(topology)) {
     vars.add(`${node.name}.ip`);
@@ -21,11 +22,48 @@ export function templateVariables(lab: Lab): Set<string> {
   return vars;
 }
 
+/**
+ * Every {{...}} anywhere in the file must name one of the lab's own machines or networks. This runs on the raw
+ * document, before and whatever the schema says, so that a file with schema problems and template problems
+ * gets both reported in one run. Templates are filled in wherever they appear: commands, standard input,
+ * expectations (addresses, rule words, output patterns) and the text shown to students.
+ */
+export function checkTemplates(data: unknown): RuleProblem[] {
+  const topology: Topology = isRecord(data) && data.topology === 'routed' ? 'routed' : 'direct';
+  const vars = templateVariables(topology);
+  const known = [...vars].map((v) => `{{${v}}}`).join(', ');
+  const problems: RuleProblem[] = [];
+  const walk = (v: unknown, path: (string | number)[]) => {
+    if (typeof v === 'string') {
+      for (const name of templateNames(v)) {
+        if (!vars.has(name)) problems.push({ path, message: `unknown template {{${name}}}; a ${topology} lab knows ${known}` });
+      }
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
+    else if (isRecord(v)) for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+  };
+  walk(data, []);
+  return problems;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Things worth saying about a lab that do not make it unusable. */
+export function checkWarnings(lab: Lab): RuleProblem[] {
+  const warnings: RuleProblem[] = [];
+  lab.steps.forEach((step, i) => {
+    if (!step.expect?.length && !step.task) {
+      warnings.push({ path: ['steps', i], message: `step '${step.id}' has no expectations: nothing is checked after it runs` });
+    }
+  });
+  return warnings;
+}
+
 export function checkRules(lab: Lab): RuleProblem[] {
   const problems: RuleProblem[] = [];
   const topology = lab.topology ?? 'direct';
   const nodes = new Set<NodeName>(nodesOf(topology).map((n) => n.name));
-  const vars = templateVariables(lab);
   const checkNode = (node: NodeName, path: (string | number)[]) => {
     if (!nodes.has(node)) {
       problems.push({ path, message: `this lab's ${topology} topology has no ${node} (it has ${[...nodes].join(', ')})` });
@@ -39,18 +77,6 @@ export function checkRules(lab: Lab): RuleProblem[] {
 
   const checkAction = (a: Action, path: (string | number)[]) => {
     checkNode(a.on, [...path, 'on']);
-    a.run?.forEach((arg, k) => {
-      // Anything in {{ }} must be one of the lab's own names; {{env.HOME}} would otherwise pass as literal text.
-      for (const m of arg.matchAll(/\{\{(.*?)\}\}/gs)) {
-        const name = m[1]!.trim();
-        if (!vars.has(name)) {
-          problems.push({
-            path: [...path, 'run', k],
-            message: `unknown template {{${name}}}; this lab knows ${[...vars].map((v) => `{{${v}}}`).join(', ')}`,
-          });
-        }
-      }
-    });
     if (a.timeout) checkDuration(a.timeout, [...path, 'timeout']);
     if (a.name) {
       const other = named.get(a.name);
@@ -72,12 +98,16 @@ export function checkRules(lab: Lab): RuleProblem[] {
     if (e.for) checkDuration(e.for, [...path, 'for']);
     for (const key of ['socket', 'absent'] as const) {
       const m = e[key];
-      for (const field of ['local', 'peer'] as const) {
-        const v = m?.[field];
-        if (!v) continue;
-        for (const t of v.matchAll(TEMPLATE_PATTERN)) {
-          if (!vars.has(t[1]!)) problems.push({ path: [...path, key, field], message: `unknown template {{${t[1]}}}` });
-        }
+      const closed = m?.state !== undefined && [m.state].flat().includes('CLOSED');
+      // CLOSED is no socket at all (netstat never shows one): "no socket in CLOSED" would always hold.
+      if (key === 'absent' && closed) {
+        problems.push({
+          path: [...path, key, 'state'],
+          message: 'absent with CLOSED always holds (CLOSED means no socket); use socket: { state: CLOSED } or absent with other states',
+        });
+      }
+      if (key === 'socket' && closed && m?.count !== undefined) {
+        problems.push({ path: [...path, key, 'count'], message: 'a count cannot go with CLOSED, which means no such socket' });
       }
       if (key === 'absent' && m?.count !== undefined)
         problems.push({ path: [...path, key, 'count'], message: 'absent means no matching socket; use socket with count instead' });
@@ -105,6 +135,12 @@ export function checkRules(lab: Lab): RuleProblem[] {
     }
   };
 
+  if (lab.steps.every((st) => !st.expect?.length && !st.task)) {
+    problems.push({
+      path: ['steps'],
+      message: 'this lab expects nothing in any step, so grading it could never pass; give at least one step an expect list',
+    });
+  }
   lab.steps.forEach((step, i) => {
     const sp = ['steps', i];
     if (seenSteps.has(step.id)) problems.push({ path: [...sp, 'id'], message: `step id '${step.id}' is used twice` });

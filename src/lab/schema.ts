@@ -28,8 +28,6 @@ const Text = (max: number) => z.string().max(max, `at most ${max} characters`);
 export const DURATION_PATTERN = /^(\d{1,6})(\.\d{1,3})?(ms|s|m)$/;
 const Duration = z.string().regex(DURATION_PATTERN, 'a duration such as 500ms, 5s or 2m').describe('A duration: 500ms, 5s, 1.5s, 2m.');
 
-// Templates name the lab's own machines only, so a lab file cannot point a command at the host or the internet.
-export const TEMPLATE_PATTERN = /\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g;
 const Arg = z
   .string()
   .max(4096, 'an argument of at most 4096 characters')

@@ -35,11 +35,8 @@ const STATES: Record<string, TcpState> = {
   CLOSING: 'CLOSING',
 };
 
-/** The command whose output parseSs reads. */
-export const SS_ARGV = ['ss', '-tanoH'];
-
 /** Docker's embedded DNS listens in every container on a user-defined network; it is not part of any lab. */
-export function isDockerDns(s: Socket): boolean {
+function isDockerDns(s: Socket): boolean {
   return s.local.host === '127.0.0.11';
 }
 

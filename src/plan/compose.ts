@@ -4,18 +4,12 @@
 // Compose has no "exec after start"). A unit test fails when a committed file in compose/ drifts from this.
 import { stringify } from 'yaml';
 import type { Lab, Topology } from '../lab/schema.js';
-import { NODE_SECURITY, planLab, type Plan } from './plan.js';
-import { networksOf } from './topology.js';
-
-/**
- * The image tag Compose files use. The engine tags by content (src/engine/image.ts) and also applies this
- * stable tag to whatever image it used last, so a classroom can `lab doctor` once and then use Compose;
- * without tcplab, `docker-compose up --build` builds it from images/node.
- */
-export const COMPOSE_IMAGE = 'tcplab/node:current';
+import { COMPOSE_IMAGE, NODE_SECURITY, planLab, type Plan } from './plan.js';
+import { shellQuote } from './shell.js';
+import { networksOf } from '../lab/topology.js';
 
 /** Fixed subnets for the committed Compose files, from the top of the lab pool (198.18.0.0/15). */
-export const COMPOSE_SUBNETS: Record<Topology, string[]> = {
+const COMPOSE_SUBNETS: Record<Topology, string[]> = {
   direct: ['198.19.250.0/24'],
   routed: ['198.19.251.0/24', '198.19.252.0/24'],
 };
@@ -33,7 +27,7 @@ export function topologyLab(topology: Topology): Lab {
   };
 }
 
-export interface ComposeInput {
+interface ComposeInput {
   lab: Lab;
   /** Names the resources: containers tcplab-<instance>-<node>. Default: the lab's slug. */
   instance?: string;
@@ -48,11 +42,6 @@ export function planCompose({ lab, instance, subnets, image = COMPOSE_IMAGE }: C
   return planLab({ lab, instance: instance ?? lab.slug, image, subnets: subnets ?? COMPOSE_SUBNETS[topology] });
 }
 
-/** Quote an argv for `sh -c` (the setup commands are fixed planner output, never lab text). */
-function shellJoin(argv: string[]): string {
-  return argv.map((a) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
-
 export function renderCompose(plan: Plan, opts: { buildContext?: string; source?: string; setupInCommand?: boolean } = {}): string {
   const services: Record<string, unknown> = {};
   for (const node of plan.nodes) {
@@ -60,7 +49,7 @@ export function renderCompose(plan: Plan, opts: { buildContext?: string; source?
     // benchmark turns that off and runs the setup by exec, as tcplab does, to compare like with like.
     const command =
       node.setup.length && opts.setupInCommand !== false
-        ? ['sh', '-c', [...node.setup.map(shellJoin), `exec ${shellJoin(node.cmd)}`].join(' && ')]
+        ? ['sh', '-c', [...node.setup.map(shellQuote), `exec ${shellQuote(node.cmd)}`].join(' && ')]
         : node.cmd;
     services[node.key] = {
       image: plan.image,

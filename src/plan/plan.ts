@@ -1,7 +1,7 @@
 // Pure planning: a lab, an instance id and the subnets to use -> everything the engine will create.
 // Nothing here talks to Docker, so `--dry-run`, the Compose renderer and the tests all share it.
 import type { Lab, NodeName, Topology } from '../lab/schema.js';
-import { networksOf, nodesOf, UNDERLAY_OFFSET, WIRING } from './topology.js';
+import { networksOf, nodesOf, UNDERLAY_OFFSET, WIRING } from '../lab/topology.js';
 
 export const LABEL = {
   managed: 'io.tcplab.managed',
@@ -14,9 +14,19 @@ export const LABEL = {
   keep: 'io.tcplab.keep',
 } as const;
 
+/** The image repository tcplab builds into; each image is tagged by content (src/engine/image.ts). */
+export const IMAGE_REPO = 'tcplab/node';
+
+/**
+ * A stable tag for the image tcplab used last, which the Compose files name: the content tag changes with
+ * images/, so a classroom can `lab doctor` once and then use Compose; without tcplab, `docker-compose up
+ * --build` builds it from images/node.
+ */
+export const COMPOSE_IMAGE = `${IMAGE_REPO}:current`;
+
 /** Bridge options for every lab network: the bridge gets no IPv4 address, so nothing on the host (or beyond)
  *  is reachable from a lab container, not even through the gateway address; lab traffic stays on the bridge. */
-export const NETWORK_OPTIONS = { 'com.docker.network.bridge.inhibit_ipv4': 'true' } as const;
+const NETWORK_OPTIONS = { 'com.docker.network.bridge.inhibit_ipv4': 'true' } as const;
 
 /** The hardening every lab node gets (see README "Least privilege"). */
 export const NODE_SECURITY = {
@@ -66,7 +76,7 @@ export interface Plan {
   vars: Record<string, string>;
 }
 
-export interface PlanInput {
+interface PlanInput {
   lab: Lab;
   instance: string;
   image: string;
@@ -76,7 +86,7 @@ export interface PlanInput {
   labels?: Record<string, string>;
 }
 
-export function resourcePrefix(instance: string): string {
+function resourcePrefix(instance: string): string {
   return `tcplab-${instance}`;
 }
 
@@ -168,15 +178,6 @@ function subnetBase(cidr: string): string {
   const m = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(cidr);
   if (!m) throw new Error(`expected a /24, got ${cidr}`);
   return m[1]!;
-}
-
-/** Replace {{var}} in a string; unknown names were rejected when the lab was loaded. */
-export function expand(text: string, vars: Record<string, string>): string {
-  return text.replace(/\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g, (_, name: string) => {
-    const v = vars[name];
-    if (v === undefined) throw new Error(`unknown template {{${name}}}`);
-    return v;
-  });
 }
 
 // Subnets: 198.18.0.0/15 holds 512 /24s. Candidates start at a random place so concurrent processes rarely

@@ -27,7 +27,7 @@ export function renderJunit(results: LabResult[]): string {
       out.push(
         `    <testcase classname="${esc(`${r.lab.slug}.${c.step}`)}" name="${esc(c.expected)}" time="${(c.elapsedMs / 1000).toFixed(3)}">`,
       );
-      if (!c.passed) out.push(`      <failure message="${esc(c.message)}">${esc(['seen:', ...c.seen].join('\n'))}</failure>`);
+      if (!c.passed) out.push(`      <failure message="${esc(c.why ?? 'not met')}">${esc(['seen:', ...c.seen].join('\n'))}</failure>`);
       out.push('    </testcase>');
     }
     if (r.error) {

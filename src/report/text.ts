@@ -1,17 +1,27 @@
-// Grade results for people.
+// Grade results for people: one way to show a check, used by `lab grade`, the walk and `lab check`.
 import type { Check, LabResult } from '../grade/grade.js';
 import { formatDuration } from '../lab/duration.js';
 import type { Style } from './style.js';
 
-export function checkLine(c: Check, style: Style, indent = '  '): string {
-  const mark = c.passed ? style.green('✓') : style.red('✗');
+interface CheckLineOptions {
+  indent?: string;
+  /** Show what was seen for passed checks too (failed ones always show it). */
+  verbose?: boolean;
+}
+
+/** A check: met or not, what was expected, why it matters, and (when it failed) what was seen instead. */
+export function renderCheck(c: Check, style: Style, opts: CheckLineOptions = {}): string {
+  const indent = opts.indent ?? '  ';
+  const pad = `${indent}            `;
+  const mark = c.passed ? style.green('✓ met    ') : style.red('✗ not met');
   const lines = [`${indent}${mark} ${c.task ? style.cyan('[task] ') : ''}${c.expected}`];
-  const why = c.message && c.message !== 'as expected' ? c.message : '';
-  if (why) lines.push(`${indent}    ${style.dim(why)}`);
-  if (!c.passed || process.env.TCPLAB_VERBOSE) {
-    for (const s of c.seen) lines.push(`${indent}    ${style.dim('seen:')} ${s}`);
-  }
+  if (c.why) lines.push(`${pad}${style.dim(c.why)}`);
+  if (!c.passed || opts.verbose) for (const s of c.seen) lines.push(`${pad}${style.dim('seen:')} ${s}`);
   return lines.join('\n');
+}
+
+export function renderChecks(checks: Check[], style: Style, opts: CheckLineOptions = {}): string {
+  return checks.map((c) => renderCheck(c, style, opts)).join('\n');
 }
 
 export function renderLabResult(r: LabResult, style: Style): string {
@@ -20,7 +30,13 @@ export function renderLabResult(r: LabResult, style: Style): string {
   for (const step of r.steps) {
     if (step.passed) continue;
     lines.push(`  step ${step.id}: ${step.title}`);
-    for (const c of step.checks.filter((x) => !x.passed)) lines.push(checkLine(c, style, '    '));
+    lines.push(
+      renderChecks(
+        step.checks.filter((x) => !x.passed),
+        style,
+        { indent: '    ' },
+      ),
+    );
   }
   if (r.error) lines.push(`  ${style.red('error:')} ${r.error}`);
   return lines.join('\n');

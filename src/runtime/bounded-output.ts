@@ -6,8 +6,8 @@
 // writes the same marker.
 
 /** Bytes kept from the start and from the end of each stream of a command, unless a caller asks otherwise. */
-export const HEAD_BYTES = 32 * 1024;
-export const TAIL_BYTES = 32 * 1024;
+const HEAD_BYTES = 32 * 1024;
+const TAIL_BYTES = 32 * 1024;
 
 /** The line put where bytes were dropped. */
 export function cutMarker(bytes: number): string {

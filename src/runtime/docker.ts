@@ -6,9 +6,9 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { EngineError, InterruptedError } from '../errors.js';
-import { markTransient } from '../engine/retry.js';
 import { BoundedOutput } from './bounded-output.js';
 import {
+  markTransient,
   SubnetTakenError,
   type BuildOptions,
   type ContainerSpec,

@@ -116,3 +116,15 @@ export interface Runtime {
 export class SubnetTakenError extends Error {
   override name = 'SubnetTakenError';
 }
+
+const TRANSIENT = Symbol.for('tcplab.transient');
+
+/** Mark an error as a passing engine failure (a dropped connection, a 5xx) that a call safe to repeat may retry. */
+export function markTransient<E extends Error>(e: E): E {
+  (e as unknown as Record<symbol, boolean>)[TRANSIENT] = true;
+  return e;
+}
+
+export function isTransient(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as Record<symbol, boolean>)[TRANSIENT] === true;
+}

@@ -3,7 +3,8 @@
 import { expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import { catalogue } from '../../src/lab/catalogue.js';
-import { newInstanceId, runLab } from '../../src/engine/instance.js';
+import { newInstanceId } from '../../src/engine/provision.js';
+import { runLab } from '../../src/engine/run-lab.js';
 
 const labs = catalogue();
 

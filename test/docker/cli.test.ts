@@ -35,14 +35,14 @@ describe('lab without an engine', () => {
     expect(v.code).toBe(0);
   });
 
-  it('a bad lab file is reported with file:line and exit 1, no stack trace', async () => {
+  it('a bad lab file is reported with file:line and exit 2 (validate and grade alike), no stack trace', async () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(
       file,
       readFileSync('labs/01-basic-states.yaml', 'utf8').replace('title: The server listens on port 5555', 'title: x\n    bogus: 1'),
     );
     const v = await lab(['validate', file]);
-    expect(v.code).toBe(1);
+    expect(v.code).toBe(2);
     expect(v.stdout).toMatch(new RegExp(`${file}:\\d+:\\d+: steps\\[0\\]: unknown key 'bogus'`));
     const g = await lab(['grade', file]);
     expect(g.code).toBe(2);
@@ -156,6 +156,14 @@ steps:
     expect(line('iptables').detail).toBe('a rule can be added inside a container');
     expect(line('per-node sysctls').detail).toBe('net.ipv4.tcp_syn_retries=2 (asked for 2)');
     expect(line('ss').detail).toBe('ss runs');
+    // Isolation is checked, not assumed: no route out of the lab, and no answer from the host at the probe
+    // network's own gateway (the bridge named on the lab network line).
+    const subnet = /internal bridge (\d+\.\d+\.\d+)\.0\/24/.exec(line('lab network').detail)![1];
+    expect(line('isolation').detail).toMatch(
+      new RegExp(
+        `^no route from a lab node to \\d+\\.\\d+\\.\\d+\\.\\d+, and the host does not answer at ${subnet!.replace(/\./g, '\\.')}\\.1$`,
+      ),
+    );
     for (const c of report.checks) expect(c.ok, `${c.name}: ${c.detail}`).toBe(true);
     expect(report.ok).toBe(true);
     expect(r.code).toBe(0);
@@ -169,7 +177,7 @@ steps:
     expect(r.code).toBe(0);
     expect(out).toMatch(/Step 1\/\d+: The server listens on port 5555/);
     expect(out).toMatch(/server\$ nc -l 5555 &/);
-    expect(out).toMatch(/✓ client: socket TIME_WAIT/);
+    expect(out).toMatch(/✓ met\s+client: socket TIME_WAIT/);
     expect(out).toMatch(/TIME_WAIT\s+198\.\d+\.\d+\.\d+:\d+ -> 198\.\d+\.\d+\.\d+:5555/);
     expect(out).toMatch(/PASS Lab 1/);
     expect(r.stdout).not.toMatch(/\u001b\[/); // no colour off a TTY

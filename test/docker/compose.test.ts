@@ -8,9 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { describeDocker, required } from '../helpers/docker.js';
-import { COMPOSE_IMAGE, COMPOSE_TOPOLOGIES, planCompose, renderCompose, topologyLab } from '../../src/plan/compose.js';
-import { newInstanceId, pickSubnets } from '../../src/engine/instance.js';
-import { networksOf } from '../../src/plan/topology.js';
+import { COMPOSE_TOPOLOGIES, planCompose, renderCompose, topologyLab } from '../../src/plan/compose.js';
+import { COMPOSE_IMAGE } from '../../src/plan/plan.js';
+import { newInstanceId } from '../../src/engine/provision.js';
+import { pickSubnets } from '../../src/engine/subnets.js';
+import { networksOf } from '../../src/lab/topology.js';
 
 const run = promisify(execFile);
 const composeBin = await run('docker-compose', ['version', '--short']).then(

@@ -2,7 +2,8 @@
 import { expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
-import { newInstanceId, runLab } from '../../src/engine/instance.js';
+import { newInstanceId } from '../../src/engine/provision.js';
+import { runLab } from '../../src/engine/run-lab.js';
 import type { LabEvent } from '../../src/engine/events.js';
 
 describeDocker("the article's exercises in real containers", (env) => {

@@ -2,7 +2,9 @@
 // a one-shot `tcplab-observe` exec sees, and keeps working after its session is closed or killed.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { createInstance, parseObservation, type Instance } from '../../src/engine/instance.js';
+import type { Instance } from '../../src/engine/instance.js';
+import { createInstance } from '../../src/engine/provision.js';
+import { parseObservation } from '../../src/observe/observation.js';
 import type { Lab, NodeName } from '../../src/lab/schema.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 
@@ -43,7 +45,7 @@ describeDocker('persistent observer (tcplab-observe --serve)', (env) => {
     expect(snap!.commands?.srv?.running).toBe(true);
     expect(snap!.counters).toBeDefined();
     const oneShot = await inst.exec('server', ['tcplab-observe', '--iptables']);
-    const ref = parseObservation('server', 0, oneShot.stdout);
+    const ref = parseObservation(oneShot.stdout);
     expect(snap!.sockets.map((s) => `${s.state} ${s.local.port}`).sort()).toEqual(
       ref.sockets.map((s) => `${s.state} ${s.local.port}`).sort(),
     );

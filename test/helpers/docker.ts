@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { DockerRuntime } from '../../src/runtime/docker.js';
 import { ensureImage } from '../../src/engine/image.js';
 import { LABEL } from '../../src/plan/plan.js';
-import { removeInstance } from '../../src/engine/instance.js';
+import { removeInstance } from '../../src/engine/teardown.js';
 
 export const required = process.env.LAB_REQUIRE_DOCKER === '1';
 
@@ -17,7 +17,7 @@ async function reachable(): Promise<boolean> {
   }
 }
 
-export const dockerReachable = await reachable();
+const dockerReachable = await reachable();
 if (required && !dockerReachable) {
   throw new Error('LAB_REQUIRE_DOCKER=1 but no Docker engine is reachable: start dockerd (see .ci/run) or unset LAB_REQUIRE_DOCKER');
 }
@@ -39,7 +39,7 @@ export function describeDocker(name: string, fn: (env: DockerTestEnv) => void): 
   });
 }
 
-export class DockerTestEnv {
+class DockerTestEnv {
   runtime = new DockerRuntime();
   image = '';
   /** Instance ids this file created; leftovers are looked for among these only (other processes may run labs). */

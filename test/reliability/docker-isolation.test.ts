@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { createServer, type Server } from 'node:net';
 import { describeDocker } from '../helpers/docker.js';
-import { createInstance, newInstanceId, type Instance } from '../../src/engine/instance.js';
+import type { Instance } from '../../src/engine/instance.js';
+import { createInstance, newInstanceId } from '../../src/engine/provision.js';
 import { LABEL, SUBNET_POOL } from '../../src/plan/plan.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import type { Runtime } from '../../src/runtime/runtime.js';

@@ -1,12 +1,12 @@
 // An in-memory Runtime for fault injection: containers, networks and exec, with hooks to fail calls the way a
 // real engine does (dropped connections, 5xx, the engine going away, a container removed by hand).
 import { EngineError } from '../../src/errors.js';
-import { markTransient } from '../../src/engine/retry.js';
+import { markTransient } from '../../src/runtime/runtime.js';
 import { explain } from '../../src/runtime/docker.js';
 import type { Clock } from '../../src/engine/events.js';
 import type { ContainerSpec, EngineInfo, ExecOptions, ExecResult, NetworkSpec, Resource, Runtime } from '../../src/runtime/runtime.js';
 
-export type ExecHandler = (container: string, argv: string[]) => Partial<ExecResult> | undefined;
+type ExecHandler = (container: string, argv: string[]) => Partial<ExecResult> | undefined;
 
 export class FakeRuntime implements Runtime {
   containers = new Map<string, { spec: ContainerSpec; networks: string[]; running: boolean }>();

@@ -4,8 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { explain } from '../../src/runtime/docker.js';
-import { isTransient, markTransient, retryTransient } from '../../src/engine/retry.js';
-import { createInstance, removeInstance, runLab } from '../../src/engine/instance.js';
+import { retryTransient } from '../../src/engine/retry.js';
+import { isTransient, markTransient } from '../../src/runtime/runtime.js';
+import { createInstance } from '../../src/engine/provision.js';
+import { removeInstance } from '../../src/engine/teardown.js';
+import { runLab } from '../../src/engine/run-lab.js';
 import { ownerStatus, listInstances } from '../../src/engine/cleanup.js';
 import { parseLab } from '../../src/lab/load.js';
 import { EngineError, InterruptedError } from '../../src/errors.js';
@@ -239,8 +242,9 @@ describe('faults during a lab (fake runtime)', () => {
     };
     const [x, y] = await Promise.all([removeInstance(rt, inst.id), removeInstance(rt, inst.id)]);
     expect(injected).toBe(true);
-    // Two containers, one network and the late container: each removed once, by one pass or the other.
-    expect(x + y).toBe(4);
+    // client, server and the late one, each removed once by one pass or the other; the one network once.
+    expect(x.containers + y.containers).toBe(3);
+    expect(x.networks + y.networks).toBe(1);
     expect(rt.containers.size + rt.networks.size).toBe(0);
   });
 });

@@ -2,7 +2,7 @@
 // pile up with each instance, and past 10 Node prints a MaxListenersExceededWarning on the user's terminal.
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runLab } from '../../src/engine/instance.js';
+import { runLab } from '../../src/engine/run-lab.js';
 import { parseLab } from '../../src/lab/load.js';
 import { FakeClock, FakeRuntime } from './fake-runtime.js';
 

@@ -2,14 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import {
-  COMPOSE_IMAGE,
-  COMPOSE_TOPOLOGIES,
-  planCompose,
-  renderCompose,
-  renderTopologyCompose,
-  topologyLab,
-} from '../../src/plan/compose.js';
+import { COMPOSE_TOPOLOGIES, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../../src/plan/compose.js';
+import { COMPOSE_IMAGE } from '../../src/plan/plan.js';
 import { NODE_SECURITY } from '../../src/plan/plan.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 

@@ -49,7 +49,7 @@ describe('evaluate one snapshot', () => {
       false,
     );
     const missing = evaluate({ on: 'server', iptables: { chain: 'INPUT', rule: ['-j DROP'], packets: 0 } }, server, vars);
-    expect(missing).toEqual({ holds: false, seen: ['no rule in filter/INPUT matches -j DROP'] });
+    expect(missing).toEqual({ holds: false, seen: ['no rule in filter/INPUT matches -j DROP', 'filter/INPUT has no rules'] });
   });
 
   it("checks a command's exit status and output", () => {

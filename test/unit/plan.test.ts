@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { expand, overlaps, planLab, subnetAt } from '../../src/plan/plan.js';
-import { pickSubnets } from '../../src/engine/instance.js';
+import { overlaps, planLab, subnetAt } from '../../src/plan/plan.js';
+import { expand } from '../../src/lab/templates.js';
+import { pickSubnets } from '../../src/engine/subnets.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 
 describe('planLab', () => {

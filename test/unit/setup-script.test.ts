@@ -2,7 +2,7 @@
 // splitting or expansion of what the planner wrote), stopping at the first failure and naming it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { setupScript } from '../../src/engine/instance.js';
+import { setupScript } from '../../src/engine/provision.js';
 
 function sh(setup: string[][]) {
   const [cmd, ...args] = setupScript(setup);

@@ -14,7 +14,8 @@ import {
   stateDir,
   type Score,
 } from '../../src/cli/state.js';
-import { fill, hintFor, socketsThatMatter } from '../../src/cli/live.js';
+import { hintFor, socketsThatMatter } from '../../src/cli/live.js';
+import { fill } from '../../src/lab/templates.js';
 import { parseSs } from '../../src/observe/ss.js';
 import type { Step } from '../../src/lab/schema.js';
 

@@ -1,7 +1,7 @@
 // The shapes a lab can have. Pure data: which machines, on which bridges, with which address and routes.
-import type { NodeName, Topology } from '../lab/schema.js';
+import type { NodeName, Topology } from './schema.js';
 
-export interface TopologyNode {
+interface TopologyNode {
   name: NodeName;
   /** Networks this node is attached to, first one primary (its {{name.ip}}). */
   networks: string[];

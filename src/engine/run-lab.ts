@@ -1,0 +1,54 @@
+// A whole lab, headless: up, every step (tasks done by their solutions), down. `lab grade` and `lab start
+// --yes` use this; the guided walk drives an Instance step by step itself.
+import createDebug from 'debug';
+import type { Lab } from '../lab/schema.js';
+import { EngineError, LabError, InterruptedError } from '../errors.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { summarize, type LabResult, type StepResult } from '../grade/grade.js';
+import { throwIfAborted } from './abort.js';
+import { realClock } from './events.js';
+import type { Instance, InstanceOptions } from './instance.js';
+import { createInstance } from './provision.js';
+
+const log = createDebug('lab');
+
+interface GradeOptions extends InstanceOptions {
+  /** Called once the instance exists, so a caller can register it for cleanup. */
+  onInstance?: (i: Instance) => void;
+}
+
+export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Promise<LabResult> {
+  const clock = opts.clock ?? realClock;
+  const t0 = clock.now();
+  const instance = await createInstance(runtime, lab, opts);
+  opts.onInstance?.(instance);
+  const steps: StepResult[] = [];
+  let error: string | undefined;
+  let failing = false;
+  try {
+    for (const [i, step] of lab.steps.entries()) steps.push(await instance.runStep(step, i));
+    // Ctrl-C's cleanup may remove the containers under a running step, which then fails like a broken lab:
+    // once interrupted, the outcome is the interrupt, whatever the step saw.
+    throwIfAborted(opts.signal, 'lab');
+  } catch (e) {
+    // The engine unreachable or refusing (a container removed by hand): nothing was graded, so this is not a
+    // failed lab but the engine's error, exit 3 (README), after the teardown below.
+    const engineTrouble = e instanceof EngineError && e.exitCode === 3;
+    if (e instanceof InterruptedError || engineTrouble || !(e instanceof LabError) || opts.signal?.aborted) {
+      failing = true;
+      throwIfAborted(opts.signal, 'lab');
+      throw e;
+    }
+    error = e.message;
+  } finally {
+    if (!opts.keep || opts.signal?.aborted) {
+      // When the lab already failed (the engine went away, say), that error is the one to report, not the
+      // teardown's; `lab clean` removes the rest once the engine is back.
+      await instance.down().catch((e: unknown) => {
+        if (!failing) throw e;
+        log('teardown after a failure: %s', (e as Error).message);
+      });
+    } else instance.close();
+  }
+  return summarize(instance.plan.lab, instance.id, steps, clock.now() - t0, error);
+}

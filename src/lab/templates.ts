@@ -1,0 +1,27 @@
+// Templates in lab files: {{server.ip}}, {{firewall.ip.front}}, {{net.lan}}. They name only the lab's own
+// machines and networks, so a lab file cannot point a command at the host or the internet. One home for the
+// pattern, for filling them in, and for finding the names a text uses.
+
+/** A template: {{ name }} where name is dotted lower-case words. */
+const TEMPLATE = /\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}\}/g;
+/** Anything in double braces, well-formed or not: {{env.HOME}} or {{ Server.IP }} must not pass as literal text. */
+const ANY_BRACES = /\{\{(.*?)\}\}/gs;
+
+/** Replace every template; an unknown name is an error (lab files were checked when loaded). */
+export function expand(text: string, vars: Record<string, string>): string {
+  return text.replace(TEMPLATE, (_, name: string) => {
+    const v = vars[name];
+    if (v === undefined) throw new Error(`unknown template {{${name}}}`);
+    return v;
+  });
+}
+
+/** Replace the templates this instance knows and leave the rest as written (for prose shown to people). */
+export function fill(text: string, vars: Record<string, string>): string {
+  return text.replace(TEMPLATE, (all, name: string) => vars[name] ?? all);
+}
+
+/** The names inside every {{...}} of a text, trimmed, in order. */
+export function templateNames(text: string): string[] {
+  return [...text.matchAll(ANY_BRACES)].map((m) => m[1]!.trim());
+}
