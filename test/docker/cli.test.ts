@@ -11,6 +11,15 @@ import { describeDocker } from '../helpers/docker.js';
 const run = promisify(execFile);
 const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
 
+/** stdout as the JSON document it must be; when it is not, the failure shows what the command said. */
+function json<T>(r: { code: number; stdout: string; stderr: string }): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`exit ${r.code}, stdout is not JSON:\n${r.stdout.slice(-2000)}\n--- stderr\n${r.stderr.slice(-4000)}`);
+  }
+}
+
 /** One temp folder for this file's lab files and reports, removed at the end. */
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -81,10 +90,10 @@ describe('lab without an engine', () => {
 describeDocker('lab grade, the CLI', (env) => {
   it('grade 1 2 --json passes and reports every check; nothing is left', async () => {
     const r = await lab(['grade', '1', '2', '--json', '--junit', join(dir, 'j.xml')]);
-    const report = JSON.parse(r.stdout) as {
+    const report = json<{
       passed: boolean;
       labs: { instance: string; passed: boolean; score: { passed: number; total: number } }[];
-    };
+    }>(r);
     for (const l of report.labs) env.track(l.instance);
     expect(report.labs.map((l) => l.passed)).toEqual([true, true]);
     expect(report.passed).toBe(true);
@@ -115,7 +124,7 @@ steps:
     // Twelve instances in one process: enough that listeners left on the run's signal by each would pass
     // Node's limit of 10 whatever the timing.
     const r = await lab(['grade', ...Array<string>(12).fill(quick), '--parallel', '6', '--json']);
-    const report = JSON.parse(r.stdout) as { passed: boolean; labs: { instance: string; passed: boolean }[] };
+    const report = json<{ passed: boolean; labs: { instance: string; passed: boolean }[] }>(r);
     for (const l of report.labs) env.track(l.instance);
     expect(report.labs.map((l) => l.passed)).toEqual(Array(12).fill(true));
     expect(r.code, r.stderr).toBe(0);
@@ -125,7 +134,7 @@ steps:
 
   it('doctor checks the engine, the image and iptables in a container, and says what it found on each line', async () => {
     const r = await lab(['doctor', '--json']);
-    const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean; detail: string; fix?: string }[] };
+    const report = json<{ ok: boolean; checks: { name: string; ok: boolean; detail: string; fix?: string }[] }>(r);
     expect(report.checks.map((c) => c.name)).toEqual([
       'engine',
       'leftovers',

@@ -279,13 +279,13 @@ describeDocker('reliability: faults and bad input', () => {
       'a template reaching the host ({{env.HOME}})',
       () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{env.HOME}}"] }\n`),
       '12:35',
-      /^steps\[0\]\.run\[0\]\.run\[1\]: unknown template \{\{env\.HOME\}\}; this lab knows \{\{client\.ip\}\}/,
+      /^steps\[0\]\.run\[0\]\.run\[1\]: unknown template \{\{env\.HOME\}\}; a direct lab knows \{\{client\.ip\}\}/,
     ],
     [
       'a template naming a prototype ({{constructor}})',
       () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{constructor}}"] }\n`),
       '12:35',
-      /^steps\[0\]\.run\[0\]\.run\[1\]: unknown template \{\{constructor\}\}; this lab knows \{\{client\.ip\}\}/,
+      /^steps\[0\]\.run\[0\]\.run\[1\]: unknown template \{\{constructor\}\}; a direct lab knows \{\{client\.ip\}\}/,
     ],
     [
       'a template in an address with extra text',
@@ -350,7 +350,8 @@ describeDocker('reliability: faults and bad input', () => {
       '1:1',
       /^YAML anchors and aliases \(&name, \*name\) are not allowed in lab files/,
     ],
-    ['deep nesting (60000 levels)', () => `a: ${'['.repeat(60000)}${']'.repeat(60000)}\n`, '1:790', /^nested too deeply/],
+    // Where the parser gives up depends on the stack it has: the line is sure, the column is not.
+    ['deep nesting (60000 levels)', () => `a: ${'['.repeat(60000)}${']'.repeat(60000)}\n`, '1', /^nested too deeply/],
     [
       'a 300 KB file',
       () => `id: 1\nintro: "${'x'.repeat(300_000)}"\n`,
@@ -385,18 +386,19 @@ describeDocker('reliability: faults and bad input', () => {
       const file = join(dir, `bad-${tally.badInputs}.yaml`);
       writeFileSync(file, text());
       const anywhere = new RegExp(message.source.replace(/^\^/, '').replace(/\$$/, ''));
+      const at = new RegExp(`^${where}${where.includes(':') ? '' : ':\\d+'}$`);
       const v = await run(['validate', file]).exited;
       expectClearFailure(v, 2, anywhere);
       const seen = problemsOf(v.stdout, file);
       expect(seen, v.stdout).toHaveLength(1);
-      expect(seen[0]![0]).toBe(where);
+      expect(seen[0]![0]).toMatch(at);
       expect(seen[0]![1]).toMatch(message);
       const g = run(['grade', file]);
       const ge = await g.exited;
       expectClearFailure(ge, 2, anywhere);
       const graded = problemsOf(ge.stderr, file);
       expect(graded, ge.stderr).toHaveLength(1);
-      expect(graded[0]![0]).toBe(where);
+      expect(graded[0]![0]).toMatch(at);
       expect(graded[0]![1]).toMatch(message);
       expect(await leftoversOf(g.owner)).toEqual([]);
     });
