@@ -149,7 +149,8 @@ steps:
     // The engine line says what the engine itself reports.
     const info = await env.runtime.info();
     expect(line('engine').detail).toBe(
-      `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}`,
+      `${info.product ?? 'Docker'} ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}` +
+        `${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}${info.endpoint ? `, at ${info.endpoint}` : ''}`,
     );
     // Other people's killed runs may be listed; either way the line says which, and how to remove them.
     const leftovers = line('leftovers');
