@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import stripAnsi from 'strip-ansi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
+import { describeOrigin, imageOrigin } from '../../src/engine/image.js';
 
 const run = promisify(execFile);
 const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
@@ -159,7 +160,8 @@ steps:
       expect(leftovers.detail).toMatch(/^\d+ instance\(s\) whose process is gone: [0-9a-f]{8} \(/);
       expect(leftovers.fix).toBe('`lab clean --stale` removes them');
     }
-    expect(line('image').detail).toBe(env.image);
+    // The image this run uses, and what the engine says of it (its id, size and who built it).
+    expect(line('image').detail).toBe(`${env.image}: ${describeOrigin((await imageOrigin(env.runtime, env.image))!)}`);
     expect(line('lab network').detail).toMatch(
       /^internal bridge 198\.(18|19)\.\d{1,3}\.0\/24, two containers with NET_ADMIN only, ready in \d+(\.\d+)? m?s$/,
     );
