@@ -24,7 +24,7 @@ import {
 import { throwIfAborted } from './abort.js';
 import { realClock, type Clock, type EventSink } from './events.js';
 import { retryTransient } from './retry.js';
-import { Sampler } from './sampler.js';
+import { MAX_ANSWER_BYTES, Sampler } from './sampler.js';
 import { segmentArgs } from '../observe/segments.js';
 import { LabRecorder } from '../trace/recorder.js';
 import type { Timeline } from '../trace/timeline.js';
@@ -93,7 +93,10 @@ export class Instance {
     this.plan = plan;
     this.emit = opts.emit ?? (() => {});
     this.clock = opts.clock ?? realClock;
-    this.signal = opts.signal;
+    // The run's signal is shared by every instance of the run (lab grade --parallel 64): each instance listens
+    // on a signal of its own that follows it, so the listeners of its execs, looks and waits never pile up on
+    // the shared one (Node warns past 10), and none of them outlives the instance.
+    this.signal = opts.signal && AbortSignal.any([opts.signal]);
     this.capture = process.env.TCPLAB_CAPTURE !== '0';
     this.recorder = new LabRecorder(plan.topology, Object.fromEntries(plan.nodes.map((n) => [n.key, n.interfaces.map((i) => i.ip)])));
     // On Ctrl-C the observers go at once: nothing of theirs may hold the process while the lab is removed.
@@ -114,12 +117,17 @@ export class Instance {
     return n.name;
   }
 
-  async exec(node: NodeName, argv: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ExecResult> {
+  async exec(
+    node: NodeName,
+    argv: string[],
+    opts: { timeoutMs?: number; env?: Record<string, string>; maxOutputBytes?: number } = {},
+  ): Promise<ExecResult> {
     try {
       return await this.runtime.exec(this.container(node), argv, {
         timeoutMs: opts.timeoutMs ?? OBSERVE_TIMEOUT_MS,
         ...(this.signal ? { signal: this.signal } : {}),
         ...(opts.env ? { env: opts.env } : {}),
+        ...(opts.maxOutputBytes ? { maxOutputBytes: opts.maxOutputBytes } : {}),
       });
     } catch (e) {
       throwIfAborted(this.signal, 'exec');
@@ -127,6 +135,7 @@ export class Instance {
         throw new EngineError(
           `the ${node} container (${this.container(node)}) is gone or stopped: ${e.message}`,
           'was it removed by hand? run `lab clean` and start the lab again',
+          3,
         );
       }
       throw e;
@@ -222,14 +231,16 @@ export class Instance {
     const s = await this.sampler(node).sample(args, { timeoutMs: OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
     // Without a sampler, one exec per look; observing only reads, so a dropped connection or a 5xx from the
     // engine is safe to retry.
-    const r = s
+    // The same bound as the sampler's: a look is graded whole or not at all, never with its middle cut out.
+    const r: Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr' | 'cutBytes'> = s
       ? { exitCode: s.exitCode, stdout: s.text, stderr: 'ss failed' }
-      : await retryTransient(() => this.exec(node, [OBSERVE_PROGRAM, ...args]), {
+      : await retryTransient(() => this.exec(node, [OBSERVE_PROGRAM, ...args], { maxOutputBytes: MAX_ANSWER_BYTES }), {
           clock: this.clock,
           ...(this.signal ? { signal: this.signal } : {}),
           onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message),
         });
     if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
+    if (r.cutBytes?.stdout) throw new EngineError(`could not observe ${node}: it printed more than ${MAX_ANSWER_BYTES} bytes`);
     const obs = parseObservation(r.stdout);
     const rec = this.recorder.ingest(node, r.stdout, obs.sockets);
     if (rec.segments.length) this.emit({ type: 'segments', node, segments: rec.segments });

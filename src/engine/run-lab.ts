@@ -2,7 +2,7 @@
 // --yes` use this; the guided walk drives an Instance step by step itself.
 import createDebug from 'debug';
 import type { Lab } from '../lab/schema.js';
-import { LabError, InterruptedError } from '../errors.js';
+import { EngineError, LabError, InterruptedError } from '../errors.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { summarize, type LabResult, type StepResult } from '../grade/grade.js';
 import { throwIfAborted } from './abort.js';
@@ -31,7 +31,10 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
     // once interrupted, the outcome is the interrupt, whatever the step saw.
     throwIfAborted(opts.signal, 'lab');
   } catch (e) {
-    if (e instanceof InterruptedError || !(e instanceof LabError) || opts.signal?.aborted) {
+    // The engine unreachable or refusing (a container removed by hand): nothing was graded, so this is not a
+    // failed lab but the engine's error, exit 3 (README), after the teardown below.
+    const engineTrouble = e instanceof EngineError && e.exitCode === 3;
+    if (e instanceof InterruptedError || engineTrouble || !(e instanceof LabError) || opts.signal?.aborted) {
       failing = true;
       throwIfAborted(opts.signal, 'lab');
       throw e;

@@ -9,6 +9,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EngineError, InterruptedError, LabError } from '../errors.js';
+import { BoundedOutput } from './bounded-output.js';
 import {
   markTransient,
   SubnetTakenError,
@@ -457,8 +458,10 @@ export class DockerRuntime implements Runtime {
         AttachStdin: false,
       });
       stream = await ex.start({ hijack: true, stdin: false });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
+      // A head and a tail of each stream, never all of it: a command can print without end.
+      const half = opts.maxOutputBytes === undefined ? undefined : Math.floor(opts.maxOutputBytes / 2);
+      const out = half === undefined ? new BoundedOutput() : new BoundedOutput(half, half);
+      const err = half === undefined ? new BoundedOutput() : new BoundedOutput(half, half);
       const stdout = new PassThrough();
       const stderr = new PassThrough();
       stdout.on('data', (b: Buffer) => out.push(b));
@@ -470,6 +473,7 @@ export class DockerRuntime implements Runtime {
           opts.timeoutMs === undefined
             ? undefined
             : setTimeout(() => {
+                opts.signal?.removeEventListener('abort', onAbort);
                 s.removeAllListeners('end');
                 (s as unknown as { destroy(): void }).destroy();
                 reject(new EngineError(`${argv.join(' ')} did not return within ${Math.round(opts.timeoutMs! / 1000)} s in ${container}`));
@@ -494,23 +498,57 @@ export class DockerRuntime implements Runtime {
         s.on('error', (e: Error) => done(e));
       });
       // The stream can end a moment before the engine records the exit code.
-      let info = await ex.inspect();
+      let info = await ex.inspect().catch(async (e: unknown) => {
+        // The exec is gone with its container: say that the container is gone, not that the exec is.
+        await this.containerGone(container, doing);
+        throw e;
+      });
       for (let i = 0; info.Running && i < 50; i++) {
         await new Promise((r) => setTimeout(r, 10));
         info = await ex.inspect();
       }
+      // Killed by a signal, or not started (126, 127): the command, or its whole container (removed or stopped by
+      // hand)? The second is not the command's result, and callers must be able to tell. A container's end kills
+      // its processes with SIGKILL (137), or fails an exec being started (126, "OCI runtime exec failed"), a
+      // moment before the engine marks it stopped: after those, look again for up to a second.
+      const code = info.ExitCode ?? -1;
+      if (code === -1 || code === 126 || code === 127 || code >= 128)
+        await this.containerGone(container, doing, code === 137 || code === 126 ? 1000 : 0);
+      const kept = { stdout: out.read(), stderr: err.read() };
       const result: ExecResult = {
         argv,
         exitCode: info.ExitCode ?? -1,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
+        stdout: kept.stdout.text,
+        stderr: kept.stderr.text,
         durationMs: performance.now() - started,
+        cutBytes: { stdout: kept.stdout.cut, stderr: kept.stderr.cut },
       };
       logExec('%s: exit %d in %d ms', container, result.exitCode, Math.round(result.durationMs));
+      if (kept.stdout.cut + kept.stderr.cut)
+        logExec('%s: %d bytes of output, %d cut', container, out.total + err.total, kept.stdout.cut + kept.stderr.cut);
       return result;
     } catch (e) {
       if (e instanceof EngineError) throw e;
       throw explain(e, doing, this.where);
+    }
+  }
+
+  /** Throws (as the engine says it: "No such container", "is not running") when the container has gone or
+   *  goes within `settleMs`. */
+  private async containerGone(container: string, doing: string, settleMs = 0): Promise<void> {
+    const until = performance.now() + settleMs;
+    for (;;) {
+      let state: { Running?: boolean; Status?: string } | undefined;
+      try {
+        state = (await this.docker.getContainer(container).inspect()).State;
+      } catch (e) {
+        if (isStatus(e, 404)) throw explain(e, doing);
+        return;
+      }
+      if (state && (!state.Running || state.Status === 'removing'))
+        throw new EngineError(`Docker could not ${doing}: container ${container} is not running`, undefined, 3);
+      if (performance.now() >= until) return;
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 

@@ -69,6 +69,9 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Environment for the command (how tcplab passes standard input to tcplab-run). */
   env?: Record<string, string>;
+  /** Bytes kept of each of stdout and stderr, half from the start and half from the end (default 64 KiB);
+   *  what lies between is dropped and counted (ExecResult.cutBytes). */
+  maxOutputBytes?: number;
 }
 
 export interface ExecResult {
@@ -77,6 +80,8 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
   durationMs: number;
+  /** Bytes of each stream left out of stdout/stderr above, where a "[... N bytes cut ...]" line stands instead. */
+  cutBytes?: { stdout: number; stderr: number };
 }
 
 /** A command that keeps running in a container, fed lines on stdin; see Runtime.openExec. */

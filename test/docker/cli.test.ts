@@ -1,15 +1,29 @@
 // The built CLI, end to end, as a user runs it.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import stripAnsi from 'strip-ansi';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
+import { describeOrigin, imageOrigin } from '../../src/engine/image.js';
 
 const run = promisify(execFile);
 const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
+
+/** stdout as the JSON document it must be; when it is not, the failure shows what the command said. */
+function json<T>(r: { code: number; stdout: string; stderr: string }): T {
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`exit ${r.code}, stdout is not JSON:\n${r.stdout.slice(-2000)}\n--- stderr\n${r.stderr.slice(-4000)}`);
+  }
+}
+
+/** One temp folder for this file's lab files and reports, removed at the end. */
+const dir = mkdtempSync(join(tmpdir(), 'tcplab-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function lab(args: string[], env: Record<string, string> = {}) {
   try {
@@ -32,7 +46,6 @@ describe('lab without an engine', () => {
   });
 
   it('a bad lab file is reported with file:line and exit 2 (validate and grade alike), no stack trace', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tcplab-'));
     const file = join(dir, 'bad.yaml');
     writeFileSync(
       file,
@@ -77,11 +90,11 @@ describe('lab without an engine', () => {
 
 describeDocker('lab grade, the CLI', (env) => {
   it('grade 1 2 --json passes and reports every check; nothing is left', async () => {
-    const r = await lab(['grade', '1', '2', '--json', '--junit', join(mkdtempSync(join(tmpdir(), 'tcplab-')), 'j.xml')]);
-    const report = JSON.parse(r.stdout) as {
+    const r = await lab(['grade', '1', '2', '--json', '--junit', join(dir, 'j.xml')]);
+    const report = json<{
       passed: boolean;
       labs: { instance: string; passed: boolean; score: { passed: number; total: number } }[];
-    };
+    }>(r);
     for (const l of report.labs) env.track(l.instance);
     expect(report.labs.map((l) => l.passed)).toEqual([true, true]);
     expect(report.passed).toBe(true);
@@ -89,9 +102,40 @@ describeDocker('lab grade, the CLI', (env) => {
     expect(await env.leftovers()).toEqual([]);
   });
 
-  it('doctor checks the engine, the image and iptables in a container', async () => {
+  it('grade --parallel 6 of 12 labs on one run: every lab passes, no MaxListenersExceededWarning', async () => {
+    const quick = join(dir, 'quick.yaml');
+    writeFileSync(
+      quick,
+      `id: 903
+slug: quick
+title: quick
+summary: one listener
+intro: i
+topology: direct
+steps:
+  - id: listen
+    title: the server listens
+    explain: one socket
+    run:
+      - { on: server, run: [nc, -l, "5555"], name: srv, background: true }
+    expect:
+      - { on: server, socket: { state: LISTEN, local: "*:5555" } }
+`,
+    );
+    // Twelve instances in one process: enough that listeners left on the run's signal by each would pass
+    // Node's limit of 10 whatever the timing.
+    const r = await lab(['grade', ...Array<string>(12).fill(quick), '--parallel', '6', '--json']);
+    const report = json<{ passed: boolean; labs: { instance: string; passed: boolean }[] }>(r);
+    for (const l of report.labs) env.track(l.instance);
+    expect(report.labs.map((l) => l.passed)).toEqual(Array(12).fill(true));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/MaxListenersExceededWarning|memory leak/);
+    expect(await env.leftovers()).toEqual([]);
+  });
+
+  it('doctor checks the engine, the image and iptables in a container, and says what it found on each line', async () => {
     const r = await lab(['doctor', '--json']);
-    const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean }[] };
+    const report = json<{ ok: boolean; checks: { name: string; ok: boolean; detail: string; fix?: string }[] }>(r);
     expect(report.checks.map((c) => c.name)).toEqual([
       'engine',
       'leftovers',
@@ -102,6 +146,37 @@ describeDocker('lab grade, the CLI', (env) => {
       'ss',
       'isolation',
     ]);
+    const line = (name: string) => report.checks.find((c) => c.name === name)!;
+    // The engine line says what the engine itself reports.
+    const info = await env.runtime.info();
+    expect(line('engine').detail).toBe(
+      `${info.product ?? 'Docker'} ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}` +
+        `${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}${info.endpoint ? `, at ${info.endpoint}` : ''}`,
+    );
+    // Other people's killed runs may be listed; either way the line says which, and how to remove them.
+    const leftovers = line('leftovers');
+    if (leftovers.detail === 'no instance of a dead process') expect(leftovers.fix).toBeUndefined();
+    else {
+      expect(leftovers.detail).toMatch(/^\d+ instance\(s\) whose process is gone: [0-9a-f]{8} \(/);
+      expect(leftovers.fix).toBe('`lab clean --stale` removes them');
+    }
+    // The image this run uses, and what the engine says of it (its id, size and who built it).
+    expect(line('image').detail).toBe(`${env.image}: ${describeOrigin((await imageOrigin(env.runtime, env.image))!)}`);
+    expect(line('lab network').detail).toMatch(
+      /^internal bridge 198\.(18|19)\.\d{1,3}\.0\/24, two containers with NET_ADMIN only, ready in \d+(\.\d+)? m?s$/,
+    );
+    expect(line('iptables').detail).toBe('a rule can be added inside a container');
+    expect(line('per-node sysctls').detail).toBe('net.ipv4.tcp_syn_retries=2 (asked for 2)');
+    expect(line('ss').detail).toBe('ss runs');
+    // Isolation is checked, not assumed: no route out of the lab, and no answer from the host at the probe
+    // network's own gateway (the bridge named on the lab network line).
+    const subnet = /internal bridge (\d+\.\d+\.\d+)\.0\/24/.exec(line('lab network').detail)![1];
+    expect(line('isolation').detail).toMatch(
+      new RegExp(
+        `^no route from a lab node to \\d+\\.\\d+\\.\\d+\\.\\d+, and the host does not answer at ${subnet!.replace(/\./g, '\\.')}\\.1$`,
+      ),
+    );
+    for (const c of report.checks) expect(c.ok, `${c.name}: ${c.detail}`).toBe(true);
     expect(report.ok).toBe(true);
     expect(r.code).toBe(0);
   });

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerRuntime } from '../../src/runtime/docker.js';
@@ -12,7 +12,7 @@ import { LABEL } from '../../src/plan/plan.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'lab.js');
 
-interface Exit {
+export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
@@ -157,5 +157,34 @@ ${steps}  - { id: end, title: end, explain: end, expect: [{ on: client, absent: 
 export function expectNoStack(text: string): void {
   if (/^\s+at .+[:(].*\d+:\d+\)?$/m.test(text) || /internal error/.test(text)) {
     throw new Error(`output has a stack trace or an internal error:\n${text}`);
+  }
+}
+
+/** Follows a process's peak resident memory (VmHWM: the most it has held so far) while it runs. */
+export class PeakRss {
+  /** The last reading, in bytes; VmHWM only grows, so this is the peak up to that moment. */
+  peak = 0;
+  readings = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(pid: number, everyMs = 25) {
+    const read = () => {
+      try {
+        const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+        if (m) {
+          this.peak = Number(m[1]) * 1024;
+          this.readings++;
+        }
+      } catch {
+        // Gone: the last reading stands.
+      }
+    };
+    read();
+    this.timer = setInterval(read, everyMs);
+  }
+
+  stop(): number {
+    clearInterval(this.timer);
+    return this.peak;
   }
 }

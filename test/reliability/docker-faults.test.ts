@@ -9,7 +9,11 @@ import { existsSync, rmSync, symlinkSync, writeFileSync, chmodSync, mkdirSync } 
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describeDocker } from '../helpers/docker.js';
-import { expectNoStack, instancesOf, LabRun, labYaml, leftoversOf, removeOwnedBy, tempDir, writeLab } from './cli.js';
+import { expectNoStack, instancesOf, LabRun, labYaml, leftoversOf, PeakRss, removeOwnedBy, tempDir, writeLab, type Exit } from './cli.js';
+
+interface FloodReport {
+  labs: { steps: { checks: { passed: boolean; seen: string[] }[] }[] }[];
+}
 
 const owners = new Set<string>();
 const dirs: string[] = [];
@@ -245,28 +249,43 @@ describeDocker('reliability: faults and bad input', () => {
 
   // -- Hostile lab files ---------------------------------------------------------------------------------
 
-  const hostile: [string, () => string, RegExp][] = [
-    ['an unknown top-level key', () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'privileged: true\n'), /unknown key 'privileged'/],
+  // Each: what the file is, its text, and the one problem expected: where (line:column) and what it says.
+  const hostile: [string, () => string, string, RegExp][] = [
+    [
+      'an unknown top-level key',
+      () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'privileged: true\n'),
+      '7:13',
+      /^unknown key 'privileged'$/,
+    ],
     [
       'an unknown action key',
       () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], privileged: true }\n`),
-      /unknown key 'privileged'/,
+      '12:46',
+      /^steps\[0\]\.run\[0\]: unknown key 'privileged'$/,
     ],
-    ['a volume mount asked for', () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'volumes: ["/:/host"]\n'), /unknown key 'volumes'/],
+    [
+      'a volume mount asked for',
+      () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'volumes: ["/:/host"]\n'),
+      '7:10',
+      /^unknown key 'volumes'$/,
+    ],
     [
       'a host sysctl (kernel.core_pattern)',
       () => labYaml(`  - { id: a, title: a, explain: a }\n`, 'nodes:\n  client:\n    sysctls: { kernel.core_pattern: "|/tmp/x" }\n'),
-      /only net\.ipv4/,
+      '9:37',
+      /^nodes\.client\.sysctls\.kernel\.core_pattern: only net\.ipv4\.\*, net\.ipv6\.\* and net\.core\.\* sysctls/,
     ],
     [
       'a template reaching the host ({{env.HOME}})',
       () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{env.HOME}}"] }\n`),
-      /unknown template \{\{env\.HOME\}\}/,
+      '12:35',
+      /^steps\[0\]\.run\[0\]\.run\[1\]: unknown template \{\{env\.HOME\}\}; a direct lab knows \{\{client\.ip\}\}/,
     ],
     [
       'a template naming a prototype ({{constructor}})',
       () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [echo, "{{constructor}}"] }\n`),
-      /unknown template \{\{constructor\}\}/,
+      '12:35',
+      /^steps\[0\]\.run\[0\]\.run\[1\]: unknown template \{\{constructor\}\}; a direct lab knows \{\{client\.ip\}\}/,
     ],
     [
       'a template in an address with extra text',
@@ -274,12 +293,14 @@ describeDocker('reliability: faults and bad input', () => {
         labYaml(
           `  - id: a\n    title: a\n    explain: a\n    expect:\n      - { on: client, socket: { peer: "{{server.ip}};rm -rf /:5555" } }\n`,
         ),
-      /an address such as/,
+      '12:39',
+      /^steps\[0\]\.expect\[0\]\.socket\.peer: an address such as \*:5555/,
     ],
     [
       'a node that does not exist in the topology',
       () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: firewall, run: [id] }\n`),
-      /has no firewall/,
+      '12:15',
+      /^steps\[0\]\.run\[0\]\.on: this lab's direct topology has no firewall \(it has client, server\)$/,
     ],
     [
       'a name with shell characters',
@@ -287,28 +308,33 @@ describeDocker('reliability: faults and bad input', () => {
         labYaml(
           `  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], name: "x;reboot", background: true }\n`,
         ),
-      /lower-case letters/,
+      '12:40',
+      /^steps\[0\]\.run\[0\]\.name: use lower-case letters, digits and dashes/,
     ],
     [
       'a NUL in an argument',
       () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: ["id\\0"] }\n`),
-      /no NUL/,
+      '12:29',
+      /^steps\[0\]\.run\[0\]\.run\[0\]: no NUL characters$/,
     ],
     [
       'a timeout of 11 days',
       () => labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [id], timeout: 999999s }\n`),
-      /at most 10m/,
+      '12:43',
+      /^steps\[0\]\.run\[0\]\.timeout: at most 10m$/,
     ],
     [
       'a 200-argument command',
       () =>
         labYaml(`  - id: a\n    title: a\n    explain: a\n    run:\n      - { on: client, run: [${Array(200).fill('x').join(',')}] }\n`),
-      /at most 128 arguments/,
+      '12:28',
+      /^steps\[0\]\.run\[0\]\.run: at most 128 arguments$/,
     ],
     [
       'duplicate keys',
       () => 'id: 1\nid: 2\n' + labYaml(`  - { id: a, title: a, explain: a }\n`).replace(/^id: 900\n/, ''),
-      /unique|duplicate/i,
+      '2:1',
+      /^Map keys must be unique$/,
     ],
     [
       'YAML aliases (billion laughs)',
@@ -321,31 +347,59 @@ describeDocker('reliability: faults and bad input', () => {
         }
         return t;
       },
-      /anchors and aliases/,
+      '1:1',
+      /^YAML anchors and aliases \(&name, \*name\) are not allowed in lab files/,
     ],
-    ['deep nesting (60000 levels)', () => `a: ${'['.repeat(60000)}${']'.repeat(60000)}\n`, /nested too deeply/],
-    ['a 300 KB file', () => `id: 1\nintro: "${'x'.repeat(300_000)}"\n`, /at most 262144/],
+    // Where the parser gives up depends on the stack it has: the line is sure, the column is not.
+    ['deep nesting (60000 levels)', () => `a: ${'['.repeat(60000)}${']'.repeat(60000)}\n`, '1', /^nested too deeply/],
+    [
+      'a 300 KB file',
+      () => `id: 1\nintro: "${'x'.repeat(300_000)}"\n`,
+      '1:1',
+      /^the file has 300016 bytes; a lab file may have at most 262144$/,
+    ],
     [
       'binary garbage',
       () => Buffer.from(Array.from({ length: 2048 }, (_, i) => i % 256)).toString('latin1'),
-      /a lab file is a mapping|problem|not readable/,
+      '1:1',
+      /^a lab file is a mapping with id, slug, title, intro and steps$/,
     ],
-    ['an empty file', () => '', /a lab file is a mapping/],
-    ['a list instead of a mapping', () => '- 1\n- 2\n', /a lab file is a mapping/],
-    ['a tab-indented mess', () => 'id: 1\n\tslug: x\n', /problem|tab|indent|:1:|:2:/i],
+    ['an empty file', () => '', '1:1', /^a lab file is a mapping with id, slug, title, intro and steps$/],
+    ['a list instead of a mapping', () => '- 1\n- 2\n', '1:1', /^a lab file is a mapping with id, slug, title, intro and steps$/],
+    ['a tab-indented mess', () => 'id: 1\n\tslug: x\n', '2:1', /^Tabs are not allowed as indentation$/],
   ];
 
-  for (const [what, text, message] of hostile) {
-    it(`hostile lab file: ${what} -> validate and grade refuse it with file:line, nothing started`, async () => {
+  /** The problems a command reported for `file`, as [line:column, message]. */
+  const problemsOf = (text: string, file: string): [string, string][] =>
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith(`${file}:`))
+      .map((l) => {
+        const m = /^:(\d+:\d+): (.*)$/.exec(l.slice(file.length))!;
+        return [m[1]!, m[2]!];
+      });
+
+  for (const [what, text, where, message] of hostile) {
+    it(`hostile lab file: ${what} -> validate and grade refuse it at ${where}, nothing started`, async () => {
       tally.badInputs++;
       const file = join(dir, `bad-${tally.badInputs}.yaml`);
       writeFileSync(file, text());
+      const anywhere = new RegExp(message.source.replace(/^\^/, '').replace(/\$$/, ''));
+      const at = new RegExp(`^${where}${where.includes(':') ? '' : ':\\d+'}$`);
       const v = await run(['validate', file]).exited;
-      expectClearFailure(v, 2, message);
-      expect(v.stdout).toMatch(new RegExp(`bad-${tally.badInputs}\\.yaml:\\d+:\\d+:`));
+      expectClearFailure(v, 2, anywhere);
+      const seen = problemsOf(v.stdout, file);
+      expect(seen, v.stdout).toHaveLength(1);
+      expect(seen[0]![0]).toMatch(at);
+      expect(seen[0]![1]).toMatch(message);
       const g = run(['grade', file]);
       const ge = await g.exited;
-      expectClearFailure(ge, 2, message);
+      expectClearFailure(ge, 2, anywhere);
+      const graded = problemsOf(ge.stderr, file);
+      expect(graded, ge.stderr).toHaveLength(1);
+      expect(graded[0]![0]).toMatch(at);
+      expect(graded[0]![1]).toMatch(message);
       expect(await leftoversOf(g.owner)).toEqual([]);
     });
   }
@@ -434,7 +488,23 @@ ${payloads
     expect(await leftoversOf(r.owner)).toEqual([]);
   });
 
-  it('a lab that floods output (a 20 MB foreground command): bounded, no crash, nothing left', async () => {
+  // 100 MB on stdout, then one more line. Kept: the first 32 KiB, the last 32 KiB (the end of the x's, then
+  // "the-end"), and between them a marker with what was cut: 100000009 - 2 * 32768 bytes.
+  const FLOOD = `"head -c 100000000 /dev/zero | tr '\\\\0' x; echo; echo the-end"`;
+  const CUT = `[... ${100_000_009 - 2 * 32_768} bytes cut ...]`;
+  const MAX_RSS = 250 * 1024 * 1024;
+
+  /** Grade a lab through the CLI (--json) while following its peak memory. */
+  async function gradeWatched(file: string): Promise<{ exit: Exit; peak: number; readings: number; report: FloodReport }> {
+    const r = run(['grade', file, '--json']);
+    const rss = new PeakRss(r.pid);
+    const exit = await r.exited;
+    const peak = rss.stop();
+    expect(await leftoversOf(r.owner)).toEqual([]);
+    return { exit, peak, readings: rss.readings, report: JSON.parse(exit.stdout) as FloodReport };
+  }
+
+  it('a foreground command that prints 100 MB: lab grade stays under 250 MB resident; its output is kept bounded and says what was cut', async () => {
     tally.badInputs++;
     const lab = writeLab(
       dir,
@@ -443,15 +513,52 @@ ${payloads
     title: floods
     explain: lots of output
     run:
-      - { on: client, run: [head, -c, "20000000", /dev/zero], name: flood, timeout: 30s }
+      - { on: client, run: [sh, -c, ${FLOOD}], name: flood, timeout: 60s }
     expect:
-      - { on: client, command: { name: flood, exit: 0 } }
+      - { on: client, command: { name: flood, exit: 0, output: "^the-end$" } }
 `),
     );
-    const r = run(['grade', lab]);
-    const exit = await r.exited;
+    const { exit, peak, readings, report } = await gradeWatched(lab);
     expect(exit.code, exit.stderr.slice(-2000)).toBe(0);
     expectNoStack(exit.stdout + exit.stderr);
-    expect(await leftoversOf(r.owner)).toEqual([]);
+    expect(readings).toBeGreaterThan(1);
+    expect(peak, `peak RSS ${Math.round(peak / 2 ** 20)} MB`).toBeLessThan(MAX_RSS);
+    const check = report.labs[0]!.steps[0]!.checks[0]!;
+    expect(check.passed).toBe(true);
+    // What the report keeps of the output: the last lines of the head, the marker, the tail, the last line.
+    expect(check.seen[0]).toBe('flood: exited 0');
+    expect(check.seen.slice(1).map((l) => l.trim().replace(/^x+$/, 'x...'))).toEqual(['x...', CUT, 'x...', 'the-end']);
+    expect(check.seen[1]!.trim()).toHaveLength(32_768);
+    expect(exit.stdout.length).toBeLessThan(200_000);
+  });
+
+  it("a background command that prints 100 MB: the node's 16 MB /tmp does not fill, its exit and bounded output are read, the next command still runs", async () => {
+    tally.badInputs++;
+    const lab = writeLab(
+      dir,
+      'flood-bg.yaml',
+      labYaml(`  - id: flood
+    title: floods in the background
+    explain: lots of output
+    run:
+      - { on: client, run: [sh, -c, ${FLOOD}], name: flood, background: true }
+    expect:
+      - { on: client, command: { name: flood, exit: 0, output: "^the-end$" }, within: 60s }
+  - id: after
+    title: the node still works
+    explain: another background command, and its output
+    run:
+      - { on: client, run: [sh, -c, "echo hello; echo world >&2"], name: later, background: true }
+    expect:
+      - { on: client, command: { name: later, exit: 0, output: "^hello\\nworld$" }, within: 10s }
+`),
+    );
+    const { exit, peak, report } = await gradeWatched(lab);
+    expect(exit.code, exit.stdout.slice(-3000) + exit.stderr.slice(-2000)).toBe(0);
+    expect(peak, `peak RSS ${Math.round(peak / 2 ** 20)} MB`).toBeLessThan(MAX_RSS);
+    const [flood, after] = report.labs[0]!.steps;
+    expect(flood!.checks[0]!.seen.slice(1).map((l) => l.trim().replace(/^x+$/, 'x...'))).toEqual(['x...', CUT, 'x...', 'the-end']);
+    expect(after!.checks[0]!.seen).toEqual(['later: exited 0', '  hello', '  world']);
+    expect(exit.stdout.length).toBeLessThan(200_000);
   });
 });

@@ -215,8 +215,14 @@ describeDocker('reliability: interruptions', () => {
     const [id] = await instancesOf(r.owner);
     await docker.removeContainer(`tcplab-${id}-client`);
     const exit = await r.exited;
-    expect(exit.code, exit.stderr).not.toBe(0);
-    expect(exit.stdout + exit.stderr).toMatch(/client container .* is gone|FAIL/);
+    const said = exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, '');
+    expect(exit.code, exit.stdout + said).toBe(3);
+    // Which container is gone, and what to do about it; not a verdict on the lab.
+    expect(said).toMatch(
+      new RegExp(`^error: the client container \\(tcplab-${id}-client\\) is gone or stopped: .*(No such container|is not running)`, 'm'),
+    );
+    expect(said).toMatch(/^hint: was it removed by hand\? run `lab clean` and start the lab again$/m);
+    expect(exit.stdout).not.toMatch(/PASS|FAIL/);
     expectNoStack(exit.stdout + exit.stderr);
     expect(await leftoversOf(r.owner)).toEqual([]);
   });
