@@ -2,7 +2,7 @@
 // expectations, polling until each settles. Emits typed events and never prints; the CLI decides how they look.
 // Creating an instance is provision.ts; removing one is teardown.ts; a whole headless run is run-lab.ts.
 import createDebug from 'debug';
-import type { Action, Expectation, NodeName, Step } from '../lab/schema.js';
+import type { Action, Expectation, NodeName, Step, Task } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
 import { expand } from '../lab/templates.js';
 import type { Plan } from '../plan/plan.js';
@@ -31,6 +31,8 @@ const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const OBSERVE_TIMEOUT_MS = 10_000;
 const POLL_INTERVAL_MS = 20;
+/** How long a stopped probe may take to exit. */
+const PROBE_STOP_MS = 3000;
 
 export interface InstanceOptions {
   image: string;
@@ -250,6 +252,39 @@ export class Instance {
     return pending.map((p) => p.check!);
   }
 
+  /**
+   * Check a task against the live lab: its probe first (the connection a student would try through their rule),
+   * then its expectations, then the probe's background commands stopped, so that the next step (or the next
+   * check) starts from the student's work and not from the check's own traces. One function for every caller:
+   * the walk's menu, `lab check` in another terminal, and the solution path of `lab grade`.
+   */
+  async checkTask(stepId: string, task: Task): Promise<Check[]> {
+    const probe = task.probe ?? [];
+    try {
+      const failed = await this.runActions(stepId, probe);
+      if (failed) return [{ ...failed, task: true }];
+      return await this.waitFor(stepId, task.expect, true);
+    } finally {
+      if (!this.signal?.aborted) await this.stopAll(probe.filter((a) => a.background && a.name));
+    }
+  }
+
+  /** Stop background commands at once (SIGKILL: their sockets go with them) and wait until each has exited. */
+  private async stopAll(actions: Action[]): Promise<void> {
+    await Promise.all(
+      actions.map(async (a) => {
+        await this.exec(a.on, ['tcplab-run', 'stop', a.name!, 'KILL']);
+        const deadline = this.clock.now() + PROBE_STOP_MS;
+        while (this.clock.now() < deadline) {
+          const r = await this.exec(a.on, ['tcplab-run', 'status', a.name!]);
+          if (!r.stdout.startsWith('running')) break;
+          await this.clock.sleep(POLL_INTERVAL_MS, this.signal);
+        }
+        this.background.delete(a.name!);
+      }),
+    );
+  }
+
   /** A step headless: its commands, its task done by the solution (unless told not to), its expectations. */
   async runStep(step: Step, index: number, opts: { solveTask?: boolean } = {}): Promise<StepResult> {
     this.emit({ type: 'step', index, id: step.id, title: step.title, explain: step.explain });
@@ -259,7 +294,7 @@ export class Instance {
     else {
       if (step.task && opts.solveTask !== false) {
         const unsolved = await this.runActions(step.id, step.task.solution ?? []);
-        checks.push(...(unsolved ? [unsolved] : await this.waitFor(step.id, step.task.expect, true)));
+        checks.push(...(unsolved ? [unsolved] : await this.checkTask(step.id, step.task)));
       }
       if (step.expect?.length && !checks.some((c) => c.kind === 'command' && !c.passed))
         checks.push(...(await this.waitFor(step.id, step.expect)));
