@@ -5,6 +5,7 @@ import { DockerRuntime } from '../runtime/docker.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { removeInstance } from '../engine/teardown.js';
 import { colorWanted, makeStyle, type Style } from '../report/style.js';
+import { terminalWidth, wrapText } from './wrap.js';
 
 const log = createDebug('lab');
 
@@ -20,6 +21,10 @@ export interface Context {
   live: Set<string>;
   print(text?: string): void;
   info(text: string): void;
+  /** The terminal's width when stdout is a terminal (and not --json): what text for people is wrapped to. */
+  readonly width: number | undefined;
+  /** print() for text meant for people: wrapped at spaces to the terminal's width, never mid-word. */
+  say(text?: string): void;
 }
 
 export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: Runtime }): Context {
@@ -30,7 +35,9 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {
-      process.stderr.write(`\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`lab clean\`)\n`);
+      // Only a command that made a lab has one to remove (not `lab status --watch`, say).
+      if (live.size)
+        process.stderr.write(`\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`lab clean\`)\n`);
       controller.abort(sig);
       // Whatever the command is doing, remove what it created even if it does not get there itself; and if
       // the command never returns (a call that ignores the abort), still exit with the signal's code.
@@ -78,6 +85,12 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
     // With --json, stdout is for the machine; everything for people goes to stderr.
     info(text: string) {
       (opts.json ? process.stderr : process.stdout).write(text + '\n');
+    },
+    get width() {
+      return opts.json ? undefined : terminalWidth(process.stdout);
+    },
+    say(text = '') {
+      process.stdout.write(wrapText(text, this.width) + '\n');
     },
   };
 }

@@ -71,7 +71,7 @@ describe('lab without an engine', () => {
     expect((await lab(['frobnicate'])).code).toBe(2);
     const r = await lab(['start', '42']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/no lab '42'/);
+    expect(r.stderr).toMatch(/no lab 42/);
   });
 });
 
