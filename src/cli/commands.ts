@@ -72,8 +72,8 @@ const list = defineCommand({
           : ctx.style.yellow(
               `  last run: ${p.last.steps.done}/${p.last.steps.total} steps, tasks ${p.last.tasks.done}/${p.last.tasks.total}`,
             );
-      ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
-      ctx.print(`    ${ctx.style.dim(`${l.topology}; ${l.tasks} task${l.tasks === 1 ? '' : 's'}; states: ${l.states.join(', ')}`)}`);
+      ctx.say(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
+      ctx.say(`    ${ctx.style.dim(`${l.topology}; ${l.tasks} task${l.tasks === 1 ? '' : 's'}; states: ${l.states.join(', ')}`)}`);
     }
     return 0;
   },
@@ -194,10 +194,10 @@ const stop = defineCommand({
     const ids = positionals.length ? positionals : everyone.filter((i) => values.all || i.user === me).map((i) => i.instance);
     const known = new Map(everyone.map((i) => [i.instance, i]));
     for (const id of ids) {
-      const r = await removeInstance(ctx.runtime, id);
-      removed = addRemoved(removed, r);
+      // Recorded first, so that a shell open in it, which ends as soon as its machine goes, can say why.
       const info = known.get(id);
-      if (r.containers + r.networks && info) recordEnded({ instance: id, lab: { id: 0, slug: info.lab }, how: 'stopped' });
+      if (info) recordEnded({ instance: id, lab: { id: 0, slug: info.lab }, how: 'stopped' });
+      removed = addRemoved(removed, await removeInstance(ctx.runtime, id));
     }
     forgetStopped(ids);
     const others = positionals.length || values.all ? 0 : everyone.length - ids.length;

@@ -67,7 +67,7 @@ export async function pickInstance(runtime: Runtime, given?: string, opts: { all
     if (!found)
       throw new LabError(
         `no running lab instance '${given}'`,
-        all.length ? `running: ${all.map(describeInstance).join(', ')}` : `start one with \`${labCommand()} start 2\``,
+        all.length ? `running: ${someOf(all)}` : `start one with \`${labCommand()} start 2\``,
       );
     return found;
   }
@@ -75,14 +75,20 @@ export async function pickInstance(runtime: Runtime, given?: string, opts: { all
     if (others.length)
       throw new LabError(
         `no lab of yours (${currentUser()}) is running`,
-        `other users' labs are running here: ${others.map(describeInstance).join(', ')}; name one to use it, or start your own with \`${labCommand()} start 2\``,
+        `other users' labs are running here: ${someOf(others)}; name one to use it, or start your own with \`${labCommand()} start 2\``,
       );
     throw new LabError('no lab is running', `start one with \`${labCommand()} start 2\` (in another terminal), then come back here`);
   }
   const owned = all.filter((i) => i.state);
   if (owned.length === 1) return owned[0]!;
   if (all.length === 1) return all[0]!;
-  throw new LabError(`${all.length} lab instances are running`, `name one: ${all.map(describeInstance).join(', ')}`);
+  throw new LabError(`${all.length} lab instances are running`, `name one: ${someOf(all)}`);
+}
+
+/** A few instances by name, and how many more there are (a classroom engine may run dozens). */
+function someOf(list: LiveInstance[], max = 4): string {
+  const shown = list.slice(0, max).map(describeInstance).join(', ');
+  return list.length > max ? `${shown} and ${list.length - max} more (\`${labCommand()} status --all\` lists them)` : shown;
 }
 
 function describeInstance(i: LiveInstance): string {
@@ -121,14 +127,28 @@ function openShell(li: LiveInstance, node: NodeName, write: (s: string) => void)
  * so, instead of a silent return to the student's own prompt.
  */
 export async function shellSession(runtime: Runtime, li: LiveInstance, node: NodeName, write: (s: string) => void): Promise<number> {
+  const since = Date.now();
   const status = openShell(li, node, write);
-  const container = li.nodes.get(node)!;
-  const still = await runtime
-    .listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: li.instance })
-    .then((cs) => cs.some((c) => c.name === container))
-    .catch(() => true);
-  if (!still) write(shellEndedBecause(li, loadEnded(li.instance)));
+  const why = await whyShellEnded(runtime, li, node, since);
+  // On a line of its own: the shell went away in the middle of its prompt.
+  if (why) write(`\n${why}`);
   return status;
+}
+
+/** Did the shell end because its machine went away? What `lab start` or `lab stop` recorded, or the engine says. */
+async function whyShellEnded(runtime: Runtime, li: LiveInstance, node: NodeName, since: number): Promise<string | undefined> {
+  const recorded = () => {
+    const ended = loadEnded(li.instance);
+    return ended && Date.parse(ended.at) >= since ? ended : undefined;
+  };
+  if (recorded()) return shellEndedBecause(li, recorded());
+  // Nothing recorded (`lab clean`, docker rm): ask the engine whether the machine is still there and running.
+  const container = li.nodes.get(node)!;
+  const c = await runtime
+    .listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: li.instance })
+    .then((cs) => cs.find((x) => x.name === container))
+    .catch(() => ({ state: 'running' }));
+  return !c || c.state !== 'running' ? shellEndedBecause(li, recorded()) : undefined;
 }
 
 /** Why a shell's machine is gone, in the student's words. */
@@ -187,9 +207,15 @@ export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<M
   const out = new Map<NodeName, Socket[]>();
   await Promise.all(
     [...li.nodes].map(async ([node, c]) => {
-      // An instance can go away while we look (its lab finished): show it empty rather than fail.
+      // An instance can go away while we look (its lab finished, cut off mid-answer): show it empty, not fail.
       const r = await runtime.exec(c, [OBSERVE_PROGRAM], { timeoutMs: 10_000 }).catch(() => undefined);
-      out.set(node, r?.exitCode === 0 ? parseObservation(r.stdout).sockets : []);
+      let sockets: Socket[] = [];
+      try {
+        if (r?.exitCode === 0) sockets = parseObservation(r.stdout).sockets;
+      } catch {
+        sockets = [];
+      }
+      out.set(node, sockets);
     }),
   );
   return new Map([...out].sort());

@@ -19,8 +19,12 @@ interface InstanceInfo {
   status: 'stale' | 'running' | 'kept' | 'other-host' | 'unknown-owner';
 }
 
-/** The OS user running tcplab: whose labs `lab shell`, `lab check`, `lab status` and `lab stop` act on. */
+/**
+ * Who is running tcplab: whose labs `lab shell`, `lab check`, `lab status` and `lab stop` act on. The OS user,
+ * unless TCPLAB_USER names someone (a workshop where everybody shares one login; tests that play two users).
+ */
 export function currentUser(): string {
+  if (process.env.TCPLAB_USER) return process.env.TCPLAB_USER;
   try {
     return userInfo().username;
   } catch {

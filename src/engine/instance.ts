@@ -43,6 +43,8 @@ export interface InstanceOptions {
   instance?: string;
   /** The instance outlives this process on purpose (lab start --keep): a stale sweep must leave it alone. */
   keep?: boolean;
+  /** The user to label it with, if not the one running tcplab (a test playing another user's lab). */
+  owner?: string;
 }
 
 /** A lab command that failed (a mistyped rule, a command that hung): the step fails with it, on its node. */
@@ -79,7 +81,7 @@ export class Instance {
   constructor(
     readonly runtime: Runtime,
     plan: Plan,
-    opts: Omit<InstanceOptions, 'image' | 'instance' | 'keep'>,
+    opts: Omit<InstanceOptions, 'image' | 'instance' | 'keep' | 'owner'>,
   ) {
     this.plan = plan;
     this.emit = opts.emit ?? (() => {});

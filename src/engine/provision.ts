@@ -27,8 +27,8 @@ export function newInstanceId(): string {
 
 /** Labels that tell whose instance this is (the user, for `lab shell` and `lab stop` on a shared engine) and
  *  whether its process is still alive (for `lab clean --stale`). */
-function ownerLabels(): Record<string, string> {
-  return { [LABEL.pid]: `${hostname()}:${process.pid}`, [LABEL.owner]: currentUser(), [LABEL.created]: new Date().toISOString() };
+function ownerLabels(owner = currentUser()): Record<string, string> {
+  return { [LABEL.pid]: `${hostname()}:${process.pid}`, [LABEL.owner]: owner, [LABEL.created]: new Date().toISOString() };
 }
 
 export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceOptions): Promise<Instance> {
@@ -36,7 +36,7 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
   const clock = opts.clock ?? realClock;
   const t0 = clock.now();
   const id = opts.instance ?? newInstanceId();
-  const labels = { ...ownerLabels(), ...(opts.keep ? { [LABEL.keep]: 'true' } : {}) };
+  const labels = { ...ownerLabels(opts.owner), ...(opts.keep ? { [LABEL.keep]: 'true' } : {}) };
   try {
     throwIfAborted(opts.signal, 'start');
     const plan = await createNetworks(runtime, lab, id, labels, opts);
