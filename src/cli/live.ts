@@ -240,7 +240,11 @@ export function renderSockets(
 
 /** The engine instance for a running lab that another process started (its plan is in the state file). */
 export function attach(runtime: Runtime, state: RunningLab, opts: { signal?: AbortSignal; emit?: EventSink } = {}): Instance {
-  return new Instance(runtime, state.plan, opts);
+  const instance = new Instance(runtime, state.plan, opts);
+  // Open the observers while the check's probe starts: on a loaded machine that takes a while, and the
+  // expectations' deadlines run from the first look.
+  instance.warmUp();
+  return instance;
 }
 
 /** A task checked against the live lab (its probe, its expectations): the one place every check goes through. */

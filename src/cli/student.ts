@@ -84,7 +84,12 @@ async function checkCurrentTask(ctx: Context, li: LiveInstance, emit?: (e: LabEv
     );
   }
   const instance = attach(ctx.runtime, state, { signal: ctx.signal, ...(emit ? { emit } : {}) });
-  const checks = await checkTask(instance, step);
+  let checks: Check[];
+  try {
+    checks = await checkTask(instance, step);
+  } finally {
+    instance.close();
+  }
   const passed = checks.every((c) => c.passed);
   const rec = recordAttempt(li.instance, step.id, passed);
   const hint = passed ? undefined : hintFor(step, rec.attempts);
