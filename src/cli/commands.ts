@@ -6,7 +6,7 @@ import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
 import { validateLabText, readLabText } from '../lab/load.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
-import { ensureImage } from '../engine/image.js';
+import { describeOrigin, ensureImage, imageOrigin } from '../engine/image.js';
 import { createInstance, newInstanceId } from '../engine/provision.js';
 import { runLab } from '../engine/run-lab.js';
 import type { Instance } from '../engine/instance.js';
@@ -19,7 +19,9 @@ import { renderLabResult } from '../report/text.js';
 import { renderJunit } from '../report/junit.js';
 import { defineCommand, type Command } from './command.js';
 import { composeCommand } from './compose-command.js';
-import { makePlainRenderer } from './render.js';
+import { imageCommand } from './image-command.js';
+import { ladderWidth, makePlainRenderer } from './render.js';
+import { StepWindows, writeTrace } from './trace.js';
 import type { Context } from './context.js';
 import { planCommand } from './plan-command.js';
 import { runInteractive } from './interactive.js';
@@ -102,9 +104,14 @@ const start = defineCommand({
       return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
     }
     // Text for people, fitted to the terminal when there is one (stdout; with --json it goes to stderr).
-    const width = ctx.json ? terminalWidth(ctx.err) : ctx.width;
-    const write = (s: string) => ctx.info(wrapText(s, width));
-    const emit = makePlainRenderer(write, ctx.style, { verbose: true, totalSteps: lab.steps.length, ...(width ? { width } : {}) });
+    const columns = ctx.json ? terminalWidth(ctx.err) : ctx.width;
+    const write = (s: string) => ctx.info(wrapText(s, columns));
+    const emit = makePlainRenderer(write, ctx.style, {
+      verbose: true,
+      totalSteps: lab.steps.length,
+      width: ladderWidth(process.stdout.columns),
+      ...(columns ? { columns } : {}),
+    });
     write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
     write(reflow(lab.intro));
     for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${reflow(note).replace(/\n/g, ' ')}`));
@@ -126,12 +133,19 @@ async function runTracked(
   lab: Lab,
   image: string,
   emit: (e: LabEvent) => void,
-  opts: { keep?: boolean } = {},
+  opts: { keep?: boolean; onInstance?: (i: Instance) => void } = {},
 ): Promise<LabResult> {
   const instance = newInstanceId();
   ctx.live.add(instance);
   try {
-    return await runLab(ctx.runtime, lab, { image, emit, signal: ctx.signal, instance, ...(opts.keep ? { keep: true } : {}) });
+    return await runLab(ctx.runtime, lab, {
+      image,
+      emit,
+      signal: ctx.signal,
+      instance,
+      ...(opts.keep ? { keep: true } : {}),
+      ...(opts.onInstance ? { onInstance: opts.onInstance } : {}),
+    });
   } finally {
     // runLab has removed it, or kept it on purpose (--keep): either way it is no longer ours to clean up on exit.
     ctx.live.delete(instance);
@@ -140,9 +154,15 @@ async function runTracked(
 
 const grade = defineCommand({
   name: 'grade',
-  usage: 'grade <lab...>|--all [--json] [--junit FILE] [--parallel N]',
+  usage: 'grade <lab...>|--all [--json] [--junit FILE] [--parallel N] [--trace DIR]',
   summary: 'run labs headless; exit 0 only if every expected state was observed',
-  options: { all: { type: 'boolean' }, junit: { type: 'string' }, parallel: { type: 'string' }, ...IMAGE_OPTION },
+  options: {
+    all: { type: 'boolean' },
+    junit: { type: 'string' },
+    parallel: { type: 'string' },
+    trace: { type: 'string' },
+    ...IMAGE_OPTION,
+  },
   async run(ctx, values, positionals) {
     if (!values.all && positionals.length === 0)
       throw new LabError('lab grade needs labs to grade', 'for example `lab grade 1 2`, or `lab grade --all`');
@@ -156,8 +176,17 @@ const grade = defineCommand({
     const worker = async () => {
       while (next < labs.length && !ctx.signal.aborted) {
         const i = next++;
-        results[i] = await runTracked(ctx, labs[i]!, image, () => {});
+        // --trace: keep the instance (its recorder outlives the containers) and each step's window.
+        let ran: Instance | undefined;
+        const windows = new StepWindows();
+        results[i] = await runTracked(ctx, labs[i]!, image, values.trace ? windows.onEvent : () => {}, {
+          ...(values.trace ? { onInstance: (x: Instance) => (ran = x) } : {}),
+        });
         ctx.info(renderLabResult(results[i]!, ctx.json ? ctx.errStyle : ctx.style));
+        if (values.trace && ran) {
+          const files = writeTrace(values.trace, ran, results[i]!, windows.sections);
+          ctx.info(ctx.errStyle.dim(`  trace: ${files.join(', ')}`));
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
@@ -316,7 +345,7 @@ const doctor = defineCommand({
       say({
         name: 'engine',
         ok: true,
-        detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}`,
+        detail: `${info.product ?? 'Docker'} ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}${info.endpoint ? `, at ${info.endpoint}` : ''}`,
       });
       const stale = (await listInstances(ctx.runtime)).filter((i) => i.status === 'stale');
       // Leftovers of a killed run are worth knowing about, not a failure of this machine.
@@ -335,13 +364,15 @@ const doctor = defineCommand({
     let image: string;
     try {
       image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
-      say({ name: 'image', ok: true, detail: image });
+      // Built here or loaded from an archive (`lab image load`): the image's labels name the engine that built it.
+      const origin = await imageOrigin(ctx.runtime, image).catch(() => undefined);
+      say({ name: 'image', ok: true, detail: origin ? `${image}: ${describeOrigin(origin)}` : image });
     } catch (e) {
       say({
         name: 'image',
         ok: false,
         detail: (e as Error).message,
-        fix: 'the image builds from images/node on a Debian base; without a registry, make one: see README "Offline classrooms"',
+        fix: 'the image builds from images/node on a Debian base; without a registry, `lab image load FILE` an archive saved with `lab image save` (README "Offline classrooms")',
       });
       return finish();
     }
@@ -417,4 +448,16 @@ export async function isolation(inst: Pick<Instance, 'exec' | 'plan'>): Promise<
     : { name: 'isolation', ok: true, detail: `no route from a lab node to ${OUTSIDE_ADDRESS}, and the host does not answer at ${gateway}` };
 }
 
-export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate, composeCommand, ...STUDENT_COMMANDS];
+export const COMMANDS: Command[] = [
+  list,
+  start,
+  grade,
+  planCommand,
+  stop,
+  clean,
+  doctor,
+  validate,
+  composeCommand,
+  imageCommand,
+  ...STUDENT_COMMANDS,
+];
