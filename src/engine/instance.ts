@@ -33,6 +33,8 @@ import { removeInstance, type Removed } from './teardown.js';
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const OBSERVE_TIMEOUT_MS = 10_000;
+/** Beyond a foreground command's own timeout: its kill-after second and the exec's round trip. */
+const EXEC_SLACK_MS = 10_000;
 const POLL_INTERVAL_MS = 20;
 /** How long a stopped probe may take to exit. */
 const PROBE_STOP_MS = 3000;
@@ -174,7 +176,10 @@ export class Instance {
     const wrapped = env
       ? ['timeout', '-k', '1', secs, 'sh', '-c', 'printf "%s" "$TCPLAB_STDIN" | "$@"', 'sh', ...argv]
       : ['timeout', '-k', '1', secs, ...argv];
-    const r = await this.exec(action.on, wrapped, { timeoutMs, ...(env ? { env } : {}) });
+    // `timeout` in the container ends the command; the exec's own deadline only guards against an engine that
+    // never answers, so it leaves room for the exec's round trip, seconds on a loaded machine (a 2 s command
+    // given a 2 s exec deadline failed the lab instead of exiting 124).
+    const r = await this.exec(action.on, wrapped, { timeoutMs: timeoutMs + EXEC_SLACK_MS, ...(env ? { env } : {}) });
     const output = (r.stdout + r.stderr).trimEnd();
     this.emit({ type: 'action', node: action.on, display, typed: true, exitCode: r.exitCode, output, background: false });
     if (action.name) {

@@ -31,6 +31,17 @@ describe('lab without an engine', () => {
     expect(v.code).toBe(0);
   });
 
+  it("lab help start prints start's help (as lab start --help does), not the general usage", async () => {
+    const help = await lab(['help', 'start']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: lab start <number\|slug\|file>/);
+    expect(help.stdout).toContain('the start of one (`lab start basic`)');
+    expect(help.stdout).toBe((await lab(['start', '--help'])).stdout);
+    const unknown = await lab(['help', 'frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no command 'frobnicate'/);
+  });
+
   it('a bad lab file is reported with file:line and exit 2 (validate and grade alike), no stack trace', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tcplab-'));
     const file = join(dir, 'bad.yaml');

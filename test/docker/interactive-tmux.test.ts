@@ -124,9 +124,16 @@ async function predict(win: string, choice: string): Promise<string> {
   return p.screen;
 }
 
+/** Type a command at a lab machine's shell prompt, as a person does: after the prompt, and until the next. */
+async function atPrompt(win: string, cmd: string): Promise<void> {
+  const prompts = count(screen(win), /^root@\w+:\/# /m);
+  run(win, cmd);
+  await until(win, /^root@\w+:\/# /m, { times: prompts + 1, ms: 30_000 });
+}
+
 let seq = 0;
 /** Run a command at a shell prompt; wait for its own end marker; its output and exit status. */
-async function command(win: string, cmd: string, ms = 30_000): Promise<{ out: string; code: number }> {
+async function command(win: string, cmd: string, ms = 90_000): Promise<{ out: string; code: number }> {
   const mark = `@@${++seq}@@`;
   run(win, `${cmd}; echo ${mark} EXIT=$?`);
   const done = new RegExp(`${mark} EXIT=(\\d+)`);
@@ -194,8 +201,8 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
       // The student opens a shell on the client from another terminal and gets the rule wrong (REJECT).
       run('shell', shellCommand);
       await until('shell', 'root@client:/#');
-      run('shell', 'iptables -I OUTPUT -p tcp --dport 5555 -j REJECT');
-      run('shell', `nc -v -w 3 ${server} 5555; echo NC1=$?`);
+      await atPrompt('shell', 'iptables -I OUTPUT -p tcp --dport 5555 -j REJECT');
+      await atPrompt('shell', `nc -v -w 3 ${server} 5555; echo NC1=$?`);
       await until('shell', /NC1=1/);
       expect(screen('shell')).toMatch(/Connection refused/);
 
@@ -212,9 +219,9 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
       await menu('lab', 'Check my work');
 
       // The article's rule replaces the REJECT; the student tries it with nc and watches it with netstat.
-      run('shell', 'iptables -D OUTPUT -p tcp --dport 5555 -j REJECT');
-      run('shell', 'iptables -I OUTPUT -p tcp --dport 5555 --tcp-flags SYN SYN -j DROP');
-      run('shell', `(nc -v -w 3 ${server} 5555; echo NC2=$?) &`);
+      await atPrompt('shell', 'iptables -D OUTPUT -p tcp --dport 5555 -j REJECT');
+      await atPrompt('shell', 'iptables -I OUTPUT -p tcp --dport 5555 --tcp-flags SYN SYN -j DROP');
+      await atPrompt('shell', `(nc -v -w 3 ${server} 5555; echo NC2=$?) &`);
       // netstat, as the article uses it, until the connection shows (nc may not have sent its SYN yet).
       let netstat = '';
       for (let n = 1; !/SYN_SENT/.test(netstat); n++) {
@@ -279,6 +286,19 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
       expect(r.out).toContain(`instance ${id}`);
       expect(r.out).toContain('step 3/8');
       expect(r.out).toMatch(/client\$ ss -tan\n +SYN_SENT .*:5555\n +server\$ ss -tan\n +LISTEN/);
+
+      // lab status --watch redraws in place, like watch or top: frame after frame, one header on the screen;
+      // when it stops, the terminal is as it was (its frames are not left in the scrollback).
+      run('term', 'node bin/lab.js status --watch');
+      const header = /status --watch, (.+) \(Ctrl-C stops\)/;
+      const firstTime = header.exec(await until('term', header))![1];
+      await until('term', new RegExp(`status --watch, (?!${firstTime!.replace(/[.:]/g, '\\$&')} )`), { ms: 10_000 });
+      const frame = screen('term');
+      expect(count(frame, '(Ctrl-C stops)')).toBe(1);
+      expect(frame).toMatch(new RegExp(`instance ${id}`));
+      type('term', 'C-c');
+      await until('term', /status --watch\n\$ $/m);
+      expect(screen('term')).not.toContain('(Ctrl-C stops)');
 
       for (const step of [4, 5, 6]) {
         type('lab', 'Enter');
