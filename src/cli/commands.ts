@@ -12,7 +12,7 @@ import { runLab } from '../engine/run-lab.js';
 import type { Instance } from '../engine/instance.js';
 import { describeRemoved, removeInstance, type Removed } from '../engine/teardown.js';
 import type { LabEvent } from '../engine/events.js';
-import { listInstances } from '../engine/cleanup.js';
+import { currentUser, listInstances } from '../engine/cleanup.js';
 import type { LabResult } from '../grade/grade.js';
 import { LABEL } from '../plan/plan.js';
 import { renderLabResult } from '../report/text.js';
@@ -25,7 +25,9 @@ import { StepWindows, writeTrace } from './trace.js';
 import type { Context } from './context.js';
 import { planCommand } from './plan-command.js';
 import { runInteractive } from './interactive.js';
-import { loadProgress } from './state.js';
+import { loadProgress, recordEnded } from './state.js';
+import { labCommand } from './invocation.js';
+import { reflow, terminalWidth, wrapText } from './wrap.js';
 import { forgetStopped, saveHeadlessProgress, STUDENT_COMMANDS } from './student.js';
 import { uiCommand } from './ui-command.js';
 
@@ -73,8 +75,8 @@ const list = defineCommand({
           : ctx.style.yellow(
               `  last run: ${p.last.steps.done}/${p.last.steps.total} steps, tasks ${p.last.tasks.done}/${p.last.tasks.total}`,
             );
-      ctx.print(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
-      ctx.print(`    ${ctx.style.dim(`${l.topology}; ${l.tasks} task${l.tasks === 1 ? '' : 's'}; states: ${l.states.join(', ')}`)}`);
+      ctx.say(`${ctx.style.bold(String(l.id).padStart(2))}  ${l.slug.padEnd(24)} ${l.title}${mark}`);
+      ctx.say(`    ${ctx.style.dim(`${l.topology}; ${l.tasks} task${l.tasks === 1 ? '' : 's'}; states: ${l.states.join(', ')}`)}`);
     }
     return 0;
   },
@@ -85,11 +87,14 @@ const start = defineCommand({
   usage: 'start <number|slug|file> [--keep] [--yes]',
   summary: 'walk through a lab step by step in real containers',
   help:
+    'The lab is a number (`lab start 2`), a slug or the start of one (`lab start basic`), or a lab file.\n' +
     "Builds the lab image if needed, creates the lab's machines, and runs each step: what it does, the\n" +
     "commands, both sides' sockets, and whether each expected state appeared. --keep leaves the machines running\n" +
     'afterwards (remove them with `lab stop`). At a terminal it is a guided walk: a prediction before each change,\n' +
     'a menu after each step (observe again, a shell, rules, processes, quit) and tasks you do yourself, checked\n' +
-    'with `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.',
+    'with `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.\n' +
+    'Ctrl-C, or closing the terminal, stops it at any moment: the lab is removed, what was done so far is shown,\n' +
+    'and the exit code is 130 (143 for SIGTERM and SIGHUP).',
   options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...IMAGE_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length !== 1) throw new LabError('lab start takes one lab', 'for example `lab start 2`; `lab list` shows them');
@@ -99,22 +104,25 @@ const start = defineCommand({
     if (!values.yes && !ctx.json && process.stdin.isTTY && process.stdout.isTTY) {
       return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
     }
-    const write = (s: string) => ctx.info(s);
+    // Text for people, fitted to the terminal when there is one (stdout; with --json it goes to stderr).
+    const columns = ctx.json ? terminalWidth(ctx.err) : ctx.width;
+    const write = (s: string) => ctx.info(wrapText(s, columns));
     const emit = makePlainRenderer(write, ctx.style, {
       verbose: true,
       totalSteps: lab.steps.length,
       width: ladderWidth(process.stdout.columns),
+      ...(columns ? { columns } : {}),
     });
     write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
-    write(lab.intro.trimEnd());
-    for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${note}`));
+    write(reflow(lab.intro));
+    for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${reflow(note).replace(/\n/g, ' ')}`));
     const image = await prepareImage(ctx, base, emit);
     const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep });
     write('');
     write(renderLabResult(result, ctx.style));
     saveHeadlessProgress(lab, result);
     if (values.keep && !ctx.signal.aborted)
-      write(`The lab is still running (instance ${result.instance}); \`lab stop ${result.instance}\` removes it.`);
+      write(`The lab is still running (instance ${result.instance}); \`${labCommand()} stop ${result.instance}\` removes it.`);
     if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
     return result.passed ? 0 : 1;
   },
@@ -201,16 +209,34 @@ function addRemoved(a: Removed, b: Removed): Removed {
 
 const stop = defineCommand({
   name: 'stop',
-  usage: 'stop [instance...]',
-  summary: 'remove running lab instances (all of them when none is named)',
-  options: {},
-  async run(ctx, _values, positionals) {
+  usage: 'stop [instance...] [--all]',
+  summary: "remove your running lab instances (those named; with --all, everybody's)",
+  help:
+    'With instances named, removes those. With none, removes the instances your OS user started (the\n' +
+    "io.tcplab.owner label); other users' labs on the same engine are left alone unless --all is given.\n" +
+    'A shell open in a removed lab ends and says why.',
+  options: { all: { type: 'boolean' } },
+  async run(ctx, values, positionals) {
+    if (values.all && positionals.length) throw new LabError('lab stop takes instances or --all, not both');
     let removed: Removed = { containers: 0, networks: 0 };
-    if (positionals.length === 0) removed = await removeInstance(ctx.runtime);
-    for (const id of positionals) removed = addRemoved(removed, await removeInstance(ctx.runtime, id));
-    forgetStopped(positionals);
-    if (ctx.json) ctx.print(JSON.stringify({ removed }));
-    else ctx.print(removed.containers + removed.networks ? `removed ${describeRemoved(removed)}` : 'no lab is running');
+    const everyone = await listInstances(ctx.runtime);
+    const me = currentUser();
+    const ids = positionals.length ? positionals : everyone.filter((i) => values.all || i.user === me).map((i) => i.instance);
+    const known = new Map(everyone.map((i) => [i.instance, i]));
+    for (const id of ids) {
+      // Recorded first, so that a shell open in it, which ends as soon as its machine goes, can say why.
+      const info = known.get(id);
+      if (info) recordEnded({ instance: id, lab: { id: 0, slug: info.lab }, how: 'stopped' });
+      removed = addRemoved(removed, await removeInstance(ctx.runtime, id));
+    }
+    forgetStopped(ids);
+    const others = positionals.length || values.all ? 0 : everyone.length - ids.length;
+    if (ctx.json) ctx.print(JSON.stringify({ removed, instances: ids }));
+    else {
+      ctx.say(removed.containers + removed.networks ? `removed ${describeRemoved(removed)}` : 'no lab of yours is running');
+      if (others)
+        ctx.say(ctx.style.dim(`left ${others} instance${others === 1 ? '' : 's'} of other users running (--all removes them too)`));
+    }
     return 0;
   },
 });

@@ -5,6 +5,7 @@ import { DockerRuntime } from '../runtime/docker.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { removeInstance } from '../engine/teardown.js';
 import { colorWanted, makeStyle, type Style } from '../report/style.js';
+import { terminalWidth, wrapText } from './wrap.js';
 
 const log = createDebug('lab');
 
@@ -20,6 +21,10 @@ export interface Context {
   live: Set<string>;
   print(text?: string): void;
   info(text: string): void;
+  /** The terminal's width when stdout is a terminal (and not --json): what text for people is wrapped to. */
+  readonly width: number | undefined;
+  /** print() for text meant for people: wrapped at spaces to the terminal's width, never mid-word. */
+  say(text?: string): void;
 }
 
 export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: Runtime }): Context {
@@ -83,6 +88,12 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
     // With --json, stdout is for the machine; everything for people goes to stderr.
     info(text: string) {
       (opts.json ? process.stderr : process.stdout).write(text + '\n');
+    },
+    get width() {
+      return opts.json ? undefined : terminalWidth(process.stdout);
+    },
+    say(text = '') {
+      process.stdout.write(wrapText(text, this.width) + '\n');
     },
   };
 }

@@ -7,6 +7,7 @@
 // knows (the lab, its instance, the score, how to ask and how to print) lives in one Walk object.
 import { hostname } from 'node:os';
 import inquirer from 'inquirer';
+import { currentUser } from '../engine/cleanup.js';
 import type { Lab, NodeName, Step } from '../lab/schema.js';
 import { fill } from '../lab/templates.js';
 import { ensureImage } from '../engine/image.js';
@@ -22,8 +23,20 @@ import { eventsIn } from '../trace/timeline.js';
 import { ladderWidth } from './render.js';
 import { InterruptedError } from '../errors.js';
 import type { Context } from './context.js';
-import { checkTask, hintFor, openShell, renderSockets, showProcesses, showRules, socketsThatMatter, type LiveInstance } from './live.js';
-import { forgetRunning, loadAttempts, recordAttempt, saveProgress, saveRunning, type RunningLab, type Score } from './state.js';
+import { checkTask, hintFor, renderSockets, shellSession, showProcesses, showRules, socketsThatMatter, type LiveInstance } from './live.js';
+import {
+  forgetRunning,
+  loadAttempts,
+  recordAttempt,
+  recordEnded,
+  saveProgress,
+  saveRunning,
+  type RunningLab,
+  type Score,
+} from './state.js';
+import { labCommand } from './invocation.js';
+import { choiceKeys, shuffled } from './shuffle.js';
+import { reflow } from './wrap.js';
 
 interface InteractiveOptions {
   keep: boolean;
@@ -67,8 +80,14 @@ class Walk {
     };
   }
 
+  /** Everything the walk shows goes through here: wrapped to the terminal's width at spaces. */
   private write(text = ''): void {
-    this.ctx.print(text);
+    this.ctx.say(text);
+  }
+
+  /** Prose from the lab file (templates filled in), as paragraphs fitted to the terminal, indented. */
+  private prose(text: string, indent = '  '): void {
+    for (const line of reflow(fill(text, this.vars)).split('\n')) this.write(line ? `${indent}${line}` : '');
   }
 
   private get vars(): Record<string, string> {
@@ -82,15 +101,24 @@ class Walk {
   async run(): Promise<number> {
     const { lab, s } = this;
     this.write(s.bold(`Lab ${lab.id}: ${lab.title}`));
-    this.write(lab.intro.trimEnd());
-    for (const note of lab.notes ?? []) this.write(s.dim(`note: ${note.trim()}`));
+    for (const line of reflow(lab.intro).split('\n')) this.write(line);
+    // The notes (where Linux differs from the article) often name the states the predictions ask about: they
+    // come at the end, once the student has predicted and seen.
     this.write();
     this.instance = await this.bringUp();
-    this.li = { instance: this.instance.id, lab: lab.slug, nodes: new Map(this.instance.plan.nodes.map((n) => [n.key, n.name])) };
+    this.li = {
+      instance: this.instance.id,
+      lab: lab.slug,
+      user: currentUser(),
+      nodes: new Map(this.instance.plan.nodes.map((n) => [n.key, n.name])),
+    };
     this.write(
       s.dim(`Machines: ${this.instance.plan.nodes.map((n) => `${n.key} ${n.interfaces.map((i) => i.ip).join(', ')}`).join('; ')}`),
     );
-    this.write(s.dim('In another terminal: `lab shell client` opens a shell on the client, `lab status --watch` shows the states live.'));
+    const cmd = labCommand();
+    this.write(
+      s.dim(`In another terminal: \`${cmd} shell client\` opens a shell on the client, \`${cmd} status --watch\` shows the states live.`),
+    );
     this.running = {
       instance: this.instance.id,
       lab: { id: lab.id, slug: lab.slug, title: lab.title, file: this.opts.file },
@@ -129,6 +157,11 @@ class Walk {
     const { lab, s, score } = this;
     const completed = ending === 'finished' && score.checks.met === score.checks.total && score.tasks.done === score.tasks.total;
     saveProgress(lab.slug, score, completed);
+    if (ending === 'finished' && lab.notes?.length) {
+      this.write();
+      this.write(s.bold('Where Linux differs from the article and RFC 793:'));
+      for (const note of lab.notes) this.write(`  - ${reflow(note).replace(/\n/g, ' ')}`);
+    }
     this.write();
     const done = `after ${score.steps.done} of ${score.steps.total} steps`;
     this.write(
@@ -145,6 +178,9 @@ class Walk {
         `tasks ${score.tasks.done}/${score.tasks.total} done${completed ? s.green('  (completed)') : ''}`,
     );
     forgetRunningUnlessKept(this.instance.id, ending !== 'interrupted' && this.opts.keep);
+    // Shells open in this lab's machines (other terminals) end with it: tell them why.
+    if (ending === 'interrupted' || !this.opts.keep)
+      recordEnded({ instance: this.instance.id, lab: { id: lab.id, slug: lab.slug }, how: ending });
     // Ctrl-C (at a prompt or during a step) and a closed terminal remove the lab even with --keep: the top-level
     // handler does it (the instance is still in ctx.live) and says so; the exit code is 130/143.
     if (ending === 'interrupted') throw new InterruptedError(String(this.ctx.signal.reason ?? 'SIGINT'));
@@ -152,7 +188,10 @@ class Walk {
       this.ctx.live.delete(this.instance.id);
       this.instance.close();
       const id = this.instance.id;
-      this.write(`The lab is still running (instance ${id}): \`lab shell client\`, \`lab status\`; \`lab stop ${id}\` removes it.`);
+      const cmd = labCommand();
+      this.write(
+        `The lab is still running (instance ${id}): \`${cmd} shell client\`, \`${cmd} status\`; \`${cmd} stop ${id}\` removes it.`,
+      );
     } else {
       const removed = await this.instance.down();
       this.ctx.live.delete(this.instance.id);
@@ -161,13 +200,17 @@ class Walk {
     return ending === 'quit' || completed ? 0 : 1;
   }
 
-  /** One select prompt. Another terminal's `lab check` may end it (signal); a Ctrl-C there is an interrupt. */
+  /**
+   * One prompt: a menu (select, the first choice under the cursor) or a prediction (rawlist: lettered choices,
+   * nothing chosen until the student types a letter). Another terminal's `lab check` may end it (signal); a
+   * Ctrl-C there is an interrupt.
+   */
   private async choose<T extends string>(
     message: string,
     choices: Choice<T>[],
-    signal?: AbortSignal,
-    echo?: (line: string) => void,
+    opts: { signal?: AbortSignal; echo?: (line: string) => void; lettered?: boolean } = {},
   ): Promise<T> {
+    const { signal, echo } = opts;
     // A signal (SIGTERM, a closed terminal) ends the prompt too, so cleanup does not wait for a key.
     const signals = [signal, this.ctx.signal].filter((x): x is AbortSignal => !!x);
     // A prompt that another terminal may end is cleared from the screen; its answer, if any, is echoed.
@@ -175,8 +218,12 @@ class Walk {
       signal: signals.length === 1 ? signals[0]! : AbortSignal.any(signals),
       ...(echo ? { clearPromptOnDone: true } : {}),
     });
+    const keys = choiceKeys(choices.length);
+    const question = opts.lettered
+      ? { type: 'rawlist', name: 'a', message, choices: choices.map((c, i) => ({ ...c, key: keys[i], short: c.name })), loop: false }
+      : { type: 'select', name: 'a', message, choices, loop: false, pageSize: 12 };
     try {
-      const answer = (await prompt([{ type: 'select', name: 'a', message, choices, loop: false, pageSize: 12 }] as never)) as { a: T };
+      const answer = (await prompt([question] as never)) as { a: T };
       echo?.(`✔ ${message} ${choices.find((c) => c.value === answer.a)?.name ?? answer.a}`);
       return answer.a;
     } catch (e) {
@@ -203,8 +250,7 @@ class Walk {
               ctx.runtime,
               (e) => {
                 if (e.type === 'image' && e.phase === 'found') task.title = `Lab image ${e.tag} (already built)`;
-                if (e.type === 'image' && e.phase === 'building')
-                  task.title = `Building the lab image ${e.tag} (first use; later runs reuse it)`;
+                if (e.type === 'image' && e.phase === 'building') task.title = `Building the lab image ${e.tag} (first use)`;
                 if (e.type === 'image' && e.phase === 'built') task.title = `Built the lab image ${e.tag}`;
                 // The build's own steps; off a terminal only the "Step n/m" lines, not every apt line.
                 if (e.type === 'image-line' && (!plain || /^Step \d+\/\d+/.test(e.line))) task.output = e.line;
@@ -258,15 +304,19 @@ class Walk {
     const { s, score, instance, vars } = this;
     this.write();
     this.write(s.bold(`── Step ${index + 1}/${this.lab.steps.length}: ${step.title} ──`));
-    for (const line of fill(step.explain, vars).trimEnd().split('\n')) this.write(`  ${line}`);
+    this.prose(step.explain);
 
-    // The prediction comes before anything changes, and is answered once the student has seen the result.
+    // The prediction comes before anything changes, and is answered once the student has seen the result. Its
+    // choices come in an order of this student's (the lab file often lists the answer first), none chosen.
     let predicted: string | undefined;
     if (step.predict) {
       this.write();
+      this.write(s.dim('  Type the letter of your prediction, then Enter.'));
+      const order = shuffled(step.predict.choices, `${currentUser()}:${this.lab.slug}:${step.id}`);
       predicted = await this.choose(
         `Predict: ${step.predict.question}`,
-        step.predict.choices.map((c) => ({ name: c, value: c })),
+        order.map((c) => ({ name: c, value: c })),
+        { lettered: true },
       );
       score.predictions.asked++;
     }
@@ -287,7 +337,7 @@ class Walk {
     this.write();
     if (observed) {
       const socks = new Map([...observed].map(([n, snap]) => [n, snap.sockets]));
-      this.write(renderSockets(socks, s, socketsThatMatter([...(step.expect ?? []), ...(step.task?.expect ?? [])], vars)));
+      this.write(renderSockets(socks, s, socketsThatMatter([...(step.expect ?? []), ...(step.task?.expect ?? [])], vars), this.ctx.width));
     }
     this.showLadder();
     if (checks.length) {
@@ -302,7 +352,7 @@ class Walk {
       if (right) score.predictions.right++;
       this.write();
       this.write(`  You predicted: ${predicted}  ${right ? s.green('✓ right') : s.red('✗ not quite')}`);
-      this.write(`  ${s.bold('Answer:')} ${step.predict.answer}: ${step.predict.why.trim()}`);
+      this.write(`  ${s.bold('Answer:')} ${step.predict.answer}: ${reflow(fill(step.predict.why, vars)).replace(/\n+/g, ' ')}`);
     }
   }
 
@@ -330,7 +380,7 @@ class Walk {
   /** The shell, rules and processes choices; false when the choice is none of them. */
   private async tool(choice: string): Promise<boolean> {
     if (choice.startsWith('shell:')) {
-      openShell(this.li, choice.slice(6) as NodeName, (t) => this.write(t));
+      await shellSession(this.instance.runtime, this.li, choice.slice(6) as NodeName, (t) => this.write(this.s.dim(t)));
       return true;
     }
     if (choice === 'rules') {
@@ -348,7 +398,7 @@ class Walk {
   private async showSockets(expectations: Step['expect'] & object): Promise<void> {
     const observed = await this.instance.observeAll(this.instance.capture);
     const socks = new Map([...observed].map(([n, snap]) => [n, snap.sockets]));
-    this.write(renderSockets(socks, this.s, socketsThatMatter(expectations, this.vars)));
+    this.write(renderSockets(socks, this.s, socketsThatMatter(expectations, this.vars), this.ctx.width));
     this.showLadder();
   }
 
@@ -371,6 +421,7 @@ class Walk {
         for (const r of expectations.length ? await this.instance.evaluateNow(expectations) : []) {
           const mark = r.evaluation.holds ? s.green('✓ met now    ') : s.red('✗ not met now');
           this.write(`  ${mark} ${describe(r.e, this.vars, { timing: false })}`);
+          if (!r.evaluation.holds) for (const line of r.evaluation.seen) this.write(`                ${s.dim('seen:')} ${line}`);
         }
         continue;
       }
@@ -387,8 +438,9 @@ class Walk {
     const task = step.task!;
     this.write();
     this.write(s.bold(s.cyan('  Your task:')));
-    for (const line of fill(task.prompt, vars).trimEnd().split('\n')) this.write(`  ${line}`);
-    this.write(s.dim('  Work in `lab shell <machine>` (here from the menu, or in another terminal), then `lab check`.'));
+    this.prose(task.prompt);
+    const cmd = labCommand();
+    this.write(s.dim(`  Work in \`${cmd} shell <machine>\` (here from the menu, or in another terminal), then \`${cmd} check\`.`));
     let seenAttempts = loadAttempts(instance.id)[step.id]?.attempts ?? 0;
     let hintsShown = 0;
     const showHint = (attempts: number) => {
@@ -412,15 +464,14 @@ class Walk {
         choice = await this.choose(
           'Your task: what next?',
           [
-            { name: 'Check my work (same as `lab check`)', value: 'check' },
+            { name: `Check my work (same as \`${labCommand()} check\`)`, value: 'check' },
             ...(task.hints?.length ? [{ name: 'Show a hint', value: 'hint' }] : []),
             ...this.toolChoices(),
             { name: 'Observe (ss on every machine)', value: 'observe' },
             { name: 'Show me the solution and do it for me (the task counts as not done)', value: 'solve' },
             { name: 'Quit (removes the lab unless --keep)', value: 'quit' },
           ],
-          abort.signal,
-          (line) => this.write(line),
+          { signal: abort.signal, echo: (line) => this.write(line) },
         );
       } catch (e) {
         if (!(e instanceof Error && e.name === 'AbortPromptError' && external)) throw e;
@@ -432,10 +483,10 @@ class Walk {
         const ext = external!;
         seenAttempts = ext.attempts;
         if (ext.passed) {
-          this.write(`  ${s.green('✓ task done')} (checked by \`lab check\`, attempt ${ext.attempts})`);
+          this.write(`  ${s.green('✓ task done')} (checked by \`${labCommand()} check\`, attempt ${ext.attempts})`);
           return true;
         }
-        this.write(`  ${s.red('✗ not yet')} (\`lab check\`, attempt ${ext.attempts})`);
+        this.write(`  ${s.red('✗ not yet')} (\`${labCommand()} check\`, attempt ${ext.attempts})`);
         showHint(ext.attempts);
         continue;
       }

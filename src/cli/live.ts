@@ -3,6 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import { LabError } from '../errors.js';
 import { Instance } from '../engine/instance.js';
+import { currentUser } from '../engine/cleanup.js';
+import type { EventSink } from '../engine/events.js';
 import { LABEL } from '../plan/plan.js';
 import { NODE_NAMES, type Expectation, type NodeName, type Step } from '../lab/schema.js';
 import type { Socket } from '../observe/ss.js';
@@ -10,12 +12,15 @@ import { OBSERVE_PROGRAM, parseObservation } from '../observe/observation.js';
 import { socketMatches, type Check } from '../grade/grade.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Style } from '../report/style.js';
-import { listRunning, type RunningLab } from './state.js';
+import { listRunning, loadEnded, type EndedLab, type RunningLab } from './state.js';
+import { labCommand } from './invocation.js';
 import { sideBySide } from './render.js';
 
 export interface LiveInstance {
   instance: string;
   lab: string;
+  /** The OS user who started it (its io.tcplab.owner label); undefined when it carries none. */
+  user: string | undefined;
   /** node -> container name */
   nodes: Map<NodeName, string>;
   /** What the owning `lab start` recorded, when it did. */
@@ -33,7 +38,7 @@ export async function liveInstances(runtime: Runtime): Promise<LiveInstance[]> {
     if (!id || !node) continue;
     let li = byId.get(id);
     if (!li) {
-      li = { instance: id, lab: c.labels[LABEL.lab] ?? '?', nodes: new Map() };
+      li = { instance: id, lab: c.labels[LABEL.lab] ?? '?', user: c.labels[LABEL.owner], nodes: new Map() };
       const st = states.get(id);
       if (st) li.state = st;
       byId.set(id, li);
@@ -43,27 +48,51 @@ export async function liveInstances(runtime: Runtime): Promise<LiveInstance[]> {
   return [...byId.values()].sort((a, b) => Number(!!b.state) - Number(!!a.state) || a.instance.localeCompare(b.instance));
 }
 
-/** The instance a command means: the one named, or the only one running (preferring one a `lab start` owns). */
-export async function pickInstance(runtime: Runtime, given?: string): Promise<LiveInstance> {
-  const all = await liveInstances(runtime);
+/** Is this instance the current user's? Instances without an owner label belong to nobody in particular. */
+export function isMine(li: Pick<LiveInstance, 'user'>, me = currentUser()): boolean {
+  return li.user === me;
+}
+
+/**
+ * The instance a command means: the one named (whoever owns it: naming it is asking for it), or else the only
+ * one of this user's (preferring one a `lab start` owns). Other users' labs on the same engine (a classroom
+ * server, another terminal's `lab grade`) are never picked unless `all` says so.
+ */
+export async function pickInstance(runtime: Runtime, given?: string, opts: { all?: boolean } = {}): Promise<LiveInstance> {
+  const everyone = await liveInstances(runtime);
+  const all = opts.all ? everyone : everyone.filter((i) => isMine(i));
+  const others = everyone.filter((i) => !all.includes(i));
   if (given) {
-    const found = all.find((i) => i.instance === given);
+    const found = everyone.find((i) => i.instance === given);
     if (!found)
       throw new LabError(
         `no running lab instance '${given}'`,
-        all.length ? `running: ${all.map(describeInstance).join(', ')}` : 'start one with `lab start 2`',
+        all.length ? `running: ${someOf(all)}` : `start one with \`${labCommand()} start 2\``,
       );
     return found;
   }
-  if (all.length === 0) throw new LabError('no lab is running', 'start one with `lab start 2` (in another terminal), then come back here');
+  if (all.length === 0) {
+    if (others.length)
+      throw new LabError(
+        `no lab of yours (${currentUser()}) is running`,
+        `other users' labs are running here: ${someOf(others)}; name one to use it, or start your own with \`${labCommand()} start 2\``,
+      );
+    throw new LabError('no lab is running', `start one with \`${labCommand()} start 2\` (in another terminal), then come back here`);
+  }
   const owned = all.filter((i) => i.state);
   if (owned.length === 1) return owned[0]!;
   if (all.length === 1) return all[0]!;
-  throw new LabError(`${all.length} lab instances are running`, `name one: ${all.map(describeInstance).join(', ')}`);
+  throw new LabError(`${all.length} lab instances are running`, `name one: ${someOf(all)}`);
+}
+
+/** A few instances by name, and how many more there are (a classroom engine may run dozens). */
+function someOf(list: LiveInstance[], max = 4): string {
+  const shown = list.slice(0, max).map(describeInstance).join(', ');
+  return list.length > max ? `${shown} and ${list.length - max} more (\`${labCommand()} status --all\` lists them)` : shown;
 }
 
 function describeInstance(i: LiveInstance): string {
-  return `${i.instance} (${i.lab})`;
+  return `${i.instance} (${i.lab}${isMine(i) ? '' : `, ${i.user ? `user ${i.user}` : 'no owner'}`})`;
 }
 
 export function parseNode(text: string | undefined): NodeName {
@@ -74,7 +103,7 @@ export function parseNode(text: string | undefined): NodeName {
 }
 
 /** An interactive shell in a lab machine: the docker CLI's exec with a terminal, our stdio passed through. */
-export function openShell(li: LiveInstance, node: NodeName, write: (s: string) => void): number {
+function openShell(li: LiveInstance, node: NodeName, write: (s: string) => void): number {
   const container = li.nodes.get(node);
   if (!container) throw new LabError(`this lab has no ${node}`, `its machines are ${[...li.nodes.keys()].join(', ')}`);
   const tty = !!process.stdin.isTTY;
@@ -90,6 +119,51 @@ export function openShell(li: LiveInstance, node: NodeName, write: (s: string) =
     );
   }
   return r.status ?? 1;
+}
+
+/**
+ * A shell session, from the menu of the walk or from `lab shell` in another terminal: the shell, then, when it
+ * ended because its machine went away (the lab finished, was quit, interrupted or stopped), a line that says
+ * so, instead of a silent return to the student's own prompt.
+ */
+export async function shellSession(runtime: Runtime, li: LiveInstance, node: NodeName, write: (s: string) => void): Promise<number> {
+  const since = Date.now();
+  const status = openShell(li, node, write);
+  const why = await whyShellEnded(runtime, li, node, since);
+  // On a line of its own: the shell went away in the middle of its prompt.
+  if (why) write(`\n${why}`);
+  return status;
+}
+
+/** Did the shell end because its machine went away? What `lab start` or `lab stop` recorded, or the engine says. */
+async function whyShellEnded(runtime: Runtime, li: LiveInstance, node: NodeName, since: number): Promise<string | undefined> {
+  const recorded = () => {
+    const ended = loadEnded(li.instance);
+    return ended && Date.parse(ended.at) >= since ? ended : undefined;
+  };
+  if (recorded()) return shellEndedBecause(li, recorded());
+  // Nothing recorded (`lab clean`, docker rm): ask the engine whether the machine is still there and running.
+  const container = li.nodes.get(node)!;
+  const c = await runtime
+    .listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: li.instance })
+    .then((cs) => cs.find((x) => x.name === container))
+    .catch(() => ({ state: 'running' }));
+  return !c || c.state !== 'running' ? shellEndedBecause(li, recorded()) : undefined;
+}
+
+/** Why a shell's machine is gone, in the student's words. */
+export function shellEndedBecause(li: Pick<LiveInstance, 'instance' | 'lab'>, ended: EndedLab | undefined): string {
+  const lab = ended?.lab.id ? `Lab ${ended.lab.id} (${ended.lab.slug})` : `The lab ${ended?.lab.slug ?? li.lab}`;
+  const why = !ended
+    ? 'is gone: its machines were removed (its `lab start` ended, or `lab stop` or `lab clean` removed it)'
+    : ended.how === 'finished'
+      ? 'finished in its `lab start`, which removed its machines'
+      : ended.how === 'quit'
+        ? 'was quit in its `lab start`, which removed its machines'
+        : ended.how === 'interrupted'
+          ? 'was interrupted (Ctrl-C, or its terminal closed), and its machines were removed'
+          : 'was removed by `lab stop`';
+  return `This shell ended because ${lab} ${why} (instance ${li.instance}).`;
 }
 
 async function execText(runtime: Runtime, container: string, argv: string[]): Promise<string> {
@@ -133,9 +207,15 @@ export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<M
   const out = new Map<NodeName, Socket[]>();
   await Promise.all(
     [...li.nodes].map(async ([node, c]) => {
-      // An instance can go away while we look (its lab finished): show it empty rather than fail.
+      // An instance can go away while we look (its lab finished, cut off mid-answer): show it empty, not fail.
       const r = await runtime.exec(c, [OBSERVE_PROGRAM], { timeoutMs: 10_000 }).catch(() => undefined);
-      out.set(node, r?.exitCode === 0 ? parseObservation(r.stdout).sockets : []);
+      let sockets: Socket[] = [];
+      try {
+        if (r?.exitCode === 0) sockets = parseObservation(r.stdout).sockets;
+      } catch {
+        sockets = [];
+      }
+      out.set(node, sockets);
     }),
   );
   return new Map([...out].sort());
@@ -147,22 +227,30 @@ export function socketsThatMatter(expectations: Expectation[], vars: Record<stri
     expectations.some((e) => e.on === node && !!(e.socket ?? e.absent) && socketMatches((e.socket ?? e.absent)!, s, vars));
 }
 
-export function renderSockets(observed: Map<NodeName, Socket[]>, style: Style, matter?: (node: NodeName, s: Socket) => boolean): string {
-  if (!matter) return sideBySide(observed, style);
+export function renderSockets(
+  observed: Map<NodeName, Socket[]>,
+  style: Style,
+  matter?: (node: NodeName, s: Socket) => boolean,
+  width?: number,
+): string {
   const hot = new Set<Socket>();
-  for (const [node, socks] of observed) for (const s of socks) if (matter(node, s)) hot.add(s);
-  return sideBySide(observed, style, (s) => hot.has(s));
+  if (matter) for (const [node, socks] of observed) for (const s of socks) if (matter(node, s)) hot.add(s);
+  return sideBySide(observed, style, (s) => hot.has(s), width);
 }
 
 /** The engine instance for a running lab that another process started (its plan is in the state file). */
-export function attach(runtime: Runtime, state: RunningLab, signal?: AbortSignal): Instance {
-  return new Instance(runtime, state.plan, signal ? { signal } : {});
+export function attach(runtime: Runtime, state: RunningLab, opts: { signal?: AbortSignal; emit?: EventSink } = {}): Instance {
+  const instance = new Instance(runtime, state.plan, opts);
+  // Open the observers while the check's probe starts: on a loaded machine that takes a while, and the
+  // expectations' deadlines run from the first look.
+  instance.warmUp();
+  return instance;
 }
 
-/** A task's expectations against the live lab; the hint to show after a failed attempt. */
+/** A task checked against the live lab (its probe, its expectations): the one place every check goes through. */
 export async function checkTask(instance: Instance, step: Step): Promise<Check[]> {
   if (!step.task) throw new LabError(`step ${step.id} has no task`);
-  return instance.waitFor(step.id, step.task.expect, true);
+  return instance.checkTask(step.id, step.task);
 }
 
 export function hintFor(step: Step, attempts: number): string | undefined {

@@ -6,6 +6,7 @@ import { isLabError } from '../errors.js';
 import { makeContext, cleanupLive, type Context } from './context.js';
 import { COMMANDS } from './commands.js';
 import { GLOBAL_OPTIONS, type Command } from './command.js';
+import { reflow, terminalWidth, wrapText } from './wrap.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -17,15 +18,30 @@ function usage(): string {
     '',
     ...COMMANDS.map((c) => `  lab ${c.usage}\n      ${c.summary}`),
     '',
-    'Global options: --json (machine-readable stdout), --no-color, --help.',
+    'Global options: --json (machine-readable stdout), --no-color, --help. `lab help <command>`: its help.',
     'Environment: DOCKER_HOST, TCPLAB_BASE_IMAGE, NO_COLOR, DEBUG=lab* (developer logs).',
   ].join('\n');
 }
 
+/** A command's help, its paragraphs fitted to the terminal. */
+function commandHelp(command: Command): string {
+  return wrapText(`usage: lab ${command.usage}\n\n${reflow(command.help ?? command.summary)}\n`, terminalWidth(process.stdout));
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  // `lab help start` means `lab start --help`.
+  if (name === 'help' && rest.length) {
+    const about = COMMANDS.find((c) => c.name === rest[0]);
+    if (!about) {
+      process.stderr.write(`lab help: no command '${rest[0]}'\n\n${usage()}\n`);
+      return 2;
+    }
+    process.stdout.write(commandHelp(about));
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage() + '\n');
+    process.stdout.write(wrapText(usage(), terminalWidth(process.stdout)) + '\n');
     return name ? 0 : 2;
   }
   if (name === '--version' || name === '-v') {
@@ -50,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (parsed.values.help) {
-    process.stdout.write(`usage: lab ${command.usage}\n\n${command.help ?? command.summary}\n`);
+    process.stdout.write(commandHelp(command));
     return 0;
   }
   // --no-color means what NO_COLOR means, for tcplab and for the libraries it draws with (listr2, inquirer).
@@ -65,8 +81,9 @@ async function runCommand(ctx: Context, command: Command, values: Record<string,
   } catch (e) {
     await cleanupLive(ctx.runtime, ctx.live);
     if (isLabError(e)) {
-      ctx.err.write(`${ctx.errStyle.red('error:')} ${e.message}\n`);
-      if (e.hint) ctx.err.write(`${ctx.errStyle.dim('hint:')} ${e.hint}\n`);
+      const width = terminalWidth(ctx.err);
+      ctx.err.write(wrapText(`${ctx.errStyle.red('error:')} ${e.message}`, width) + '\n');
+      if (e.hint) ctx.err.write(wrapText(`${ctx.errStyle.dim('hint:')} ${e.hint}`, width) + '\n');
       return e.exitCode;
     }
     ctx.err.write(

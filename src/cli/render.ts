@@ -5,6 +5,7 @@ import { formatDuration } from '../lab/duration.js';
 import { formatEndpoint, type Socket } from '../observe/ss.js';
 import { renderCheck } from '../report/text.js';
 import type { Style } from '../report/style.js';
+import { reflow } from './wrap.js';
 import { renderLadder } from '../report/ladder-text.js';
 import { eventsIn } from '../trace/timeline.js';
 
@@ -17,16 +18,30 @@ function socketRow(s: Socket): string {
   return `${s.state.padEnd(11)} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
 }
 
-/** Both sides' sockets next to each other, like two terminals running netstat. */
-export function sideBySide(observed: Map<NodeName, Socket[]>, style: Style, highlight: (s: Socket) => boolean = () => false): string {
+/**
+ * Both sides' sockets next to each other, like two terminals running netstat; when the columns do not fit in
+ * `width` (an 80-column terminal, a routed lab's three machines), one machine under the other instead.
+ */
+export function sideBySide(
+  observed: Map<NodeName, Socket[]>,
+  style: Style,
+  highlight: (s: Socket) => boolean = () => false,
+  width?: number,
+): string {
   const order = ['client', 'firewall', 'server'];
   const nodes = [...observed.keys()].sort((a, b) => order.indexOf(a) - order.indexOf(b));
-  const width = Math.min(64, Math.max(24, ...[...observed.values()].flat().map((s) => socketRow(s).length)));
   const cols = nodes.map((n) => {
     const socks = observed.get(n)!;
     const rows = socks.length ? socks.map((s) => ({ text: socketRow(s), hot: highlight(s) })) : [{ text: '(no TCP sockets)', hot: false }];
     return [{ text: `${n}$ ss -tan`, hot: false }, ...rows];
   });
+  const colWidth = Math.min(64, Math.max(24, ...cols.flat().map((c) => c.text.length)));
+  const cell = (c: { text: string; hot: boolean }, head: boolean, text: string) =>
+    head ? style.bold(text) : c.hot ? style.yellow(text) : text;
+  if (width !== undefined && 4 + cols.length * colWidth + (cols.length - 1) * 3 > width) {
+    // One machine after another, each row cut to the width (an address never wraps into the next row).
+    return cols.map((c) => c.map((x, i) => cell(x, i === 0, `    ${x.text}`.slice(0, width))).join('\n')).join('\n');
+  }
   const height = Math.max(...cols.map((c) => c.length));
   const lines: string[] = [];
   for (let i = 0; i < height; i++) {
@@ -34,10 +49,10 @@ export function sideBySide(observed: Map<NodeName, Socket[]>, style: Style, high
       '    ' +
         cols
           .map((c, k) => {
-            const cell = c[i];
-            const text = (cell?.text ?? '').slice(0, width);
-            const padded = k === cols.length - 1 ? text : text.padEnd(width);
-            return i === 0 ? style.bold(padded) : cell?.hot ? style.yellow(padded) : padded;
+            const x = c[i];
+            const text = (x?.text ?? '').slice(0, colWidth);
+            const padded = k === cols.length - 1 ? text : text.padEnd(colWidth);
+            return cell(x ?? { text: '', hot: false }, i === 0, padded);
           })
           .join(style.dim(' │ ')),
     );
@@ -48,7 +63,8 @@ export function sideBySide(observed: Map<NodeName, Socket[]>, style: Style, high
 export function makePlainRenderer(
   write: (s: string) => void,
   style: Style,
-  opts: { verbose: boolean; totalSteps?: number; width?: number },
+  /** width: the ladder's; columns: the terminal's, when there is one (the machines' sockets stack to fit it). */
+  opts: { verbose: boolean; totalSteps?: number; width?: number; columns?: number },
 ) {
   let observed = new Map<NodeName, Socket[]>();
   return (e: LabEvent) => {
@@ -72,7 +88,7 @@ export function makePlainRenderer(
         observed = new Map();
         write('');
         write(style.bold(`Step ${e.index + 1}${opts.totalSteps ? `/${opts.totalSteps}` : ''}: ${e.title}`));
-        for (const line of e.explain.trimEnd().split('\n')) write(`  ${line}`);
+        for (const line of reflow(e.explain).split('\n')) write(`  ${line}`);
         break;
       case 'action':
         if (!opts.verbose) break;
@@ -96,7 +112,7 @@ export function makePlainRenderer(
           write(`  ${line}`);
         break;
       case 'step-done':
-        if (opts.verbose && observed.size) write(sideBySide(observed, style));
+        if (opts.verbose && observed.size) write(sideBySide(observed, style, undefined, opts.columns));
         break;
       case 'warning':
         write(style.yellow(`warning: ${e.message}`));

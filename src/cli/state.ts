@@ -3,8 +3,10 @@
 // $XDG_STATE_HOME/tcplab (default ~/.local/state/tcplab); TCPLAB_STATE_DIR overrides (tests).
 //   running/<instance>.json        written by the `lab start` that owns the instance
 //   running/<instance>.check.json  written by `lab check` (task attempts per step)
+//   running/<instance>.ended.json  how the lab ended (finished, quit, interrupted, stopped), for a `lab shell`
+//                                  whose machine went away; kept a day
 //   progress.json                  per lab slug: best score, completed or not
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Plan } from '../plan/plan.js';
@@ -86,6 +88,34 @@ export function listRunning(): RunningLab[] {
 export function forgetRunning(instance: string): void {
   rmSync(join(runningDir(), `${instance}.json`), { force: true });
   rmSync(join(runningDir(), `${instance}.check.json`), { force: true });
+}
+
+/** How a lab's run ended, told to the shells that were open in its machines. */
+export interface EndedLab {
+  instance: string;
+  lab: { id: number; slug: string };
+  how: 'finished' | 'quit' | 'interrupted' | 'stopped';
+  at: string;
+}
+
+const ENDED_KEEP_MS = 24 * 3600_000;
+
+export function recordEnded(e: Omit<EndedLab, 'at'>): void {
+  const dir = runningDir();
+  // Old records are only of use to a shell that was open at the time: drop those older than a day.
+  try {
+    for (const n of readdirSync(dir).filter((x) => x.endsWith('.ended.json'))) {
+      const path = join(dir, n);
+      if (Date.now() - statSync(path).mtimeMs > ENDED_KEEP_MS) rmSync(path, { force: true });
+    }
+  } catch {
+    // No directory yet: nothing to prune.
+  }
+  writeJson(join(dir, `${e.instance}.ended.json`), { ...e, at: new Date().toISOString() });
+}
+
+export function loadEnded(instance: string): EndedLab | undefined {
+  return readJson<EndedLab>(join(runningDir(), `${instance}.ended.json`));
 }
 
 export function loadAttempts(instance: string): TaskAttempts {

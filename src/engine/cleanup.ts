@@ -1,19 +1,36 @@
 // Finding instances whose owner is gone: each instance carries io.tcplab.pid = "host:pid" of the process that
 // created it. An instance whose process on this host no longer exists (killed, crashed, power cut) and that was
 // not kept on purpose (lab start --keep) is stale: `lab clean --stale` removes it, `lab doctor` reports it.
-import { hostname } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import { LABEL } from '../plan/plan.js';
 import type { Runtime } from '../runtime/runtime.js';
 
 interface InstanceInfo {
   instance: string;
   lab: string;
+  /** host:pid of the process that made it. */
   owner: string;
+  /** The OS user who started it; undefined for an instance made before tcplab labelled users. */
+  user: string | undefined;
   kept: boolean;
   containers: number;
   networks: number;
   /** Why it counts as stale, or why not. */
   status: 'stale' | 'running' | 'kept' | 'other-host' | 'unknown-owner';
+}
+
+/**
+ * Who is running tcplab: whose labs `lab shell`, `lab check`, `lab status` and `lab stop` act on. The OS user,
+ * unless TCPLAB_USER names someone (a workshop where everybody shares one login; tests that play two users).
+ */
+export function currentUser(): string {
+  if (process.env.TCPLAB_USER) return process.env.TCPLAB_USER;
+  try {
+    return userInfo().username;
+  } catch {
+    // No passwd entry for this uid (some containers): the environment's name, or the uid itself.
+    return process.env.USER || process.env.LOGNAME || `uid ${process.getuid?.() ?? '?'}`;
+  }
 }
 
 /** Is this process alive? EPERM means it exists but belongs to someone else. */
@@ -61,6 +78,7 @@ export async function listInstances(
           instance: id,
           lab: r.labels[LABEL.lab] ?? '?',
           owner: r.labels[LABEL.pid] ?? '?',
+          user: r.labels[LABEL.owner],
           kept: r.labels[LABEL.keep] === 'true',
           containers: 0,
           networks: 0,

@@ -2,7 +2,7 @@
 // expectations, polling until each settles. Emits typed events and never prints; the CLI decides how they look.
 // Creating an instance is provision.ts; removing one is teardown.ts; a whole headless run is run-lab.ts.
 import createDebug from 'debug';
-import type { Action, Expectation, NodeName, Step } from '../lab/schema.js';
+import type { Action, Expectation, NodeName, Step, Task } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
 import { expand } from '../lab/templates.js';
 import type { Plan } from '../plan/plan.js';
@@ -33,7 +33,11 @@ import { removeInstance, type Removed } from './teardown.js';
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const OBSERVE_TIMEOUT_MS = 10_000;
+/** Beyond a foreground command's own timeout: its kill-after second and the exec's round trip. */
+const EXEC_SLACK_MS = 10_000;
 const POLL_INTERVAL_MS = 20;
+/** How long a stopped probe may take to exit. */
+const PROBE_STOP_MS = 3000;
 
 export interface InstanceOptions {
   image: string;
@@ -44,6 +48,8 @@ export interface InstanceOptions {
   instance?: string;
   /** The instance outlives this process on purpose (lab start --keep): a stale sweep must leave it alone. */
   keep?: boolean;
+  /** The user to label it with, if not the one running tcplab (a test playing another user's lab). */
+  owner?: string;
 }
 
 /** A lab command that failed (a mistyped rule, a command that hung): the step fails with it, on its node. */
@@ -88,7 +94,7 @@ export class Instance {
   constructor(
     readonly runtime: Runtime,
     plan: Plan,
-    opts: Omit<InstanceOptions, 'image' | 'instance' | 'keep'>,
+    opts: Omit<InstanceOptions, 'image' | 'instance' | 'keep' | 'owner'>,
   ) {
     this.plan = plan;
     this.emit = opts.emit ?? (() => {});
@@ -179,7 +185,10 @@ export class Instance {
     const wrapped = env
       ? ['timeout', '-k', '1', secs, 'sh', '-c', 'printf "%s" "$TCPLAB_STDIN" | "$@"', 'sh', ...argv]
       : ['timeout', '-k', '1', secs, ...argv];
-    const r = await this.exec(action.on, wrapped, { timeoutMs, ...(env ? { env } : {}) });
+    // `timeout` in the container ends the command; the exec's own deadline only guards against an engine that
+    // never answers, so it leaves room for the exec's round trip, seconds on a loaded machine (a 2 s command
+    // given a 2 s exec deadline failed the lab instead of exiting 124).
+    const r = await this.exec(action.on, wrapped, { timeoutMs: timeoutMs + EXEC_SLACK_MS, ...(env ? { env } : {}) });
     const output = (r.stdout + r.stderr).trimEnd();
     this.emit({ type: 'action', node: action.on, display, typed: true, exitCode: r.exitCode, output, background: false });
     if (action.name) {
@@ -330,6 +339,39 @@ export class Instance {
     return pending.map((p) => p.check!);
   }
 
+  /**
+   * Check a task against the live lab: its probe first (the connection a student would try through their rule),
+   * then its expectations, then the probe's background commands stopped, so that the next step (or the next
+   * check) starts from the student's work and not from the check's own traces. One function for every caller:
+   * the walk's menu, `lab check` in another terminal, and the solution path of `lab grade`.
+   */
+  async checkTask(stepId: string, task: Task): Promise<Check[]> {
+    const probe = task.probe ?? [];
+    try {
+      const failed = await this.runActions(stepId, probe);
+      if (failed) return [{ ...failed, task: true }];
+      return await this.waitFor(stepId, task.expect, true);
+    } finally {
+      if (!this.signal?.aborted) await this.stopAll(probe.filter((a) => a.background && a.name));
+    }
+  }
+
+  /** Stop background commands at once (SIGKILL: their sockets go with them) and wait until each has exited. */
+  private async stopAll(actions: Action[]): Promise<void> {
+    await Promise.all(
+      actions.map(async (a) => {
+        await this.exec(a.on, ['tcplab-run', 'stop', a.name!, 'KILL']);
+        const deadline = this.clock.now() + PROBE_STOP_MS;
+        while (this.clock.now() < deadline) {
+          const r = await this.exec(a.on, ['tcplab-run', 'status', a.name!]);
+          if (!r.stdout.startsWith('running')) break;
+          await this.clock.sleep(POLL_INTERVAL_MS, this.signal);
+        }
+        this.background.delete(a.name!);
+      }),
+    );
+  }
+
   /** A step headless: its commands, its task done by the solution (unless told not to), its expectations. */
   async runStep(step: Step, index: number, opts: { solveTask?: boolean } = {}): Promise<StepResult> {
     this.emit({ type: 'step', index, id: step.id, title: step.title, explain: step.explain });
@@ -340,7 +382,7 @@ export class Instance {
     else {
       if (step.task && opts.solveTask !== false) {
         const unsolved = await this.runActions(step.id, step.task.solution ?? []);
-        checks.push(...(unsolved ? [unsolved] : await this.waitFor(step.id, step.task.expect, true)));
+        checks.push(...(unsolved ? [unsolved] : await this.checkTask(step.id, step.task)));
       }
       if (step.expect?.length && !checks.some((c) => c.kind === 'command' && !c.passed))
         checks.push(...(await this.waitFor(step.id, step.expect)));

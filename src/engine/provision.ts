@@ -13,6 +13,7 @@ import { EngineError } from '../errors.js';
 import { throwIfAborted } from './abort.js';
 import { realClock } from './events.js';
 import { Instance, type InstanceOptions } from './instance.js';
+import { currentUser } from './cleanup.js';
 import { pickSubnets, randomPoolStart } from './subnets.js';
 import { removeInstance } from './teardown.js';
 
@@ -24,9 +25,10 @@ export function newInstanceId(): string {
   return randomBytes(4).toString('hex');
 }
 
-/** Labels that let `lab clean` tell whose instance this is and whether its process is still alive. */
-function ownerLabels(): Record<string, string> {
-  return { [LABEL.pid]: `${hostname()}:${process.pid}`, [LABEL.created]: new Date().toISOString() };
+/** Labels that tell whose instance this is (the user, for `lab shell` and `lab stop` on a shared engine) and
+ *  whether its process is still alive (for `lab clean --stale`). */
+function ownerLabels(owner = currentUser()): Record<string, string> {
+  return { [LABEL.pid]: `${hostname()}:${process.pid}`, [LABEL.owner]: owner, [LABEL.created]: new Date().toISOString() };
 }
 
 export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceOptions): Promise<Instance> {
@@ -34,7 +36,7 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
   const clock = opts.clock ?? realClock;
   const t0 = clock.now();
   const id = opts.instance ?? newInstanceId();
-  const labels = { ...ownerLabels(), ...(opts.keep ? { [LABEL.keep]: 'true' } : {}) };
+  const labels = { ...ownerLabels(opts.owner), ...(opts.keep ? { [LABEL.keep]: 'true' } : {}) };
   try {
     throwIfAborted(opts.signal, 'start');
     const plan = await createNetworks(runtime, lab, id, labels, opts);

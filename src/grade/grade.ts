@@ -3,7 +3,7 @@
 import type { CountSpec, Expectation, NodeName, SegmentMatcher, SocketMatcher, TcpState } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
 import { expand } from '../lab/templates.js';
-import type { Endpoint, Socket } from '../observe/ss.js';
+import { formatEndpoint, type Endpoint, type Socket } from '../observe/ss.js';
 import { ruleMatches, type RuleCounter } from '../observe/iptables.js';
 import { formatSegment, type Segment, type TcpFlag } from '../observe/segments.js';
 import type { CommandStatus } from '../observe/observation.js';
@@ -116,7 +116,8 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
       const holds = open.length === 0 || (others.length > 0 && open.some((s) => others.includes(s.state)));
       return { holds, seen: open.map((s) => s.line) };
     }
-    return { holds: countOk(m.count, matching.length, 1), seen };
+    const holds = countOk(m.count, matching.length, 1);
+    return { holds, seen: holds || matching.length ? seen : socketsThere(m, snap.sockets, vars) };
   }
   if (e.segments) {
     const m = e.segments;
@@ -159,6 +160,33 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
   if (c.exit !== undefined && (status.running || status.exit !== c.exit)) holds = false;
   if (c.output !== undefined && !new RegExp(expand(c.output, vars), 'm').test(status.output)) holds = false;
   return { holds, seen };
+}
+
+/**
+ * No socket matched: say what is there instead, as the iptables check shows the chain's rules. The sockets that
+ * share a port with the matcher (the LISTEN socket on 5555 where a SYN_SENT to 5555 was expected), or, when the
+ * matcher names no port or nothing shares one, every socket of the node; at most eight.
+ */
+function socketsThere(m: SocketMatcher, sockets: Socket[], vars: Record<string, string>): string[] {
+  const port = (pattern: string | undefined): number | undefined => {
+    const p = pattern ? expand(pattern, vars).split(':').pop() : undefined;
+    return p && p !== '*' ? Number(p) : undefined;
+  };
+  const ports = new Set([port(m.local), port(m.peer)].filter((p): p is number => p !== undefined));
+  const related = sockets.filter((s) => ports.has(s.local.port ?? -1) || ports.has(s.peer.port ?? -1));
+  const shown = (related.length ? related : sockets).slice(0, 8);
+  const row = (s: Socket) => `  ${s.state} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
+  const head = `no ${describeMatcher(m, vars)}`;
+  if (shown.length === 0) return [`${head}; no TCP sockets at all`];
+  return [`${head}; there is${related.length ? ` on port ${[...ports].join(', ')}` : ''}:`, ...shown.map(row)];
+}
+
+function describeMatcher(m: SocketMatcher, vars: Record<string, string>): string {
+  const st = states(m);
+  const parts = [`${st ? st.join('|') : 'any'} socket`];
+  if (m.local) parts.push(`local ${expand(m.local, vars)}`);
+  if (m.peer) parts.push(`peer ${expand(m.peer, vars)}`);
+  return parts.join(', ');
 }
 
 /** A human description of the expectation, with templates filled in. */

@@ -24,11 +24,61 @@ export function resolveLab(ref: string, dir = LABS_DIR): LoadedLab {
     return loadLabFile(path);
   }
   const labs = catalogue(dir);
-  const found = /^\d+$/.test(ref) ? labs.find((l) => l.lab.id === Number(ref)) : labs.find((l) => l.lab.slug === ref);
-  if (!found) {
-    throw new LabError(`no lab '${ref}'`, `the labs are: ${labs.map((l) => `${l.lab.id} (${l.lab.slug})`).join(', ')}`);
+  const name = (l: LoadedLab) => `${l.lab.id} (${l.lab.slug})`;
+  if (/^\d+$/.test(ref)) {
+    const found = labs.find((l) => l.lab.id === Number(ref));
+    if (found) return found;
+    throw new LabError(`no lab ${ref}`, `the labs are numbered 1 to ${labs.length}: ${labs.map(name).join(', ')}`);
   }
-  return found;
+  const exact = labs.find((l) => l.lab.slug === ref);
+  if (exact) return exact;
+  // The start of a slug is enough when only one slug starts that way: `lab start basic`.
+  const key = ref.toLowerCase();
+  const prefixed = labs.filter((l) => l.lab.slug.startsWith(key));
+  if (prefixed.length === 1) return prefixed[0]!;
+  if (prefixed.length > 1)
+    throw new LabError(`'${ref}' is the start of ${prefixed.length} labs`, `which one? ${prefixed.map(name).join(', ')}`);
+  const near = nearest(
+    key,
+    labs.map((l) => l.lab.slug),
+  );
+  const suggestions = labs.filter((l) => near.includes(l.lab.slug));
+  throw new LabError(
+    `no lab '${ref}'`,
+    suggestions.length
+      ? `did you mean ${suggestions.map(name).join(' or ')}? (\`lab list\` shows them all)`
+      : `the labs are: ${labs.map(name).join(', ')}`,
+  );
+}
+
+/** Edit distance (insertions, deletions, substitutions), for suggesting a name close to a mistyped one. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * The slugs nearest to what was typed: those that contain it, or one of whose words (or the start of the slug)
+ * is a few edits away from it, at most three, nearest first.
+ */
+export function nearest(typed: string, slugs: string[]): string[] {
+  const score = (slug: string): number => {
+    if (typed.length >= 3 && slug.includes(typed)) return 0;
+    const parts = [slug, ...slug.split('-'), slug.slice(0, typed.length)];
+    return Math.min(...parts.map((p) => distance(typed, p)));
+  };
+  const limit = Math.max(1, Math.floor(typed.length / 3));
+  return slugs
+    .map((slug) => ({ slug, d: score(slug) }))
+    .filter((x) => x.d <= limit)
+    .sort((a, b) => a.d - b.d || a.slug.localeCompare(b.slug))
+    .slice(0, 3)
+    .map((x) => x.slug);
 }
 
 /** The TCP states a lab makes observable: every state its expectations look for, CLOSED where it expects absence. */

@@ -174,6 +174,7 @@ export function checkRules(lab: Lab): RuleProblem[] {
         });
       }
       step.task.solution?.forEach((a, j) => checkAction(a, [...sp, 'task', 'solution', j]));
+      step.task.probe?.forEach((a, j) => checkAction(a, [...sp, 'task', 'probe', j]));
       step.task.expect.forEach((e, j) => checkExpectation(e, [...sp, 'task', 'expect', j]));
     }
     step.expect?.forEach((e, j) => checkExpectation(e, [...sp, 'expect', j]));

@@ -189,6 +189,13 @@ const TaskSchema = z.strictObject({
     .max(20)
     .optional()
     .describe('Actions that solve the task (used with --yes).'),
+  probe: z
+    .array(z.lazy(() => ActionSchema))
+    .max(10)
+    .optional()
+    .describe(
+      "What every check of the task does before it looks, to try the student's work the way a user would (a connection through their rule), so that the effect is graded and not the text of a rule. Background commands it starts are stopped when the check ends.",
+    ),
   expect: z.array(ExpectationSchema).min(1).max(20),
 });
 
@@ -243,6 +250,7 @@ export const LabSchema = z
 
 export type Lab = z.infer<typeof LabSchema>;
 export type Step = z.infer<typeof StepSchema>;
+export type Task = z.infer<typeof TaskSchema>;
 export type Action = z.infer<typeof ActionSchema>;
 export type Expectation = z.infer<typeof ExpectationSchema>;
 export type SocketMatcher = z.infer<typeof SocketMatcherSchema>;

@@ -9,6 +9,8 @@ export const LABEL = {
   lab: 'io.tcplab.lab',
   node: 'io.tcplab.node',
   pid: 'io.tcplab.pid',
+  /** The OS user who started the instance: commands without an instance named act on their own user's labs. */
+  owner: 'io.tcplab.owner',
   created: 'io.tcplab.created',
   /** Set on instances kept on purpose (lab start --keep), which `lab clean --stale` leaves alone. */
   keep: 'io.tcplab.keep',

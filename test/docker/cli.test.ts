@@ -45,6 +45,17 @@ describe('lab without an engine', () => {
     expect(v.code).toBe(0);
   });
 
+  it("lab help start prints start's help (as lab start --help does), not the general usage", async () => {
+    const help = await lab(['help', 'start']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: lab start <number\|slug\|file>/);
+    expect(help.stdout).toContain('the start of one (`lab start basic`)');
+    expect(help.stdout).toBe((await lab(['start', '--help'])).stdout);
+    const unknown = await lab(['help', 'frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no command 'frobnicate'/);
+  });
+
   it('a bad lab file is reported with file:line and exit 2 (validate and grade alike), no stack trace', async () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(
@@ -84,7 +95,7 @@ describe('lab without an engine', () => {
     expect((await lab(['frobnicate'])).code).toBe(2);
     const r = await lab(['start', '42']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/no lab '42'/);
+    expect(r.stderr).toMatch(/no lab 42/);
   });
 });
 

@@ -1,8 +1,9 @@
 // The shipped catalogue as a whole: every lab loads, the labs together make all eleven states of the
 // article's Table 1 observable, and enough of them use the routed topology.
 import { describe, expect, it } from 'vitest';
-import { catalogue, observableStates } from '../../src/lab/catalogue.js';
-import { TCP_STATES } from '../../src/lab/schema.js';
+import { catalogue, nearest, observableStates, resolveLab } from '../../src/lab/catalogue.js';
+import { TCP_STATES, type TcpState } from '../../src/lab/schema.js';
+import { isLabError } from '../../src/errors.js';
 
 const labs = catalogue();
 
@@ -37,5 +38,91 @@ describe('the lab catalogue', () => {
   it("derives a lab's states from its expectations (Lab 8: CLOSING and TIME_WAIT)", () => {
     const lab8 = labs.find((l) => l.lab.slug === 'simultaneous-close')!.lab;
     expect(observableStates(lab8)).toEqual(expect.arrayContaining(['FIN_WAIT_1', 'CLOSING', 'TIME_WAIT']));
+  });
+});
+
+describe('naming a lab', () => {
+  const error = (ref: string) => {
+    try {
+      resolveLab(ref);
+    } catch (e) {
+      if (isLabError(e)) return `${e.message} | ${e.hint ?? ''}`;
+      throw e;
+    }
+    throw new Error(`${ref} resolved`);
+  };
+
+  it('takes a number, a slug, or the start of a slug that only one lab has', () => {
+    expect(resolveLab('2').lab.slug).toBe('incomplete-handshake');
+    expect(resolveLab('basic-states').lab.id).toBe(1);
+    expect(resolveLab('basic').lab.id).toBe(1);
+    expect(resolveLab('syn-b').lab.slug).toBe('syn-backlog');
+  });
+
+  it('names the labs a start shared by several could mean', () => {
+    expect(error('time-wait')).toMatch(
+      /'time-wait' is the start of 2 labs \| which one\? 5 \(time-wait-reuse\), 10 \(time-wait-exhaustion\)/,
+    );
+  });
+
+  it('suggests the nearest names for a mistyped or partial one', () => {
+    expect(error('basicx')).toMatch(/no lab 'basicx' \| did you mean 1 \(basic-states\)\?/);
+    expect(error('handshake')).toContain('did you mean 2 (incomplete-handshake) or 3 (lost-handshake-ack)?');
+    expect(nearest('simultanous-open', ['simultaneous-open', 'simultaneous-close', 'basic-states'])[0]).toBe('simultaneous-open');
+    expect(nearest('zzz', ['basic-states'])).toEqual([]);
+    expect(error('99')).toMatch(/no lab 99 \| the labs are numbered 1 to/);
+  });
+});
+
+describe('tasks', () => {
+  it.each(labs.map((l) => [l.lab.id, l.lab] as const))('lab %i has a task the student must do, with a solution', (_id, lab) => {
+    const tasks = lab.steps.filter((s) => s.task);
+    expect(tasks.length).toBeGreaterThanOrEqual(1);
+    for (const step of tasks) {
+      expect(step.task!.solution?.length, `${step.id} has a solution`).toBeGreaterThan(0);
+      // Graded on what the kernel shows (states, counters, what a command met), never on a rule's words alone.
+      const kinds = new Set(
+        step.task!.expect.map((e) => (e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : 'command')),
+      );
+      expect(
+        [...kinds].some((k) => k !== 'iptables'),
+        `${step.id} is graded on an effect`,
+      ).toBe(true);
+    }
+  });
+});
+
+/** The TCP states a text names (whole words). */
+function statesIn(text: string): TcpState[] {
+  return TCP_STATES.filter((s) => new RegExp(`\\b${s}\\b`).test(text));
+}
+
+describe('predictions are asked before anything gives them away', () => {
+  const predicting = labs.flatMap(({ lab }) => lab.steps.filter((s) => s.predict).map((step) => [lab.id, step.id, lab, step] as const));
+
+  it.each(predicting)('lab %i, step %s: the step does not name the answer before the question', (_id, _step, lab, step) => {
+    const p = step.predict!;
+    // The states that tell the answer from the other choices: naming one of them before asking gives it away.
+    const telling = statesIn(p.answer).filter((s) => !p.choices.every((c) => statesIn(c).includes(s)));
+    const before = `${step.title}\n${step.explain}`;
+    expect(
+      statesIn(before).filter((s) => telling.includes(s)),
+      'answer states in the title or explanation',
+    ).toEqual([]);
+    // The lab's introduction may name states (it teaches them), but not the answer's combination or its reason.
+    if (telling.length > 1)
+      expect(
+        telling.every((s) => statesIn(lab.intro).includes(s)),
+        'the answer in the intro',
+      ).toBe(false);
+    expect(lab.intro).not.toContain(p.why.slice(0, 40));
+    expect(p.choices).toContain(p.answer);
+  });
+
+  it('would catch a step that gives its answer away (Lab 2 step 7 as it was)', () => {
+    const explain =
+      'The SYN reaches the server, which moves the new connection to SYN_RECV and answers SYN|ACK. The firewall drops the answer: the client stays in SYN_SENT, the server in SYN_RECV.';
+    const telling = ['SYN_SENT', 'SYN_RECV'];
+    expect(statesIn(explain).filter((s) => telling.includes(s))).toEqual(['SYN_SENT', 'SYN_RECV']);
   });
 });

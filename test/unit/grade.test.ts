@@ -34,6 +34,24 @@ describe('evaluate one snapshot', () => {
     expect(evaluate({ on: 'client', socket: { state: 'SYN_SENT', count: { min: 3 } } }, client, vars).holds).toBe(false);
   });
 
+  it('a socket that is not there is reported with what is there on the same port (the LISTEN socket)', () => {
+    const r = evaluate({ on: 'server', socket: { state: 'SYN_RECV', local: '*:5555' } }, server, vars);
+    expect(r.holds).toBe(false);
+    expect(r.seen).toEqual([
+      'no SYN_RECV socket, local *:5555; there is on port 5555:',
+      '  LISTEN *:5555 -> *:*',
+      '  ESTABLISHED 198.18.250.10:5555 -> 198.18.250.11:36802',
+    ]);
+  });
+
+  it('with nothing on the port, every socket of the machine is shown; with nothing at all, that', () => {
+    const r = evaluate({ on: 'client', socket: { state: 'SYN_SENT', peer: '{{server.ip}}:7000' } }, client, vars);
+    expect(r.seen[0]).toBe('no SYN_SENT socket, peer 198.18.250.10:7000; there is:');
+    expect(r.seen).toHaveLength(5);
+    const empty = evaluate({ on: 'client', socket: { state: 'SYN_SENT' } }, { ...client, sockets: [] }, vars);
+    expect(empty.seen).toEqual(['no SYN_SENT socket; no TCP sockets at all']);
+  });
+
   it('absent holds only when nothing matches, and shows what does', () => {
     expect(evaluate({ on: 'server', absent: { state: 'TIME_WAIT' } }, server, vars).holds).toBe(true);
     const r = evaluate({ on: 'server', absent: { local: '*:5556' } }, server, vars);
