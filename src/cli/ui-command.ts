@@ -108,7 +108,7 @@ function openBrowser(url: string): Promise<string | undefined> {
 
 export const uiCommand = defineCommand({
   name: 'ui',
-  usage: 'ui [instance] [--port N] [--host ADDR] [--no-open]',
+  usage: 'ui [instance] [--all] [--port N] [--host ADDR] [--no-open]',
   summary: 'a live page for a running lab: state diagrams, the packet ladder, the current step (for a projector too)',
   help:
     'Serves a page for a running lab (the one named, or the one your `lab start` runs) and prints its address:\n' +
@@ -116,13 +116,13 @@ export const uiCommand = defineCommand({
     'arrive, and the current step with its checks, updated live. It binds to 127.0.0.1 unless --host says\n' +
     'otherwise (--host 0.0.0.0: every interface, for a projector on another machine). --port N, or 7357 (any\n' +
     'free port when that one is taken). --no-open: do not open a browser. It only watches: Ctrl-C stops the page,\n' +
-    'never the lab.',
-  options: { port: { type: 'string' }, host: { type: 'string' }, 'no-open': { type: 'boolean' } },
+    "never the lab. Without an instance it looks among your own labs; --all: among everybody's (a teacher's projector).",
+  options: { port: { type: 'string' }, host: { type: 'string' }, 'no-open': { type: 'boolean' }, all: { type: 'boolean' } },
   async run(ctx, values, positionals) {
     if (positionals.length > 1) throw new LabError('lab ui takes at most one instance', 'for example `lab ui`, or `lab ui 1a2b3c4d`');
     const port = parsePort(values.port);
     const host = parseHost(values.host);
-    const li = await pickInstance(ctx.runtime, positionals[0]);
+    const li = await pickInstance(ctx.runtime, positionals[0], { all: !!values.all });
     const { lab, plan } = await labAndPlan(ctx, li);
     const labels = (await ctx.runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: li.instance }))[0]?.labels ?? {};
 

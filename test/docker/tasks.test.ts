@@ -90,7 +90,10 @@ describeDocker('tasks graded on their effect', (env) => {
     let r = await check(instance, lab, task);
     expect(r.passed).toBe(false);
     expect(r.seen.split('\n').filter((l) => /^SYN-RECV .*:5556/.test(l))).toHaveLength(5);
-    await instance.runActions('again', [{ on: 'server', stop: 'mine', signal: 'KILL' }, { on: 'client', stop: 'f1', signal: 'KILL' }]);
+    await instance.runActions('again', [
+      { on: 'server', stop: 'mine', signal: 'KILL' },
+      { on: 'client', stop: 'f1', signal: 'KILL' },
+    ]);
     await sh(instance, 'server', 'for i in $(seq 100); do ss -tanH "( sport = :5556 )" | grep -q . || exit 0; sleep 0.05; done; exit 1');
     await instance.runActions('again', [
       { on: 'server', run: ['tcplab-sock', 'listen', '5556', '--backlog', '8'], name: 'mine2', background: true },
