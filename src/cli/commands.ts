@@ -1,42 +1,27 @@
 // One typed async function per command. Commands print; the engine only emits events.
-import { writeFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { LabError, formatProblem } from '../errors.js';
 import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
 import { validateLabText, readLabText } from '../lab/load.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
-import { ensureImage } from '../engine/image.js';
 import { createInstance, newInstanceId } from '../engine/provision.js';
-import { runLab } from '../engine/run-lab.js';
 import type { Instance } from '../engine/instance.js';
 import { describeRemoved, removeInstance, type Removed } from '../engine/teardown.js';
-import type { LabEvent } from '../engine/events.js';
 import { listInstances } from '../engine/cleanup.js';
-import type { LabResult } from '../grade/grade.js';
 import { LABEL } from '../plan/plan.js';
 import { renderLabResult } from '../report/text.js';
-import { renderJunit } from '../report/junit.js';
 import { defineCommand, type Command } from './command.js';
 import { composeCommand } from './compose-command.js';
 import { makePlainRenderer } from './render.js';
-import type { Context } from './context.js';
+import { gradeCommand } from './grade-command.js';
+import { newCommand, submitCommand } from './submit-command.js';
+import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from './run-tracked.js';
+import { studentFor } from '../lab/variants.js';
 import { planCommand } from './plan-command.js';
 import { runInteractive } from './interactive.js';
 import { loadProgress } from './state.js';
 import { forgetStopped, saveHeadlessProgress, STUDENT_COMMANDS } from './student.js';
-
-const IMAGE_OPTION = { 'base-image': { type: 'string' } } as const;
-
-/** Find or build the lab image (--base-image picks another Debian-based base). */
-async function prepareImage(ctx: Context, base: string | undefined, emit: (e: LabEvent) => void): Promise<string> {
-  return ensureImage(ctx.runtime, emit, { ...(base ? { base } : {}), signal: ctx.signal });
-}
-
-/** Image progress for commands whose stdout is a result: on stderr. */
-function stderrRenderer(ctx: Context) {
-  return makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false });
-}
 
 const list = defineCommand({
   name: 'list',
@@ -79,22 +64,30 @@ const list = defineCommand({
 
 const start = defineCommand({
   name: 'start',
-  usage: 'start <number|slug|file> [--keep] [--yes]',
+  usage: 'start <number|slug|file> [--keep] [--yes] [--student ID]',
   summary: 'walk through a lab step by step in real containers',
   help:
     "Builds the lab image if needed, creates the lab's machines, and runs each step: what it does, the\n" +
     "commands, both sides' sockets, and whether each expected state appeared. --keep leaves the machines running\n" +
     'afterwards (remove them with `lab stop`). At a terminal it is a guided walk: a prediction before each change,\n' +
     'a menu after each step (observe again, a shell, rules, processes, quit) and tasks you do yourself, checked\n' +
-    'with `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.',
-  options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...IMAGE_OPTION },
+    'with `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.\n' +
+    'A lab with per-student variants (a port of your own) derives them from your student id: --student ID, else\n' +
+    'TCPLAB_STUDENT, else your login name. `lab submit` hands in what you typed in its tasks.',
+  options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, student: { type: 'string' }, ...IMAGE_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length !== 1) throw new LabError('lab start takes one lab', 'for example `lab start 2`; `lab list` shows them');
     const { lab, file } = resolveLab(positionals[0]!);
     const base = values['base-image'];
+    const student = studentFor(lab, values.student);
     // At a terminal, without --yes or --json, the guided walk; anywhere else no prompt at all.
     if (!values.yes && !ctx.json && process.stdin.isTTY && process.stdout.isTTY) {
-      return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
+      return runInteractive(ctx, lab, {
+        keep: !!values.keep,
+        file: resolvePath(file),
+        ...(student ? { student } : {}),
+        ...(base ? { base } : {}),
+      });
     }
     const write = (s: string) => ctx.info(s);
     const emit = makePlainRenderer(write, ctx.style, { verbose: true, totalSteps: lab.steps.length });
@@ -102,7 +95,7 @@ const start = defineCommand({
     write(lab.intro.trimEnd());
     for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${note}`));
     const image = await prepareImage(ctx, base, emit);
-    const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep });
+    const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep, ...(student ? { student } : {}) });
     write('');
     write(renderLabResult(result, ctx.style));
     saveHeadlessProgress(lab, result);
@@ -110,59 +103,6 @@ const start = defineCommand({
       write(`The lab is still running (instance ${result.instance}); \`lab stop ${result.instance}\` removes it.`);
     if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
     return result.passed ? 0 : 1;
-  },
-});
-
-/** Run a lab with its instance registered for cleanup on interrupt. */
-async function runTracked(
-  ctx: Context,
-  lab: Lab,
-  image: string,
-  emit: (e: LabEvent) => void,
-  opts: { keep?: boolean } = {},
-): Promise<LabResult> {
-  const instance = newInstanceId();
-  ctx.live.add(instance);
-  try {
-    return await runLab(ctx.runtime, lab, { image, emit, signal: ctx.signal, instance, ...(opts.keep ? { keep: true } : {}) });
-  } finally {
-    // runLab has removed it, or kept it on purpose (--keep): either way it is no longer ours to clean up on exit.
-    ctx.live.delete(instance);
-  }
-}
-
-const grade = defineCommand({
-  name: 'grade',
-  usage: 'grade <lab...>|--all [--json] [--junit FILE] [--parallel N]',
-  summary: 'run labs headless; exit 0 only if every expected state was observed',
-  options: { all: { type: 'boolean' }, junit: { type: 'string' }, parallel: { type: 'string' }, ...IMAGE_OPTION },
-  async run(ctx, values, positionals) {
-    if (!values.all && positionals.length === 0)
-      throw new LabError('lab grade needs labs to grade', 'for example `lab grade 1 2`, or `lab grade --all`');
-    const labs = values.all ? catalogue().map((l) => l.lab) : positionals.map((p) => resolveLab(p).lab);
-    const parallel = Number(values.parallel ?? 1);
-    if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new LabError('--parallel takes a whole number from 1 to 64');
-    const started = performance.now();
-    const image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
-    const results: LabResult[] = new Array(labs.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < labs.length && !ctx.signal.aborted) {
-        const i = next++;
-        results[i] = await runTracked(ctx, labs[i]!, image, () => {});
-        ctx.info(renderLabResult(results[i]!, ctx.json ? ctx.errStyle : ctx.style));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
-    const passed = results.every((r) => r?.passed);
-    const summary = { passed, labs: results, durationMs: performance.now() - started };
-    if (values.junit) writeFileSync(values.junit, renderJunit(results));
-    if (ctx.json) ctx.print(JSON.stringify(summary, null, 2));
-    else {
-      const line = `${results.filter((r) => r.passed).length}/${results.length} labs in ${formatDuration(summary.durationMs)}`;
-      ctx.print(`${passed ? ctx.style.green('all passed') : ctx.style.red('FAILED')}: ${line}`);
-    }
-    return passed ? 0 : 1;
   },
 });
 
@@ -392,4 +332,17 @@ export async function isolation(inst: Pick<Instance, 'exec' | 'plan'>): Promise<
     : { name: 'isolation', ok: true, detail: `no route from a lab node to ${OUTSIDE_ADDRESS}, and the host does not answer at ${gateway}` };
 }
 
-export const COMMANDS: Command[] = [list, start, grade, planCommand, stop, clean, doctor, validate, composeCommand, ...STUDENT_COMMANDS];
+export const COMMANDS: Command[] = [
+  list,
+  start,
+  gradeCommand,
+  planCommand,
+  stop,
+  clean,
+  doctor,
+  validate,
+  composeCommand,
+  ...STUDENT_COMMANDS,
+  submitCommand,
+  newCommand,
+];

@@ -26,6 +26,15 @@ import { realClock, type Clock, type EventSink } from './events.js';
 import { retryTransient } from './retry.js';
 import { Sampler } from './sampler.js';
 import { removeInstance, type Removed } from './teardown.js';
+import { reportAnswer, startAnswer } from './answer.js';
+import type { AnswerScript } from '../submit/submission.js';
+
+/** A student's answer to one task (lab grade --submissions), in place of the task's solution. */
+export interface StepAnswer {
+  scripts: AnswerScript[];
+  /** How long the answer's lines may run on each machine. */
+  timeoutMs: number;
+}
 
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
@@ -41,6 +50,8 @@ export interface InstanceOptions {
   instance?: string;
   /** The instance outlives this process on purpose (lab start --keep): a stale sweep must leave it alone. */
   keep?: boolean;
+  /** Who the lab is for: its variants ({{variant.port}}) are this student's (src/lab/variants.ts). */
+  student?: string;
 }
 
 /** A lab command that failed (a mistyped rule, a command that hung): the step fails with it, on its node. */
@@ -77,7 +88,7 @@ export class Instance {
   constructor(
     readonly runtime: Runtime,
     plan: Plan,
-    opts: Omit<InstanceOptions, 'image' | 'instance' | 'keep'>,
+    opts: Omit<InstanceOptions, 'image' | 'instance' | 'keep' | 'student'>,
   ) {
     this.plan = plan;
     this.emit = opts.emit ?? (() => {});
@@ -250,14 +261,27 @@ export class Instance {
     return pending.map((p) => p.check!);
   }
 
-  /** A step headless: its commands, its task done by the solution (unless told not to), its expectations. */
-  async runStep(step: Step, index: number, opts: { solveTask?: boolean } = {}): Promise<StepResult> {
+  /**
+   * A step headless: its commands, its task done by the solution (unless told not to) or by a student's answer
+   * (answer: the submission's lines for this task, none when it has none), its expectations.
+   */
+  async runStep(step: Step, index: number, opts: { solveTask?: boolean; answer?: StepAnswer } = {}): Promise<StepResult> {
     this.emit({ type: 'step', index, id: step.id, title: step.title, explain: step.explain });
     const checks: Check[] = [];
     const failed = await this.runActions(step.id, step.run ?? []);
     if (failed) checks.push(failed);
     else {
-      if (step.task && opts.solveTask !== false) {
+      if (step.task && opts.answer) {
+        const host = { exec: this.exec.bind(this), vars: this.vars, emit: this.emit };
+        const where = { id: step.id, index };
+        const unstarted = await startAnswer(host, where, opts.answer.scripts, opts.answer.timeoutMs);
+        checks.push(
+          ...(unstarted
+            ? [commandFailure(step.id, unstarted.node, unstarted.message)]
+            : await this.waitFor(step.id, step.task.expect, true)),
+        );
+        await reportAnswer(host, where, opts.answer.scripts);
+      } else if (step.task && opts.solveTask !== false) {
         const unsolved = await this.runActions(step.id, step.task.solution ?? []);
         checks.push(...(unsolved ? [unsolved] : await this.waitFor(step.id, step.task.expect, true)));
       }

@@ -1,0 +1,98 @@
+// A student's answer to a task, replayed in place of the task's solution (`lab grade --submissions`).
+// Each machine's lines run with `sh -c` inside that machine only, started in the order the submission gives
+// them, in the background (tcplab-run), as they ran in the student's shells: a listener typed in one `lab
+// shell` keeps listening while the client in another connects. The next machine's lines start once the
+// previous machine's have finished, or have run for a moment (a listener that waits). Then the task's
+// expectations are polled as for any step.
+//
+// The lines are untrusted. They get exactly what any lab command gets (the node's capabilities, its memory and
+// pids limits, its read-only root), nothing from the host: they travel as one argv element through the Docker
+// API and only the node's own sh parses them. On top of that:
+//   - a time limit per task: `timeout` kills the whole process group (a fork bomb's too) after it;
+//   - they run niced, so an endless loop yields the CPU to every other lab on the host;
+//   - their output is bounded: the first 64 KiB are kept, the rest read and dropped (no writer blocks, and
+//     the node's 16 MB /tmp does not fill).
+import type { NodeName } from '../lab/schema.js';
+import { fill } from '../lab/templates.js';
+import type { AnswerScript } from '../submit/submission.js';
+import type { ExecResult } from '../runtime/runtime.js';
+import type { EventSink } from './events.js';
+
+/** How long a submitted answer may run per task when the lab does not say (task.timeout). */
+export const DEFAULT_ANSWER_TIMEOUT_MS = 30_000;
+/** How long to let one machine's lines run before starting the next machine's, when they do not finish. */
+const SETTLE_MS = 500;
+const OUTPUT_LIMIT = 64 * 1024;
+
+/**
+ * Runs inside the node, as `sh -c RUNNER answer LIMIT LINES`: the limit and the student's lines are
+ * positional parameters, never pasted into this text.
+ */
+const RUNNER = [`{ timeout -k 2 "$1" nice -n 10 sh -c "$2"; echo "[exit $?]"; } 2>&1 | { head -c ${OUTPUT_LIMIT}; cat >/dev/null; }`].join(
+  '\n',
+);
+
+interface AnswerHost {
+  exec(node: NodeName, argv: string[], opts?: { timeoutMs?: number }): Promise<ExecResult>;
+  vars: Record<string, string>;
+  emit: EventSink;
+}
+
+/** The tcplab-run name of a task's answer on one machine. */
+function answerName(stepIndex: number, node: NodeName): string {
+  return `answer${stepIndex + 1}-${node}`;
+}
+
+/**
+ * Start every machine's part of an answer. Returns a reason when an answer could not even be started (the
+ * machine refused: a fork bomb left by an earlier task, say), which fails the task like a failed command.
+ */
+export async function startAnswer(
+  host: AnswerHost,
+  step: { id: string; index: number },
+  scripts: AnswerScript[],
+  timeoutMs: number,
+): Promise<{ node: NodeName; message: string } | undefined> {
+  const secs = (timeoutMs / 1000).toFixed(3);
+  const polls = Math.ceil(SETTLE_MS / 20);
+  for (const { node, script } of scripts) {
+    const name = answerName(step.index, node);
+    const lines = fill(script, host.vars);
+    // Start it, then wait (inside the node, one exec) until it has finished or SETTLE_MS has passed.
+    const argv = [
+      'sh',
+      '-c',
+      `tcplab-run start "$1" sh -c "$2" answer "$3" "$4" >/dev/null || exit 1
+i=0; while [ ! -f "/tmp/tcplab/$1.rc" ] && [ $i -lt ${polls} ]; do sleep 0.02; i=$((i+1)); done`,
+      'settle',
+      name,
+      RUNNER,
+      secs,
+      lines,
+    ];
+    host.emit({ type: 'action', node, display: `(answer) ${firstLine(lines)}`, typed: true, background: true });
+    const r = await host.exec(node, argv, { timeoutMs: SETTLE_MS + 10_000 });
+    if (r.exitCode !== 0)
+      return { node, message: `the answer could not start on ${node}: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`}` };
+  }
+  return undefined;
+}
+
+/** What each machine's answer printed, and whether it is still running; told as events, never thrown. */
+export async function reportAnswer(host: AnswerHost, step: { id: string; index: number }, scripts: AnswerScript[]): Promise<void> {
+  for (const { node } of scripts) {
+    const r = await host.exec(node, ['tcplab-run', 'status', answerName(step.index, node)]).catch(() => undefined);
+    if (!r || r.exitCode !== 0) continue;
+    const [status = '', ...rest] = r.stdout.split('\n');
+    let output = rest.join('\n').trimEnd();
+    const m = /\n?\[exit (\d+)\]$/.exec(output);
+    const exit = m ? Number(m[1]) : undefined;
+    if (m) output = output.slice(0, m.index);
+    host.emit({ type: 'answer', step: step.id, node, running: status === 'running', ...(exit !== undefined ? { exit } : {}), output });
+  }
+}
+
+function firstLine(text: string): string {
+  const lines = text.split('\n').filter((l) => l.trim());
+  return lines.length <= 1 ? (lines[0] ?? '') : `${lines[0]} ... (${lines.length} lines)`;
+}
