@@ -105,15 +105,18 @@ export const gradeCommand = defineCommand({
         'labs with tasks: `lab list` shows them',
       );
     const shard = values.shard ? parseShard(values.shard) : undefined;
+    const parallel = parallelOf(values.parallel, 4);
+    const labTimeoutMs = durationOf('--timeout', values.timeout ?? DEFAULT_LAB_TIMEOUT);
+    const taskTimeoutMs = values['task-timeout'] ? durationOf('--task-timeout', values['task-timeout']) : undefined;
     let files = submissionFiles(paths);
     if (files.length === 0)
       throw new LabError(`no submissions in ${paths.join(', ')}`, 'a submission is a .yaml file that `lab submit` writes');
     if (shard) files = files.filter((f) => inShard(f, shard));
     return gradeClass(ctx, lab, readFileSync(file, 'utf8'), files, {
       single,
-      parallel: parallelOf(values.parallel, 4),
-      labTimeoutMs: durationOf('--timeout', values.timeout ?? DEFAULT_LAB_TIMEOUT),
-      ...(values['task-timeout'] ? { taskTimeoutMs: durationOf('--task-timeout', values['task-timeout']) } : {}),
+      parallel,
+      labTimeoutMs,
+      ...(taskTimeoutMs !== undefined ? { taskTimeoutMs } : {}),
       ...(values.gradebook ? { gradebook: values.gradebook } : {}),
       ...(values.junit ? { junit: values.junit } : {}),
       ...(values.gradescope ? { gradescope: values.gradescope } : {}),

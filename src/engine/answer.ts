@@ -59,10 +59,13 @@ export async function startAnswer(
     const name = answerName(step.index, node);
     const lines = fill(script, host.vars);
     // Start it, then wait (inside the node, one exec) until it has finished or SETTLE_MS has passed.
+    // Exit 3: tcplab-run could not start it. Any other failure is the wait's: the machine may have no processes
+    // left to give (an answer's fork bomb, here or earlier), which its checks will show; the next machine's
+    // answer still starts.
     const argv = [
       'sh',
       '-c',
-      `tcplab-run start "$1" sh -c "$2" answer "$3" "$4" >/dev/null || exit 1
+      `tcplab-run start "$1" sh -c "$2" answer "$3" "$4" >/dev/null || exit 3
 i=0; while [ ! -f "/tmp/tcplab/$1.rc" ] && [ $i -lt ${polls} ]; do sleep 0.02; i=$((i+1)); done`,
       'settle',
       name,
@@ -72,8 +75,7 @@ i=0; while [ ! -f "/tmp/tcplab/$1.rc" ] && [ $i -lt ${polls} ]; do sleep 0.02; i
     ];
     host.emit({ type: 'action', node, display: `(answer) ${firstLine(lines)}`, typed: true, background: true });
     const r = await host.exec(node, argv, { timeoutMs: SETTLE_MS + 10_000 });
-    if (r.exitCode !== 0)
-      return { node, message: `the answer could not start on ${node}: ${(r.stderr || r.stdout).trim() || `exit ${r.exitCode}`}` };
+    if (r.exitCode === 3) return { node, message: `the answer could not start on ${node}: ${(r.stderr || r.stdout).trim() || 'exit 3'}` };
   }
   return undefined;
 }

@@ -1,7 +1,7 @@
 // Staged loading: bytes -> YAML document (with positions) -> schema -> rules. Every problem is reported with
 // file:line, and all of them at once, so an instructor fixes a file in one pass.
 import { readFileSync, statSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import type { z } from 'zod';
 import { LabFileError, LabError, type Problem } from '../errors.js';
 import { LabSchema, type Lab } from './schema.js';
@@ -116,8 +116,15 @@ export function readYaml(text: string, notAMapping: string): { doc?: YamlDoc; pr
     return { problems: [{ line: 1, column: 1, path: '', message: notAMapping }] };
   }
   const positionOf = (path: readonly PropertyKey[]) => {
-    // Walk up until a node with a range exists (a missing key is reported at its parent).
+    // Walk up until a node with a range exists (a missing key is reported at its parent). A key of a mapping
+    // is reported where the key is written, not where its value starts (a nested mapping's is the next line).
     for (let n = path.length; n >= 0; n--) {
+      const last = path[n - 1];
+      if (n > 0 && typeof last === 'string') {
+        const parent = doc.getIn(path.slice(0, n - 1) as (string | number)[], true);
+        const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === last) : undefined;
+        if (pair && isScalar(pair.key) && pair.key.range) return at(pair.key.range[0]);
+      }
       const node = doc.getIn(path.slice(0, n) as (string | number)[], true);
       if (isNode(node) && node.range) return at(node.range[0]);
     }
