@@ -12,6 +12,9 @@ import type { Lab, Variant } from './schema.js';
 export const STUDENT_ID = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
 export const STUDENT_ID_RULE = 'letters, digits and . _ @ + - (at most 64, starting with a letter or digit)';
 
+/** Whose variants a lab instance gets when no student is named (tests, the benchmark). */
+export const REFERENCE_STUDENT = 'reference';
+
 /** The template name of a variant: {{variant.port}}. */
 export function variantTemplate(name: string): string {
   return `variant.${name}`;
