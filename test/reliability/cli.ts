@@ -139,7 +139,8 @@ export function writeLab(dir: string, name: string, text: string): string {
   return path;
 }
 
-/** A minimal valid lab whose one step runs `steps` (YAML text of the steps list). */
+/** A minimal valid lab whose steps are `steps` (YAML text of the steps list), followed by one step that checks
+ *  something (a lab that expects nothing at all is refused). */
 export function labYaml(steps: string, extra = ''): string {
   return `id: 900
 slug: reliability
@@ -148,7 +149,8 @@ summary: used by the reliability tests
 intro: probe
 topology: direct
 ${extra}steps:
-${steps}`;
+${steps}  - { id: end, title: end, explain: end, expect: [{ on: client, absent: { local: "*:1" } }] }
+`;
 }
 
 /** No stack trace: no "    at fn (file:line)" frames and no "internal error". */

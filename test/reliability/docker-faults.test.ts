@@ -237,6 +237,7 @@ describeDocker('reliability: faults and bad input', () => {
     expect(report.labs[0]!.steps.map((s) => [s.id, s.passed])).toEqual([
       ['hang', false],
       ['after', true],
+      ['end', true],
     ]);
     expect(exit.ms).toBeLessThan(30_000);
     expect(await leftoversOf(r.owner)).toEqual([]);
@@ -340,7 +341,7 @@ describeDocker('reliability: faults and bad input', () => {
       const file = join(dir, `bad-${tally.badInputs}.yaml`);
       writeFileSync(file, text());
       const v = await run(['validate', file]).exited;
-      expectClearFailure(v, 1, message);
+      expectClearFailure(v, 2, message);
       expect(v.stdout).toMatch(new RegExp(`bad-${tally.badInputs}\\.yaml:\\d+:\\d+:`));
       const g = run(['grade', file]);
       const ge = await g.exited;
@@ -359,7 +360,7 @@ describeDocker('reliability: faults and bad input', () => {
     for (const f of ['/dev/zero', fifo, link, sub]) {
       tally.badInputs++;
       const v = await run(['validate', f]).exited;
-      expectClearFailure(v, 1, /not a regular file/);
+      expectClearFailure(v, 2, /not a regular file/);
       const g = await run(['grade', f]).exited;
       expectClearFailure(g, 2, /not a regular file/);
       expect(g.ms).toBeLessThan(10_000);
@@ -373,7 +374,7 @@ describeDocker('reliability: faults and bad input', () => {
     chmodSync(unreadable, 0o000);
     // (root reads it anyway; either way the answer is a clear problem, not a crash)
     const u = await run(['validate', unreadable]).exited;
-    expectClearFailure(u, 1, /:1:1:/);
+    expectClearFailure(u, 2, /:1:1:/);
   });
 
   it('bad usage: unknown command, unknown option, --parallel 0, no lab: exit 2 with usage', async () => {

@@ -199,7 +199,7 @@ describeDocker('reliability: interruptions', () => {
     expect(liveId).toBeTruthy();
     expect(keptId).toBeTruthy();
     const clean = await run(['clean', '--stale', '--json', liveId!, keptId!]).exited;
-    expect(JSON.parse(clean.stdout)).toMatchObject({ removed: 0, instances: [] });
+    expect(JSON.parse(clean.stdout)).toMatchObject({ removed: { containers: 0, networks: 0 }, instances: [] });
     expect((await leftoversOf(live.owner)).length).toBeGreaterThan(0);
     expect((await leftoversOf(keptRun.owner)).length).toBeGreaterThan(0);
     // The kept one goes with lab stop; the live one with its own Ctrl-C.
