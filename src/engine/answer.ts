@@ -2,8 +2,8 @@
 // Each machine's lines run with `sh -c` inside that machine only, started in the order the submission gives
 // them, in the background (tcplab-run), as they ran in the student's shells: a listener typed in one `lab
 // shell` keeps listening while the client in another connects. The next machine's lines start once the
-// previous machine's have finished, or have run for a moment (a listener that waits). Then the task's
-// expectations are polled as for any step.
+// previous machine's have finished or are waiting (a listener in accept()). Then the task's expectations are
+// polled as for any step.
 //
 // The lines are untrusted. They get exactly what any lab command gets (the node's capabilities, its memory and
 // pids limits, its read-only root), nothing from the host: they travel as one argv element through the Docker
@@ -20,8 +20,13 @@ import type { EventSink } from './events.js';
 
 /** How long a submitted answer may run per task when the lab does not say (task.timeout). */
 export const DEFAULT_ANSWER_TIMEOUT_MS = 30_000;
-/** How long to let one machine's lines run before starting the next machine's, when they do not finish. */
-const SETTLE_MS = 500;
+/**
+ * When to start the next machine's lines (or poll the task's checks): once this machine's have finished, or
+ * are all waiting (a listener in accept(), a client connected), or at the latest after this long. "Waiting" is
+ * every process of the machine asleep for two looks in a row: a command still running, or still queued for a
+ * CPU on a busy host, is not done yet, so no fixed pause can be too short under load or needlessly long idle.
+ */
+const SETTLE_CAP_MS = 5_000;
 const OUTPUT_LIMIT = 64 * 1024;
 
 /**
@@ -54,19 +59,25 @@ export async function startAnswer(
   timeoutMs: number,
 ): Promise<{ node: NodeName; message: string } | undefined> {
   const secs = (timeoutMs / 1000).toFixed(3);
-  const polls = Math.ceil(SETTLE_MS / 20);
+  const polls = Math.ceil(SETTLE_CAP_MS / 20);
   for (const { node, script } of scripts) {
     const name = answerName(step.index, node);
     const lines = fill(script, host.vars);
-    // Start it, then wait (inside the node, one exec) until it has finished or SETTLE_MS has passed.
+    // Start it, then wait inside the node, in the same exec, until it has settled (SETTLE_CAP_MS above).
     // Exit 3: tcplab-run could not start it. Any other failure is the wait's: the machine may have no processes
     // left to give (an answer's fork bomb, here or earlier), which its checks will show; the next machine's
-    // answer still starts.
+    // answer still starts. Busy: a process other than this script, ps and awk that is running or runnable (R)
+    // or in uninterruptible sleep (D).
     const argv = [
       'sh',
       '-c',
       `tcplab-run start "$1" sh -c "$2" answer "$3" "$4" >/dev/null || exit 3
-i=0; while [ ! -f "/tmp/tcplab/$1.rc" ] && [ $i -lt ${polls} ]; do sleep 0.02; i=$((i+1)); done`,
+busy() { ps -eo pid=,stat=,comm= | awk -v me=$$ '$1 != me && $3 != "ps" && $3 != "awk" && $2 ~ /^[RD]/ { n++ } END { exit n > 0 ? 0 : 1 }'; }
+i=0; idle=0
+while [ ! -f "/tmp/tcplab/$1.rc" ] && [ $i -lt ${polls} ] && [ $idle -lt 2 ]; do
+  if busy; then idle=0; else idle=$((idle+1)); fi
+  sleep 0.02; i=$((i+1))
+done`,
       'settle',
       name,
       RUNNER,
@@ -74,7 +85,8 @@ i=0; while [ ! -f "/tmp/tcplab/$1.rc" ] && [ $i -lt ${polls} ]; do sleep 0.02; i
       lines,
     ];
     host.emit({ type: 'action', node, display: `(answer) ${firstLine(lines)}`, typed: true, background: true });
-    const r = await host.exec(node, argv, { timeoutMs: SETTLE_MS + 10_000 });
+    // A generous limit: on a host that is busy, docker exec itself can take seconds.
+    const r = await host.exec(node, argv, { timeoutMs: SETTLE_CAP_MS + 30_000 });
     if (r.exitCode === 3) return { node, message: `the answer could not start on ${node}: ${(r.stderr || r.stdout).trim() || 'exit 3'}` };
   }
   return undefined;
