@@ -49,7 +49,12 @@ export async function gradeClass(bin: string, n: number, parallel: number): Prom
     const doc = JSON.parse(res.stdout) as { submissions: SubmissionResult[] };
     const wrongVerdicts = doc.submissions
       .filter((r) => r.passed === wrong.has(r.student ?? ''))
-      .map((r) => `${r.student}: ${r.passed ? 'passed a wrong answer' : `failed a right answer (${r.score}/${r.maxScore}${r.error ? `; ${r.error}` : ''})`}`);
+      .map((r) => {
+        if (r.passed) return `${r.student}: passed a wrong answer`;
+        const missed = r.tasks.flatMap((t) => t.items).find((it) => !it.passed);
+        const why = r.error ?? (missed ? `${missed.name}: seen ${missed.checks[0]?.seen.join(' | ')}` : 'no result');
+        return `${r.student}: failed a right answer (${r.score}/${r.maxScore}; ${why})`;
+      });
     return {
       parallel,
       submissions: doc.submissions.length,

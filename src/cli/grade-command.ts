@@ -24,6 +24,18 @@ import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from './run-tr
 import { VERSION } from './version.js';
 
 const DEFAULT_LAB_TIMEOUT = '10m';
+/**
+ * A class is many labs at once, and every look of every wait runs ss in a container: at the walk's 20 ms, a
+ * dozen labs waiting would spend a 2-core host on looking alone. 100 ms still sees every state a lab holds.
+ */
+const DEFAULT_CLASS_POLL = '100ms';
+
+function pollOf(text: string): number {
+  if (!DURATION_PATTERN.test(text)) throw new LabError(`--poll takes a duration such as 100ms (got '${text}')`);
+  const ms = parseDuration(text);
+  if (ms < 10 || ms > 1000) throw new LabError('--poll must be between 10ms and 1s');
+  return ms;
+}
 
 function parallelOf(text: string | undefined, fallback: number): number {
   const parallel = Number(text ?? fallback);
@@ -44,6 +56,7 @@ export const gradeCommand = defineCommand({
     'grade <lab...>|--all [--json] [--junit FILE] [--parallel N] [--student ID]\n' +
     '  lab grade <lab> --submissions <dir|file...> [--parallel N] [--json] [--gradebook FILE.csv] [--junit FILE]\n' +
     '                  [--gradescope DIR] [--prairielearn DIR] [--shard K/N] [--timeout 10m] [--task-timeout 30s]\n' +
+    '                  [--poll 100ms]\n' +
     '  lab grade <lab> --submission FILE',
   summary: "run labs headless, or grade students' submissions; exit 0 only if every expected state was observed",
   help:
@@ -59,6 +72,7 @@ export const gradeCommand = defineCommand({
     "  --prairielearn DIR     DIR/<student>/results.json in PrairieLearn's external grader format\n" +
     '  --shard K/N            only the Kth of N shares of the files (by file name): spread a class over a CI matrix\n' +
     '  --timeout D            per submission, the whole lab (default 10m); --task-timeout D caps each answer\n' +
+    '  --poll D               how often checks look (default 100ms; lab start looks every 20ms)\n' +
     '--submission FILE grades one file: exit 0 when every check is met, 1 when not, 2 when it cannot be graded.\n' +
     'See README "Instructors".',
   options: {
@@ -74,12 +88,13 @@ export const gradeCommand = defineCommand({
     shard: { type: 'string' },
     timeout: { type: 'string' },
     'task-timeout': { type: 'string' },
+    poll: { type: 'string' },
     ...IMAGE_OPTION,
   },
   async run(ctx, values, positionals) {
     const classMode = values.submissions !== undefined || values.submission !== undefined;
     if (!classMode) {
-      for (const flag of ['gradebook', 'gradescope', 'prairielearn', 'shard', 'timeout', 'task-timeout'] as const)
+      for (const flag of ['gradebook', 'gradescope', 'prairielearn', 'shard', 'timeout', 'task-timeout', 'poll'] as const)
         if (values[flag] !== undefined)
           throw new LabError(`--${flag} goes with --submissions`, 'for example `lab grade 2 --submissions subs/`');
       return gradeLabs(ctx, values, positionals);
@@ -108,6 +123,7 @@ export const gradeCommand = defineCommand({
     const parallel = parallelOf(values.parallel, 4);
     const labTimeoutMs = durationOf('--timeout', values.timeout ?? DEFAULT_LAB_TIMEOUT);
     const taskTimeoutMs = values['task-timeout'] ? durationOf('--task-timeout', values['task-timeout']) : undefined;
+    const pollIntervalMs = pollOf(values.poll ?? DEFAULT_CLASS_POLL);
     let files = submissionFiles(paths);
     if (files.length === 0)
       throw new LabError(`no submissions in ${paths.join(', ')}`, 'a submission is a .yaml file that `lab submit` writes');
@@ -117,6 +133,7 @@ export const gradeCommand = defineCommand({
       parallel,
       labTimeoutMs,
       ...(taskTimeoutMs !== undefined ? { taskTimeoutMs } : {}),
+      pollIntervalMs,
       ...(values.gradebook ? { gradebook: values.gradebook } : {}),
       ...(values.junit ? { junit: values.junit } : {}),
       ...(values.gradescope ? { gradescope: values.gradescope } : {}),
@@ -167,6 +184,7 @@ interface ClassOptions {
   parallel: number;
   labTimeoutMs: number;
   taskTimeoutMs?: number;
+  pollIntervalMs: number;
   gradebook?: string;
   junit?: string;
   gradescope?: string;
@@ -192,6 +210,7 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
     parallel: opts.parallel,
     labTimeoutMs: opts.labTimeoutMs,
     ...(opts.taskTimeoutMs !== undefined ? { taskTimeoutMs: opts.taskTimeoutMs } : {}),
+    pollIntervalMs: opts.pollIntervalMs,
     signal: ctx.signal,
     version: VERSION,
     track: (id) => ctx.live.add(id),

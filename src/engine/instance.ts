@@ -52,6 +52,11 @@ export interface InstanceOptions {
   keep?: boolean;
   /** Who the lab is for: its variants ({{variant.port}}) are this student's (src/lab/variants.ts). */
   student?: string;
+  /**
+   * How often waits look (default 20 ms). Each look runs ss in the container: a class graded many labs at a
+   * time on a small host looks less often, so that looking does not take the CPU the labs need.
+   */
+  pollIntervalMs?: number;
 }
 
 /** A lab command that failed (a mistyped rule, a command that hung): the step fails with it, on its node. */
@@ -77,6 +82,7 @@ export class Instance {
   private readonly emit: EventSink;
   private readonly clock: Clock;
   private readonly signal: AbortSignal | undefined;
+  private readonly pollMs: number;
   /** Named foreground commands that have finished. */
   private readonly finished = new Map<string, CommandStatus>();
   /** Named background commands, with the command as shown to a person. */
@@ -94,6 +100,7 @@ export class Instance {
     this.emit = opts.emit ?? (() => {});
     this.clock = opts.clock ?? realClock;
     this.signal = opts.signal;
+    this.pollMs = opts.pollIntervalMs ?? POLL_INTERVAL_MS;
     // On Ctrl-C the observers go at once: nothing of theirs may hold the process while the lab is removed.
     this.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -256,7 +263,7 @@ export class Instance {
         }
       }
       const spent = this.clock.now() - before;
-      if (pending.some((p) => !p.check) && spent < POLL_INTERVAL_MS) await this.clock.sleep(POLL_INTERVAL_MS - spent, this.signal);
+      if (pending.some((p) => !p.check) && spent < this.pollMs) await this.clock.sleep(this.pollMs - spent, this.signal);
     }
     return pending.map((p) => p.check!);
   }

@@ -67,6 +67,8 @@ export interface BatchOptions {
   labTimeoutMs: number;
   /** Caps each task's answer time limit. */
   taskTimeoutMs?: number;
+  /** How often each lab's waits look (see InstanceOptions.pollIntervalMs). */
+  pollIntervalMs?: number;
   signal: AbortSignal;
   version: string;
   /** Register an instance for cleanup on interrupt (and forget it once removed). */
@@ -212,6 +214,7 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResu
       instance: id,
       signal,
       student,
+      ...(opts.pollIntervalMs !== undefined ? { pollIntervalMs: opts.pollIntervalMs } : {}),
       answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) },
       emit: (e: LabEvent) => {
         if (e.type === 'step-done') stepsDone.push(e.result);
