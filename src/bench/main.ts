@@ -587,7 +587,13 @@ async function submissions(): Promise<void> {
   // The verdict: the fastest run whose every verdict was right, scaled to 100 submissions when fewer were run.
   const good = runs.filter((r) => r.correct === r.submissions).sort((a, b) => a.wallMs / a.submissions - b.wallMs / b.submissions)[0];
   if (!good) {
-    report({ section: 'submissions', name: 'best --parallel', value: 'none graded every submission rightly', target: '100 in < 100 s', met: false });
+    report({
+      section: 'submissions',
+      name: 'best --parallel',
+      value: 'none graded every submission rightly',
+      target: '100 in < 100 s',
+      met: false,
+    });
     return;
   }
   const per100 = (good.wallMs / good.submissions) * 100;

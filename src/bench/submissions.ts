@@ -31,7 +31,10 @@ function writeClass(n: number): { dir: string; wrong: Set<string> } {
     const student = `s${String(i).padStart(3, '0')}`;
     const bad = i % 5 === 0;
     if (bad) wrong.add(student);
-    writeFileSync(join(dir, `${student}.yaml`), `student: ${student}\nlab: 2\nanswers:\n  drop-syn:\n    client: |\n      ${bad ? WRONG : RIGHT}\n`);
+    writeFileSync(
+      join(dir, `${student}.yaml`),
+      `student: ${student}\nlab: 2\nanswers:\n  drop-syn:\n    client: |\n      ${bad ? WRONG : RIGHT}\n`,
+    );
   }
   return { dir, wrong };
 }
@@ -40,10 +43,13 @@ export async function gradeClass(bin: string, n: number, parallel: number): Prom
   const { dir, wrong } = writeClass(n);
   try {
     const stateDir = mkdtempSync(join(tmpdir(), 'tcplab-bench-state-'));
-    const res = await run([process.execPath, bin, 'grade', '2', '--submissions', dir, '--parallel', String(parallel), '--json', '--no-color'], {
-      env: { ...process.env, TCPLAB_STATE_DIR: stateDir },
-      timeoutMs: 3_600_000,
-    });
+    const res = await run(
+      [process.execPath, bin, 'grade', '2', '--submissions', dir, '--parallel', String(parallel), '--json', '--no-color'],
+      {
+        env: { ...process.env, TCPLAB_STATE_DIR: stateDir },
+        timeoutMs: 3_600_000,
+      },
+    );
     rmSync(stateDir, { recursive: true, force: true });
     if (res.code !== 0) throw new Error(`lab grade --submissions failed (exit ${res.code}):\n${res.stderr.slice(-4000)}`);
     const doc = JSON.parse(res.stdout) as { submissions: SubmissionResult[] };

@@ -56,7 +56,7 @@ export const gradeCommand = defineCommand({
     'grade <lab...>|--all [--json] [--junit FILE] [--parallel N] [--student ID]\n' +
     '  lab grade <lab> --submissions <dir|file...> [--parallel N] [--json] [--gradebook FILE.csv] [--junit FILE]\n' +
     '                  [--gradescope DIR] [--prairielearn DIR] [--shard K/N] [--timeout 10m] [--task-timeout 30s]\n' +
-    '                  [--poll 100ms]\n' +
+    '                  [--poll 100ms] [--retries 1]\n' +
     '  lab grade <lab> --submission FILE',
   summary: "run labs headless, or grade students' submissions; exit 0 only if every expected state was observed",
   help:
@@ -73,6 +73,7 @@ export const gradeCommand = defineCommand({
     '  --shard K/N            only the Kth of N shares of the files (by file name): spread a class over a CI matrix\n' +
     '  --timeout D            per submission, the whole lab (default 10m); --task-timeout D caps each answer\n' +
     '  --poll D               how often checks look (default 100ms; lab start looks every 20ms)\n' +
+    '  --retries N            grade a submission that did not pass again, N times (default 1); the best run counts\n' +
     '--submission FILE grades one file: exit 0 when every check is met, 1 when not, 2 when it cannot be graded.\n' +
     'See README "Instructors".',
   options: {
@@ -89,12 +90,13 @@ export const gradeCommand = defineCommand({
     timeout: { type: 'string' },
     'task-timeout': { type: 'string' },
     poll: { type: 'string' },
+    retries: { type: 'string' },
     ...IMAGE_OPTION,
   },
   async run(ctx, values, positionals) {
     const classMode = values.submissions !== undefined || values.submission !== undefined;
     if (!classMode) {
-      for (const flag of ['gradebook', 'gradescope', 'prairielearn', 'shard', 'timeout', 'task-timeout', 'poll'] as const)
+      for (const flag of ['gradebook', 'gradescope', 'prairielearn', 'shard', 'timeout', 'task-timeout', 'poll', 'retries'] as const)
         if (values[flag] !== undefined)
           throw new LabError(`--${flag} goes with --submissions`, 'for example `lab grade 2 --submissions subs/`');
       return gradeLabs(ctx, values, positionals);
@@ -124,6 +126,8 @@ export const gradeCommand = defineCommand({
     const labTimeoutMs = durationOf('--timeout', values.timeout ?? DEFAULT_LAB_TIMEOUT);
     const taskTimeoutMs = values['task-timeout'] ? durationOf('--task-timeout', values['task-timeout']) : undefined;
     const pollIntervalMs = pollOf(values.poll ?? DEFAULT_CLASS_POLL);
+    const retries = Number(values.retries ?? 1);
+    if (!Number.isInteger(retries) || retries < 0 || retries > 5) throw new LabError('--retries takes a whole number from 0 to 5');
     let files = submissionFiles(paths);
     if (files.length === 0)
       throw new LabError(`no submissions in ${paths.join(', ')}`, 'a submission is a .yaml file that `lab submit` writes');
@@ -134,6 +138,7 @@ export const gradeCommand = defineCommand({
       labTimeoutMs,
       ...(taskTimeoutMs !== undefined ? { taskTimeoutMs } : {}),
       pollIntervalMs,
+      retries,
       ...(values.gradebook ? { gradebook: values.gradebook } : {}),
       ...(values.junit ? { junit: values.junit } : {}),
       ...(values.gradescope ? { gradescope: values.gradescope } : {}),
@@ -185,6 +190,7 @@ interface ClassOptions {
   labTimeoutMs: number;
   taskTimeoutMs?: number;
   pollIntervalMs: number;
+  retries: number;
   gradebook?: string;
   junit?: string;
   gradescope?: string;
@@ -211,6 +217,7 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
     labTimeoutMs: opts.labTimeoutMs,
     ...(opts.taskTimeoutMs !== undefined ? { taskTimeoutMs: opts.taskTimeoutMs } : {}),
     pollIntervalMs: opts.pollIntervalMs,
+    retries: opts.retries,
     signal: ctx.signal,
     version: VERSION,
     track: (id) => ctx.live.add(id),

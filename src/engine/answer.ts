@@ -16,6 +16,7 @@ import type { NodeName } from '../lab/schema.js';
 import { fill } from '../lab/templates.js';
 import type { AnswerScript } from '../submit/submission.js';
 import type { ExecResult } from '../runtime/runtime.js';
+import type { CommandStatus } from '../observe/observation.js';
 import type { EventSink } from './events.js';
 
 /** How long a submitted answer may run per task when the lab does not say (task.timeout). */
@@ -39,6 +40,8 @@ const RUNNER = [`{ timeout -k 2 "$1" nice -n 10 sh -c "$2"; echo "[exit $?]"; } 
 
 interface AnswerHost {
   exec(node: NodeName, argv: string[], opts?: { timeoutMs?: number }): Promise<ExecResult>;
+  /** A background command's status and output, read with the node's next look (no exec of its own). */
+  status(node: NodeName, name: string): Promise<CommandStatus | undefined>;
   vars: Record<string, string>;
   emit: EventSink;
 }
@@ -95,14 +98,13 @@ done`,
 /** What each machine's answer printed, and whether it is still running; told as events, never thrown. */
 export async function reportAnswer(host: AnswerHost, step: { id: string; index: number }, scripts: AnswerScript[]): Promise<void> {
   for (const { node } of scripts) {
-    const r = await host.exec(node, ['tcplab-run', 'status', answerName(step.index, node)]).catch(() => undefined);
-    if (!r || r.exitCode !== 0) continue;
-    const [status = '', ...rest] = r.stdout.split('\n');
-    let output = rest.join('\n').trimEnd();
+    const st = await host.status(node, answerName(step.index, node)).catch(() => undefined);
+    if (!st) continue;
+    let output = st.output.trimEnd();
     const m = /\n?\[exit (\d+)\]$/.exec(output);
     const exit = m ? Number(m[1]) : undefined;
     if (m) output = output.slice(0, m.index);
-    host.emit({ type: 'answer', step: step.id, node, running: status === 'running', ...(exit !== undefined ? { exit } : {}), output });
+    host.emit({ type: 'answer', step: step.id, node, running: st.running, ...(exit !== undefined ? { exit } : {}), output });
   }
 }
 

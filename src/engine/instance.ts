@@ -279,7 +279,17 @@ export class Instance {
     if (failed) checks.push(failed);
     else {
       if (step.task && opts.answer) {
-        const host = { exec: this.exec.bind(this), vars: this.vars, emit: this.emit };
+        const host = {
+          exec: this.exec.bind(this),
+          vars: this.vars,
+          emit: this.emit,
+          // Answers are background commands like any other: their status is read through the observer.
+          status: async (node: NodeName, name: string) => {
+            this.background.set(name, name);
+            const snap = await this.observe(new Map([[node, { iptables: false, commands: new Set([name]) }]]));
+            return snap.get(node)?.commands?.[name];
+          },
+        };
         const where = { id: step.id, index };
         const unstarted = await startAnswer(host, where, opts.answer.scripts, opts.answer.timeoutMs);
         checks.push(

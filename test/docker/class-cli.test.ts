@@ -29,7 +29,11 @@ async function lab(args: string[], env: Record<string, string> = {}, cwd?: strin
 describe('lab new', () => {
   it('writes a commented starting lab that validates, and never overwrites a file', async () => {
     expect(validateLabText(newLabText('my-lab', 100)).problems).toEqual([]);
-    expect(newLabText('my-lab', 100).split('\n').filter((l) => /^\s*#/.test(l) || / # /.test(l)).length).toBeGreaterThan(8);
+    expect(
+      newLabText('my-lab', 100)
+        .split('\n')
+        .filter((l) => /^\s*#/.test(l) || / # /.test(l)).length,
+    ).toBeGreaterThan(8);
     const dir = mkdtempSync(join(tmpdir(), 'tcplab-new-'));
     const r = await lab(['new', 'my-lab'], {}, dir);
     expect(r.code).toBe(0);
@@ -112,7 +116,9 @@ describe('lab submit', () => {
   it("refuses to hand a walk in under another student's name when the variants differ", async () => {
     const { state } = recordedWalk();
     const lab1 = resolveLab('1').lab;
-    const other = ['bob', 'carol', 'dave', 'erin'].find((s) => variantValues(lab1, s)['variant.port'] !== variantValues(lab1, 'alice')['variant.port'])!;
+    const other = ['bob', 'carol', 'dave', 'erin'].find(
+      (s) => variantValues(lab1, s)['variant.port'] !== variantValues(lab1, 'alice')['variant.port'],
+    )!;
     const r = await lab(['submit', '--student', other, '-o', join(state, 'x.yaml')], { TCPLAB_STATE_DIR: state });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`you walked lab 1 as alice.*differ from ${other}'s`));

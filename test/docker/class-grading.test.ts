@@ -141,7 +141,11 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     expect(suite('alice').failures).toBe(0);
     expect(suite(copier).failures).toBe(1);
     expect(suite('alice').cases.map((c) => c.name)).toEqual(suite(copier).cases.map((c) => c.name));
-    expect(suite('alice').cases.map((c) => c.name).join('\n')).not.toMatch(/198\.1[89]\.|:56\d\d/);
+    expect(
+      suite('alice')
+        .cases.map((c) => c.name)
+        .join('\n'),
+    ).not.toMatch(/198\.1[89]\.|:56\d\d/);
     expect(junit.suites.find((x) => x.name.endsWith('dave.yaml'))!.errors).toBe(1);
 
     // Gradescope and PrairieLearn: a results.json per student, with the documented fields only.

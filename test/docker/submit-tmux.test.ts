@@ -114,7 +114,7 @@ describeDocker('lab submit through a real terminal', (denv) => {
     tmux('send-keys', '-t', 'ui:lab', 'Enter');
     await until('lab', /Removed the lab/);
     const labels = { [LABEL.managed]: 'true', [LABEL.instance]: id };
-    for (const deadline = Date.now() + 20_000; ; ) {
+    for (const deadline = Date.now() + 20_000; ;) {
       if ((await denv.runtime.listContainers(labels)).length === 0) break;
       if (Date.now() > deadline) throw new Error(`instance ${id} left behind`);
       await new Promise((res) => setTimeout(res, 200));

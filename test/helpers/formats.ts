@@ -93,7 +93,9 @@ export function prairieLearnProblems(doc: unknown): string[] {
     if (typeof d.score !== 'number') out.push('results.score: missing');
     else if (d.score < 0 || d.score > 1) out.push('results.score: outside 0..1');
   }
-  ((Array.isArray(d.tests) ? d.tests : []) as unknown[]).forEach((t, i) => out.push(...fields(t, `tests[${i}]`, test, ['name', 'points', 'max_points'])));
+  ((Array.isArray(d.tests) ? d.tests : []) as unknown[]).forEach((t, i) =>
+    out.push(...fields(t, `tests[${i}]`, test, ['name', 'points', 'max_points'])),
+  );
   return out;
 }
 

@@ -46,8 +46,10 @@ function around(text: string): string | undefined {
     run: [...names].map(([name, on]) => ({ on, run: ['sleep', '60'], name, background: true })),
     expect: checksSomething,
   };
-  const lab = (steps: unknown[], extra: Obj = {}) => stringify({ ...base, ...extra, steps: [setup, ...steps] }, { aliasDuplicateObjects: false });
-  if (isObj(data) && ('nodes' in data || 'variants' in data) && !('steps' in data)) return lab([{ id: 'x', title: 't', explain: 'e', expect: checksSomething }], data);
+  const lab = (steps: unknown[], extra: Obj = {}) =>
+    stringify({ ...base, ...extra, steps: [setup, ...steps] }, { aliasDuplicateObjects: false });
+  if (isObj(data) && ('nodes' in data || 'variants' in data) && !('steps' in data))
+    return lab([{ id: 'x', title: 't', explain: 'e', expect: checksSomething }], data);
   if (!Array.isArray(data) || data.length === 0 || !data.every(isObj)) return undefined;
   if (data.every((x) => 'title' in x)) return lab(data);
   if (data.every((x) => KINDS.some((k) => k in x))) return lab([{ id: 'x', title: 't', explain: 'e', expect: data }]);
@@ -73,7 +75,10 @@ describe('docs/authoring.md', () => {
       const text = isObj(data) && 'steps' in data ? s.text : around(s.text);
       expect(text, 'not a lab, a submission, or a fragment of a lab this test knows').toBeDefined();
       const v = validateLabText(text!);
-      expect(v.problems.map((p) => formatProblem('snippet', p)), text).toEqual([]);
+      expect(
+        v.problems.map((p) => formatProblem('snippet', p)),
+        text,
+      ).toEqual([]);
     });
   }
 });

@@ -20,26 +20,37 @@ const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/f
 function run(l: Lab, failing: string[], subnet: number): StepResult[] {
   const vars = { 'client.ip': `198.19.${subnet}.2`, 'server.ip': `198.19.${subnet}.3` };
   return l.steps.map((s) => {
-    const checks: Check[] = [...(s.task?.expect ?? []).map((e) => [e, true] as const), ...(s.expect ?? []).map((e) => [e, false] as const)].map(
-      ([e, task]) => ({
-        step: s.id,
-        node: e.on,
-        kind: 'socket',
-        expected: describe(e, vars),
-        name: describe(e, UNFILLED),
-        seen: [`seen on ${vars['server.ip']}`],
-        passed: !failing.includes(s.id),
-        elapsedMs: 5,
-        ...(task ? { task } : {}),
-      }),
-    );
+    const checks: Check[] = [
+      ...(s.task?.expect ?? []).map((e) => [e, true] as const),
+      ...(s.expect ?? []).map((e) => [e, false] as const),
+    ].map(([e, task]) => ({
+      step: s.id,
+      node: e.on,
+      kind: 'socket',
+      expected: describe(e, vars),
+      name: describe(e, UNFILLED),
+      seen: [`seen on ${vars['server.ip']}`],
+      passed: !failing.includes(s.id),
+      elapsedMs: 5,
+      ...(task ? { task } : {}),
+    }));
     return { id: s.id, title: s.title, checks, passed: checks.every((c) => c.passed) };
   });
 }
 
 function result(student: string | null, file: string, failing: string[] | undefined, subnet = 1): SubmissionResult {
   if (!failing)
-    return { student, file, gradable: false, reason: `${file}:3:5: unknown key 'x'`, passed: false, score: 0, maxScore: maxScoreOf(lab), tasks: [], durationMs: 0 };
+    return {
+      student,
+      file,
+      gradable: false,
+      reason: `${file}:3:5: unknown key 'x'`,
+      passed: false,
+      score: 0,
+      maxScore: maxScoreOf(lab),
+      tasks: [],
+      durationMs: 0,
+    };
   const s = scoreLab(lab, run(lab, failing, subnet));
   return { student, file, gradable: true, passed: s.passed, score: s.score, maxScore: s.maxScore, tasks: s.sections, durationMs: 12_345 };
 }
@@ -80,7 +91,14 @@ group('JUnit', () => {
   });
 
   it('lab grade of the labs themselves: stable names too, and two runs of a lab are two suites', () => {
-    const one = { lab: { id: 2, slug: lab.slug, title: lab.title }, instance: 'aaaa', passed: true, steps: run(lab, [], 7), score: { passed: 14, total: 14 }, durationMs: 1 };
+    const one = {
+      lab: { id: 2, slug: lab.slug, title: lab.title },
+      instance: 'aaaa',
+      passed: true,
+      steps: run(lab, [], 7),
+      score: { passed: 14, total: 14 },
+      durationMs: 1,
+    };
     const two = { ...one, instance: 'bbbb', steps: run(lab, [], 8) };
     const j = parseJunit(renderJunit([one, two]));
     expect(j.suites.map((s) => s.name)).toEqual(['lab 2 incomplete-handshake', 'lab 2 incomplete-handshake (2)']);

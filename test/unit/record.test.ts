@@ -8,7 +8,13 @@ const fixture = (name: string) => readFileSync(new URL(`../fixtures/shell/${name
 describe('the shell log the image keeps', () => {
   it('parses start and end records, exit codes and the escapes for backslashes and newlines', () => {
     const cmds = parseShellLog(fixture('one-shell.log'));
-    expect(cmds.map((c) => c.text)).toEqual(['echo hello', 'ls /nonexist', 'for i in 1 2; do echo $i; done', 'echo "a\\\\b"; echo   continued', 'sleep 0.3']);
+    expect(cmds.map((c) => c.text)).toEqual([
+      'echo hello',
+      'ls /nonexist',
+      'for i in 1 2; do echo $i; done',
+      'echo "a\\\\b"; echo   continued',
+      'sleep 0.3',
+    ]);
     expect(cmds[1]).toMatchObject({ exit: 2, key: '77:2' });
     expect(cmds[4]!.endedAt! - cmds[4]!.at).toBeGreaterThan(250);
     // The user's own backslash-n stays two characters; the log's \n is a line break of a multi-line command.

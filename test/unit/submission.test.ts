@@ -55,7 +55,9 @@ describe('submission files', () => {
     expect(problems(good.replace('  drop-syn:', '  listen:'))).toMatchObject([
       { line: 4, message: expect.stringMatching(/step 'listen' has no task; its tasks are drop-syn/) },
     ]);
-    expect(problems(good.replace('  drop-syn:', '  nope:'))).toMatchObject([{ line: 4, message: expect.stringMatching(/lab 2 has no step 'nope'/) }]);
+    expect(problems(good.replace('  drop-syn:', '  nope:'))).toMatchObject([
+      { line: 4, message: expect.stringMatching(/lab 2 has no step 'nope'/) },
+    ]);
   });
 
   it('refuses a submission for another lab', () => {

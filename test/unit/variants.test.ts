@@ -43,7 +43,9 @@ describe('variants', () => {
 
   it('depend on the lab, so two labs do not hand a student the same values', () => {
     const other = { ...lab1, slug: 'another-lab' };
-    const differs = ['a', 'b', 'c', 'd', 'e'].some((s) => variantValues(lab1, s)['variant.port'] !== variantValues(other, s)['variant.port']);
+    const differs = ['a', 'b', 'c', 'd', 'e'].some(
+      (s) => variantValues(lab1, s)['variant.port'] !== variantValues(other, s)['variant.port'],
+    );
     expect(differs).toBe(true);
   });
 
@@ -65,9 +67,11 @@ describe('variants', () => {
       /unknown template \{\{variant.port\}\}.*\{\{variant.other\}\}/,
     );
     expect(validateLabText(withVariants('  port: { range: [6099, 6000] }')).problems[0]!.message).toMatch(/lowest value first/);
-    expect(validateLabText(withVariants('  port2: { range: [1, 2] }')).problems.map((p) => p.message).join('\n')).toMatch(
-      /lower-case letters only/,
-    );
+    expect(
+      validateLabText(withVariants('  port2: { range: [1, 2] }'))
+        .problems.map((p) => p.message)
+        .join('\n'),
+    ).toMatch(/lower-case letters only/);
     expect(validateLabText(withVariants('  port: { choices: [a, a] }')).problems[0]!.message).toMatch(/listed twice/);
   });
 
