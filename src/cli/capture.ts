@@ -14,7 +14,7 @@ const SHELL_LOG = '/tmp/tcplab-shell.log';
 /** Read at most the last MiB of a machine's log. */
 const LOG_TAIL_BYTES = 1024 * 1024;
 
-export interface CaptureContext {
+interface CaptureContext {
   lab: Lab;
   file: string;
   student?: string;

@@ -49,7 +49,7 @@ export interface Section {
   items: GradedItem[];
 }
 
-export interface LabScore {
+interface LabScore {
   sections: Section[];
   score: number;
   maxScore: number;

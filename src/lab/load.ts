@@ -79,7 +79,7 @@ export function validateLabText(text: string): Validation {
 }
 
 /** A parsed YAML document that can say where each path of it is. */
-export interface YamlDoc {
+interface YamlDoc {
   data: Record<string, unknown>;
   positionOf(path: readonly PropertyKey[]): { line: number; column: number };
   /** A problem found at a path of the data, with its line and column. */

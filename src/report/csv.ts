@@ -16,7 +16,7 @@ function cell(v: string | number | boolean | null | undefined): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function gradebookHeader(lab: Lab): string[] {
+function gradebookHeader(lab: Lab): string[] {
   return ['student', ...taskSteps(lab).map((s) => s.id), 'total', 'max', 'passed', 'gradable', 'file', 'note'];
 }
 

@@ -16,7 +16,7 @@ interface GradescopeTest {
   tags: string[];
 }
 
-export interface GradescopeResults {
+interface GradescopeResults {
   score: number;
   execution_time: number;
   output: string;

@@ -15,7 +15,7 @@ interface PrairieLearnTest {
   output: string;
 }
 
-export type PrairieLearnResults =
+type PrairieLearnResults =
   | { gradable: true; score: number; message: string; output: string; tests: PrairieLearnTest[] }
   | { gradable: false; message: string; format_errors: string[] };
 

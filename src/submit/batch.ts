@@ -58,7 +58,7 @@ export interface Shard {
   n: number;
 }
 
-export interface BatchOptions {
+interface BatchOptions {
   runtime: Runtime;
   lab: Lab;
   /** The lab file's text, to compare with the hash a submission recorded. */

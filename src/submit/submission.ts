@@ -17,7 +17,7 @@ import { STUDENT_ID, STUDENT_ID_RULE } from '../lab/variants.js';
 
 const MAX_SUBMISSION_BYTES = 64 * 1024;
 /** One machine's answer to one task. */
-export const MAX_ANSWER_CHARS = 16 * 1024;
+const MAX_ANSWER_CHARS = 16 * 1024;
 
 const StepId = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a step id: lower-case letters, digits and dashes');
 
