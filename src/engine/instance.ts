@@ -291,6 +291,9 @@ export class Instance {
           },
         };
         const where = { id: step.id, index };
+        // The observers must be open before the answer starts, so that the first look of the task's checks is
+        // not the one that waits for a session (a task can be a lab's first step, right after bring-up).
+        await Promise.all(this.plan.nodes.map((n) => this.sampler(n.key).open()));
         const unstarted = await startAnswer(host, where, opts.answer.scripts, opts.answer.timeoutMs);
         checks.push(
           ...(unstarted

@@ -107,7 +107,9 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
 
     // Right: full marks. Wrong and empty: the task's points lost.
     expect(by.alice).toMatchObject({ gradable: true, passed: true, score: 2, maxScore: 2, variants: { 'variant.port': portOf('alice') } });
-    expect(by.bob).toMatchObject({ gradable: true, passed: false, score: 0 });
+    // Not passed: graded once more (--retries 1 by default), still not passed.
+    expect(by.bob).toMatchObject({ gradable: true, passed: false, score: 0, attempts: 2 });
+    expect(by.alice!.attempts).toBeUndefined();
     expect(by.carol).toMatchObject({ gradable: true, passed: false, score: 0 });
     // Copied: the same lines that pass for alice fail for a student whose port is another.
     expect(by[copier]).toMatchObject({ gradable: true, passed: false, score: 0 });
@@ -164,5 +166,33 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     expect(await env.leftovers()).toEqual([]);
     const mine = await env.runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.lab]: 'basic-states' });
     expect(mine.filter((c) => doc.submissions.some((r) => r.instance === c.labels[LABEL.instance]))).toEqual([]);
+  });
+
+  it('an answer that keeps running (a client left connected) is graded while it runs, and each machine waits for the one before', async () => {
+    // Lab 3's task: the client drops pure ACKs to 5556 and connects; nc stays connected (it never finishes), so
+    // the checks must start once it is waiting, not once it is done.
+    const file = join(dir, 'lab3.yaml');
+    writeFileSync(
+      file,
+      'student: frank\nlab: 3\nanswers:\n  your-turn:\n    client: |\n' +
+        '      iptables -A OUTPUT -p tcp --dport 5556 --tcp-flags SYN,ACK,FIN,RST,PSH ACK -j DROP\n' +
+        '      nc {{server.ip}} 5556\n',
+    );
+    let stdout = '';
+    let code = 0;
+    try {
+      stdout = (await run('node', [bin, 'grade', '3', '--submission', file, '--json'], { env: { ...process.env, TCPLAB_STATE_DIR: dir } }))
+        .stdout;
+    } catch (e) {
+      const x = e as { code: number; stdout: string };
+      stdout = x.stdout;
+      code = x.code;
+    }
+    const r = (JSON.parse(stdout) as { submissions: SubmissionResult[] }).submissions[0]!;
+    if (r.instance) env.track(r.instance);
+    expect(r).toMatchObject({ student: 'frank', gradable: true, passed: true, score: 2, maxScore: 2 });
+    expect(r.answers).toEqual([{ step: 'your-turn', node: 'client', running: true, output: '' }]);
+    expect(code).toBe(0);
+    expect(await env.leftovers()).toEqual([]);
   });
 });
