@@ -25,7 +25,13 @@ export const SubmissionSchema = z
   .strictObject({
     $schema: z.string().optional(),
     student: z.string().regex(STUDENT_ID, `a student id: ${STUDENT_ID_RULE}`).describe('The id from the course roster.'),
-    lab: z.union([z.number().int().min(1).max(999), StepId]).describe('The lab these answers are for: its number or its slug.'),
+    lab: z
+      // "2" in quotes is still lab 2.
+      .preprocess(
+        (v) => (typeof v === 'string' && /^\d{1,3}$/.test(v) ? Number(v) : v),
+        z.union([z.number().int().min(1).max(999), StepId]),
+      )
+      .describe('The lab these answers are for: its number or its slug.'),
     answers: z
       .record(
         StepId,

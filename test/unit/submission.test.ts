@@ -32,6 +32,7 @@ describe('submission files', () => {
       'drop-syn': [{ node: 'client', script: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP\n' }],
     });
     expect(problems(good.replace('lab: 2', 'lab: incomplete-handshake'))).toEqual([]);
+    expect(problems(good.replace('lab: 2', 'lab: "2"'))).toEqual([]);
   });
 
   it('an empty submission (no answers) is gradable: every task just goes unanswered', () => {
