@@ -1,11 +1,44 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI is compiled to dist/ by `npm ci` (the prepare script) or `npm run build`.
-import { existsSync } from 'node:fs';
+// Thin launcher for `lab` and `tcplab`. An installed package ships dist/ (built by `npm pack`'s prepack) and
+// no src/: it runs dist/ as it is, compiling nothing. In a clone of the repository (src/ next to dist/), it
+// first builds dist/ when it is missing or older than a source file, so `npm ci && npx lab start 2` works and
+// a `git pull` never runs stale code; there is no install-time build (no `prepare`), which would make npm list
+// tcplab among the packages whose install scripts need approval.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const entry = new URL('../dist/cli/main.js', import.meta.url);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const entry = join(root, 'dist', 'cli', 'main.js');
+const src = join(root, 'src');
+
+function newest(dir) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+if (existsSync(src) && (!existsSync(entry) || newest(src) > statSync(entry).mtimeMs)) {
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  if (!existsSync(tsc)) {
+    process.stderr.write('tcplab is not built yet: run `npm ci` in the tcplab folder first (it installs TypeScript).\n');
+    process.exit(2);
+  }
+  // stderr only: stdout may be a --json document.
+  process.stderr.write('tcplab: building dist/ from src/ (a clone: first run, or changed sources) ...\n');
+  const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { stdio: ['ignore', 2, 2] });
+  if (r.status !== 0) {
+    process.stderr.write('tcplab: the build failed (see above); `npm run build` repeats it.\n');
+    process.exit(2);
+  }
+}
 if (!existsSync(entry)) {
-  process.stderr.write('tcplab is not built yet: run `npm ci` (or `npm run build`) in the tcplab folder first.\n');
+  process.stderr.write(`tcplab is incomplete: ${entry} is missing; reinstall it (npm install -g tcplab-<version>.tgz).\n`);
   process.exit(2);
 }
-const { main } = await import(entry.href);
+const { main } = await import(pathToFileURL(entry).href);
 process.exitCode = await main(process.argv.slice(2));

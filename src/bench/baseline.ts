@@ -56,6 +56,7 @@ function nodeOptions(node: NodePlan): string[] {
     String(NODE_SECURITY.memoryBytes),
     '--pids-limit',
     String(NODE_SECURITY.pidsLimit),
+    ...NODE_SECURITY.ulimits.flatMap((u) => ['--ulimit', `${u.name}=${u.soft}:${u.hard}`]),
     '--restart',
     'no',
     ...labelArgs(node.labels),

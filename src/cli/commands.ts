@@ -5,6 +5,7 @@ import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
 import { validateLabText, readLabText } from '../lab/load.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
+import { describeOrigin, imageOrigin } from '../engine/image.js';
 import { createInstance, newInstanceId } from '../engine/provision.js';
 import type { Instance } from '../engine/instance.js';
 import { describeRemoved, removeInstance, type Removed } from '../engine/teardown.js';
@@ -13,7 +14,8 @@ import { LABEL } from '../plan/plan.js';
 import { renderLabResult } from '../report/text.js';
 import { defineCommand, type Command } from './command.js';
 import { composeCommand } from './compose-command.js';
-import { makePlainRenderer } from './render.js';
+import { imageCommand } from './image-command.js';
+import { ladderWidth, makePlainRenderer } from './render.js';
 import { gradeCommand } from './grade-command.js';
 import { newCommand, submitCommand } from './submit-command.js';
 import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from './run-tracked.js';
@@ -90,7 +92,11 @@ const start = defineCommand({
       });
     }
     const write = (s: string) => ctx.info(s);
-    const emit = makePlainRenderer(write, ctx.style, { verbose: true, totalSteps: lab.steps.length });
+    const emit = makePlainRenderer(write, ctx.style, {
+      verbose: true,
+      totalSteps: lab.steps.length,
+      width: ladderWidth(process.stdout.columns),
+    });
     write(ctx.style.bold(`Lab ${lab.id}: ${lab.title}`));
     write(lab.intro.trimEnd());
     for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${note}`));
@@ -231,7 +237,7 @@ const doctor = defineCommand({
       say({
         name: 'engine',
         ok: true,
-        detail: `Docker ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}`,
+        detail: `${info.product ?? 'Docker'} ${info.version}, API ${info.apiVersion}, ${info.os}, kernel ${info.kernel}${info.cgroupVersion ? `, cgroup v${info.cgroupVersion}` : ''}${info.endpoint ? `, at ${info.endpoint}` : ''}`,
       });
       const stale = (await listInstances(ctx.runtime)).filter((i) => i.status === 'stale');
       // Leftovers of a killed run are worth knowing about, not a failure of this machine.
@@ -250,13 +256,15 @@ const doctor = defineCommand({
     let image: string;
     try {
       image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
-      say({ name: 'image', ok: true, detail: image });
+      // Built here or loaded from an archive (`lab image load`): the image's labels name the engine that built it.
+      const origin = await imageOrigin(ctx.runtime, image).catch(() => undefined);
+      say({ name: 'image', ok: true, detail: origin ? `${image}: ${describeOrigin(origin)}` : image });
     } catch (e) {
       say({
         name: 'image',
         ok: false,
         detail: (e as Error).message,
-        fix: 'the image builds from images/node on a Debian base; without a registry, make one: see README "Offline classrooms"',
+        fix: 'the image builds from images/node on a Debian base; without a registry, `lab image load FILE` an archive saved with `lab image save` (README "Offline classrooms")',
       });
       return finish();
     }
@@ -342,6 +350,7 @@ export const COMMANDS: Command[] = [
   doctor,
   validate,
   composeCommand,
+  imageCommand,
   ...STUDENT_COMMANDS,
   submitCommand,
   newCommand,

@@ -22,6 +22,8 @@ import { defineCommand } from './command.js';
 import type { Context } from './context.js';
 import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from './run-tracked.js';
 import { VERSION } from './version.js';
+import { StepWindows, writeTrace } from './trace.js';
+import type { Instance } from '../engine/instance.js';
 
 const DEFAULT_LAB_TIMEOUT = '10m';
 /**
@@ -53,7 +55,7 @@ function durationOf(flag: string, text: string): number {
 export const gradeCommand = defineCommand({
   name: 'grade',
   usage:
-    'grade <lab...>|--all [--json] [--junit FILE] [--parallel N] [--student ID]\n' +
+    'grade <lab...>|--all [--json] [--junit FILE] [--parallel N] [--trace DIR] [--student ID]\n' +
     '  lab grade <lab> --submissions <dir|file...> [--parallel N] [--json] [--gradebook FILE.csv] [--junit FILE]\n' +
     '                  [--gradescope DIR] [--prairielearn DIR] [--shard K/N] [--timeout 10m] [--task-timeout 30s]\n' +
     '                  [--poll 100ms] [--retries 1]\n' +
@@ -61,7 +63,8 @@ export const gradeCommand = defineCommand({
   summary: "run labs headless, or grade students' submissions; exit 0 only if every expected state was observed",
   help:
     'lab grade <lab...> runs each lab with its own solutions and checks every expected state (exit 0 all met, 1\n' +
-    'not). --student ID picks whose variants a lab with variants uses.\n\n' +
+    'not). --trace DIR keeps each lab\'s capture and ladder (README "Watching the segments"). --student ID picks\n' +
+    'whose variants a lab with variants uses.\n\n' +
     "lab grade <lab> --submissions <dir|file...> replays each student's submission (lab submit) in a fresh\n" +
     "instance, the student's answers in place of the tasks' solutions, and grades the whole lab: points per\n" +
     'task, the later steps included. A submission that cannot be read is listed as not gradable, with the\n' +
@@ -79,6 +82,7 @@ export const gradeCommand = defineCommand({
   options: {
     all: { type: 'boolean' },
     junit: { type: 'string' },
+    trace: { type: 'string' },
     parallel: { type: 'string' },
     student: { type: 'string' },
     submissions: { type: 'string', multiple: true },
@@ -152,7 +156,7 @@ export const gradeCommand = defineCommand({
 /** The labs' own solutions: every expectation met, or exit 1. */
 async function gradeLabs(
   ctx: Context,
-  values: { all?: boolean; junit?: string; parallel?: string; student?: string; 'base-image'?: string },
+  values: { all?: boolean; junit?: string; parallel?: string; student?: string; trace?: string; 'base-image'?: string },
   positionals: string[],
 ): Promise<number> {
   if (!values.all && positionals.length === 0)
@@ -168,8 +172,18 @@ async function gradeLabs(
     while (next < labs.length && !ctx.signal.aborted) {
       const i = next++;
       const student = students[i];
-      results[i] = await runTracked(ctx, labs[i]!, image, () => {}, student ? { student } : {});
+      // --trace: keep the instance (its recorder outlives the containers) and each step's window.
+      let ran: Instance | undefined;
+      const windows = new StepWindows();
+      results[i] = await runTracked(ctx, labs[i]!, image, values.trace ? windows.onEvent : () => {}, {
+        ...(student ? { student } : {}),
+        ...(values.trace ? { onInstance: (x: Instance) => (ran = x) } : {}),
+      });
       ctx.info(renderLabResult(results[i]!, ctx.json ? ctx.errStyle : ctx.style));
+      if (values.trace && ran) {
+        const files = writeTrace(values.trace, ran, results[i]!, windows.sections);
+        ctx.info(ctx.errStyle.dim(`  trace: ${files.join(', ')}`));
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));

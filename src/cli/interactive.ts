@@ -17,6 +17,9 @@ import type { LabEvent } from '../engine/events.js';
 import { describe, type Check } from '../grade/grade.js';
 import { renderChecks } from '../report/text.js';
 import type { Style } from '../report/style.js';
+import { renderLadder } from '../report/ladder-text.js';
+import { eventsIn } from '../trace/timeline.js';
+import { ladderWidth } from './render.js';
 import { InterruptedError } from '../errors.js';
 import type { Context } from './context.js';
 import { checkTask, hintFor, openShell, renderSockets, showProcesses, showRules, socketsThatMatter, type LiveInstance } from './live.js';
@@ -276,6 +279,7 @@ class Walk {
 
     const checks: Check[] = [];
     if (step.run?.length) this.write();
+    instance.beginStep();
     const failed = await instance.runActions(step.id, step.run ?? []);
     if (failed) checks.push(failed);
 
@@ -285,12 +289,13 @@ class Walk {
       this.write(s.dim(`  watching ss on ${[...new Set(step.expect.map((e) => e.on))].join(' and ')} for the expected states...`));
       checks.push(...(await instance.waitFor(step.id, step.expect)));
     }
-    const observed = await instance.observeAll().catch(() => undefined);
+    const observed = await instance.observeAll(instance.capture).catch(() => undefined);
     this.write();
     if (observed) {
       const socks = new Map([...observed].map(([n, snap]) => [n, snap.sockets]));
       this.write(renderSockets(socks, s, socketsThatMatter([...(step.expect ?? []), ...(step.task?.expect ?? [])], vars)));
     }
+    this.showLadder();
     if (checks.length) {
       this.write();
       this.write(renderChecks(checks, s));
@@ -305,6 +310,19 @@ class Walk {
       this.write(`  You predicted: ${predicted}  ${right ? s.green('✓ right') : s.red('✗ not quite')}`);
       this.write(`  ${s.bold('Answer:')} ${step.predict.answer}: ${step.predict.why.trim()}`);
     }
+  }
+
+  /** The step's segments as a ladder beside each side's states (plain text: it reads the same with or
+   *  without colour), fitted to the terminal; nothing when the step put nothing on the wire. */
+  private showLadder(): void {
+    if (!this.instance.capture) return;
+    const t = this.instance.timeline();
+    const { from, to } = this.instance.stepWindow;
+    if (eventsIn(t, from, to).length === 0) return;
+    this.write();
+    this.write(this.s.bold('  On the wire (time in s, from the start of this step):'));
+    const width = ladderWidth(process.stdout.columns) - 2;
+    for (const line of renderLadder(t, { width, from, to, maxRows: 40 }).trimEnd().split('\n')) this.write(`  ${line}`);
   }
 
   private toolChoices(): Choice<string>[] {
@@ -332,11 +350,12 @@ class Walk {
     return false;
   }
 
-  /** Every machine's sockets now, the ones these expectations are about highlighted. */
+  /** Every machine's sockets now, the ones these expectations are about highlighted, and the step's ladder so far. */
   private async showSockets(expectations: Step['expect'] & object): Promise<void> {
-    const observed = await this.instance.observeAll();
+    const observed = await this.instance.observeAll(this.instance.capture);
     const socks = new Map([...observed].map(([n, snap]) => [n, snap.sockets]));
     this.write(renderSockets(socks, this.s, socketsThatMatter(expectations, this.vars)));
+    this.showLadder();
   }
 
   /** The menu after a step: go on, or look around first. */

@@ -5,6 +5,13 @@ import { formatDuration } from '../lab/duration.js';
 import { formatEndpoint, type Socket } from '../observe/ss.js';
 import { renderCheck } from '../report/text.js';
 import type { Style } from '../report/style.js';
+import { renderLadder } from '../report/ladder-text.js';
+import { eventsIn } from '../trace/timeline.js';
+
+/** The ladder fits the terminal; off a terminal (a pipe, a log), 100 columns. */
+export function ladderWidth(columns: number | undefined): number {
+  return Math.min(160, columns && columns > 0 ? columns - 1 : 100);
+}
 
 function socketRow(s: Socket): string {
   return `${s.state.padEnd(11)} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
@@ -38,7 +45,11 @@ export function sideBySide(observed: Map<NodeName, Socket[]>, style: Style, high
   return lines.join('\n');
 }
 
-export function makePlainRenderer(write: (s: string) => void, style: Style, opts: { verbose: boolean; totalSteps?: number }) {
+export function makePlainRenderer(
+  write: (s: string) => void,
+  style: Style,
+  opts: { verbose: boolean; totalSteps?: number; width?: number },
+) {
   let observed = new Map<NodeName, Socket[]>();
   return (e: LabEvent) => {
     switch (e.type) {
@@ -73,6 +84,16 @@ export function makePlainRenderer(write: (s: string) => void, style: Style, opts
         break;
       case 'observed':
         observed.set(e.node, e.sockets);
+        break;
+      case 'ladder':
+        // The segments of the step, with each side's states between them (plain text, whatever the style).
+        if (!opts.verbose || eventsIn(e.timeline, e.from, e.to).length === 0) break;
+        write('');
+        write(style.bold('  On the wire:'));
+        for (const line of renderLadder(e.timeline, { width: (opts.width ?? 100) - 2, from: e.from, to: e.to, maxRows: 60 })
+          .trimEnd()
+          .split('\n'))
+          write(`  ${line}`);
         break;
       case 'step-done':
         if (opts.verbose && observed.size) write(sideBySide(observed, style));

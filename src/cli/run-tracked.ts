@@ -4,6 +4,7 @@ import { ensureImage } from '../engine/image.js';
 import { newInstanceId } from '../engine/provision.js';
 import { runLab } from '../engine/run-lab.js';
 import type { LabEvent } from '../engine/events.js';
+import type { Instance } from '../engine/instance.js';
 import type { LabResult } from '../grade/grade.js';
 import type { Lab } from '../lab/schema.js';
 import type { Context } from './context.js';
@@ -27,7 +28,7 @@ export async function runTracked(
   lab: Lab,
   image: string,
   emit: (e: LabEvent) => void,
-  opts: { keep?: boolean; student?: string } = {},
+  opts: { keep?: boolean; student?: string; onInstance?: (i: Instance) => void } = {},
 ): Promise<LabResult> {
   const instance = newInstanceId();
   ctx.live.add(instance);
@@ -39,6 +40,7 @@ export async function runTracked(
       instance,
       ...(opts.keep ? { keep: true } : {}),
       ...(opts.student !== undefined ? { student: opts.student } : {}),
+      ...(opts.onInstance ? { onInstance: opts.onInstance } : {}),
     });
   } finally {
     // runLab has removed it, or kept it on purpose (--keep): either way it is no longer ours to clean up on exit.

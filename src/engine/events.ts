@@ -2,6 +2,8 @@
 import type { NodeName } from '../lab/schema.js';
 import type { Check, StepResult } from '../grade/grade.js';
 import type { Socket } from '../observe/ss.js';
+import type { Segment } from '../observe/segments.js';
+import type { Timeline } from '../trace/timeline.js';
 import type { Removed } from './teardown.js';
 
 export type LabEvent =
@@ -17,6 +19,11 @@ export type LabEvent =
   /** A submitted answer's output on one machine, after its task's checks (exit: its shell's status, once done). */
   | { type: 'answer'; step: string; node: NodeName; running: boolean; exit?: number; output: string }
   | { type: 'observed'; node: NodeName; sockets: Socket[] }
+  /** Segments a node's capture recorded since the last look (kernel clock). */
+  | { type: 'segments'; node: NodeName; segments: Segment[] }
+  /** The lab's time line so far, and the window of the step that just ended (kernel ms; from undefined: since
+   *  the lab began): what the ladder of that step draws. */
+  | { type: 'ladder'; index: number; id: string; timeline: Timeline; from?: number; to?: number }
   | { type: 'step-done'; result: StepResult }
   | { type: 'teardown'; instance: string; removed: Removed }
   | { type: 'warning'; message: string };

@@ -25,6 +25,9 @@ import { throwIfAborted } from './abort.js';
 import { realClock, type Clock, type EventSink } from './events.js';
 import { retryTransient } from './retry.js';
 import { Sampler } from './sampler.js';
+import { segmentArgs } from '../observe/segments.js';
+import { LabRecorder } from '../trace/recorder.js';
+import type { Timeline } from '../trace/timeline.js';
 import { removeInstance, type Removed } from './teardown.js';
 import { reportAnswer, startAnswer } from './answer.js';
 import type { AnswerScript } from '../submit/submission.js';
@@ -57,6 +60,9 @@ export interface InstanceOptions {
    * time on a small host looks less often, so that looking does not take the CPU the labs need.
    */
   pollIntervalMs?: number;
+  /** Record segments in every node (default: unless TCPLAB_CAPTURE=0). Off, a look is cheaper; segment checks
+   *  and ladders then see nothing. */
+  capture?: boolean;
 }
 
 /** A lab command that failed (a mistyped rule, a command that hung): the step fails with it, on its node. */
@@ -90,6 +96,14 @@ export class Instance {
   /** One persistent observer per node, opened on the first look. */
   private readonly samplers = new Map<NodeName, Sampler>();
   private readonly onAbort = () => this.close();
+  /** Segments, socket states and drop counters of every node on the kernel's clock, bounded (trace/recorder.ts). */
+  readonly recorder: LabRecorder;
+  /** Capture is read with every look unless TCPLAB_CAPTURE=0 (the benchmark's comparison, or a diagnosis). */
+  readonly capture: boolean;
+  /** Kernel time of the last look before the current step began: where its ladder and segment checks start. */
+  private stepFrom: number | undefined;
+  /** One look at a time per node: each look moves that node's capture cursor. */
+  private readonly looks = new Map<NodeName, Promise<unknown>>();
 
   constructor(
     readonly runtime: Runtime,
@@ -101,6 +115,8 @@ export class Instance {
     this.clock = opts.clock ?? realClock;
     this.signal = opts.signal;
     this.pollMs = opts.pollIntervalMs ?? POLL_INTERVAL_MS;
+    this.capture = opts.capture ?? process.env.TCPLAB_CAPTURE !== '0';
+    this.recorder = new LabRecorder(plan.topology, Object.fromEntries(plan.nodes.map((n) => [n.key, n.interfaces.map((i) => i.ip)])));
     // On Ctrl-C the observers go at once: nothing of theirs may hold the process while the lab is removed.
     this.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -194,6 +210,9 @@ export class Instance {
   async runActions(stepId: string, actions: Action[]): Promise<Check | undefined> {
     try {
       for (const a of actions) await this.runAction(a);
+      // One look after them all, not one per action: a lab that makes both sides act at the same moment (a
+      // simultaneous open or close) must get its commands back to back.
+      if (actions.length) await this.afterActions();
       return undefined;
     } catch (e) {
       if (e instanceof ActionFailed) return commandFailure(stepId, e.node, e.message);
@@ -201,44 +220,97 @@ export class Instance {
     }
   }
 
-  /** One look at some nodes: sockets always, counters and command status where asked. */
+  /** One look at some nodes: sockets always, counters and command status where asked, and (with capture on)
+   *  the segments each node recorded since its last look, which go to the recorder. */
   async observe(needs: Map<NodeName, ObserveNeed>): Promise<Map<NodeName, NodeSnapshot>> {
     const out = new Map<NodeName, NodeSnapshot>();
     await Promise.all(
       [...needs].map(async ([node, need]) => {
-        const args = observeArgs({ iptables: need.iptables, commands: new Set([...need.commands].filter((c) => this.background.has(c))) });
-        const s = await this.sampler(node).sample(args, { timeoutMs: OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
-        // Without a sampler, one exec per look; observing only reads, so a dropped connection or a 5xx from the
-        // engine is safe to retry.
-        const r = s
-          ? { exitCode: s.exitCode, stdout: s.text, stderr: 'ss failed' }
-          : await retryTransient(() => this.exec(node, [OBSERVE_PROGRAM, ...args]), {
-              clock: this.clock,
-              ...(this.signal ? { signal: this.signal } : {}),
-              onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message),
-            });
-        if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
-        const obs = parseObservation(r.stdout);
-        out.set(node, {
-          node,
-          at: this.clock.now(),
-          sockets: obs.sockets,
-          ...(obs.counters ? { counters: obs.counters } : {}),
-          commands: { ...Object.fromEntries(this.finished), ...obs.commands },
-        });
+        const prev = this.looks.get(node) ?? Promise.resolve();
+        const look = prev.catch(() => {}).then(() => this.lookAt(node, need));
+        this.looks.set(node, look);
+        out.set(node, await look);
       }),
     );
     return out;
   }
 
+  private async lookAt(node: NodeName, need: ObserveNeed): Promise<NodeSnapshot> {
+    const args = [
+      ...observeArgs({ iptables: need.iptables, commands: new Set([...need.commands].filter((c) => this.background.has(c))) }),
+      ...(this.capture ? segmentArgs(this.recorder.cursor(node)) : []),
+    ];
+    const s = await this.sampler(node).sample(args, { timeoutMs: OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
+    // Without a sampler, one exec per look; observing only reads, so a dropped connection or a 5xx from the
+    // engine is safe to retry.
+    const r = s
+      ? { exitCode: s.exitCode, stdout: s.text, stderr: 'ss failed' }
+      : await retryTransient(() => this.exec(node, [OBSERVE_PROGRAM, ...args]), {
+          clock: this.clock,
+          ...(this.signal ? { signal: this.signal } : {}),
+          onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message),
+        });
+    if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
+    const obs = parseObservation(r.stdout);
+    const rec = this.recorder.ingest(node, r.stdout, obs.sockets);
+    if (rec.segments.length) this.emit({ type: 'segments', node, segments: rec.segments });
+    return {
+      node,
+      at: this.clock.now(),
+      sockets: obs.sockets,
+      ...(rec.clock !== undefined ? { clock: rec.clock } : {}),
+      ...(obs.counters ? { counters: obs.counters } : {}),
+      commands: { ...Object.fromEntries(this.finished), ...obs.commands },
+      ...(need.segments ? { segments: this.recorder.segmentsOf(node, this.stepFrom) } : {}),
+    };
+  }
+
+  /** Every node, with the needs given for some of them; with capture on, a wait looks at every node, so that
+   *  every capture is read and every state change recorded for the ladder. */
+  private withEveryNode(needs: Map<NodeName, ObserveNeed>, iptables = false): Map<NodeName, ObserveNeed> {
+    if (!this.capture) return needs;
+    const all = new Map<NodeName, ObserveNeed>();
+    for (const n of this.plan.nodes) {
+      const need = needs.get(n.key);
+      all.set(n.key, need ? { ...need, iptables: need.iptables || iptables } : { iptables, commands: new Set<string>() });
+    }
+    return all;
+  }
+
+  /** The step begins: its ladder and its segment checks start at the last look before it. */
+  beginStep(): void {
+    this.stepFrom = this.recorder.latestClock;
+  }
+
+  /** The current step's window on the kernel's clock (from undefined: since the lab began). */
+  get stepWindow(): { from?: number; to?: number } {
+    const to = this.recorder.latestClock;
+    return { ...(this.stepFrom !== undefined ? { from: this.stepFrom } : {}), ...(to !== undefined ? { to } : {}) };
+  }
+
+  /** Everything recorded so far, joined (trace/timeline.ts). */
+  timeline(): Timeline {
+    return this.recorder.timeline();
+  }
+
+  /** With capture on, a look at every node after a step's commands, with the counters: the ladder then has the
+   *  states they caused, and a drop in an OUTPUT chain (which capture cannot see) shows as its counter. */
+  private async afterActions(): Promise<void> {
+    if (!this.capture) return;
+    await this.observe(this.withEveryNode(new Map(), true)).catch((e: unknown) => {
+      throwIfAborted(this.signal, 'observe');
+      log('look after an action: %s', (e as Error).message);
+    });
+  }
+
   /** Every node's sockets, now. */
-  async observeAll(): Promise<Map<NodeName, NodeSnapshot>> {
-    return this.observe(new Map(this.plan.nodes.map((n) => [n.key, { iptables: false, commands: new Set<string>() }])));
+  async observeAll(iptables = false): Promise<Map<NodeName, NodeSnapshot>> {
+    return this.observe(new Map(this.plan.nodes.map((n) => [n.key, { iptables, commands: new Set<string>() }])));
   }
 
   /** Expectations against one look, without waiting: does each hold right now? */
   async evaluateNow(expectations: Expectation[]): Promise<{ e: Expectation; evaluation: Evaluation }[]> {
-    const snaps = await this.observe(needsOf(expectations));
+    const snaps = await this.observe(this.withEveryNode(needsOf(expectations)));
     return expectations.map((e) => ({ e, evaluation: evaluate(e, snaps.get(e.on)!, this.vars) }));
   }
 
@@ -246,7 +318,7 @@ export class Instance {
   async waitFor(stepId: string, expectations: Expectation[], task = false): Promise<Check[]> {
     const start = this.clock.now();
     const pending = expectations.map((e) => ({ e, samples: [] as Sample[], check: undefined as Check | undefined }));
-    const needs = needsOf(expectations);
+    const needs = this.withEveryNode(needsOf(expectations));
     while (pending.some((p) => !p.check)) {
       throwIfAborted(this.signal, 'wait');
       const before = this.clock.now();
@@ -274,6 +346,7 @@ export class Instance {
    */
   async runStep(step: Step, index: number, opts: { solveTask?: boolean; answer?: StepAnswer } = {}): Promise<StepResult> {
     this.emit({ type: 'step', index, id: step.id, title: step.title, explain: step.explain });
+    this.beginStep();
     const checks: Check[] = [];
     const failed = await this.runActions(step.id, step.run ?? []);
     if (failed) checks.push(failed);
@@ -308,8 +381,9 @@ export class Instance {
       if (step.expect?.length && !checks.some((c) => c.kind === 'command' && !c.passed))
         checks.push(...(await this.waitFor(step.id, step.expect)));
     }
-    const all = await this.observeAll().catch(() => undefined);
+    const all = await this.observeAll(this.capture).catch(() => undefined);
     if (all) for (const [node, snap] of all) this.emit({ type: 'observed', node, sockets: snap.sockets });
+    if (this.capture) this.emit({ type: 'ladder', index, id: step.id, timeline: this.timeline(), ...this.stepWindow });
     const result: StepResult = { id: step.id, title: step.title, checks, passed: checks.every((c) => c.passed) };
     this.emit({ type: 'step-done', result });
     return result;

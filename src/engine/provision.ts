@@ -122,6 +122,7 @@ async function createNode(runtime: Runtime, node: NodePlan, opts: InstanceOption
     tmpfs: { ...NODE_SECURITY.tmpfs },
     memoryBytes: NODE_SECURITY.memoryBytes,
     pidsLimit: NODE_SECURITY.pidsLimit,
+    ulimits: NODE_SECURITY.ulimits,
   });
   for (const iface of rest) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
   throwIfAborted(opts.signal, 'container start');
@@ -129,12 +130,18 @@ async function createNode(runtime: Runtime, node: NodePlan, opts: InstanceOption
   // Wiring and routes (plan.ts); for a routed lab the tunnels need both ends, but each end can be configured
   // on its own: packets only flow once both are up, before any step runs. All of a node's setup in one exec:
   // each exec costs a round trip of create, attach, start and inspect (60-100 ms).
-  if (node.setup.length) {
-    const res = await runtime.exec(node.name, setupScript(node.setup), { timeoutMs: SETUP_TIMEOUT_MS });
+  // The segment recorder starts in the same exec, last, so it is listening before any step runs (it sees every
+  // interface, the tunnels made just before included). TCPLAB_CAPTURE=0 leaves it out.
+  const setup = !(opts.capture ?? process.env.TCPLAB_CAPTURE !== '0') ? node.setup : [...node.setup, CAPTURE_START];
+  if (setup.length) {
+    const res = await runtime.exec(node.name, setupScript(setup), { timeoutMs: SETUP_TIMEOUT_MS });
     if (res.exitCode !== 0) throw new EngineError(`could not set up the network on ${node.key}: ${(res.stderr || res.stdout).trim()}`);
   }
   opts.emit?.({ type: 'node', node: node.key, name: node.name, ips: node.interfaces.map((i) => i.ip) });
 }
+
+/** Starts images/node/tcplab-capture in the background; it returns once its socket is open. */
+const CAPTURE_START = ['tcplab-capture', 'start'];
 
 /** A node's setup commands (planner output, never lab text) as one `sh -c` in the container; the first that
  *  fails stops it and is named on stderr. */

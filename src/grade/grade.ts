@@ -1,10 +1,11 @@
 // Pure grading: expectations x snapshots -> checks. No Docker, no clock: the engine feeds samples in, and
 // these functions say whether each expectation holds in a sample, and whether a series of samples settles it.
-import type { CountSpec, Expectation, NodeName, SocketMatcher, TcpState } from '../lab/schema.js';
+import type { CountSpec, Expectation, NodeName, SegmentMatcher, SocketMatcher, TcpState } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
 import { expand, UNFILLED } from '../lab/templates.js';
 import type { Endpoint, Socket } from '../observe/ss.js';
 import { ruleMatches, type RuleCounter } from '../observe/iptables.js';
+import { formatSegment, type Segment, type TcpFlag } from '../observe/segments.js';
 import type { CommandStatus } from '../observe/observation.js';
 
 const DEFAULT_WITHIN_MS = 5000;
@@ -17,6 +18,10 @@ export interface NodeSnapshot {
   sockets: Socket[];
   counters?: RuleCounter[];
   commands?: Record<string, CommandStatus>;
+  /** The kernel's clock (ms since the epoch) when ss ran: the clock segments are stamped with. */
+  clock?: number;
+  /** Segments this node's capture saw since the step began (when an expectation asks for segments). */
+  segments?: Segment[];
 }
 
 export interface Evaluation {
@@ -28,7 +33,7 @@ export interface Evaluation {
 export interface Check {
   step: string;
   node: NodeName;
-  kind: 'socket' | 'absent' | 'iptables' | 'command';
+  kind: 'socket' | 'absent' | 'iptables' | 'command' | 'segments';
   expected: string;
   /** The expectation with its templates as written ({{server.ip}}, {{variant.port}}): the same in every run and
    *  for every student, so reports can name checks by it. Absent for a command that failed. */
@@ -43,7 +48,7 @@ export interface Check {
 }
 
 function kindOf(e: Expectation): Check['kind'] {
-  return e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : 'command';
+  return e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : e.segments ? 'segments' : 'command';
 }
 
 function states(m: SocketMatcher): TcpState[] | undefined {
@@ -64,7 +69,29 @@ function endpointMatches(pattern: string | undefined, e: Endpoint, vars: Record<
 export function socketMatches(m: SocketMatcher, s: Socket, vars: Record<string, string>): boolean {
   const st = states(m);
   if (st && !st.includes(s.state)) return false;
+  if (m.sendQ !== undefined && !countOk(m.sendQ, s.sendQ, 0)) return false;
+  if (m.recvQ !== undefined && !countOk(m.recvQ, s.recvQ, 0)) return false;
+  if (m.timer !== undefined && (s.timer?.name ?? 'off') !== m.timer) return false;
+  if (m.retransmits !== undefined && !countOk(m.retransmits, s.timer?.retransmits ?? 0, 0)) return false;
+  // Without ss -i (an older observer), a socket has no lifetime total: it cannot match a demand on it.
+  if (m.retransTotal !== undefined && (!s.info || !countOk(m.retransTotal, s.info.retrans?.total ?? 0, 0))) return false;
   return endpointMatches(m.local, s.local, vars) && endpointMatches(m.peer, s.peer, vars);
+}
+
+/** SYN|ACK or [SYN, ACK] -> the flags. */
+function flagList(f: SegmentMatcher['flags']): TcpFlag[] {
+  if (f === undefined) return [];
+  return (Array.isArray(f) ? f : f.split('|')) as TcpFlag[];
+}
+
+function segmentMatches(m: SegmentMatcher, s: Segment, vars: Record<string, string>): boolean {
+  if (m.dir && s.dir !== m.dir) return false;
+  if (m.iface && s.iface !== m.iface) return false;
+  if (!flagList(m.flags).every((f) => s.flags.includes(f))) return false;
+  if (flagList(m.without).some((f) => s.flags.includes(f))) return false;
+  if (m.data !== undefined && s.len > 0 !== m.data) return false;
+  if (m.retransmission !== undefined && Boolean(s.retransmission) !== m.retransmission) return false;
+  return endpointMatches(m.from, s.src, vars) && endpointMatches(m.to, s.dst, vars);
 }
 
 function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
@@ -92,6 +119,16 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
       const holds = open.length === 0 || (others.length > 0 && open.some((s) => others.includes(s.state)));
       return { holds, seen: open.map((s) => s.line) };
     }
+    return { holds: countOk(m.count, matching.length, 1), seen };
+  }
+  if (e.segments) {
+    const m = e.segments;
+    const matching = (snap.segments ?? []).filter((s) => segmentMatches(m, s, vars));
+    // The first and the last few: enough to see the retransmissions' spacing without a wall of lines.
+    const shown = matching.length <= 6 ? matching : [...matching.slice(0, 3), ...matching.slice(-3)];
+    const seen = shown.map((s) => formatSegment(s, snap.segments![0]!.at));
+    if (matching.length > 6) seen.splice(3, 0, `... ${matching.length - 6} more`);
+    if (matching.length) seen.unshift(`${matching.length} segment${matching.length === 1 ? '' : 's'}:`);
     return { holds: countOk(m.count, matching.length, 1), seen };
   }
   if (e.iptables) {
@@ -137,9 +174,31 @@ export function describe(e: Expectation, vars: Record<string, string>, opts: { t
     const parts = [st ? st.join('|') : 'any state'];
     if (m.local) parts.push(`local ${expand(m.local, vars)}`);
     if (m.peer) parts.push(`peer ${expand(m.peer, vars)}`);
+    if (m.sendQ !== undefined) parts.push(`send-q ${countText(m.sendQ)}`);
+    if (m.recvQ !== undefined) parts.push(`recv-q ${countText(m.recvQ)}`);
+    if (m.timer !== undefined) parts.push(m.timer === 'off' ? 'no timer' : `timer ${m.timer}`);
+    if (m.retransmits !== undefined) parts.push(`retransmits ${countText(m.retransmits)}`);
+    if (m.retransTotal !== undefined) parts.push(`retransmitted in all ${countText(m.retransTotal)}`);
     const count =
       m.count === undefined ? '' : typeof m.count === 'number' ? ` x${m.count}` : ` x[${m.count.min ?? 0}..${m.count.max ?? '∞'}]`;
     return `${e.on}: ${e.socket ? '' : 'no '}socket ${parts.join(', ')}${count}${tail}`;
+  }
+  if (e.segments) {
+    const m = e.segments;
+    const parts: string[] = [];
+    const c = m.count ?? { min: 1 };
+    const n = typeof c === 'number' ? (c === 0 ? 'no' : `exactly ${c}`) : c.max === undefined ? `at least ${c.min ?? 0}` : countText(c);
+    const flags = flagList(m.flags);
+    const without = flagList(m.without);
+    if (flags.length) parts.push(flags.join('|'));
+    parts.push(m.retransmission === true ? 'retransmitted segments' : m.retransmission === false ? 'first-sent segments' : 'segments');
+    if (without.length) parts.push(`without ${without.join('|')}`);
+    if (m.data !== undefined) parts.push(m.data ? 'with data' : 'without data');
+    if (m.from) parts.push(`from ${expand(m.from, vars)}`);
+    if (m.to) parts.push(`to ${expand(m.to, vars)}`);
+    if (m.dir) parts.push(m.dir === 'in' ? 'arriving' : 'leaving');
+    if (m.iface) parts.push(`on ${m.iface}`);
+    return `${e.on}: ${n} ${parts.join(' ')} on the wire${tail}`;
   }
   if (e.iptables) {
     const c = e.iptables;
@@ -153,6 +212,14 @@ export function describe(e: Expectation, vars: Record<string, string>, opts: { t
   if (c.exit !== undefined) parts.push(`exit status ${c.exit}`);
   if (c.output !== undefined) parts.push(`output matching /${expand(c.output, vars)}/`);
   return `${e.on}: command ${c.name} ${parts.join(', ')}${tail}`;
+}
+
+/** 3, at least 2, at most 4, 1..3 */
+function countText(c: CountSpec): string {
+  if (typeof c === 'number') return `= ${c}`;
+  if (c.max === undefined) return `>= ${c.min ?? 0}`;
+  if (c.min === undefined || c.min === 0) return `<= ${c.max}`;
+  return `${c.min}..${c.max}`;
 }
 
 export interface Sample {

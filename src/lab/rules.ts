@@ -105,8 +105,28 @@ export function checkRules(lab: Lab): RuleProblem[] {
     checkNode(e.on, [...path, 'on']);
     if (e.within) checkDuration(e.within, [...path, 'within']);
     if (e.for) checkDuration(e.for, [...path, 'for']);
+    const badRange = (c: unknown) =>
+      typeof c === 'object' &&
+      c !== null &&
+      'min' in c &&
+      'max' in c &&
+      c.min !== undefined &&
+      c.max !== undefined &&
+      (c.min as number) > (c.max as number);
+    if (e.segments) {
+      const m = e.segments;
+      if (badRange(m.count)) problems.push({ path: [...path, 'segments', 'count'], message: 'min is larger than max' });
+      const list = (f: typeof m.flags) => (f === undefined ? [] : Array.isArray(f) ? f : f.split('|'));
+      const both = list(m.flags).filter((f) => list(m.without).includes(f));
+      if (both.length)
+        problems.push({ path: [...path, 'segments', 'without'], message: `${both.join('|')} cannot be both set and not set` });
+      if (m.iface && topology === 'direct' && !/^eth\d$/.test(m.iface))
+        problems.push({ path: [...path, 'segments', 'iface'], message: `a direct lab's machines have eth0 only` });
+    }
     for (const key of ['socket', 'absent'] as const) {
       const m = e[key];
+      for (const field of ['sendQ', 'recvQ', 'retransmits', 'retransTotal'] as const)
+        if (badRange(m?.[field])) problems.push({ path: [...path, key, field], message: 'min is larger than max' });
       const closed = m?.state !== undefined && [m.state].flat().includes('CLOSED');
       // CLOSED is no socket at all (netstat never shows one): "no socket in CLOSED" would always hold.
       if (key === 'absent' && closed) {

@@ -56,14 +56,63 @@ const Count = z.union([
   z.strictObject({ min: z.number().int().min(0).optional(), max: z.number().int().min(0).optional() }),
 ]);
 
+const TIMER_NAMES = ['on', 'keepalive', 'timewait', 'persist', 'off'] as const;
+
 export const SocketMatcherSchema = z
   .strictObject({
     state: z.union([StateSchema, z.array(StateSchema).min(1)]).optional(),
     local: AddrPattern.optional(),
     peer: AddrPattern.optional(),
+    sendQ: Count.optional().describe('Bytes sent and not yet acknowledged (ss Send-Q), e.g. { min: 1 }.'),
+    recvQ: Count.optional().describe('Bytes received and not yet read by the program (ss Recv-Q).'),
+    timer: z
+      .enum(TIMER_NAMES)
+      .optional()
+      .describe('The running timer as ss -o shows it: on (retransmission), keepalive, timewait, persist (zero window); off: none.'),
+    retransmits: Count.optional().describe(
+      'Retransmissions of the unanswered segment so far: the last number of ss -o timer:(on,1.2sec,3). Resets when an ACK arrives.',
+    ),
+    retransTotal: Count.optional().describe(
+      "Every retransmission over the connection's life: ss -i retrans:CURRENT/TOTAL. Stays after the data got through.",
+    ),
     count: Count.optional().describe('How many sockets must match (default: at least one).'),
   })
   .describe('Which sockets: any field left out matches everything.');
+
+const TCP_FLAG_NAMES = ['SYN', 'ACK', 'FIN', 'RST', 'PSH', 'URG', 'ECE', 'CWR'] as const;
+const FlagName = z.enum(TCP_FLAG_NAMES);
+const Flags = z
+  .union([
+    z.string().regex(/^(SYN|ACK|FIN|RST|PSH|URG|ECE|CWR)(\|(SYN|ACK|FIN|RST|PSH|URG|ECE|CWR))*$/, 'flags such as SYN, SYN|ACK or FIN|ACK'),
+    z.array(FlagName).min(1).max(8),
+  ])
+  .describe('TCP flags, written SYN|ACK or [SYN, ACK].');
+
+export const SegmentMatcherSchema = z
+  .strictObject({
+    from: AddrPattern.optional().describe('The sender, host:port: {{client.ip}}:*, *:5555.'),
+    to: AddrPattern.optional().describe('The receiver, host:port: {{server.ip}}:5555.'),
+    dir: z
+      .enum(['in', 'out'])
+      .optional()
+      .describe('As the machine in `on` saw it: in, arrived at it; out, it sent or forwarded it. Default: either.'),
+    iface: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'an interface name such as eth0, front or back')
+      .optional()
+      .describe("Only on this interface of `on` (a routed lab's firewall has front and back)."),
+    flags: Flags.optional().describe('Every one of these flags is set.'),
+    without: Flags.optional().describe('None of these flags is set: flags SYN without ACK is a connection request, not its answer.'),
+    data: z.boolean().optional().describe('true: carries payload bytes; false: carries none.'),
+    retransmission: z
+      .boolean()
+      .optional()
+      .describe('true: only segments whose sequence range this machine already saw (a retransmission); false: only first sendings.'),
+    count: Count.optional().describe('How many such segments (default: at least one).'),
+  })
+  .describe(
+    "Segments that `on`'s capture saw since this step began. A segment its own OUTPUT chain dropped never reaches the capture (an iptables expectation counts it).",
+  );
 
 const CounterSchema = z.strictObject({
   table: z.enum(['filter', 'raw', 'mangle', 'nat']).optional(),
@@ -90,6 +139,7 @@ export const ExpectationSchema = z
     absent: SocketMatcherSchema.optional().describe('Sockets that must not be present.'),
     iptables: CounterSchema.optional().describe('An iptables rule counter.'),
     command: CommandCheckSchema.optional().describe('A named command: running, or its exit status and output.'),
+    segments: SegmentMatcherSchema.optional().describe('TCP segments on the wire, as this machine captured them since the step began.'),
     within: Duration.optional().describe('Deadline for the expectation to hold (default 5s).'),
     for: Duration.optional().describe('Once it holds, it must keep holding this long.'),
     why: Text(500).optional().describe('One line that explains the expectation to the student.'),
@@ -98,11 +148,11 @@ export const ExpectationSchema = z
     ),
   })
   .superRefine((e, ctx) => {
-    const kinds = (['socket', 'absent', 'iptables', 'command'] as const).filter((k) => e[k] !== undefined);
+    const kinds = (['socket', 'absent', 'iptables', 'command', 'segments'] as const).filter((k) => e[k] !== undefined);
     if (kinds.length !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: `an expectation needs exactly one of socket, absent, iptables, command (found ${kinds.length ? kinds.join(', ') : 'none'})`,
+        message: `an expectation needs exactly one of socket, absent, iptables, command, segments (found ${kinds.length ? kinds.join(', ') : 'none'})`,
       });
     }
   });
@@ -239,6 +289,7 @@ export type Step = z.infer<typeof StepSchema>;
 export type Action = z.infer<typeof ActionSchema>;
 export type Expectation = z.infer<typeof ExpectationSchema>;
 export type SocketMatcher = z.infer<typeof SocketMatcherSchema>;
+export type SegmentMatcher = z.infer<typeof SegmentMatcherSchema>;
 export type CountSpec = z.infer<typeof Count>;
 export type Topology = NonNullable<Lab['topology']>;
 export type Variant = z.infer<typeof VariantSchema>;

@@ -2,7 +2,8 @@
 // which arguments ask for what, and how its answer parses. An answer is sections, each introduced by a
 // "### NAME" line: "### ss" (ss -tanoH), "### iptables" (iptables-save -c), "### command NAME" (tcplab-run
 // status NAME: "running" or "exited RC", then the output). In --serve mode every answer ends with
-// "### end SEQ RC", RC being ss's exit code.
+// "### end SEQ RC", RC being ss's exit code. The segment sections ("### clock", "### segments G O", asked for
+// with --segments GEN OFFSET) are read by observe/segments.ts and trace/recorder.ts.
 import type { Expectation, NodeName } from '../lab/schema.js';
 import { parseIptablesSave, type RuleCounter } from './iptables.js';
 import { parseSs, type Socket } from './ss.js';
@@ -14,6 +15,8 @@ export interface ObserveNeed {
   iptables: boolean;
   /** Named background commands whose status to read. */
   commands: Set<string>;
+  /** A segments expectation: the snapshot carries the segments since the step began. */
+  segments?: boolean;
 }
 
 export interface CommandStatus {
@@ -35,6 +38,7 @@ export function needsOf(expectations: Expectation[]): Map<NodeName, ObserveNeed>
     const n = needs.get(e.on) ?? { iptables: false, commands: new Set<string>() };
     if (e.iptables) n.iptables = true;
     if (e.command) n.commands.add(e.command.name);
+    if (e.segments) n.segments = true;
     needs.set(e.on, n);
   }
   return needs;

@@ -1,4 +1,5 @@
-// `ss -tanoH` output -> sockets with the state names the article and netstat use.
+// `ss -tanoH` and `ss -tanoiH` output -> sockets with the state names the article and netstat use.
+// With -i, ss prints a second, indented line per socket (tcp_info); its fields go to Socket.info.
 import type { TcpState } from '../lab/schema.js';
 
 export interface Endpoint {
@@ -16,7 +17,28 @@ export interface Socket {
   sendQ: number;
   local: Endpoint;
   peer: Endpoint;
+  /** ss -o: timer:(on,1.2sec,3): the timer (on: retransmission, keepalive, timewait, persist), the time left
+   *  and how many retransmissions (or keepalive probes) it has made so far without an answer. */
   timer?: { name: string; ms: number; retransmits: number };
+  /** ss -i, when asked for. */
+  info?: SocketInfo;
+  line: string;
+}
+
+/** The tcp_info fields a lab can check (ss -i). */
+export interface SocketInfo {
+  rtoMs?: number;
+  /** retrans:CURRENT/TOTAL: unanswered retransmissions now, and every retransmission of this connection. */
+  retrans?: { current: number; total: number };
+  /** Segments sent and not yet acknowledged. */
+  unacked?: number;
+  lost?: number;
+  cwnd?: number;
+  bytesSent?: number;
+  bytesRetrans?: number;
+  bytesAcked?: number;
+  bytesReceived?: number;
+  /** The whole line as ss printed it. */
   line: string;
 }
 
@@ -43,6 +65,11 @@ function isDockerDns(s: Socket): boolean {
 export function parseSs(text: string): Socket[] {
   const sockets: Socket[] = [];
   for (const raw of text.split('\n')) {
+    // ss -i: the tcp_info line is indented and belongs to the socket above.
+    if (/^\s/.test(raw) && raw.trim() && sockets.length) {
+      sockets[sockets.length - 1]!.info = parseInfo(raw.trim());
+      continue;
+    }
     const line = raw.trim();
     if (!line || line.startsWith('State ') || line.startsWith('Netid ')) continue;
     const f = line.split(/\s+/);
@@ -63,6 +90,28 @@ export function parseSs(text: string): Socket[] {
     sockets.push(s);
   }
   return sockets.filter((s) => !isDockerDns(s));
+}
+
+function parseInfo(line: string): SocketInfo {
+  const info: SocketInfo = { line };
+  const num = (key: string) => {
+    const m = new RegExp(`(?:^|\\s)${key}:(\\d+(?:\\.\\d+)?)(?:\\s|$)`).exec(line);
+    return m ? Number(m[1]) : undefined;
+  };
+  const set = <K extends keyof SocketInfo>(k: K, v: SocketInfo[K] | undefined) => {
+    if (v !== undefined) info[k] = v;
+  };
+  set('rtoMs', num('rto'));
+  set('unacked', num('unacked'));
+  set('lost', num('lost'));
+  set('cwnd', num('cwnd'));
+  set('bytesSent', num('bytes_sent'));
+  set('bytesRetrans', num('bytes_retrans'));
+  set('bytesAcked', num('bytes_acked'));
+  set('bytesReceived', num('bytes_received'));
+  const r = /(?:^|\s)retrans:(\d+)\/(\d+)(?:\s|$)/.exec(line);
+  if (r) info.retrans = { current: Number(r[1]), total: Number(r[2]) };
+  return info;
 }
 
 export function parseEndpoint(text: string): Endpoint {

@@ -66,6 +66,7 @@ export function renderCompose(plan: Plan, opts: { buildContext?: string; source?
       mem_limit: NODE_SECURITY.memoryBytes,
       memswap_limit: NODE_SECURITY.memoryBytes,
       pids_limit: NODE_SECURITY.pidsLimit,
+      ulimits: Object.fromEntries(NODE_SECURITY.ulimits.map((u) => [u.name, { soft: u.soft, hard: u.hard }])),
       ...(Object.keys(node.sysctls).length ? { sysctls: { ...node.sysctls } } : {}),
       labels: { ...node.labels },
       networks: Object.fromEntries(node.interfaces.map((i) => [i.network, { ipv4_address: i.ip }])),

@@ -37,6 +37,13 @@ export const NODE_SECURITY = {
   tmpfs: { '/tmp': 'rw,nosuid,nodev,size=16m', '/run': 'rw,nosuid,nodev,size=4m' },
   memoryBytes: 64 * 1024 * 1024,
   pidsLimit: 128,
+  // Given explicitly, not left to the engine: rootful Podman's default NOFILE is above what it may set in a
+  // container ("error setting rlimit type 7"), and Docker's default (its daemon's limit) varies by host.
+  // 1024 is the usual Linux soft limit and far above what a lab opens (lab 10: 80 sockets).
+  ulimits: [
+    { name: 'nofile', soft: 1024, hard: 1024 },
+    { name: 'nproc', soft: 1024, hard: 1024 },
+  ],
 } as const;
 
 export interface NetworkPlan {

@@ -4,8 +4,11 @@ import Docker from 'dockerode';
 import createDebug from 'debug';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import type { Agent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough } from 'node:stream';
-import { EngineError, InterruptedError } from '../errors.js';
+import { pipeline } from 'node:stream/promises';
+import { EngineError, InterruptedError, LabError } from '../errors.js';
 import {
   markTransient,
   SubnetTakenError,
@@ -15,10 +18,14 @@ import {
   type ExecOptions,
   type ExecResult,
   type ExecSession,
+  type ImageInfo,
   type NetworkSpec,
   type Resource,
   type Runtime,
 } from './runtime.js';
+import { NODE_SECURITY } from '../plan/plan.js';
+import { describeEndpoint, resolveEndpoint, sshArgv, type Endpoint } from './endpoint.js';
+import { SshError, sshAgent } from './ssh-agent.js';
 
 const log = createDebug('lab:docker');
 const logExec = createDebug('lab:exec');
@@ -30,24 +37,47 @@ interface DockerodeError extends Error {
   reason?: string;
 }
 
+/** The endpoint the environment names, for messages when no runtime says which it used. */
 function engineAddress(): string {
-  return process.env.DOCKER_HOST ?? '/var/run/docker.sock';
+  try {
+    return describeEndpoint(resolveEndpoint());
+  } catch {
+    return process.env.DOCKER_HOST ?? '/var/run/docker.sock';
+  }
 }
 
-/** Turn a dockerode failure into an error that says what to do. */
-export function explain(e: unknown, doing: string): Error {
+/** Turn a dockerode failure into an error that says what to do. where: the endpoint used, for the message. */
+export function explain(e: unknown, doing: string, where = engineAddress()): Error {
+  // Already explained (a bad DOCKER_HOST or context found when the client was made).
+  if (e instanceof LabError) return e;
   const err = e as DockerodeError;
   const message = err.json?.message ?? err.message ?? String(e);
-  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+  if (err instanceof SshError) {
     return new EngineError(
-      `cannot reach the Docker engine at ${engineAddress()} (${err.code}) while trying to ${doing}`,
-      'start Docker (Linux: `sudo systemctl start docker`; macOS/Windows: start Docker Desktop) or set DOCKER_HOST, then run `lab doctor`; `lab clean --stale` then removes what a lab left',
+      `cannot reach the Docker engine at ${where} while trying to ${doing}: ${err.message}`,
+      /not found/.test(err.message) && !err.stderr
+        ? 'install an ssh client (Debian/Ubuntu: `apt-get install openssh-client`)'
+        : '`ssh <user@host> docker version` must work without a prompt: a key in ssh-agent or ~/.ssh (ssh-copy-id), the host in known_hosts (ssh to it once), and docker installed there',
+      3,
+    );
+  }
+  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENOTFOUND') {
+    return new EngineError(
+      `cannot reach the Docker engine at ${where} (${err.code}) while trying to ${doing}`,
+      'start Docker (Linux: `sudo systemctl start docker`; macOS/Windows: start Docker Desktop) or set DOCKER_HOST (or `docker context use`), then run `lab doctor`; `lab clean --stale` then removes what a lab left',
+      3,
+    );
+  }
+  if (/certificate|self[- ]signed|SSL|TLS|EPROTO/i.test(`${err.code ?? ''} ${message}`) && !err.statusCode) {
+    return new EngineError(
+      `TLS with the Docker engine at ${where} failed while trying to ${doing}: ${message}`,
+      "DOCKER_CERT_PATH (or the context's TLS files) must hold ca.pem, cert.pem and key.pem for this engine; DOCKER_TLS_VERIFY checks the engine against ca.pem",
       3,
     );
   }
   if (err.code === 'EACCES' || err.code === 'EPERM') {
     return new EngineError(
-      `permission denied on the Docker socket ${engineAddress()} while trying to ${doing}`,
+      `permission denied on the Docker socket ${where} while trying to ${doing}`,
       'add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in again) or run with sudo',
       3,
     );
@@ -55,7 +85,7 @@ export function explain(e: unknown, doing: string): Error {
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ETIMEDOUT') {
     return markTransient(
       new EngineError(
-        `the Docker engine dropped the connection while trying to ${doing} (${err.code})`,
+        `the Docker engine at ${where} dropped the connection while trying to ${doing} (${err.code})`,
         'is the engine still running? `lab doctor` checks',
         3,
       ),
@@ -74,11 +104,57 @@ function labelFilter(labels: Record<string, string>): string {
   return JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) });
 }
 
-export class DockerRuntime implements Runtime {
-  readonly docker: Docker;
+/** dockerode options for an endpoint: sockets and tcp as they are; ssh through the user's ssh binary. */
+function dockerOptions(e: Endpoint): Docker.DockerOptions & { agent?: Agent } {
+  switch (e.kind) {
+    case 'unix':
+    case 'npipe':
+      return { socketPath: e.socketPath };
+    case 'tcp':
+      if (!e.tls) return { host: e.host, port: e.port, protocol: 'http' };
+      // The TLS settings travel in an https Agent: dockerode passes ca/cert/key on but has no "do not verify"
+      // (DOCKER_TLS without DOCKER_TLS_VERIFY: encrypted, the engine's certificate unchecked, as `docker --tls`).
+      return {
+        host: e.host,
+        port: e.port,
+        protocol: 'https',
+        agent: new HttpsAgent({
+          keepAlive: true,
+          rejectUnauthorized: e.tls.verify,
+          ...(e.tls.ca ? { ca: e.tls.ca } : {}),
+          ...(e.tls.cert ? { cert: e.tls.cert } : {}),
+          ...(e.tls.key ? { key: e.tls.key } : {}),
+        }),
+      };
+    case 'ssh':
+      // The host and port here are never dialled: the agent's connections are ssh processes.
+      return { host: 'docker', port: 80, protocol: 'http', agent: sshAgent(sshArgv(e)) };
+  }
+}
 
+export class DockerRuntime implements Runtime {
+  private client?: Docker;
+  private resolved?: Endpoint;
+
+  /** docker: a client to use as it is (tests); otherwise the endpoint is resolved on first use, as the docker
+   *  CLI would, so commands that never touch the engine (list, plan) do not fail on a bad DOCKER_HOST. */
   constructor(docker?: Docker) {
-    this.docker = docker ?? new Docker();
+    this.client = docker;
+  }
+
+  get endpoint(): Endpoint {
+    this.resolved ??= resolveEndpoint();
+    return this.resolved;
+  }
+
+  /** Where this runtime talks to, for messages. */
+  get where(): string {
+    return this.client && !this.resolved ? engineAddress() : describeEndpoint(this.endpoint);
+  }
+
+  get docker(): Docker {
+    this.client ??= new Docker(dockerOptions(this.endpoint));
+    return this.client;
   }
 
   private async call<T>(doing: string, fn: () => Promise<T>, idempotent: number[] = []): Promise<T | undefined> {
@@ -94,29 +170,117 @@ export class DockerRuntime implements Runtime {
       }
       log('%s: failed: %s', doing, (e as Error).message);
       if (e instanceof EngineError) throw e;
-      throw explain(e, doing);
+      throw explain(e, doing, this.where);
     }
   }
 
   async info(): Promise<EngineInfo> {
     const v = (await this.call('ask the engine for its version', () => this.docker.version()))!;
-    const i = (await this.call('ask the engine for its info', () => this.docker.info())) as { CgroupVersion?: string };
+    const i = (await this.call('ask the engine for its info', () => this.docker.info())) as {
+      CgroupVersion?: string;
+      ID?: string;
+      Name?: string;
+    };
+    // Podman's compatible API names itself among the version's components.
+    const podman = (v as { Components?: { Name?: string }[] }).Components?.some((c) => /podman/i.test(c.Name ?? ''));
     return {
+      product: podman ? 'Podman' : 'Docker',
       version: v.Version,
       apiVersion: v.ApiVersion,
       os: `${v.Os}/${v.Arch}`,
       kernel: v.KernelVersion,
       cgroupVersion: i.CgroupVersion,
+      ...(i.ID ? { id: i.ID } : {}),
+      ...(i.Name ? { name: i.Name } : {}),
+      endpoint: this.where,
     };
   }
 
   async imageExists(tag: string): Promise<boolean> {
+    return (await this.inspectImage(tag)) !== undefined;
+  }
+
+  async inspectImage(tag: string): Promise<ImageInfo | undefined> {
     try {
-      await this.docker.getImage(tag).inspect();
-      return true;
+      log('inspect image %s', tag);
+      const i = await this.docker.getImage(tag).inspect();
+      return {
+        id: i.Id,
+        tags: i.RepoTags ?? [],
+        labels: i.Config?.Labels ?? {},
+        created: i.Created,
+        sizeBytes: i.Size,
+      };
     } catch (e) {
-      if (isStatus(e, 404)) return false;
-      throw explain(e, `look for image ${tag}`);
+      if (isStatus(e, 404)) return undefined;
+      throw explain(e, `look for image ${tag}`, this.where);
+    }
+  }
+
+  async saveImage(tags: string[], out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
+    const doing = `save image ${tags.join(', ')}`;
+    // GET /images/get?names=a&names=b: one archive that gives the image every one of those names (dockerode's
+    // types do not list getImages).
+    const docker = this.docker as unknown as { getImages(o: { names: string[] }): Promise<NodeJS.ReadableStream> };
+    const stream = (await this.call(doing, () => docker.getImages({ names: tags })))!;
+    const abort = () => (stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      // A Ctrl-C while the request was on its way fired before the listener: act on it now (a pipeline of an
+      // already destroyed stream would never settle).
+      if (signal?.aborted) {
+        abort();
+        throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+      }
+      await pipeline(stream, out);
+    } catch (e) {
+      if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+      throw explain(e, doing, this.where);
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+    if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+  }
+
+  async loadImage(input: NodeJS.ReadableStream, file: string, signal?: AbortSignal): Promise<string[]> {
+    const doing = `load images from ${file}`;
+    const stream = (await this.call(doing, () => this.docker.loadImage(input, { quiet: true }) as Promise<NodeJS.ReadableStream>))!;
+    const abort = () => {
+      (input as NodeJS.ReadableStream & { destroy(): void }).destroy();
+      (stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
+    };
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      if (signal?.aborted) {
+        abort();
+        throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+      }
+      return await new Promise<string[]>((resolve, reject) => {
+        this.docker.modem.followProgress(
+          stream,
+          (err: Error | null, output: { stream?: string; error?: string; errorDetail?: { message?: string } }[]) => {
+            if (err)
+              return reject(signal?.aborted ? new InterruptedError(String(signal.reason ?? 'SIGINT')) : explain(err, doing, this.where));
+            const failed = output.find((o) => o.error || o.errorDetail);
+            // The engine refused the archive: that is the file's fault, not the engine's (exit 2).
+            if (failed)
+              return reject(
+                new LabError(
+                  `the engine could not load ${file}: ${(failed.error ?? failed.errorDetail?.message ?? '').trim()}`,
+                  'make the archive again with `lab image save FILE`',
+                  2,
+                ),
+              );
+            const loaded = output.flatMap((o) => {
+              const m = /Loaded image(?: ID)?: (\S+)/.exec(o.stream ?? '');
+              return m ? [m[1]!] : [];
+            });
+            resolve(loaded);
+          },
+        );
+      });
+    } finally {
+      signal?.removeEventListener('abort', abort);
     }
   }
 
@@ -148,7 +312,7 @@ export class DockerRuntime implements Runtime {
         this.docker.modem.followProgress(
           stream,
           (err: Error | null, output: { error?: string; errorDetail?: { message?: string } }[]) => {
-            if (err) return reject(explain(err, `build image ${opts.tag}`));
+            if (err) return reject(explain(err, `build image ${opts.tag}`, this.where));
             const failed = output.find((o) => o.error || o.errorDetail);
             if (failed)
               return reject(
@@ -210,8 +374,9 @@ export class DockerRuntime implements Runtime {
       });
     } catch (e) {
       const msg = (e as DockerodeError).json?.message ?? (e as Error).message;
-      if (/overlap/i.test(msg)) throw new SubnetTakenError(msg);
-      throw explain(e, `create network ${spec.name} (${spec.subnet})`);
+      // Docker: "Pool overlaps with other one on this address space"; Podman: "subnet ... is already used".
+      if (/overlap|subnet .* already used/i.test(msg)) throw new SubnetTakenError(msg);
+      throw explain(e, `create network ${spec.name} (${spec.subnet})`, this.where);
     }
   }
 
@@ -245,6 +410,7 @@ export class DockerRuntime implements Runtime {
           Memory: spec.memoryBytes,
           MemorySwap: spec.memoryBytes,
           PidsLimit: spec.pidsLimit,
+          Ulimits: (spec.ulimits ?? NODE_SECURITY.ulimits).map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
           Privileged: false,
           AutoRemove: false,
           RestartPolicy: { Name: 'no' },
@@ -344,7 +510,7 @@ export class DockerRuntime implements Runtime {
       return result;
     } catch (e) {
       if (e instanceof EngineError) throw e;
-      throw explain(e, doing);
+      throw explain(e, doing, this.where);
     }
   }
 
@@ -395,7 +561,7 @@ export class DockerRuntime implements Runtime {
         },
       };
     } catch (e) {
-      throw explain(e, `start ${argv[0]} in ${container}`);
+      throw explain(e, `start ${argv[0]} in ${container}`, this.where);
     }
   }
 }

@@ -2,11 +2,34 @@
 // dockerode; another backend (Podman's Docker API, a remote host) is a new implementation of this.
 
 export interface EngineInfo {
+  /** "Docker", or "Podman" when its Docker-compatible API answers. */
+  product?: string;
   version: string;
   apiVersion: string;
   os: string;
   kernel: string;
   cgroupVersion?: string;
+  /** The engine's own id (Docker's daemon ID), stable across restarts; empty where an engine has none. */
+  id?: string;
+  /** The engine's host name. */
+  name?: string;
+  /** Where tcplab reached it, for people: "unix:///var/run/docker.sock (default)", "ssh://root@host (DOCKER_HOST)". */
+  endpoint?: string;
+}
+
+export interface Ulimit {
+  name: string;
+  soft: number;
+  hard: number;
+}
+
+export interface ImageInfo {
+  id: string;
+  tags: string[];
+  labels: Record<string, string>;
+  /** ISO time the image was built (kept by save/load). */
+  created: string;
+  sizeBytes: number;
 }
 
 export interface NetworkSpec {
@@ -35,6 +58,9 @@ export interface ContainerSpec {
   tmpfs: Record<string, string>;
   memoryBytes: number;
   pidsLimit: number;
+  /** Explicit resource limits. Engines differ in their defaults (rootful Podman cannot raise NOFILE to its own
+   *  default in a container), so the Docker runtime gives NODE_SECURITY.ulimits when this is left out. */
+  ulimits?: readonly Ulimit[];
 }
 
 export interface ExecOptions {
@@ -90,6 +116,13 @@ export interface Runtime {
   /** Give an existing image another tag (the stable tag Compose files use). Optional for other backends. */
   tagImage?(source: string, target: string): Promise<void>;
   listImages(labels: Record<string, string>): Promise<Resource[]>;
+  /** An image's id, tags, labels and creation time; undefined when there is none of that name. */
+  inspectImage?(tag: string): Promise<ImageInfo | undefined>;
+  /** Write one image, under every name in tags, as a `docker save` archive to out (the caller owns the file). */
+  saveImage?(tags: string[], out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void>;
+  /** `docker load` an uncompressed archive (file names it in messages); returns what the engine says it loaded
+   *  ("tcplab/node:abc", or an image id). */
+  loadImage?(archive: NodeJS.ReadableStream, file: string, signal?: AbortSignal): Promise<string[]>;
   /** Subnets of every network the engine has, to pick ones that do not collide. */
   usedSubnets(): Promise<string[]>;
   createNetwork(spec: NetworkSpec): Promise<void>;

@@ -227,6 +227,8 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResu
       signal,
       student,
       ...(opts.pollIntervalMs !== undefined ? { pollIntervalMs: opts.pollIntervalMs } : {}),
+      // Recording every segment costs each look; a class needs it only for a lab that checks segments.
+      capture: usesSegments(lab),
       answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) },
       emit: (e: LabEvent) => {
         if (e.type === 'step-done') stepsDone.push(e.result);
@@ -266,6 +268,10 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResu
     clearTimeout(timer);
     opts.untrack(id);
   }
+}
+
+function usesSegments(lab: Lab): boolean {
+  return lab.steps.some((s) => [...(s.expect ?? []), ...(s.task?.expect ?? [])].some((e) => e.segments !== undefined));
 }
 
 /** A check before the first task failed: the lab itself misbehaved there, not this student's answer. */

@@ -1,5 +1,6 @@
-// A Compose file rendered by src/plan/compose.ts, brought up with docker-compose (v1): the machines come up
-// with the plan's hardening and reach each other (across the firewall for the routed topology).
+// A Compose file rendered by src/plan/compose.ts, brought up with whichever Compose is installed (`docker
+// compose` v2 or `docker-compose` v1): the machines come up with the plan's hardening and reach each other
+// (across the firewall for the routed topology).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,20 +14,18 @@ import { COMPOSE_IMAGE } from '../../src/plan/plan.js';
 import { newInstanceId } from '../../src/engine/provision.js';
 import { pickSubnets } from '../../src/engine/subnets.js';
 import { networksOf } from '../../src/lab/topology.js';
+import { findCompose, missingComposeError } from '../helpers/compose.js';
 
 const run = promisify(execFile);
-const composeBin = await run('docker-compose', ['version', '--short']).then(
-  () => true,
-  () => false,
-);
-if (required && !composeBin) throw new Error('LAB_REQUIRE_DOCKER=1 but docker-compose is missing: apt-get install -y docker-compose');
+const composeCli = await findCompose();
+if (required && !composeCli) throw missingComposeError();
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-compose-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describeDocker('compose files in real containers', (env) => {
-  it.skipIf(!composeBin).each(COMPOSE_TOPOLOGIES)(
-    'the %s topology comes up with docker-compose and its nodes reach each other',
+  it.skipIf(!composeCli).each(COMPOSE_TOPOLOGIES)(
+    `the %s topology comes up with ${composeCli?.argv.join(' ') ?? 'Compose'} ${composeCli?.version ?? ''} and its nodes reach each other`,
     async (topology) => {
       // The committed files use fixed subnets that a running lab may hold; render the same plan with free
       // subnets and a fresh name instead (the unit test pins the committed files to this renderer).
@@ -35,7 +34,8 @@ describeDocker('compose files in real containers', (env) => {
       const plan = planCompose({ lab: topologyLab(topology), instance, subnets });
       const file = join(dir, `${topology}.yaml`);
       writeFileSync(file, renderCompose(plan, { buildContext: fileURLToPath(new URL('../../images/node', import.meta.url)) }));
-      const compose = (...args: string[]) => run('docker-compose', ['-f', file, '-p', instance, ...args], { timeout: 120_000 });
+      const [bin, ...pre] = composeCli!.argv;
+      const compose = (...args: string[]) => run(bin!, [...pre, '-f', file, '-p', instance, ...args], { timeout: 120_000 });
       try {
         await compose('up', '-d', '--no-build');
         const client = plan.nodes.find((n) => n.key === 'client')!;
@@ -43,11 +43,13 @@ describeDocker('compose files in real containers', (env) => {
         // The containers carry the plan's hardening.
         const inspected = (await env.runtime.inspectContainer(client.name)) as {
           Image: string;
-          HostConfig: { CapAdd: string[]; ReadonlyRootfs: boolean; Privileged: boolean };
+          HostConfig: { CapAdd: string[]; ReadonlyRootfs: boolean; Privileged: boolean; Ulimits: { Name: string; Soft: number }[] };
         };
         expect(inspected.HostConfig.CapAdd.sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
         expect(inspected.HostConfig.ReadonlyRootfs).toBe(true);
         expect(inspected.HostConfig.Privileged).toBe(false);
+        // The explicit ulimits that let rootful Podman start the nodes are in the file too.
+        expect(Object.fromEntries(inspected.HostConfig.Ulimits.map((u) => [u.Name, u.Soft]))).toEqual({ nofile: 1024, nproc: 1024 });
         const fw = plan.nodes.find((n) => n.key === 'firewall');
         // A rule with no target only counts what the firewall forwards to port 5555.
         if (fw)

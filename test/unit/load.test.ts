@@ -61,7 +61,7 @@ describe('lab files', () => {
     const p = problems(
       minimal.replace('socket: { state: LISTEN, local: "*:5555" }', 'socket: { state: LISTEN }\n        absent: { state: LISTEN }'),
     );
-    expect(p[0]!.message).toMatch(/exactly one of socket, absent, iptables, command/);
+    expect(p[0]!.message).toMatch(/exactly one of socket, absent, iptables, command, segments/);
   });
 
   it('says YAML syntax errors with their line', () => {

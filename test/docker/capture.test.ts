@@ -1,0 +1,187 @@
+// Capture on real lab nodes: tcpdump as students run it under the nodes' capability set (NET_ADMIN and NET_RAW
+// only), the engine's own recorder, and `lab grade 2 --trace DIR` read back with tcpdump.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GenericContainer, type StartedTestContainer } from 'testcontainers';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeDocker } from '../helpers/docker.js';
+import type { Instance } from '../../src/engine/instance.js';
+import { createInstance } from '../../src/engine/provision.js';
+import { realClock } from '../../src/engine/events.js';
+import { LABEL } from '../../src/plan/plan.js';
+import type { Lab } from '../../src/lab/schema.js';
+
+const lab = {
+  id: 992,
+  slug: 'capture-test',
+  title: 't',
+  summary: '',
+  intro: '',
+  topology: 'direct',
+  steps: [{ id: 's', title: 's', explain: '' }],
+} as Lab;
+
+/** Poll until check() returns a value or the deadline passes (TCP and processes take their own time). */
+async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const deadline = realClock.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (realClock.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await realClock.sleep(100);
+  }
+}
+
+describeDocker('capture in lab nodes', (env) => {
+  let inst: Instance;
+  beforeAll(async () => {
+    inst = await createInstance(env.runtime, lab, { image: env.image, instance: env.track(`cap${Date.now().toString(36).slice(-5)}`) });
+  });
+  afterAll(async () => {
+    await inst?.down();
+  });
+
+  it('tcpdump -nn -i eth0 and tcpdump -w capture in a node that has only NET_ADMIN and NET_RAW', async () => {
+    const sh = async (node: 'client' | 'server', script: string) => {
+      const r = await inst.exec(node, ['sh', '-c', script]);
+      return r;
+    };
+    // The capability set of the node (and so of anything run in it) is exactly NET_ADMIN + NET_RAW: 0x3000.
+    const caps = await sh('server', 'grep -E "^Cap(Eff|Prm|Bnd)" /proc/self/status');
+    expect(caps.stdout).toMatch(/CapEff:\s+0000000000003000/);
+    expect(caps.stdout).toMatch(/CapBnd:\s+0000000000003000/);
+    const server = inst.vars['server.ip']!;
+    await inst.runAction({ on: 'server', run: ['nc', '-l', '5599'], name: 'srv', background: true });
+    await inst.runAction({
+      on: 'server',
+      run: ['tcpdump', '-nn', '-i', 'eth0', '-c', '3', 'tcp', 'port', '5599'],
+      name: 'td',
+      background: true,
+    });
+    await inst.runAction({
+      on: 'server',
+      run: ['tcpdump', '-i', 'eth0', '-c', '3', '-w', '/tmp/t.pcap', 'tcp', 'port', '5599'],
+      name: 'tw',
+      background: true,
+    });
+    // tcpdump prints "listening on eth0" once its socket is open; only then is the connection made.
+    await until('tcpdump to listen', async () => {
+      const a = await sh('server', 'tcplab-run status td; tcplab-run status tw');
+      return (a.stdout.match(/listening on eth0/g) ?? []).length === 2 ? true : undefined;
+    });
+    await inst.runAction({ on: 'client', run: ['nc', server, '5599'], name: 'cli', background: true });
+    const out = await until('tcpdump to print three segments', async () => {
+      const r = await sh('server', 'tcplab-run status td');
+      return /^exited 0/.test(r.stdout) ? r.stdout : undefined;
+    });
+    expect(out).toMatch(new RegExp(`IP \\S+ > ${server.replace(/\./g, '\\.')}\\.5599: Flags \\[S\\]`));
+    expect(out).toMatch(/Flags \[S\.\]/);
+    expect(out).not.toMatch(/Couldn't change|Operation not permitted/);
+    await until('tcpdump -w to finish', async () =>
+      (await sh('server', 'tcplab-run status tw')).stdout.startsWith('exited 0') ? true : undefined,
+    );
+    const read = await sh('server', 'tcpdump -nn -r /tmp/t.pcap');
+    expect(read.exitCode).toBe(0);
+    expect(read.stdout.trim().split('\n')).toHaveLength(3);
+    expect(read.stdout).toMatch(/Flags \[S\]/);
+  });
+
+  it('the engine records both sides of a connection on the kernel clock of its ss snapshots', async () => {
+    const server = inst.vars['server.ip']!;
+    await inst.runAction({ on: 'server', run: ['nc', '-l', '5598'], name: 'srv2', background: true });
+    inst.beginStep();
+    await inst.runAction({ on: 'client', run: ['nc', server, '5598'], name: 'cli2', background: true, stdin: 'hi\n' });
+    const checks = await inst.waitFor('s', [
+      { on: 'server', segments: { from: '{{client.ip}}:*', to: '{{server.ip}}:5598', flags: 'SYN', without: 'ACK' } },
+      { on: 'client', segments: { from: '{{server.ip}}:5598', flags: 'SYN|ACK', dir: 'in' } },
+      { on: 'server', socket: { state: 'ESTABLISHED', local: '{{server.ip}}:5598' } },
+    ]);
+    expect(checks.map((c) => c.passed)).toEqual([true, true, true]);
+    const t = inst.timeline();
+    const syn = t.transmissions.find((x) => x.dst.port === 5598 && x.flags.join() === 'SYN')!;
+    expect(syn.fate).toBe('delivered');
+    expect(syn.sightings.map((s) => `${s.node}:${s.dir}`)).toEqual(['client:out', 'server:in']);
+    // The server's ESTABLISHED, seen by ss, comes after the handshake's segments on the same clock.
+    const est = t.events.find((e) => e.kind === 'state' && e.node === 'server' && e.to === 'ESTABLISHED' && e.local.port === 5598);
+    expect(est).toBeDefined();
+    expect(est!.kind === 'state' && est!.seenAt).toBeGreaterThanOrEqual(syn.at);
+    expect(est!.at).toBeGreaterThan(syn.at);
+  });
+});
+
+describeDocker('lab grade 2 --trace DIR', (env) => {
+  let reader: StartedTestContainer | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'tcplab-trace-'));
+  let code = -1;
+  let pid = 0;
+  let stderr = '';
+  beforeAll(async () => {
+    const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
+    const child = spawn('node', [bin, 'grade', '2', '--trace', dir], {
+      env: { ...process.env, TCPLAB_STATE_DIR: mkdtempSync(join(tmpdir(), 'tcplab-state-')) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    pid = child.pid!;
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
+    // tcpdump of the image reads the files: copied into a throwaway container with no network at all.
+    const files = ['client.pcap', 'server.pcap'].map((f) => ({
+      content: readFileSync(join(dir, 'incomplete-handshake', f)),
+      target: `/t/${f}`,
+    }));
+    reader = await new GenericContainer(env.image)
+      .withNetworkMode('none')
+      .withLabels({ 'io.tcplab.test': 'trace' })
+      .withCopyContentToContainer(files)
+      .withCommand(['sleep', 'infinity'])
+      .start();
+  }, 120_000);
+  afterAll(async () => {
+    await reader?.stop({ remove: true, removeVolumes: true });
+    // The CLI removed its own lab: nothing labelled with its process is left.
+    const left = await env.runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.pid]: `${hostname()}:${pid}` });
+    expect(left).toEqual([]);
+  });
+
+  const tcpdump = async (file: string) => {
+    const r = await reader!.exec(['tcpdump', '-nn', '-r', `/t/${file}`]);
+    expect(r.exitCode, r.output).toBe(0);
+    return r.output;
+  };
+
+  it('passes, and writes a pcap per node, ladder.txt and ladder.html', () => {
+    expect(code, stderr).toBe(0);
+    for (const f of ['client.pcap', 'server.pcap', 'ladder.txt', 'ladder.html'])
+      expect(existsSync(join(dir, 'incomplete-handshake', f)), f).toBe(true);
+  });
+
+  it("server.pcap: tcpdump sees the client's retransmitted SYNs reach the server", async () => {
+    const out = await tcpdump('server.pcap');
+    const syns = out.split('\n').filter((l) => / In +IP \S+ > \S+\.5555: Flags \[S\], seq (\d+)/.test(l));
+    expect(syns.length, out).toBeGreaterThanOrEqual(2);
+    // The same initial sequence number each time: retransmissions of one SYN.
+    const seqs = new Set(syns.map((l) => /seq (\d+)/.exec(l)![1]));
+    expect(seqs.size).toBeLessThan(syns.length);
+  });
+
+  it('client.pcap: the SYN|ACK reaches the client after the release', async () => {
+    const out = await tcpdump('client.pcap');
+    expect(out).toMatch(/ In +IP \S+\.5555 > \S+: Flags \[S\.\]/);
+    // And the client answers it: the handshake's ACK leaves.
+    expect(out).toMatch(/ Out +IP \S+ > \S+\.5555: Flags \[\.\], ack 1,/);
+  });
+
+  it('ladder.txt names both the segments and the states', () => {
+    const text = readFileSync(join(dir, 'incomplete-handshake', 'ladder.txt'), 'utf8');
+    expect(text).toMatch(/SYN seq 0/);
+    expect(text).toMatch(/SYN\|ACK seq 0 ack 1/);
+    for (const st of ['SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'LISTEN']) expect(text).toContain(`[${st}`);
+    expect(text).toMatch(/X client OUTPUT dropped \d+/);
+    const html = readFileSync(join(dir, 'incomplete-handshake', 'ladder.html'), 'utf8');
+    expect(html).toMatch(/<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    // Offline: nothing is loaded from anywhere.
+    expect(html).not.toMatch(/<script|<link|src=|@import|url\(http/);
+  });
+});

@@ -1,0 +1,178 @@
+// The expectation kinds on the wire (segments) and in the socket (send-q, timer, retransmissions), evaluated
+// on what the real image recorded (test/fixtures/capture, from scripts/capture-fixtures.mjs).
+import { describe, expect, it } from 'vitest';
+import { describe as describeExp, evaluate, type NodeSnapshot } from '../../src/grade/grade.js';
+import type { Expectation, NodeName } from '../../src/lab/schema.js';
+import { validateLabText } from '../../src/lab/load.js';
+import { parseSs } from '../../src/observe/ss.js';
+import { loadCaptureFixture, record } from '../helpers/capture-fixtures.js';
+
+const direct = loadCaptureFixture('direct');
+const rec = record(direct);
+const vars = direct.vars;
+const snap = (node: NodeName, filter: (at: number) => boolean = () => true): NodeSnapshot => ({
+  node,
+  at: 0,
+  sockets: [],
+  segments: rec.allSegments().filter((s) => s.node === node && filter(s.at)),
+});
+
+describe('segments expectations', () => {
+  it('counts the SYNs from the client to the server, retransmissions included', () => {
+    const e: Expectation = {
+      on: 'server',
+      segments: { from: '{{client.ip}}:*', to: '{{server.ip}}:5555', flags: 'SYN', without: 'ACK', count: { min: 3 } },
+    };
+    const r = evaluate(e, snap('server'), vars);
+    expect(r.holds).toBe(true);
+    expect(r.seen[0]).toMatch(/^\d+ segments:$/);
+    expect(r.seen[1]).toMatch(/^\+0\.000s in eth0 .* > .*:5555 \[S\] seq \d+ win \d+ length 0$/);
+    expect(describeExp(e, vars)).toBe(
+      `server: at least 3 SYN segments without ACK from ${vars['client.ip']}:* to ${vars['server.ip']}:5555 on the wire within 5s`,
+    );
+    // The SYN|ACKs are not SYNs without ACK.
+    const all = evaluate({ on: 'server', segments: { flags: 'SYN', from: '{{client.ip}}:*' } }, snap('server'), vars);
+    const synOnly = evaluate(e, snap('server'), vars);
+    expect(all.seen[0]).toBe(synOnly.seen[0]);
+  });
+
+  it('tells retransmissions from first sendings', () => {
+    const first = evaluate(
+      { on: 'client', segments: { flags: [SYN], without: [ACK], retransmission: false, dir: 'out', count: 1 } },
+      snap('client'),
+      vars,
+    );
+    expect(first.holds).toBe(true);
+    const again = evaluate(
+      { on: 'client', segments: { flags: [SYN], without: [ACK], retransmission: true, dir: 'out', count: { min: 2 } } },
+      snap('client'),
+      vars,
+    );
+    expect(again.holds).toBe(true);
+    expect(again.seen.slice(1).every((l) => l.endsWith('(retransmission)'))).toBe(true);
+  });
+
+  it('"no SYN|ACK reaches the client" holds while the server drops them, and fails once one gets through', () => {
+    const none: Expectation = { on: 'client', segments: { flags: 'SYN|ACK', dir: 'in', count: 0 } };
+    const firstSynAck = rec.allSegments().find((s) => s.node === 'client' && s.dir === 'in' && s.flags.includes('SYN'))!;
+    expect(
+      evaluate(
+        none,
+        snap('client', (at) => at < firstSynAck.at),
+        vars,
+      ).holds,
+    ).toBe(true);
+    const after = evaluate(none, snap('client'), vars);
+    expect(after.holds).toBe(false);
+    expect(after.seen.join('\n')).toMatch(/\[S\.\]/);
+  });
+
+  it('finds payload and a RST only where there is one', () => {
+    expect(evaluate({ on: 'server', segments: { from: '{{client.ip}}:*', data: true } }, snap('server'), vars).holds).toBe(true);
+    const rst = evaluate({ on: 'client', segments: { flags: 'RST' } }, snap('client'), vars);
+    expect(rst.holds).toBe(false);
+    expect(rst.seen).toEqual([]);
+  });
+
+  it('sees nothing without a capture', () => {
+    expect(evaluate({ on: 'client', segments: { flags: 'SYN' } }, { node: 'client', at: 0, sockets: [] }, vars).holds).toBe(false);
+  });
+});
+
+const SYN = 'SYN' as const;
+const ACK = 'ACK' as const;
+
+describe('socket fields', () => {
+  const ss = [
+    'SYN-SENT 0      1      198.18.170.2:48566 198.18.170.3:5555 timer:(on,944ms,1)',
+    '\t bbr rto:1000 mss:524 cwnd:1 segs_out:2 unacked:1 retrans:0/1 lost:1 rcv_ssthresh:64240',
+    'ESTAB    0      6      198.18.170.2:40000 198.18.170.3:5556 timer:(on,1.2sec,3)',
+    '\t ts sack cubic rto:1600 unacked:1 retrans:1/4 bytes_sent:30 bytes_retrans:24',
+    'ESTAB    0      0      198.18.170.2:40002 198.18.170.3:5556',
+    '\t ts sack cubic rto:204 retrans:0/2 bytes_sent:6',
+    'TIME-WAIT 0     0      198.18.170.2:40004 198.18.170.3:5556 timer:(timewait,59sec,0)',
+  ].join('\n');
+  const s: NodeSnapshot = { node: 'client', at: 0, sockets: parseSs(ss) };
+  const holds = (m: Expectation['socket']) => evaluate({ on: 'client', socket: m! }, s, vars).holds;
+
+  it('send-q and recv-q', () => {
+    expect(holds({ state: 'ESTABLISHED', sendQ: { min: 1 } })).toBe(true);
+    expect(holds({ state: 'ESTABLISHED', sendQ: { min: 1 }, count: 1 })).toBe(true);
+    expect(holds({ state: 'ESTABLISHED', sendQ: { min: 7 } })).toBe(false);
+    expect(holds({ state: 'ESTABLISHED', recvQ: 0, count: 2 })).toBe(true);
+  });
+
+  it('the timer and its retransmissions', () => {
+    expect(holds({ state: 'ESTABLISHED', timer: 'on', retransmits: { min: 3 } })).toBe(true);
+    expect(holds({ state: 'ESTABLISHED', timer: 'on', retransmits: { min: 4 } })).toBe(false);
+    expect(holds({ state: 'ESTABLISHED', timer: 'off', count: 1 })).toBe(true);
+    expect(holds({ state: 'TIME_WAIT', timer: 'timewait' })).toBe(true);
+    expect(holds({ state: 'SYN_SENT', timer: 'keepalive' })).toBe(false);
+  });
+
+  it('retransmissions over the life of the connection, after the data got through', () => {
+    expect(holds({ peer: '*:5556', state: 'ESTABLISHED', timer: 'off', retransTotal: { min: 1 } })).toBe(true);
+    expect(holds({ peer: '*:5556', state: 'ESTABLISHED', timer: 'off', retransTotal: { min: 3 } })).toBe(false);
+    expect(
+      describeExp({ on: 'client', socket: { state: 'ESTABLISHED', sendQ: { min: 1 }, timer: 'on', retransmits: { min: 2 } } }, vars),
+    ).toBe('client: socket ESTABLISHED, send-q >= 1, timer on, retransmits >= 2 within 5s');
+  });
+});
+
+describe('lab files with the new kinds', () => {
+  const lab = (expect: string) => `id: 7
+slug: tiny
+title: Tiny
+summary: s
+intro: i
+steps:
+  - id: one
+    title: One
+    explain: e
+    expect:
+${expect}
+`;
+  it('accepts segments and socket fields as the README writes them', () => {
+    const p = validateLabText(
+      lab(`      - on: server
+        segments: { from: "{{client.ip}}:*", to: "{{server.ip}}:5555", flags: SYN, without: ACK, count: { min: 3 } }
+        within: 8s
+      - on: client
+        segments: { flags: SYN|ACK, dir: in, count: 0 }
+        for: 2s
+      - on: client
+        socket: { state: ESTABLISHED, sendQ: { min: 1 }, timer: on, retransmits: { min: 2 } }`),
+    ).problems;
+    expect(p).toEqual([]);
+  });
+
+  it('reports bad flags, unknown names and timers with their lines', () => {
+    const p = validateLabText(
+      lab(`      - on: server
+        segments: { flags: SYNACK }
+      - on: server
+        segments: { to: "{{router.ip}}:5555" }
+      - on: client
+        socket: { timer: sometimes }`),
+    ).problems;
+    const text = p.map((x) => `${x.line}: ${x.message}`).join('\n');
+    expect(text).toMatch(/^12: flags such as SYN, SYN\|ACK/m);
+    expect(text).toMatch(/^14: an address such as/m);
+    expect(text).toMatch(/^16: must be one of on, keepalive, timewait, persist, off/m);
+  });
+
+  it('reports contradictions a schema cannot see, with their lines', () => {
+    const p = validateLabText(
+      lab(`      - on: server
+        segments: { flags: SYN, without: [SYN, ACK] }
+      - on: client
+        socket: { sendQ: { min: 3, max: 1 } }
+      - on: client
+        segments: { iface: back }`),
+    ).problems;
+    const text = p.map((x) => `${x.line}: ${x.message}`).join('\n');
+    expect(text).toMatch(/^12: SYN cannot be both set and not set/m);
+    expect(text).toMatch(/^14: min is larger than max/m);
+    expect(text).toMatch(/^16: a direct lab's machines have eth0 only/m);
+  });
+});
