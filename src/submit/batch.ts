@@ -183,20 +183,12 @@ export async function gradeSubmissions(
         continue;
       }
       try {
-        let r = await gradeOne(p, opts);
-        // A look that comes back late on a busy host can fail a right answer; no look can pass a wrong one. So a
-        // run that did not pass gets another, in a fresh instance, and the better one counts.
-        for (let n = 0; n < (opts.retries ?? 0) && !r.passed && !opts.signal.aborted; n++) {
-          const again = await gradeOne(p, opts);
-          const better = again.score > r.score || (again.passed && !r.passed) ? again : r;
-          r = { ...better, attempts: (r.attempts ?? 1) + 1, durationMs: r.durationMs + again.durationMs };
-        }
-        finish(i, r);
+        finish(i, await gradeWithRetries(p, opts));
       } catch (e) {
         if (opts.signal.aborted || e instanceof InterruptedError) throw e;
         if (!(e instanceof LabError)) throw e;
-        // The engine could not make the instance or remove it: this submission has no result, and the batch
-        // says so (exit 3), but the others are still graded.
+        // The engine could not make the instance or remove it, every time: this submission has no result, and
+        // the batch says so (exit 3), but the others are still graded.
         if (e instanceof EngineError) engineFailed = true;
         finish(i, ungradable(lab, p.file, p.student ?? null, `${e instanceof EngineError ? 'engine: ' : ''}${e.message}`));
       }
@@ -205,6 +197,34 @@ export async function gradeSubmissions(
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel, prepared.length)) }, worker));
   if (opts.signal.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
   return { results, engineFailed };
+}
+
+/**
+ * A look that comes back late on a busy host can fail a right answer; no look can pass a wrong one. And an
+ * engine that is slow to answer can fail to make an instance at all. So a run that did not pass, or whose
+ * instance could not be made, gets another (up to `retries`), in a fresh instance, and the better one counts.
+ */
+async function gradeWithRetries(p: Prepared, opts: BatchOptions): Promise<SubmissionResult> {
+  let best: SubmissionResult | undefined;
+  let runs = 0;
+  for (let n = 0; n <= (opts.retries ?? 0) && !opts.signal.aborted; n++) {
+    let r: SubmissionResult;
+    try {
+      r = await gradeOne(p, opts);
+    } catch (e) {
+      if (!(e instanceof EngineError) || opts.signal.aborted || n === (opts.retries ?? 0)) {
+        if (best && e instanceof EngineError) break;
+        throw e;
+      }
+      continue;
+    }
+    runs++;
+    if (!best || r.score > best.score || (r.passed && !best.passed)) best = { ...r, durationMs: r.durationMs + (best?.durationMs ?? 0) };
+    else best = { ...best, durationMs: best.durationMs + r.durationMs };
+    if (best.passed) break;
+  }
+  if (!best) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
+  return runs > 1 ? { ...best, attempts: runs } : best;
 }
 
 async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResult> {
