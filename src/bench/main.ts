@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--runs N] [--only a,b] [--density 10,20,30] [--wave N] [--json FILE]
+// npm run bench [-- --quick] [--runs N] [--only a,b] [--density 10,20,30] [--wave N] [--class-size N] [--class-parallel 8,16] [--json FILE]
 // Measures tcplab on this machine against the same containers made by hand, and says which targets are met.
 // Nothing here fails on a slow machine: a missed target is printed as "not met", never an exit code. The exit
 // code is non-zero only when the benchmark itself could not run (no engine, a baseline command failed, a lab
@@ -24,8 +24,9 @@ import { cliParallel, cliSequential, Compose, composeVersion } from './baseline.
 import { containerMemory, hostMemory, shimMemory } from './memory.js';
 import { mb, median, ms, summary, timed } from './stats.js';
 import { must, run } from './shell.js';
+import { gradeClass, type ClassRun } from './submissions.js';
 
-const SECTIONS = ['warm', 'snapshot', 'detect', 'capture', 'catalogue', 'density', 'image', 'teardown'] as const;
+const SECTIONS = ['warm', 'snapshot', 'detect', 'capture', 'catalogue', 'density', 'image', 'teardown', 'submissions'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -36,12 +37,15 @@ const { values } = parseArgs({
     density: { type: 'string' },
     wave: { type: 'string' },
     json: { type: 'string' },
+    'class-parallel': { type: 'string' },
+    'class-size': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--runs N] [--only warm,snapshot,detect,capture,catalogue,density,image,teardown] [--density 10,20,30] [--wave N] [--json FILE]\n',
+    'usage: npm run bench -- [--quick] [--runs N] [--only warm,snapshot,detect,capture,catalogue,density,image,teardown,submissions]\n' +
+      '                        [--density 10,20,30] [--wave N] [--class-size 100] [--class-parallel 8,16,24] [--json FILE]\n',
   );
   process.exit(0);
 }
@@ -704,6 +708,44 @@ async function image(): Promise<void> {
   report({ section: 'image', name: `cold build (no cache, base ${baseImage()} present)`, value: ms(res.ms) });
 }
 
+/** A class of Lab 2 answers, graded by the CLI at several --parallel: wall time and submissions per second. */
+async function submissions(): Promise<void> {
+  const n = Number(values['class-size'] ?? (quick ? 10 : 100));
+  const levels = (values['class-parallel'] ?? (quick ? '5' : '8,16,24')).split(',').map(Number);
+  heading(`Submissions: lab grade 2 --submissions (${n} answers to Lab 2's task, 1 in 5 wrong), ${cpus().length} cores`);
+  const runs: ClassRun[] = [];
+  for (const p of levels) {
+    const r = await gradeClass(`${ROOT}bin/lab.js`, n, p);
+    runs.push(r);
+    report({
+      section: 'submissions',
+      name: `${n} submissions, --parallel ${p}`,
+      value: `${ms(r.wallMs)}, ${r.perSecond.toFixed(2)} submissions/s, each ${ms(r.medianEachMs)} (median)`,
+      note: `verdicts right: ${r.correct}/${r.submissions}${r.wrongVerdicts.length ? `; wrong: ${r.wrongVerdicts.slice(0, 3).join('; ')}` : ''}`,
+    });
+  }
+  raw.submissions = runs;
+  // The verdict: the fastest run whose every verdict was right, scaled to 100 submissions when fewer were run.
+  const good = runs.filter((r) => r.correct === r.submissions).sort((a, b) => a.wallMs / a.submissions - b.wallMs / b.submissions)[0];
+  if (!good) {
+    report({
+      section: 'submissions',
+      name: 'best --parallel',
+      value: 'none graded every submission rightly',
+      target: '100 in < 100 s',
+      met: false,
+    });
+    return;
+  }
+  const per100 = (good.wallMs / good.submissions) * 100;
+  report({
+    section: 'submissions',
+    name: `best: --parallel ${good.parallel}`,
+    value: `${ms(per100)} for 100 submissions (${good.perSecond.toFixed(2)}/s)${good.submissions === 100 ? '' : `, scaled from ${good.submissions}`}`,
+    ...(n >= 100 ? { target: '100 in < 100 s', met: per100 < 100_000 } : {}),
+  });
+}
+
 async function machine(): Promise<void> {
   const info = await runtime.info();
   const kernel = (await run(['uname', '-r'])).stdout.trim();
@@ -734,6 +776,7 @@ async function main(): Promise<number> {
     if (only.has('image')) await image();
     if (only.has('catalogue')) await wholeCatalogue();
     if (only.has('density')) await density();
+    if (only.has('submissions')) await submissions();
   } finally {
     await cleanup();
   }

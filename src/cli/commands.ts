@@ -1,28 +1,25 @@
 // One typed async function per command. Commands print; the engine only emits events.
-import { writeFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { LabError, formatProblem } from '../errors.js';
 import { catalogue, observableStates, resolveLab } from '../lab/catalogue.js';
 import { validateLabText, readLabText } from '../lab/load.js';
 import type { Lab } from '../lab/schema.js';
 import { formatDuration } from '../lab/duration.js';
-import { describeOrigin, ensureImage, imageOrigin } from '../engine/image.js';
+import { describeOrigin, imageOrigin } from '../engine/image.js';
 import { createInstance, newInstanceId } from '../engine/provision.js';
-import { runLab } from '../engine/run-lab.js';
 import type { Instance } from '../engine/instance.js';
 import { describeRemoved, removeInstance, type Removed } from '../engine/teardown.js';
-import type { LabEvent } from '../engine/events.js';
 import { currentUser, listInstances } from '../engine/cleanup.js';
-import type { LabResult } from '../grade/grade.js';
 import { LABEL } from '../plan/plan.js';
 import { renderLabResult } from '../report/text.js';
-import { renderJunit } from '../report/junit.js';
 import { defineCommand, type Command } from './command.js';
 import { composeCommand } from './compose-command.js';
 import { imageCommand } from './image-command.js';
 import { ladderWidth, makePlainRenderer } from './render.js';
-import { StepWindows, writeTrace } from './trace.js';
-import type { Context } from './context.js';
+import { gradeCommand } from './grade-command.js';
+import { newCommand, submitCommand } from './submit-command.js';
+import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from './run-tracked.js';
+import { studentFor } from '../lab/variants.js';
 import { planCommand } from './plan-command.js';
 import { runInteractive } from './interactive.js';
 import { loadProgress, recordEnded } from './state.js';
@@ -30,18 +27,6 @@ import { labCommand } from './invocation.js';
 import { reflow, terminalWidth, wrapText } from './wrap.js';
 import { forgetStopped, saveHeadlessProgress, STUDENT_COMMANDS } from './student.js';
 import { uiCommand } from './ui-command.js';
-
-const IMAGE_OPTION = { 'base-image': { type: 'string' } } as const;
-
-/** Find or build the lab image (--base-image picks another Debian-based base). */
-async function prepareImage(ctx: Context, base: string | undefined, emit: (e: LabEvent) => void): Promise<string> {
-  return ensureImage(ctx.runtime, emit, { ...(base ? { base } : {}), signal: ctx.signal });
-}
-
-/** Image progress for commands whose stdout is a result: on stderr. */
-function stderrRenderer(ctx: Context) {
-  return makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false });
-}
 
 const list = defineCommand({
   name: 'list',
@@ -84,7 +69,7 @@ const list = defineCommand({
 
 const start = defineCommand({
   name: 'start',
-  usage: 'start <number|slug|file> [--keep] [--yes]',
+  usage: 'start <number|slug|file> [--keep] [--yes] [--student ID]',
   summary: 'walk through a lab step by step in real containers',
   help:
     'The lab is a number (`lab start 2`), a slug or the start of one (`lab start basic`), or a lab file.\n' +
@@ -94,15 +79,23 @@ const start = defineCommand({
     'a menu after each step (observe again, a shell, rules, processes, quit) and tasks you do yourself, checked\n' +
     'with `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.\n' +
     'Ctrl-C, or closing the terminal, stops it at any moment: the lab is removed, what was done so far is shown,\n' +
-    'and the exit code is 130 (143 for SIGTERM and SIGHUP).',
-  options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, ...IMAGE_OPTION },
+    'and the exit code is 130 (143 for SIGTERM and SIGHUP).\n' +
+    'A lab with per-student variants (a port of your own) derives them from your student id: --student ID, else\n' +
+    'TCPLAB_STUDENT, else your login name. `lab submit` hands in what you typed in its tasks.',
+  options: { keep: { type: 'boolean' }, yes: { type: 'boolean', short: 'y' }, student: { type: 'string' }, ...IMAGE_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length !== 1) throw new LabError('lab start takes one lab', 'for example `lab start 2`; `lab list` shows them');
     const { lab, file } = resolveLab(positionals[0]!);
     const base = values['base-image'];
+    const student = studentFor(lab, values.student);
     // At a terminal, without --yes or --json, the guided walk; anywhere else no prompt at all.
     if (!values.yes && !ctx.json && process.stdin.isTTY && process.stdout.isTTY) {
-      return runInteractive(ctx, lab, { keep: !!values.keep, file: resolvePath(file), ...(base ? { base } : {}) });
+      return runInteractive(ctx, lab, {
+        keep: !!values.keep,
+        file: resolvePath(file),
+        ...(student ? { student } : {}),
+        ...(base ? { base } : {}),
+      });
     }
     // Text for people, fitted to the terminal when there is one (stdout; with --json it goes to stderr).
     const columns = ctx.json ? terminalWidth(ctx.err) : ctx.width;
@@ -117,7 +110,7 @@ const start = defineCommand({
     write(reflow(lab.intro));
     for (const note of lab.notes ?? []) write(ctx.style.dim(`note: ${reflow(note).replace(/\n/g, ' ')}`));
     const image = await prepareImage(ctx, base, emit);
-    const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep });
+    const result = await runTracked(ctx, lab, image, emit, { keep: !!values.keep, ...(student ? { student } : {}) });
     write('');
     write(renderLabResult(result, ctx.style));
     saveHeadlessProgress(lab, result);
@@ -125,81 +118,6 @@ const start = defineCommand({
       write(`The lab is still running (instance ${result.instance}); \`${labCommand()} stop ${result.instance}\` removes it.`);
     if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
     return result.passed ? 0 : 1;
-  },
-});
-
-/** Run a lab with its instance registered for cleanup on interrupt. */
-async function runTracked(
-  ctx: Context,
-  lab: Lab,
-  image: string,
-  emit: (e: LabEvent) => void,
-  opts: { keep?: boolean; onInstance?: (i: Instance) => void } = {},
-): Promise<LabResult> {
-  const instance = newInstanceId();
-  ctx.live.add(instance);
-  try {
-    return await runLab(ctx.runtime, lab, {
-      image,
-      emit,
-      signal: ctx.signal,
-      instance,
-      ...(opts.keep ? { keep: true } : {}),
-      ...(opts.onInstance ? { onInstance: opts.onInstance } : {}),
-    });
-  } finally {
-    // runLab has removed it, or kept it on purpose (--keep): either way it is no longer ours to clean up on exit.
-    ctx.live.delete(instance);
-  }
-}
-
-const grade = defineCommand({
-  name: 'grade',
-  usage: 'grade <lab...>|--all [--json] [--junit FILE] [--parallel N] [--trace DIR]',
-  summary: 'run labs headless; exit 0 only if every expected state was observed',
-  options: {
-    all: { type: 'boolean' },
-    junit: { type: 'string' },
-    parallel: { type: 'string' },
-    trace: { type: 'string' },
-    ...IMAGE_OPTION,
-  },
-  async run(ctx, values, positionals) {
-    if (!values.all && positionals.length === 0)
-      throw new LabError('lab grade needs labs to grade', 'for example `lab grade 1 2`, or `lab grade --all`');
-    const labs = values.all ? catalogue().map((l) => l.lab) : positionals.map((p) => resolveLab(p).lab);
-    const parallel = Number(values.parallel ?? 1);
-    if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new LabError('--parallel takes a whole number from 1 to 64');
-    const started = performance.now();
-    const image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
-    const results: LabResult[] = new Array(labs.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < labs.length && !ctx.signal.aborted) {
-        const i = next++;
-        // --trace: keep the instance (its recorder outlives the containers) and each step's window.
-        let ran: Instance | undefined;
-        const windows = new StepWindows();
-        results[i] = await runTracked(ctx, labs[i]!, image, values.trace ? windows.onEvent : () => {}, {
-          ...(values.trace ? { onInstance: (x: Instance) => (ran = x) } : {}),
-        });
-        ctx.info(renderLabResult(results[i]!, ctx.json ? ctx.errStyle : ctx.style));
-        if (values.trace && ran) {
-          const files = writeTrace(values.trace, ran, results[i]!, windows.sections);
-          ctx.info(ctx.errStyle.dim(`  trace: ${files.join(', ')}`));
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
-    const passed = results.every((r) => r?.passed);
-    const summary = { passed, labs: results, durationMs: performance.now() - started };
-    if (values.junit) writeFileSync(values.junit, renderJunit(results));
-    if (ctx.json) ctx.print(JSON.stringify(summary, null, 2));
-    else {
-      const line = `${results.filter((r) => r.passed).length}/${results.length} labs in ${formatDuration(summary.durationMs)}`;
-      ctx.print(`${passed ? ctx.style.green('all passed') : ctx.style.red('FAILED')}: ${line}`);
-    }
-    return passed ? 0 : 1;
   },
 });
 
@@ -452,7 +370,7 @@ export async function isolation(inst: Pick<Instance, 'exec' | 'plan'>): Promise<
 export const COMMANDS: Command[] = [
   list,
   start,
-  grade,
+  gradeCommand,
   planCommand,
   stop,
   clean,
@@ -462,4 +380,6 @@ export const COMMANDS: Command[] = [
   imageCommand,
   ...STUDENT_COMMANDS,
   uiCommand,
+  submitCommand,
+  newCommand,
 ];

@@ -37,11 +37,14 @@ import {
 import { labCommand } from './invocation.js';
 import { choiceKeys, shuffled } from './shuffle.js';
 import { reflow } from './wrap.js';
+import { captureTask } from './capture.js';
 
 interface InteractiveOptions {
   keep: boolean;
   base?: string;
   file: string;
+  /** Whose variants the lab uses, and who `lab submit` hands the work in for. */
+  student?: string;
 }
 
 /** The student chose Quit. */
@@ -127,6 +130,7 @@ class Walk {
       stepIndex: -1,
       plan: this.instance.plan,
       keep: this.opts.keep,
+      ...(this.opts.student ? { student: this.opts.student } : {}),
     };
     saveRunning(this.running);
 
@@ -135,6 +139,7 @@ class Walk {
       for (const [i, step] of lab.steps.entries()) {
         this.running.stepIndex = i;
         this.running.stepId = step.id;
+        this.running.stepStartedAt = new Date().toISOString();
         saveRunning(this.running);
         await this.walkStep(step, i);
         this.score.steps.done++;
@@ -268,6 +273,7 @@ class Walk {
               image,
               instance: id,
               signal: ctx.signal,
+              ...(opts.student ? { student: opts.student } : {}),
               emit: (e) => {
                 if (e.type === 'network') task.output = `bridge ${e.name} ${e.subnet}`;
                 if (e.type === 'node') task.output = `${e.node} ${e.ips.join(', ')}`;
@@ -327,7 +333,7 @@ class Walk {
     const failed = await instance.runActions(step.id, step.run ?? []);
     if (failed) checks.push(failed);
 
-    if (step.task && (await this.taskLoop(step))) score.tasks.done++;
+    if (step.task && (await this.recordedTask(step, Date.parse(this.running.stepStartedAt ?? '') || Date.now()))) score.tasks.done++;
 
     if (step.expect?.length && !failed) {
       this.write(s.dim(`  watching ss on ${[...new Set(step.expect.map((e) => e.on))].join(' and ')} for the expected states...`));
@@ -426,6 +432,35 @@ class Walk {
         continue;
       }
       await this.tool(choice);
+    }
+  }
+
+  /**
+   * A task, and afterwards what the student typed for it saved for `lab submit`: the commands from the start of
+   * the step up to the check that passed (or until the task ended another way: the solution shown, quit).
+   */
+  private async recordedTask(step: Step, startedAt: number): Promise<boolean> {
+    // Until the loop returns, the student is leaving (quit): what was typed so far is still saved.
+    let how: 'done' | 'solution' | 'quit' = 'quit';
+    try {
+      const solved = await this.taskLoop(step);
+      how = solved ? 'done' : 'solution';
+      return solved;
+    } finally {
+      // Not after Ctrl-C: the lab is being removed, and the student wants out now.
+      if (!this.ctx.signal.aborted) {
+        const tried = loadAttempts(this.instance.id)[step.id];
+        const endedAt = tried?.passedAt ? Date.parse(tried.passedAt) : Date.now();
+        const work = await captureTask(
+          { lab: this.lab, file: this.opts.file, instance: this.instance, ...(this.opts.student ? { student: this.opts.student } : {}) },
+          step,
+          { startedAt, endedAt },
+          { passed: how === 'done', attempts: tried?.attempts ?? 0, ...(how === 'solution' ? { solvedByTcplab: true } : {}) },
+        ).catch(() => undefined);
+        const n = work?.answer.reduce((k, a) => k + a.lines.length, 0) ?? 0;
+        if (work)
+          this.write(this.s.dim(`  Recorded ${n} command${n === 1 ? '' : 's'} you typed for this task; \`lab submit\` hands them in.`));
+      }
     }
   }
 

@@ -1,14 +1,12 @@
 // Entry point: parse the command line, run one command, and turn every failure into a clear message and an
 // exit code. User errors (LabError) print what to do next; anything else is a bug and prints its stack.
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
 import { isLabError } from '../errors.js';
 import { makeContext, cleanupLive, type Context } from './context.js';
 import { COMMANDS } from './commands.js';
 import { GLOBAL_OPTIONS, type Command } from './command.js';
 import { reflow, terminalWidth, wrapText } from './wrap.js';
-
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+import { VERSION } from './version.js';
 
 function usage(): string {
   return [

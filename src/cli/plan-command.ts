@@ -2,7 +2,7 @@
 import { LabError } from '../errors.js';
 import { resolveLab } from '../lab/catalogue.js';
 import { NODE_SECURITY, planLab, subnetAt } from '../plan/plan.js';
-import { expand } from '../lab/templates.js';
+import { fill } from '../lab/templates.js';
 import { shellQuote } from '../plan/shell.js';
 import { networksOf } from '../lab/topology.js';
 import { imageTag } from '../engine/image.js';
@@ -20,13 +20,14 @@ export const planCommand = defineCommand({
     // Real subnets are picked at start from those the engine does not use; the plan shows the first candidates.
     const subnets = networksOf(topology).map((_, i) => subnetAt(i));
     const plan = planLab({ lab, instance: 'dryrun', image: imageTag(), subnets });
+    // Per-student variants ({{variant.port}}) stay as written: they depend on who runs the lab.
     const steps = lab.steps.map((s) => ({
       id: s.id,
       title: s.title,
       actions: [...(s.run ?? []), ...(s.task?.solution ?? [])].map((a) =>
         a.stop
           ? `${a.on}: stop ${a.stop} (SIG${a.signal ?? 'INT'})`
-          : `${a.on}$ ${shellQuote(a.run!.map((x) => expand(x, plan.vars)))}${a.background ? ' &' : ''}`,
+          : `${a.on}$ ${shellQuote(a.run!.map((x) => fill(x, plan.vars)))}${a.background ? ' &' : ''}`,
       ),
     }));
     if (ctx.json) {

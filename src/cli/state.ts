@@ -6,6 +6,7 @@
 //   running/<instance>.ended.json  how the lab ended (finished, quit, interrupted, stopped), for a `lab shell`
 //                                  whose machine went away; kept a day
 //   progress.json                  per lab slug: best score, completed or not
+//   work/<slug>.json               what the student typed in each task of that lab's last walk (lab submit)
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -29,11 +30,15 @@ export interface RunningLab {
   /** The instance's plan: container names and template values, for `lab check` in another process. */
   plan: Plan;
   keep: boolean;
+  /** Whose variants the instance uses (lab start --student, TCPLAB_STUDENT, the login name). */
+  student?: string;
+  /** When the current step began (ISO): a task's commands are those typed from then on. */
+  stepStartedAt?: string;
 }
 
 interface TaskAttempts {
   /** step id -> attempts and whether one passed */
-  [stepId: string]: { attempts: number; passed: boolean; at: string };
+  [stepId: string]: { attempts: number; passed: boolean; at: string; passedAt?: string };
 }
 
 interface LabProgress {
@@ -122,10 +127,13 @@ export function loadAttempts(instance: string): TaskAttempts {
   return readJson<TaskAttempts>(join(runningDir(), `${instance}.check.json`)) ?? {};
 }
 
-export function recordAttempt(instance: string, stepId: string, passed: boolean): { attempts: number; passed: boolean } {
+export function recordAttempt(instance: string, stepId: string, passed: boolean): { attempts: number; passed: boolean; passedAt?: string } {
   const all = loadAttempts(instance);
   const prev = all[stepId] ?? { attempts: 0, passed: false, at: '' };
-  const next = { attempts: prev.attempts + 1, passed: prev.passed || passed, at: new Date().toISOString() };
+  const at = new Date().toISOString();
+  // The first check that passed ends the task: what the student typed after it is not part of the answer.
+  const passedAt = prev.passedAt ?? (passed ? at : undefined);
+  const next = { attempts: prev.attempts + 1, passed: prev.passed || passed, at, ...(passedAt ? { passedAt } : {}) };
   all[stepId] = next;
   writeJson(join(runningDir(), `${instance}.check.json`), all);
   return next;
@@ -151,4 +159,59 @@ export function saveProgress(slug: string, score: Score, completed: boolean): La
   all[slug] = entry;
   writeJson(progressFile(), all);
   return entry;
+}
+
+/** One task of a walk, as `lab submit` hands it in. */
+export interface TaskWork {
+  title: string;
+  /** When the task's step began and when the task ended (its check passed, or the walk moved on): ISO. */
+  startedAt: string;
+  endedAt: string;
+  passed: boolean;
+  attempts: number;
+  /** The student asked tcplab to do it (the menu's "Show me the solution"). */
+  solvedByTcplab?: boolean;
+  /** Per machine, in the order the student first used them: the command lines, addresses as templates. */
+  answer: { node: string; lines: string[] }[];
+}
+
+/** What a student did in a lab's walk: the commands of each task, for `lab submit`. */
+export interface LabWork {
+  student?: string;
+  lab: { id: number; slug: string; title: string; file: string; hash: string };
+  tcplab: string;
+  instance: string;
+  updatedAt: string;
+  tasks: Record<string, TaskWork>;
+}
+
+const workFile = (slug: string) => join(stateDir(), 'work', `${slug}.json`);
+
+export function loadWork(slug: string): LabWork | undefined {
+  return readJson<LabWork>(workFile(slug));
+}
+
+/** The lab walked most recently that has recorded work. */
+export function latestWork(): LabWork | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(join(stateDir(), 'work'));
+  } catch {
+    return undefined;
+  }
+  return names
+    .filter((n) => /^[a-z][a-z0-9-]*\.json$/.test(n))
+    .map((n) => readJson<LabWork>(join(stateDir(), 'work', n)))
+    .filter((w): w is LabWork => !!w && typeof w.updatedAt === 'string' && !!w.tasks)
+    .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0];
+}
+
+/** Record one task of a walk. A new walk of the lab (another instance) starts a new record; tasks of the same
+ *  walk add up. */
+export function saveTaskWork(base: Omit<LabWork, 'tasks' | 'updatedAt'>, stepId: string, task: TaskWork): LabWork {
+  const prev = loadWork(base.lab.slug);
+  const tasks = prev && prev.instance === base.instance ? prev.tasks : {};
+  const work: LabWork = { ...base, updatedAt: new Date().toISOString(), tasks: { ...tasks, [stepId]: task } };
+  writeJson(workFile(base.lab.slug), work);
+  return work;
 }

@@ -29,6 +29,15 @@ import { segmentArgs } from '../observe/segments.js';
 import { LabRecorder } from '../trace/recorder.js';
 import type { Timeline } from '../trace/timeline.js';
 import { removeInstance, type Removed } from './teardown.js';
+import { reportAnswer, startAnswer } from './answer.js';
+import type { AnswerScript } from '../submit/submission.js';
+
+/** A student's answer to one task (lab grade --submissions), in place of the task's solution. */
+export interface StepAnswer {
+  scripts: AnswerScript[];
+  /** How long the answer's lines may run on each machine. */
+  timeoutMs: number;
+}
 
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
@@ -50,6 +59,16 @@ export interface InstanceOptions {
   keep?: boolean;
   /** The user to label it with, if not the one running tcplab (a test playing another user's lab). */
   owner?: string;
+  /** Who the lab is for: its variants ({{variant.port}}) are this student's (src/lab/variants.ts). */
+  student?: string;
+  /**
+   * How often waits look (default 20 ms). Each look runs ss in the container: a class graded many labs at a
+   * time on a small host looks less often, so that looking does not take the CPU the labs need.
+   */
+  pollIntervalMs?: number;
+  /** Record segments in every node (default: unless TCPLAB_CAPTURE=0). Off, a look is cheaper; segment checks
+   *  and ladders then see nothing. */
+  capture?: boolean;
 }
 
 /** A lab command that failed (a mistyped rule, a command that hung): the step fails with it, on its node. */
@@ -75,6 +94,7 @@ export class Instance {
   private readonly emit: EventSink;
   private readonly clock: Clock;
   private readonly signal: AbortSignal | undefined;
+  private readonly pollMs: number;
   /** Named foreground commands that have finished. */
   private readonly finished = new Map<string, CommandStatus>();
   /** Named background commands, with the command as shown to a person. */
@@ -94,7 +114,7 @@ export class Instance {
   constructor(
     readonly runtime: Runtime,
     plan: Plan,
-    opts: Omit<InstanceOptions, 'image' | 'instance' | 'keep' | 'owner'>,
+    opts: Omit<InstanceOptions, 'image' | 'instance' | 'keep' | 'owner' | 'student'>,
   ) {
     this.plan = plan;
     this.emit = opts.emit ?? (() => {});
@@ -103,7 +123,8 @@ export class Instance {
     // on a signal of its own that follows it, so the listeners of its execs, looks and waits never pile up on
     // the shared one (Node warns past 10), and none of them outlives the instance.
     this.signal = opts.signal && AbortSignal.any([opts.signal]);
-    this.capture = process.env.TCPLAB_CAPTURE !== '0';
+    this.pollMs = opts.pollIntervalMs ?? POLL_INTERVAL_MS;
+    this.capture = opts.capture ?? process.env.TCPLAB_CAPTURE !== '0';
     this.recorder = new LabRecorder(plan.topology, Object.fromEntries(plan.nodes.map((n) => [n.key, n.interfaces.map((i) => i.ip)])));
     // On Ctrl-C the observers go at once: nothing of theirs may hold the process while the lab is removed.
     this.signal?.addEventListener('abort', this.onAbort, { once: true });
@@ -334,7 +355,7 @@ export class Instance {
         }
       }
       const spent = this.clock.now() - before;
-      if (pending.some((p) => !p.check) && spent < POLL_INTERVAL_MS) await this.clock.sleep(POLL_INTERVAL_MS - spent, this.signal);
+      if (pending.some((p) => !p.check) && spent < this.pollMs) await this.clock.sleep(this.pollMs - spent, this.signal);
     }
     return pending.map((p) => p.check!);
   }
@@ -365,22 +386,46 @@ export class Instance {
         while (this.clock.now() < deadline) {
           const r = await this.exec(a.on, ['tcplab-run', 'status', a.name!]);
           if (!r.stdout.startsWith('running')) break;
-          await this.clock.sleep(POLL_INTERVAL_MS, this.signal);
+          await this.clock.sleep(this.pollMs, this.signal);
         }
         this.background.delete(a.name!);
       }),
     );
   }
 
-  /** A step headless: its commands, its task done by the solution (unless told not to), its expectations. */
-  async runStep(step: Step, index: number, opts: { solveTask?: boolean } = {}): Promise<StepResult> {
+  /**
+   * A step headless: its commands, its task done by the solution (unless told not to) or by a student's answer
+   * (answer: the submission's lines for this task, none when it has none), its expectations.
+   */
+  async runStep(step: Step, index: number, opts: { solveTask?: boolean; answer?: StepAnswer } = {}): Promise<StepResult> {
     this.emit({ type: 'step', index, id: step.id, title: step.title, explain: step.explain });
     this.beginStep();
     const checks: Check[] = [];
     const failed = await this.runActions(step.id, step.run ?? []);
     if (failed) checks.push(failed);
     else {
-      if (step.task && opts.solveTask !== false) {
+      if (step.task && opts.answer) {
+        const host = {
+          exec: this.exec.bind(this),
+          vars: this.vars,
+          emit: this.emit,
+          // Answers are background commands like any other: their status is read through the observer.
+          status: async (node: NodeName, name: string) => {
+            this.background.set(name, name);
+            const snap = await this.observe(new Map([[node, { iptables: false, commands: new Set([name]) }]]));
+            return snap.get(node)?.commands?.[name];
+          },
+        };
+        const where = { id: step.id, index };
+        // The observers must be open before the answer starts, so that the first look of the task's checks is
+        // not the one that waits for a session (a task can be a lab's first step, right after bring-up).
+        await Promise.all(this.plan.nodes.map((n) => this.sampler(n.key).open()));
+        const unstarted = await startAnswer(host, where, opts.answer.scripts, opts.answer.timeoutMs);
+        checks.push(
+          ...(unstarted ? [commandFailure(step.id, unstarted.node, unstarted.message)] : await this.checkTask(step.id, step.task)),
+        );
+        await reportAnswer(host, where, opts.answer.scripts);
+      } else if (step.task && opts.solveTask !== false) {
         const unsolved = await this.runActions(step.id, step.task.solution ?? []);
         checks.push(...(unsolved ? [unsolved] : await this.checkTask(step.id, step.task)));
       }

@@ -10,6 +10,7 @@ import { LABEL, NODE_SECURITY, planLab, type NodePlan, type Plan } from '../plan
 import { shellQuote } from '../plan/shell.js';
 import { SubnetTakenError, type Runtime } from '../runtime/runtime.js';
 import { EngineError } from '../errors.js';
+import { REFERENCE_STUDENT, variantValues } from '../lab/variants.js';
 import { throwIfAborted } from './abort.js';
 import { realClock } from './events.js';
 import { Instance, type InstanceOptions } from './instance.js';
@@ -70,7 +71,10 @@ async function createNetworks(
   let start = randomPoolStart();
   for (let attempt = 0; ; attempt++) {
     const subnets = pickSubnets(used, count, start);
-    const plan = planLab({ lab, instance: id, image: opts.image, subnets, labels });
+    // The CLI always says who the lab is for; a caller that does not (a test, the benchmark) gets the values of a
+    // fixed id, so that a lab with variants still runs.
+    const variables = variantValues(lab, opts.student ?? REFERENCE_STUDENT);
+    const plan = planLab({ lab, instance: id, image: opts.image, subnets, labels, variables });
     const created: string[] = [];
     try {
       throwIfAborted(opts.signal, 'network creation');
@@ -130,7 +134,7 @@ async function createNode(runtime: Runtime, node: NodePlan, opts: InstanceOption
   // each exec costs a round trip of create, attach, start and inspect (60-100 ms).
   // The segment recorder starts in the same exec, last, so it is listening before any step runs (it sees every
   // interface, the tunnels made just before included). TCPLAB_CAPTURE=0 leaves it out.
-  const setup = process.env.TCPLAB_CAPTURE === '0' ? node.setup : [...node.setup, CAPTURE_START];
+  const setup = !(opts.capture ?? process.env.TCPLAB_CAPTURE !== '0') ? node.setup : [...node.setup, CAPTURE_START];
   if (setup.length) {
     const res = await runtime.exec(node.name, setupScript(setup), { timeoutMs: SETUP_TIMEOUT_MS });
     if (res.exitCode !== 0) throw new EngineError(`could not set up the network on ${node.key}: ${(res.stderr || res.stdout).trim()}`);

@@ -1,20 +1,28 @@
 // A whole lab, headless: up, every step (tasks done by their solutions), down. `lab grade` and `lab start
 // --yes` use this; the guided walk drives an Instance step by step itself.
 import createDebug from 'debug';
-import type { Lab } from '../lab/schema.js';
+import type { Lab, Step } from '../lab/schema.js';
 import { EngineError, LabError, InterruptedError } from '../errors.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { summarize, type LabResult, type StepResult } from '../grade/grade.js';
 import { throwIfAborted } from './abort.js';
 import { realClock } from './events.js';
-import type { Instance, InstanceOptions } from './instance.js';
+import type { Instance, InstanceOptions, StepAnswer } from './instance.js';
 import { createInstance } from './provision.js';
+import { DEFAULT_ANSWER_TIMEOUT_MS } from './answer.js';
+import { parseDuration } from '../lab/duration.js';
+import type { AnswerScript } from '../submit/submission.js';
 
 const log = createDebug('lab');
 
 interface GradeOptions extends InstanceOptions {
   /** Called once the instance exists, so a caller can register it for cleanup. */
   onInstance?: (i: Instance) => void;
+  /**
+   * A student's answers, by task step id (lab grade --submissions): each task runs its answer, or nothing when
+   * the submission has none for it, instead of its solution.
+   */
+  answers?: { byStep: Record<string, AnswerScript[]>; timeoutMs?: number };
 }
 
 export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Promise<LabResult> {
@@ -26,7 +34,10 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
   let error: string | undefined;
   let failing = false;
   try {
-    for (const [i, step] of lab.steps.entries()) steps.push(await instance.runStep(step, i));
+    for (const [i, step] of lab.steps.entries()) {
+      const answer = opts.answers && step.task ? answerFor(step, opts.answers) : undefined;
+      steps.push(await instance.runStep(step, i, answer ? { answer } : {}));
+    }
     // Ctrl-C's cleanup may remove the containers under a running step, which then fails like a broken lab:
     // once interrupted, the outcome is the interrupt, whatever the step saw.
     throwIfAborted(opts.signal, 'lab');
@@ -51,4 +62,10 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
     } else instance.close();
   }
   return summarize(instance.plan.lab, instance.id, steps, clock.now() - t0, error);
+}
+
+/** The time limit: the task's own (task.timeout), capped by the grader's (--task-timeout), else the default. */
+function answerFor(step: Step, answers: NonNullable<GradeOptions['answers']>): StepAnswer {
+  const own = step.task?.timeout ? parseDuration(step.task.timeout) : DEFAULT_ANSWER_TIMEOUT_MS;
+  return { scripts: answers.byStep[step.id] ?? [], timeoutMs: Math.min(own, answers.timeoutMs ?? Infinity) };
 }

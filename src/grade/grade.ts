@@ -2,7 +2,7 @@
 // these functions say whether each expectation holds in a sample, and whether a series of samples settles it.
 import type { CountSpec, Expectation, NodeName, SegmentMatcher, SocketMatcher, TcpState } from '../lab/schema.js';
 import { parseDuration } from '../lab/duration.js';
-import { expand } from '../lab/templates.js';
+import { expand, UNFILLED } from '../lab/templates.js';
 import { formatEndpoint, type Endpoint, type Socket } from '../observe/ss.js';
 import { ruleMatches, type RuleCounter } from '../observe/iptables.js';
 import { formatSegment, type Segment, type TcpFlag } from '../observe/segments.js';
@@ -35,6 +35,9 @@ export interface Check {
   node: NodeName;
   kind: 'socket' | 'absent' | 'iptables' | 'command' | 'segments';
   expected: string;
+  /** The expectation with its templates as written ({{server.ip}}, {{variant.port}}): the same in every run and
+   *  for every student, so reports can name checks by it. Absent for a command that failed. */
+  name?: string;
   seen: string[];
   passed: boolean;
   /** The lab's one-line explanation of the expectation (its `why`), or what went wrong with a command. */
@@ -295,6 +298,7 @@ export function toCheck(
     node: e.on,
     kind: kindOf(e),
     expected: describe(e, vars),
+    name: describe(e, UNFILLED),
     seen,
     passed: d.passed,
     ...(e.why ? { why: e.why } : {}),

@@ -1,7 +1,7 @@
 // Staged loading: bytes -> YAML document (with positions) -> schema -> rules. Every problem is reported with
 // file:line, and all of them at once, so an instructor fixes a file in one pass.
 import { readFileSync, statSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import type { z } from 'zod';
 import { LabFileError, LabError, type Problem } from '../errors.js';
 import { LabSchema, type Lab } from './schema.js';
@@ -26,6 +26,11 @@ export function loadLabFile(file: string): LoadedLab {
 /** A lab file's text, or why it cannot be read. Only regular files: /dev/zero, a FIFO or a symlink to one
  *  would otherwise be read forever. */
 export function readLabText(file: string): string | { missing: boolean; problem: Problem } {
+  return readLimitedText(file, MAX_LAB_BYTES, 'a lab file');
+}
+
+/** A YAML file's text (a lab, a submission), at most maxBytes, from a regular file only; or why not. */
+export function readLimitedText(file: string, maxBytes: number, what: string): string | { missing: boolean; problem: Problem } {
   const problem = (message: string) => ({ line: 1, column: 1, path: '', message });
   let st: ReturnType<typeof statSync>;
   try {
@@ -34,8 +39,8 @@ export function readLabText(file: string): string | { missing: boolean; problem:
     return { missing: true, problem: problem(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`) };
   }
   if (!st.isFile()) return { missing: false, problem: problem('not a regular file') };
-  if (st.size > MAX_LAB_BYTES)
-    return { missing: false, problem: problem(`the file has ${st.size} bytes; a lab file may have at most ${MAX_LAB_BYTES}`) };
+  if (st.size > maxBytes)
+    return { missing: false, problem: problem(`the file has ${st.size} bytes; ${what} may have at most ${maxBytes}`) };
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
@@ -57,59 +62,84 @@ interface Validation {
 }
 
 export function validateLabText(text: string): Validation {
+  const read = readYaml(text, 'a lab file is a mapping with id, slug, title, intro and steps');
+  if (!read.doc) return { problems: read.problems, warnings: [] };
+  const { data, locate } = read.doc;
+  // Templates are checked on the raw document, so their problems come out with the schema's in one run.
+  const templates = checkTemplates(data).map(locate);
+  const parsed = LabSchema.safeParse(data);
+  if (!parsed.success) {
+    const schema = schemaProblems(parsed.error.issues, read.doc);
+    const same = new Set(schema.map((p) => p.path));
+    return { problems: sortProblems([...schema, ...templates.filter((t) => !same.has(t.path))]), warnings: [] };
+  }
+  const problems = sortProblems([...templates, ...checkRules(parsed.data).map(locate)]);
+  const warnings = checkWarnings(parsed.data).map(locate);
+  return problems.length ? { problems, warnings } : { lab: parsed.data, problems, warnings };
+}
+
+/** A parsed YAML document that can say where each path of it is. */
+interface YamlDoc {
+  data: Record<string, unknown>;
+  positionOf(path: readonly PropertyKey[]): { line: number; column: number };
+  /** A problem found at a path of the data, with its line and column. */
+  locate(r: RuleProblem): Problem;
+}
+
+/**
+ * Text -> a YAML mapping whose paths map back to lines, or the problems that stop it: not YAML, anchors or
+ * aliases, too deep, or not a mapping. Shared by lab files and submissions.
+ */
+export function readYaml(text: string, notAMapping: string): { doc?: YamlDoc; problems: Problem[] } {
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
     // Aliases are refused outright: a lab has no use for them, and they are how "billion laughs" files grow.
     doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   } catch (e) {
-    return { problems: [{ line: 1, column: 1, path: '', message: `not readable as YAML: ${(e as Error).message}` }], warnings: [] };
+    return { problems: [{ line: 1, column: 1, path: '', message: `not readable as YAML: ${(e as Error).message}` }] };
   }
   const at = (offset: number | undefined) => {
     const pos = lineCounter.linePos(offset ?? 0);
     return { line: pos.line, column: pos.col };
   };
   if (doc.errors.length > 0) {
-    return {
-      problems: doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: readable(e.message.split('\n')[0] ?? e.message) })),
-      warnings: [],
-    };
+    return { problems: doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: readable(e.message.split('\n')[0] ?? e.message) })) };
   }
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 0 });
   } catch (e) {
-    return { problems: [{ line: 1, column: 1, path: '', message: readable((e as Error).message) }], warnings: [] };
+    return { problems: [{ line: 1, column: 1, path: '', message: readable((e as Error).message) }] };
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    return {
-      problems: [{ line: 1, column: 1, path: '', message: 'a lab file is a mapping with id, slug, title, intro and steps' }],
-      warnings: [],
-    };
+    return { problems: [{ line: 1, column: 1, path: '', message: notAMapping }] };
   }
-  const positionOf = (path: PropertyKey[]) => {
-    // Walk up until a node with a range exists (a missing key is reported at its parent).
+  const positionOf = (path: readonly PropertyKey[]) => {
+    // Walk up until a node with a range exists (a missing key is reported at its parent). A key of a mapping
+    // is reported where the key is written, not where its value starts (a nested mapping's is the next line).
     for (let n = path.length; n >= 0; n--) {
+      const last = path[n - 1];
+      if (n > 0 && typeof last === 'string') {
+        const parent = doc.getIn(path.slice(0, n - 1) as (string | number)[], true);
+        const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === last) : undefined;
+        if (pair && isScalar(pair.key) && pair.key.range) return at(pair.key.range[0]);
+      }
       const node = doc.getIn(path.slice(0, n) as (string | number)[], true);
       if (isNode(node) && node.range) return at(node.range[0]);
     }
     return { line: 1, column: 1 };
   };
-  const located = (r: RuleProblem): Problem => ({ ...positionOf(r.path), path: pathText(r.path), message: r.message });
-  // Templates are checked on the raw document, so their problems come out with the schema's in one run.
-  const templates = checkTemplates(data).map(located);
-  const parsed = LabSchema.safeParse(data);
-  if (!parsed.success) {
-    const schema = parsed.error.issues.map((i) => issueToProblem(i, positionOf));
-    const same = new Set(schema.map((p) => p.path));
-    return { problems: sortProblems([...schema, ...templates.filter((t) => !same.has(t.path))]), warnings: [] };
-  }
-  const problems = sortProblems([...templates, ...checkRules(parsed.data).map(located)]);
-  const warnings = checkWarnings(parsed.data).map(located);
-  return problems.length ? { problems, warnings } : { lab: parsed.data, problems, warnings };
+  const locate = (r: RuleProblem): Problem => ({ ...positionOf(r.path), path: pathText(r.path), message: r.message });
+  return { doc: { data: data as Record<string, unknown>, positionOf, locate }, problems: [] };
 }
 
-function sortProblems(ps: Problem[]): Problem[] {
+/** A schema's issues as problems with file positions. */
+export function schemaProblems(issues: z.core.$ZodIssue[], doc: Pick<YamlDoc, 'positionOf'>): Problem[] {
+  return issues.map((i) => issueToProblem(i, doc.positionOf));
+}
+
+export function sortProblems(ps: Problem[]): Problem[] {
   return ps.sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
@@ -120,7 +150,7 @@ function readable(message: string): string {
   return message;
 }
 
-function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: PropertyKey[]) => { line: number; column: number }): Problem {
+function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: readonly PropertyKey[]) => { line: number; column: number }): Problem {
   if (issue.code === 'invalid_union' && issue.errors.length > 0) {
     // "Invalid input" says nothing: report the branch that came closest (the one that got past the type check).
     const branches = issue.errors.filter((b) => b.length > 0);

@@ -1,8 +1,9 @@
 // Rules a schema cannot express: references between steps, templates, the topology's machines.
-import type { Action, Expectation, Lab, NodeName, Topology } from './schema.js';
+import { VARIANT_NAME, type Action, type Expectation, type Lab, type NodeName, type Topology } from './schema.js';
 import { parseDuration } from './duration.js';
 import { networksOf, nodesOf } from './topology.js';
 import { templateNames } from './templates.js';
+import { variantTemplate } from './variants.js';
 
 export interface RuleProblem {
   path: (string | number)[];
@@ -11,9 +12,10 @@ export interface RuleProblem {
 
 const MAX_WAIT_MS = 10 * 60_000;
 
-/** The template names a lab of this topology may use: {{client.ip}}, {{firewall.ip.front}}, {{net.lan}} ... */
-function templateVariables(topology: Topology): Set<string> {
-  const vars = new Set<string>();
+/** The template names a lab of this topology may use: {{client.ip}}, {{firewall.ip.front}}, {{net.lan}} ...
+ *  and its own variants, {{variant.port}}. */
+function templateVariables(topology: Topology, variants: string[] = []): Set<string> {
+  const vars = new Set<string>(variants.map(variantTemplate));
   for (const node of nodesOf(topology)) {
     vars.add(`${node.name}.ip`);
     for (const net of node.networks) vars.add(`${node.name}.ip.${net}`);
@@ -30,7 +32,8 @@ function templateVariables(topology: Topology): Set<string> {
  */
 export function checkTemplates(data: unknown): RuleProblem[] {
   const topology: Topology = isRecord(data) && data.topology === 'routed' ? 'routed' : 'direct';
-  const vars = templateVariables(topology);
+  const variants = isRecord(data) && isRecord(data.variants) ? Object.keys(data.variants).filter((k) => VARIANT_NAME.test(k)) : [];
+  const vars = templateVariables(topology, variants);
   const known = [...vars].map((v) => `{{${v}}}`).join(', ');
   const problems: RuleProblem[] = [];
   const walk = (v: unknown, path: (string | number)[]) => {
@@ -70,6 +73,12 @@ export function checkRules(lab: Lab): RuleProblem[] {
     }
   };
   for (const key of Object.keys(lab.nodes ?? {}) as NodeName[]) checkNode(key, ['nodes', key]);
+  for (const [name, v] of Object.entries(lab.variants ?? {})) {
+    if ('range' in v && v.range[0] > v.range[1])
+      problems.push({ path: ['variants', name, 'range'], message: 'give the lowest value first: [lowest, highest]' });
+    if ('choices' in v && new Set(v.choices.map(String)).size !== v.choices.length)
+      problems.push({ path: ['variants', name, 'choices'], message: 'a value is listed twice' });
+  }
 
   const seenSteps = new Set<string>();
   // Named commands: name -> node that runs it, to catch a stop or check on the wrong machine.
@@ -167,6 +176,7 @@ export function checkRules(lab: Lab): RuleProblem[] {
     seenSteps.add(step.id);
     step.run?.forEach((a, j) => checkAction(a, [...sp, 'run', j]));
     if (step.task) {
+      if (step.task.timeout) checkDuration(step.task.timeout, [...sp, 'task', 'timeout']);
       if (!step.task.solution?.length) {
         problems.push({
           path: [...sp, 'task'],

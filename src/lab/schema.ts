@@ -41,10 +41,15 @@ const Argv = z
   );
 
 const HostPattern = String.raw`(\*|\{\{\s*(client|server|firewall)\.ip(\.(lan|front|back))?\s*\}\}|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])`;
+// A port may be a per-student variant ({{variant.port}}): see `variants` below.
+const PortPattern = String.raw`(\*|\d{1,5}|\{\{\s*variant\.[a-z]{1,32}\s*\}\})`;
 const AddrPattern = z
   .string()
-  .regex(new RegExp(`^${HostPattern}:(\\*|\\d{1,5})$`), 'an address such as *:5555, {{server.ip}}:5555 or 198.18.0.3:*')
-  .describe('host:port; host is *, an IP or {{node.ip}}; port is * or a number.');
+  .regex(new RegExp(`^${HostPattern}:${PortPattern}$`), 'an address such as *:5555, {{server.ip}}:5555 or 198.18.0.3:*')
+  .describe('host:port; host is *, an IP or {{node.ip}}; port is *, a number or {{variant.NAME}}.');
+
+/** Points a check or a task is worth when `lab grade --submissions` grades a student's work. */
+const Points = z.number().min(0).max(1000);
 
 const Count = z.union([
   z.number().int().min(0),
@@ -138,6 +143,9 @@ export const ExpectationSchema = z
     within: Duration.optional().describe('Deadline for the expectation to hold (default 5s).'),
     for: Duration.optional().describe('Once it holds, it must keep holding this long.'),
     why: Text(500).optional().describe('One line that explains the expectation to the student.'),
+    points: Points.optional().describe(
+      'What this check is worth when a submission is graded (default 1 from the first task on, 0 before it).',
+    ),
   })
   .superRefine((e, ctx) => {
     const kinds = (['socket', 'absent', 'iptables', 'command', 'segments'] as const).filter((k) => e[k] !== undefined);
@@ -197,6 +205,12 @@ const TaskSchema = z.strictObject({
       "What every check of the task does before it looks, to try the student's work the way a user would (a connection through their rule), so that the effect is graded and not the text of a rule. Background commands it starts are stopped when the check ends.",
     ),
   expect: z.array(ExpectationSchema).min(1).max(20),
+  points: Points.optional().describe(
+    "What the task is worth when a submission is graded: awarded only when every one of the task's own checks is met (without it, each check counts on its own).",
+  ),
+  timeout: Duration.optional().describe(
+    "How long a submitted answer's commands may run on each machine before they are killed (default 30s).",
+  ),
 });
 
 export const StepSchema = z.strictObject({
@@ -223,6 +237,34 @@ const Sysctls = z
 
 const NodeConfigSchema = z.strictObject({ sysctls: Sysctls.optional() });
 
+/** A per-student value, derived from the student id: {{variant.NAME}} anywhere templates apply. */
+export const VARIANT_NAME = /^[a-z]{1,32}$/;
+const VariantSchema = z
+  .union([
+    z
+      .strictObject({
+        range: z
+          .tuple([z.number().int().min(0).max(1_000_000), z.number().int().min(0).max(1_000_000)])
+          .describe('[lowest, highest], both included: a whole number from this range.'),
+      })
+      .describe('A whole number from a range, e.g. a port: { range: [5600, 5699] }.'),
+    z
+      .strictObject({
+        choices: z
+          .array(z.union([z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _ . : - (at most 64)'), z.number()]))
+          .min(2)
+          .max(100)
+          .describe('The values to choose from.'),
+      })
+      .describe('One of a list: { choices: [DROP, REJECT] }.'),
+  ])
+  .describe('How a per-student value is chosen.');
+const Variants = z
+  .record(z.string().regex(VARIANT_NAME, 'a variant name is lower-case letters only (it is used as {{variant.NAME}})'), VariantSchema)
+  .describe(
+    "Per-student values, derived from the student id (lab start --student, lab grade --submissions): {{variant.NAME}} in prompts, commands, expectations and answers. A student's copy of another's answer then fails.",
+  );
+
 export const LabSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -244,6 +286,7 @@ export const LabSchema = z
         firewall: NodeConfigSchema.optional(),
       })
       .optional(),
+    variants: Variants.optional(),
     steps: z.array(StepSchema).min(1).max(100),
   })
   .describe('A tcplab lab file.');
@@ -257,3 +300,4 @@ export type SocketMatcher = z.infer<typeof SocketMatcherSchema>;
 export type SegmentMatcher = z.infer<typeof SegmentMatcherSchema>;
 export type CountSpec = z.infer<typeof Count>;
 export type Topology = NonNullable<Lab['topology']>;
+export type Variant = z.infer<typeof VariantSchema>;

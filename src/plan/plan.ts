@@ -93,13 +93,15 @@ interface PlanInput {
   subnets: string[];
   /** Extra labels (pid of the owning process, creation time). */
   labels?: Record<string, string>;
+  /** More template values: the student's variants ({'variant.port': '5637'}, src/lab/variants.ts). */
+  variables?: Record<string, string>;
 }
 
 function resourcePrefix(instance: string): string {
   return `tcplab-${instance}`;
 }
 
-export function planLab({ lab, instance, image, subnets, labels = {} }: PlanInput): Plan {
+export function planLab({ lab, instance, image, subnets, labels = {}, variables = {} }: PlanInput): Plan {
   const topology = lab.topology ?? 'direct';
   const netKeys = networksOf(topology);
   if (subnets.length !== netKeys.length) throw new Error(`plan needs ${netKeys.length} subnets, got ${subnets.length}`);
@@ -117,7 +119,7 @@ export function planLab({ lab, instance, image, subnets, labels = {} }: PlanInpu
     labels: { ...common },
   }));
 
-  const vars: Record<string, string> = {};
+  const vars: Record<string, string> = { ...variables };
   for (const key of netKeys) vars[`net.${key}`] = subnets[netKeys.indexOf(key)]!;
   const topoNodes = nodesOf(topology);
   for (const n of topoNodes) {

@@ -1,0 +1,70 @@
+// At the end of a task in the walk: read what the student typed in `lab shell` on each machine (the log
+// images/node/tcplab-bashrc keeps in its /tmp), keep the commands typed during the task, up to the `lab check`
+// that passed, and save them for `lab submit`. Reading happens while the lab still runs: its machines, and
+// their logs, go when the walk ends.
+import { readFileSync } from 'node:fs';
+import type { Instance } from '../engine/instance.js';
+import type { Lab, NodeName, Step } from '../lab/schema.js';
+import { labHash } from '../submit/submission.js';
+import { parseShellLog, taskAnswer, type ShellCommand } from '../submit/record.js';
+import { saveTaskWork, type TaskWork } from './state.js';
+import { VERSION } from './version.js';
+
+const SHELL_LOG = '/tmp/tcplab-shell.log';
+/** Read at most the last MiB of a machine's log. */
+const LOG_TAIL_BYTES = 1024 * 1024;
+
+interface CaptureContext {
+  lab: Lab;
+  file: string;
+  student?: string;
+  instance: Instance;
+}
+
+/** Every machine's shell log, parsed; a machine that cannot be read (it is going away) contributes nothing. */
+async function shellLogs(instance: Instance): Promise<Map<NodeName, ShellCommand[]>> {
+  const logs = new Map<NodeName, ShellCommand[]>();
+  await Promise.all(
+    instance.plan.nodes.map(async (n) => {
+      const r = await instance.exec(n.key, ['tail', '-c', String(LOG_TAIL_BYTES), SHELL_LOG]).catch(() => undefined);
+      logs.set(n.key, r && r.exitCode === 0 ? parseShellLog(r.stdout) : []);
+    }),
+  );
+  return new Map([...logs].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+export async function captureTask(
+  c: CaptureContext,
+  step: Step,
+  window: { startedAt: number; endedAt: number },
+  outcome: { passed: boolean; attempts: number; solvedByTcplab?: boolean },
+): Promise<TaskWork> {
+  const logs = await shellLogs(c.instance);
+  const answer = taskAnswer(logs, window.startedAt, window.endedAt, c.instance.vars).map(({ node, lines }) => ({ node, lines }));
+  let hash = '';
+  try {
+    hash = labHash(readFileSync(c.file, 'utf8'));
+  } catch {
+    // The lab file went away during the walk: the submission just carries no hash.
+  }
+  const task: TaskWork = {
+    title: step.title,
+    startedAt: new Date(window.startedAt).toISOString(),
+    endedAt: new Date(window.endedAt).toISOString(),
+    passed: outcome.passed,
+    attempts: outcome.attempts,
+    ...(outcome.solvedByTcplab ? { solvedByTcplab: true } : {}),
+    answer,
+  };
+  saveTaskWork(
+    {
+      ...(c.student ? { student: c.student } : {}),
+      lab: { id: c.lab.id, slug: c.lab.slug, title: c.lab.title, file: c.file, hash },
+      tcplab: VERSION,
+      instance: c.instance.id,
+    },
+    step.id,
+    task,
+  );
+  return task;
+}

@@ -1,0 +1,304 @@
+// Grading a class: every submission replayed in a fresh instance of the lab, with the student's answers in
+// place of the tasks' solutions, the whole lab graded, and points given (src/grade/score.ts). A submission that
+// cannot be read or does not fit the lab is a result too (gradable: false, with the reason); it never stops
+// the batch. Only an interrupt, an engine that fails, or a bug does. Never prints: results go to callbacks.
+import { createHash } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { EngineError, InterruptedError, LabError, formatProblem } from '../errors.js';
+import type { Lab } from '../lab/schema.js';
+import { variantValues } from '../lab/variants.js';
+import { formatDuration } from '../lab/duration.js';
+import type { LabEvent } from '../engine/events.js';
+import { newInstanceId } from '../engine/provision.js';
+import { runLab } from '../engine/run-lab.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { maxScoreOf, scoreLab, type Section } from '../grade/score.js';
+import type { StepResult } from '../grade/grade.js';
+import { answersOf, labHash, loadSubmission } from './submission.js';
+
+export interface AnswerOutput {
+  step: string;
+  node: string;
+  running: boolean;
+  exit?: number;
+  output: string;
+}
+
+/** One submission's result: the shape of `lab grade --submissions --json`. */
+export interface SubmissionResult {
+  /** From the file; null when the file is too broken to say. */
+  student: string | null;
+  file: string;
+  gradable: boolean;
+  /** Why it could not be graded (gradable: false). */
+  reason?: string;
+  passed: boolean;
+  score: number;
+  maxScore: number;
+  /** One per task: the task step and the steps after it, up to the next task. */
+  tasks: Section[];
+  durationMs: number;
+  /** How many runs it took (more than 1: it did not pass at first and was graded again, see --retries). */
+  attempts?: number;
+  /** The lab instance it ran in (removed since). */
+  instance?: string;
+  /** This student's variant values: what their answers had to use. */
+  variants?: Record<string, string>;
+  /** What each machine's answer printed (the first 64 KiB). */
+  answers?: AnswerOutput[];
+  /** The lab stopped part-way: what stopped it. The checks it did not reach count as not met. */
+  error?: string;
+  /** Worth knowing, not fatal: the lab file differs from the one the student worked with, and so on. */
+  warnings?: string[];
+}
+
+export interface Shard {
+  k: number;
+  n: number;
+}
+
+interface BatchOptions {
+  runtime: Runtime;
+  lab: Lab;
+  /** The lab file's text, to compare with the hash a submission recorded. */
+  labText: string;
+  image: string;
+  parallel: number;
+  /** Per submission: the whole lab must finish within this, or it is stopped and graded as far as it got. */
+  labTimeoutMs: number;
+  /** Caps each task's answer time limit. */
+  taskTimeoutMs?: number;
+  /** How often each lab's waits look (see InstanceOptions.pollIntervalMs). */
+  pollIntervalMs?: number;
+  /** Grade a submission that did not pass again, this many times; the best run counts. */
+  retries?: number;
+  signal: AbortSignal;
+  version: string;
+  /** Register an instance for cleanup on interrupt (and forget it once removed). */
+  track(id: string): void;
+  untrack(id: string): void;
+  onResult?(r: SubmissionResult, done: number, total: number): void;
+}
+
+/**
+ * The submission files named on the command line: a directory gives its *.yaml / *.yml files, sorted; a path
+ * that cannot be read stays in the list, to be reported as not gradable like any broken file.
+ */
+export function submissionFiles(paths: string[]): string[] {
+  const files: string[] = [];
+  for (const p of paths) {
+    let st: ReturnType<typeof statSync> | undefined;
+    try {
+      st = statSync(p);
+    } catch {
+      st = undefined;
+    }
+    if (st?.isDirectory()) {
+      files.push(
+        ...readdirSync(p)
+          .filter((f) => /\.ya?ml$/i.test(f))
+          .sort()
+          .map((f) => join(p, f)),
+      );
+    } else files.push(p);
+  }
+  return [...new Set(files)];
+}
+
+/** K/N, 1 <= K <= N <= 1000. */
+export function parseShard(text: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(text);
+  const k = Number(m?.[1]);
+  const n = Number(m?.[2]);
+  if (!m || n < 1 || n > 1000 || k < 1 || k > n)
+    throw new LabError(`--shard takes K/N with 1 <= K <= N (got '${text}')`, 'for example --shard 2/4: the second of four shards');
+  return { k, n };
+}
+
+/**
+ * Is this file in shard K of N? Decided by a hash of the file's name alone, so every machine of a CI matrix
+ * agrees without talking to the others, and a file added later does not move any other file between shards.
+ */
+export function inShard(file: string, shard: Shard): boolean {
+  const h = createHash('sha256').update(basename(file)).digest().readUInt32BE(0);
+  return h % shard.n === shard.k - 1;
+}
+
+function ungradable(lab: Lab, file: string, student: string | null, reason: string): SubmissionResult {
+  return { student, file, gradable: false, reason, passed: false, score: 0, maxScore: maxScoreOf(lab), tasks: [], durationMs: 0 };
+}
+
+interface Prepared {
+  file: string;
+  result?: SubmissionResult;
+  student?: string;
+  answers?: ReturnType<typeof answersOf>;
+  warnings: string[];
+}
+
+/** Grade every file (already sharded), at most `parallel` at a time; results in the files' order. */
+export async function gradeSubmissions(
+  files: string[],
+  opts: BatchOptions,
+): Promise<{ results: SubmissionResult[]; engineFailed: boolean }> {
+  const { lab } = opts;
+  const hash = labHash(opts.labText);
+  const prepared: Prepared[] = files.map((file) => {
+    const loaded = loadSubmission(file, lab);
+    if (!loaded.ok) {
+      const reason = loaded.problems.map((p) => formatProblem(file, p)).join('\n');
+      return { file, result: ungradable(lab, file, loaded.student ?? null, reason), warnings: [] };
+    }
+    const s = loaded.submission;
+    const warnings: string[] = [];
+    if (s.labHash && s.labHash !== hash)
+      warnings.push('the lab file differs from the one the student worked with (its labHash does not match): the tasks may have changed');
+    if (s.tcplab && s.tcplab !== opts.version) warnings.push(`written by tcplab ${s.tcplab}; graded with ${opts.version}`);
+    return { file, student: s.student, answers: answersOf(s), warnings };
+  });
+  // Two files for one student: which one counts is the instructor's call, not ours.
+  const byStudent = new Map<string, string[]>();
+  for (const p of prepared) if (p.student) byStudent.set(p.student, [...(byStudent.get(p.student) ?? []), p.file]);
+  for (const p of prepared) {
+    const same = p.student ? byStudent.get(p.student)! : [];
+    if (same.length > 1)
+      p.result = ungradable(lab, p.file, p.student!, `student ${p.student} has ${same.length} submissions (${same.join(', ')}): keep one`);
+  }
+
+  const results: SubmissionResult[] = new Array(prepared.length);
+  let engineFailed = false;
+  let done = 0;
+  const finish = (i: number, r: SubmissionResult) => {
+    results[i] = r;
+    opts.onResult?.(r, ++done, prepared.length);
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < prepared.length && !opts.signal.aborted) {
+      const i = next++;
+      const p = prepared[i]!;
+      if (p.result) {
+        finish(i, p.result);
+        continue;
+      }
+      try {
+        finish(i, await gradeWithRetries(p, opts));
+      } catch (e) {
+        if (opts.signal.aborted || e instanceof InterruptedError) throw e;
+        if (!(e instanceof LabError)) throw e;
+        // The engine could not make the instance or remove it, every time: this submission has no result, and
+        // the batch says so (exit 3), but the others are still graded.
+        if (e instanceof EngineError) engineFailed = true;
+        finish(i, ungradable(lab, p.file, p.student ?? null, `${e instanceof EngineError ? 'engine: ' : ''}${e.message}`));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel, prepared.length)) }, worker));
+  if (opts.signal.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
+  return { results, engineFailed };
+}
+
+/**
+ * A look that comes back late on a busy host can fail a right answer; no look can pass a wrong one. And an
+ * engine that is slow to answer can fail to make an instance at all. So a run that did not pass, or whose
+ * instance could not be made, gets another (up to `retries`), in a fresh instance, and the better one counts.
+ */
+async function gradeWithRetries(p: Prepared, opts: BatchOptions): Promise<SubmissionResult> {
+  let best: SubmissionResult | undefined;
+  let runs = 0;
+  for (let n = 0; n <= (opts.retries ?? 0) && !opts.signal.aborted; n++) {
+    let r: SubmissionResult;
+    try {
+      r = await gradeOne(p, opts);
+    } catch (e) {
+      if (!(e instanceof EngineError) || opts.signal.aborted || n === (opts.retries ?? 0)) {
+        if (best && e instanceof EngineError) break;
+        throw e;
+      }
+      continue;
+    }
+    runs++;
+    if (!best || r.score > best.score || (r.passed && !best.passed)) best = { ...r, durationMs: r.durationMs + (best?.durationMs ?? 0) };
+    else best = { ...best, durationMs: best.durationMs + r.durationMs };
+    if (best.passed) break;
+  }
+  if (!best) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
+  return runs > 1 ? { ...best, attempts: runs } : best;
+}
+
+async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResult> {
+  const { lab } = opts;
+  const student = p.student!;
+  const id = newInstanceId();
+  const outputs: AnswerOutput[] = [];
+  const stepsDone: StepResult[] = [];
+  // The whole lab has a time limit of its own: past it, this submission's run is stopped like a Ctrl-C, its
+  // instance removed, and the steps that finished are graded (the rest count as not met).
+  const limit = new AbortController();
+  const timer = setTimeout(() => limit.abort('time limit'), opts.labTimeoutMs);
+  const signal = AbortSignal.any([opts.signal, limit.signal]);
+  const started = performance.now();
+  opts.track(id);
+  try {
+    const result = await runLab(opts.runtime, lab, {
+      image: opts.image,
+      instance: id,
+      signal,
+      student,
+      ...(opts.pollIntervalMs !== undefined ? { pollIntervalMs: opts.pollIntervalMs } : {}),
+      // Recording every segment costs each look; a class needs it only for a lab that checks segments.
+      capture: usesSegments(lab),
+      answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) },
+      emit: (e: LabEvent) => {
+        if (e.type === 'step-done') stepsDone.push(e.result);
+        if (e.type === 'answer')
+          outputs.push({
+            step: e.step,
+            node: e.node,
+            running: e.running,
+            ...(e.exit !== undefined ? { exit: e.exit } : {}),
+            output: e.output,
+          });
+      },
+    }).catch((e: unknown) => {
+      if (limit.signal.aborted && !opts.signal.aborted) return undefined;
+      throw e;
+    });
+    const error = result ? result.error : `the lab did not finish within ${formatDuration(opts.labTimeoutMs)} (--timeout)`;
+    const scored = scoreLab(lab, result?.steps ?? stepsDone, error);
+    const lead = leadFailed(scored.sections);
+    const variants = variantValues(lab, student);
+    return {
+      student,
+      file: p.file,
+      gradable: true,
+      passed: scored.passed,
+      score: scored.score,
+      maxScore: scored.maxScore,
+      tasks: scored.sections.filter((s) => s.step !== null),
+      durationMs: performance.now() - started,
+      instance: id,
+      ...(Object.keys(variants).length ? { variants } : {}),
+      ...(outputs.length ? { answers: outputs } : {}),
+      ...(error ? { error } : {}),
+      ...(p.warnings.length || lead.length ? { warnings: [...p.warnings, ...lead] } : {}),
+    };
+  } finally {
+    clearTimeout(timer);
+    opts.untrack(id);
+  }
+}
+
+function usesSegments(lab: Lab): boolean {
+  return lab.steps.some((s) => [...(s.expect ?? []), ...(s.task?.expect ?? [])].some((e) => e.segments !== undefined));
+}
+
+/** A check before the first task failed: the lab itself misbehaved there, not this student's answer. */
+function leadFailed(sections: Section[]): string[] {
+  const lead = sections.find((s) => s.step === null);
+  const failed = lead?.items.filter((it) => !it.passed) ?? [];
+  return failed.length
+    ? [`${failed.length} check(s) before the first task failed; the lab itself, not this answer: ${failed[0]!.name}`]
+    : [];
+}

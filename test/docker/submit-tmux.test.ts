@@ -1,0 +1,154 @@
+// lab submit, for real: in tmux, a student walks Lab 2 at a terminal, gets its task wrong in `lab shell client`
+// (a REJECT), fixes it, passes `lab check` in a third window, types one more command, and quits. `lab submit`
+// then writes what was typed during the task, up to the check that passed, with the server's address as a
+// template; and the instructor's `lab grade 2 --submission FILE` replays it in a fresh instance and passes it.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeDocker, required } from '../helpers/docker.js';
+import { LABEL } from '../../src/plan/plan.js';
+import { resolveLab } from '../../src/lab/catalogue.js';
+import { validateSubmissionText } from '../../src/submit/submission.js';
+import type { SubmissionResult } from '../../src/submit/batch.js';
+
+const haveTmux = spawnSync('tmux', ['-V']).status === 0;
+if (!haveTmux && required) throw new Error('LAB_REQUIRE_DOCKER=1 but tmux is missing: apt-get install -y tmux (see .ci/run)');
+
+const LAB = resolve(import.meta.dirname, '../../bin/lab.js');
+const socket = `tcplab-submit-${process.pid}`;
+const stateDir = mkdtempSync(join(tmpdir(), 'tcplab-submit-'));
+const env = { ...process.env, TCPLAB_STATE_DIR: stateDir, TERM: 'xterm-256color', PS1: '$ ', LANG: 'C.UTF-8' } as NodeJS.ProcessEnv;
+delete env.NO_COLOR;
+delete env.FORCE_COLOR;
+delete env.TMUX;
+
+function tmux(...args: string[]): string {
+  return execFileSync('tmux', ['-L', socket, ...args], { env, encoding: 'utf8' });
+}
+
+function screen(win: string): string {
+  return tmux('capture-pane', '-p', '-J', '-S', '-5000', '-t', `ui:${win}`);
+}
+
+function typeLine(win: string, text: string): void {
+  tmux('send-keys', '-t', `ui:${win}`, '-l', text);
+  tmux('send-keys', '-t', `ui:${win}`, 'Enter');
+}
+
+function count(text: string, needle: string | RegExp): number {
+  if (typeof needle === 'string') return text.split(needle).length - 1;
+  return (text.match(new RegExp(needle.source, 'g')) ?? []).length;
+}
+
+/** Poll a window until `needle` has appeared `times` times, or fail showing the screen. */
+async function until(win: string, needle: string | RegExp, opts: { times?: number; ms?: number } = {}): Promise<string> {
+  const deadline = Date.now() + (opts.ms ?? 30_000);
+  for (;;) {
+    const text = screen(win);
+    if (count(text, needle) >= (opts.times ?? 1)) return text;
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${String(needle)} in window ${win}; the screen:\n${text.split('\n').slice(-40).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let seq = 0;
+/** Run a command at a shell prompt and wait for its exit status. */
+async function command(win: string, cmd: string, ms = 30_000): Promise<{ out: string; code: number }> {
+  const mark = `@@${++seq}@@`;
+  typeLine(win, `${cmd}; echo ${mark} EXIT=$?`);
+  const done = new RegExp(`${mark} EXIT=(\\d+)`);
+  const text = await until(win, done, { ms });
+  return { out: text.slice(text.indexOf(`${mark} EXIT=$?`), text.search(done)), code: Number(done.exec(text)![1]) };
+}
+
+/** The shell in the lab machine shows its prompt once more than before. */
+async function prompt(win: string, times: number): Promise<void> {
+  await until(win, 'root@client:/#', { times });
+}
+
+describeDocker('lab submit through a real terminal', (denv) => {
+  beforeAll(() => {
+    if (!haveTmux) return;
+    tmux('new-session', '-d', '-s', 'ui', '-n', 'lab', '-x', '200', '-y', '60', 'bash --norc --noprofile');
+    tmux('new-window', '-t', 'ui', '-n', 'shell', 'bash --norc --noprofile');
+    tmux('new-window', '-t', 'ui', '-n', 'term', 'bash --norc --noprofile');
+  });
+  afterAll(() => {
+    if (haveTmux) spawnSync('tmux', ['-L', socket, 'kill-server'], { env });
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it.skipIf(!haveTmux)('hands in the commands of the task, up to the check that passed, and they grade as passed', async () => {
+    typeLine('lab', `node ${LAB} start 2 --student alice`);
+    const started = await until('lab', /Lab instance ([0-9a-f]{8}) ready/, { ms: 120_000 });
+    const id = denv.track(/Lab instance ([0-9a-f]{8}) ready/.exec(started)![1]!);
+    const server = /server (198\.1[89]\.\d+\.\d+)/.exec(await until('lab', /Machines: .*server 198\./))![1]!;
+    await until('lab', 'Check my work');
+
+    typeLine('shell', `node ${LAB} shell client`);
+    await prompt('shell', 1);
+    typeLine('shell', 'iptables -I OUTPUT -p tcp --dport 5555 -j REJECT');
+    await prompt('shell', 2);
+    let r = await command('term', `node ${LAB} check`);
+    expect(r.code).toBe(1);
+    typeLine('shell', `ip route get ${server} >/dev/null`);
+    await prompt('shell', 3);
+    typeLine('shell', 'iptables -D OUTPUT -p tcp --dport 5555 -j REJECT; iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP');
+    await prompt('shell', 4);
+    r = await command('term', `node ${LAB} check`);
+    expect(r.code).toBe(0);
+    // After the check that passed: not part of the answer.
+    typeLine('shell', 'iptables -S OUTPUT');
+    await prompt('shell', 5);
+    await until('lab', '✓ task done (checked by `lab check`, attempt 2)');
+    await until('lab', /Recorded 3 commands you typed for this task/);
+    typeLine('shell', 'exit');
+
+    // Quit at the menu after the step (the last of its seven choices): the lab goes, the record stays.
+    await until('lab', '❯ Continue to the next step');
+    tmux('send-keys', '-t', 'ui:lab', 'Down', 'Down', 'Down', 'Down', 'Down', 'Down');
+    await until('lab', '❯ Quit (removes the lab unless --keep)');
+    tmux('send-keys', '-t', 'ui:lab', 'Enter');
+    await until('lab', /Removed the lab/);
+    const labels = { [LABEL.managed]: 'true', [LABEL.instance]: id };
+    for (const deadline = Date.now() + 20_000; ;) {
+      if ((await denv.runtime.listContainers(labels)).length === 0) break;
+      if (Date.now() > deadline) throw new Error(`instance ${id} left behind`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+
+    // The student hands in, offline as far as the file goes.
+    const file = join(stateDir, 'alice-lab2.yaml');
+    r = await command('term', `node ${LAB} submit -o ${file}`);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/wrote .*alice-lab2\.yaml: lab 2 \(incomplete-handshake\) for alice, 1 of 1 tasks/);
+    const text = readFileSync(file, 'utf8');
+    const loaded = validateSubmissionText(text, resolveLab('2').lab);
+    expect(loaded.ok).toBe(true);
+    expect(loaded.ok && loaded.submission.student).toBe('alice');
+    expect(loaded.ok && loaded.submission.answers?.['drop-syn']?.client).toBe(
+      [
+        'iptables -I OUTPUT -p tcp --dport 5555 -j REJECT',
+        'ip route get {{server.ip}} >/dev/null',
+        'iptables -D OUTPUT -p tcp --dport 5555 -j REJECT; iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP',
+        '',
+      ].join('\n'),
+    );
+    expect(text).toContain('(lab check passed at attempt 2)');
+    expect(text).not.toContain('iptables -S OUTPUT');
+    expect(text).not.toContain(server);
+
+    // The instructor grades it: replayed in a fresh instance, the wrong rule and its fix included, it passes.
+    const json = join(stateDir, 'grade.json');
+    r = await command('term', `node ${LAB} grade 2 --submission ${file} --json > ${json}`, 180_000);
+    const graded = JSON.parse(readFileSync(json, 'utf8')) as { submissions: SubmissionResult[] };
+    const g = graded.submissions[0]!;
+    if (g.instance) denv.track(g.instance);
+    expect(g).toMatchObject({ student: 'alice', gradable: true, passed: true });
+    expect(g.score).toBe(g.maxScore);
+    expect(r.code).toBe(0);
+  });
+});
