@@ -73,7 +73,8 @@ group('points', () => {
     lab.steps[1]!.expect![0]!.points = 0.5;
     lab.steps[2]!.expect![0]!.points = 0;
     const r = scoreLab(lab, run(lab));
-    expect(r.maxScore).toBe(maxScoreOf(lab2) - 1 + 5 - 0.5 - 1);
+    // The task's checks (a point each) become one item worth 5; one check is worth 0.5, another nothing.
+    expect(r.maxScore).toBe(maxScoreOf(lab2) - lab2.steps[0]!.task!.expect.length + 5 - 0.5 - 1);
   });
 
   it('a step whose command failed leaves its checks, and those after the lab stopped, as not checked', () => {

@@ -1,8 +1,8 @@
 // Submission files: the schema in one place, every problem with file:line, checked against the lab graded.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { answersOf, labHash, loadSubmission, validateSubmissionText } from '../../src/submit/submission.js';
 import { renderSubmission } from '../../src/submit/render.js';
@@ -81,6 +81,7 @@ describe('submission files', () => {
 
   it('bounds the file and each answer', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tcplab-sub-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const big = join(dir, 'big.yaml');
     writeFileSync(big, good + `# ${'x'.repeat(70 * 1024)}\n`);
     const r = loadSubmission(big, lab2);

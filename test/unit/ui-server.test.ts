@@ -1,13 +1,13 @@
 // The live page's server and files, without Docker: what it serves, to whom, the event stream, a busy port, and
 // that the page's files are all there and ship in the package.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { isLoopback, staticDir, startUiServer, urlFor, type UiServer } from '../../src/ui/server.js';
 
 const run = promisify(execFile);
@@ -186,7 +186,9 @@ describe("the page's files", () => {
   });
 
   it('are copied into dist/ by the build, which is what an installed package has', async () => {
-    const dest = join(mkdtempSync(join(tmpdir(), 'tcplab-ui-')), 'static');
+    const tmp = mkdtempSync(join(tmpdir(), 'tcplab-ui-'));
+    onTestFinished(() => rmSync(tmp, { recursive: true, force: true }));
+    const dest = join(tmp, 'static');
     await run('node', ['scripts/copy-ui-static.mjs', dest]);
     expect(readdirSync(dest).sort()).toEqual(files.filter((f) => /\.(html|js|css|svg|png|ico)$/.test(f)).sort());
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
