@@ -52,8 +52,14 @@ describeDocker('tcplab-capture in a lab node', (env) => {
         .map(([k, v]) => [k, Number(v)]),
     ) as Record<'pid' | 'segments' | 'kernel_drops' | 'gen' | 'running', number>;
   /** Every line of the node's capture files, oldest file first. */
-  const lines = async (node: NodeName) =>
-    (await sh(node, 'cd /tmp/tcplab-capture && for f in $(ls seg.* | sort -t. -k2 -n); do cat "$f"; done')).split('\n').filter(Boolean);
+  // Whole lines only: the newest file may be read while a line is being written (a write to tmpfs is not atomic
+  // for a reader), and a reader leaves such a tail for its next read, as src/observe's tail reader does.
+  const lines = async (node: NodeName) => {
+    const out = await sh(node, 'cd /tmp/tcplab-capture && for f in $(ls seg.* | sort -t. -k2 -n); do cat "$f"; done');
+    const all = out.split('\n');
+    all.pop(); // after the last newline: empty, or a line still being written
+    return all.filter(Boolean);
+  };
   const segments = async (node: NodeName, port: number): Promise<Segment[]> =>
     (await lines(node)).map((l) => parseSegmentLine(node, l)!).filter((s) => s.src.port === port || s.dst.port === port);
 

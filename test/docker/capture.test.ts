@@ -1,8 +1,8 @@
 // Capture on real lab nodes: tcpdump as students run it under the nodes' capability set (NET_ADMIN and NET_RAW
 // only), the engine's own recorder, and `lab grade 2 --trace DIR` read back with tcpdump.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { GenericContainer, type StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -12,6 +12,9 @@ import { createInstance } from '../../src/engine/provision.js';
 import { realClock } from '../../src/engine/events.js';
 import { LABEL } from '../../src/plan/plan.js';
 import type { Lab } from '../../src/lab/schema.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+
+afterAll(removeTempDirs);
 
 const lab = {
   id: 992,
@@ -113,14 +116,14 @@ describeDocker('capture in lab nodes', (env) => {
 
 describeDocker('lab grade 2 --trace DIR', (env) => {
   let reader: StartedTestContainer | undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'tcplab-trace-'));
+  const dir = tempDir('tcplab-trace-');
   let code = -1;
   let pid = 0;
   let stderr = '';
   beforeAll(async () => {
     const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
     const child = spawn('node', [bin, 'grade', '2', '--trace', dir], {
-      env: { ...process.env, TCPLAB_STATE_DIR: mkdtempSync(join(tmpdir(), 'tcplab-state-')) },
+      env: { ...process.env, TCPLAB_STATE_DIR: tempDir('tcplab-state-') },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     pid = child.pid!;

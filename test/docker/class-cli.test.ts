@@ -1,17 +1,20 @@
 // The instructor's and the student's new commands, end to end through the built CLI, where no engine is
 // needed: lab new, lab submit from a recorded walk, lab grade's usage errors; and how --shard splits a class.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { validateLabText } from '../../src/lab/load.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { variantValues } from '../../src/lab/variants.js';
 import { newLabText } from '../../src/cli/submit-command.js';
 import { inShard, parseShard } from '../../src/submit/batch.js';
 import { validateSubmissionText } from '../../src/submit/submission.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { labYaml } from '../reliability/cli.js';
+
+afterAll(removeTempDirs);
 
 const run = promisify(execFile);
 const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
@@ -34,7 +37,7 @@ describe('lab new', () => {
         .split('\n')
         .filter((l) => /^\s*#/.test(l) || / # /.test(l)).length,
     ).toBeGreaterThan(8);
-    const dir = mkdtempSync(join(tmpdir(), 'tcplab-new-'));
+    const dir = tempDir('tcplab-new-');
     const r = await lab(['new', 'my-lab'], {}, dir);
     expect(r.code).toBe(0);
     expect((await lab(['validate', join(dir, 'my-lab.yaml')])).code).toBe(0);
@@ -61,7 +64,7 @@ describe('--shard K/N', () => {
 
 /** A state directory as a walk of Lab 1 by alice leaves it, her task answered with her own port. */
 function recordedWalk(): { state: string; port: string } {
-  const state = mkdtempSync(join(tmpdir(), 'tcplab-state-'));
+  const state = tempDir('tcplab-state-');
   const lab1 = resolveLab('1');
   const port = variantValues(lab1.lab, 'alice')['variant.port']!;
   mkdirSync(join(state, 'work'), { recursive: true });
@@ -126,7 +129,7 @@ describe('lab submit', () => {
   });
 
   it('says what to do when nothing was recorded', async () => {
-    const r = await lab(['submit'], { TCPLAB_STATE_DIR: mkdtempSync(join(tmpdir(), 'tcplab-empty-')) });
+    const r = await lab(['submit'], { TCPLAB_STATE_DIR: tempDir('tcplab-empty-') });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/nothing was recorded yet/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
@@ -136,9 +139,12 @@ describe('lab submit', () => {
 describe('lab grade --submissions: usage', () => {
   const offline = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
   it('clear errors before anything runs', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tcplab-subs-'));
+    const dir = tempDir('tcplab-subs-');
+    // Every lab of the catalogue has a task now: a lab without one is a file of the test's own.
+    const taskless = join(dir, 'no-task.yaml');
+    writeFileSync(taskless, labYaml(''));
     const cases: [string[], RegExp][] = [
-      [['grade', '4', '--submissions', dir], /has no tasks, so there is nothing to submit/],
+      [['grade', taskless, '--submissions', dir], /has no tasks, so there is nothing to submit/],
       [['grade', '2', '--submissions', dir], /no submissions in/],
       [['grade', '2', '--gradebook', 'x.csv'], /--gradebook goes with --submissions/],
       [['grade', '--all', '--submissions', dir], /--all grades the labs themselves/],
@@ -154,7 +160,7 @@ describe('lab grade --submissions: usage', () => {
   });
 
   it('an engine that cannot be reached is exit 3, as for every command', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tcplab-subs-'));
+    const dir = tempDir('tcplab-subs-');
     writeFileSync(join(dir, 'a.yaml'), 'student: a\nlab: 2\n');
     const r = await lab(['grade', '2', '--submissions', dir], offline);
     expect(r.code).toBe(3);

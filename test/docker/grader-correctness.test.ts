@@ -113,7 +113,7 @@ describe('lab validate', () => {
   it('a lab that checks nothing is refused (exit 2) with a reason; a step without expectations is a warning', async () => {
     const none = await validate(base('  - { id: one, title: One, explain: e, run: [{ on: server, run: ["true"] }] }\n'));
     expect(none.code).toBe(2);
-    expect(none.stdout).toMatch(/:7:3: steps: this lab expects nothing in any step/);
+    expect(none.stdout).toMatch(/:6:1: steps: this lab expects nothing in any step/);
     const some = await validate(
       base(
         '  - { id: one, title: One, explain: e, run: [{ on: server, run: ["true"] }] }\n' +

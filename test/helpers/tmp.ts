@@ -1,0 +1,17 @@
+// Temp folders a test file makes, removed when the file's tests end (afterAll(removeTempDirs)): the run fails
+// when a tcplab-* folder is left in its TMPDIR (test/global-setup.ts).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const made: string[] = [];
+
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
