@@ -38,8 +38,10 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 
 
 describeDocker('tcplab-capture in a lab node', (env) => {
   let inst: Instance;
+  // Up to 16 MiB of output kept whole: the rotation test reads every capture file (4 x 512 KB).
   const sh = async (node: NodeName, script: string) => {
-    const r = await inst.exec(node, ['sh', '-c', script], { timeoutMs: 120_000 });
+    const r = await inst.exec(node, ['sh', '-c', script], { timeoutMs: 120_000, maxOutputBytes: 16 << 20 });
+    expect(r.cutBytes?.stdout ?? 0, script).toBe(0);
     expect(r.exitCode, `${script}: ${r.stderr}`).toBe(0);
     return r.stdout;
   };
@@ -182,7 +184,8 @@ describeDocker('tcplab-capture in a lab node', (env) => {
         expect(Number(size), f).toBeGreaterThan(FILE_BYTES - 512);
       }
     }
-    for (const l of await lines('client')) expect(l).toMatch(LINE);
+    const all = await lines('client');
+    all.forEach((l, i) => expect(l, `line ${i + 1} of ${all.length}: ${all.slice(Math.max(0, i - 1), i + 2).join(' | ')}`).toMatch(LINE));
   }, 360_000);
 });
 

@@ -141,7 +141,7 @@ describe('lab grade --submissions: usage', () => {
   it('clear errors before anything runs', async () => {
     const dir = tempDir('tcplab-subs-');
     // Every lab of the catalogue has a task now: a lab without one is a file of the test's own.
-    const taskless = join(dir, 'no-task.yaml');
+    const taskless = join(tempDir('tcplab-lab-'), 'no-task.yaml');
     writeFileSync(taskless, labYaml(''));
     const cases: [string[], RegExp][] = [
       [['grade', taskless, '--submissions', dir], /has no tasks, so there is nothing to submit/],
