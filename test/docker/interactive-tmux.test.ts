@@ -7,86 +7,41 @@
 // the lab says why; Ctrl-C at a menu exits 130 and leaves nothing; another user's lab on the same engine is
 // never entered; closing the terminal removes the lab. No line of any screen is wider than the terminal (so
 // nothing was broken mid-word by the terminal). Every wait polls the screen with a deadline.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, required } from '../helpers/docker.js';
 import { LABEL } from '../../src/plan/plan.js';
 import { createInstance, newInstanceId } from '../../src/engine/provision.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { count, haveTmux, pause, studentEnv, terminal } from '../helpers/tmux.js';
 
-const haveTmux = spawnSync('tmux', ['-V']).status === 0;
+afterAll(removeTempDirs);
+
 if (!haveTmux && required) throw new Error('LAB_REQUIRE_DOCKER=1 but tmux is missing: apt-get install -y tmux (see .ci/run)');
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const WIDTH = 80;
-const socket = `tcplab-test-${process.pid}`;
-const stateDir = mkdtempSync(join(tmpdir(), 'tcplab-ui-'));
+const stateDir = tempDir('tcplab-ui-');
 // This test's own user name: other people's labs on a shared engine (all running as root here) are not its own.
 const USER = `student${process.pid}`;
-const env = {
-  ...process.env,
-  TCPLAB_STATE_DIR: stateDir,
-  TCPLAB_USER: USER,
-  TERM: 'xterm-256color',
-  PS1: '$ ',
-  LANG: 'C.UTF-8',
-} as NodeJS.ProcessEnv;
-// A student's terminal: no colour overrides, not inside tmux already, and not started by npm (npx would set these,
-// and tcplab would rightly print `npx lab`).
-for (const k of Object.keys(env)) if (k.startsWith('npm_')) delete env[k];
-delete env.NO_COLOR;
-delete env.FORCE_COLOR;
-delete env.TMUX;
-
-function tmux(...args: string[]): string {
-  return execFileSync('tmux', ['-L', socket, ...args], { env, encoding: 'utf8' });
-}
-
-/** Everything the window has shown (scrollback included), lines the terminal wrapped joined again. */
-function screen(win: string): string {
-  return tmux('capture-pane', '-p', '-J', '-S', '-5000', '-t', `ui:${win}`);
-}
-
-function type(win: string, ...keys: string[]): void {
-  tmux('send-keys', '-t', `ui:${win}`, ...keys);
-}
-
-function run(win: string, command: string): void {
-  tmux('send-keys', '-t', `ui:${win}`, '-l', command);
-  tmux('send-keys', '-t', `ui:${win}`, 'Enter');
-}
-
-function newWindow(name: string): void {
-  tmux('new-window', '-t', 'ui', '-n', name, '-c', ROOT, "env PS1='$ ' bash --norc --noprofile");
-}
-
-function count(text: string, needle: string | RegExp): number {
-  if (typeof needle === 'string') return text.split(needle).length - 1;
-  return (text.match(new RegExp(needle.source, needle.flags.includes('g') ? needle.flags : needle.flags + 'g')) ?? []).length;
-}
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const env = studentEnv({ TCPLAB_STATE_DIR: stateDir, TCPLAB_USER: USER });
+const {
+  open,
+  screen,
+  type,
+  typeLine: run,
+  until,
+  command,
+  kill,
+  tmux,
+  newWindow: newWindowIn,
+} = terminal(`tcplab-test-${process.pid}`, env);
+const newWindow = (name: string) => newWindowIn(name, ROOT);
 
 /** Text with every run of white space as one space: what a wrapped paragraph says, wherever it was broken. */
 const flat = (text: string) => text.replace(/\s+/g, ' ');
-
-/** Poll a window until `needle` has appeared `times` times (default once), or fail showing the screen. */
-async function until(win: string, needle: string | RegExp, opts: { times?: number; ms?: number } = {}): Promise<string> {
-  const deadline = Date.now() + (opts.ms ?? 30_000);
-  let last = '';
-  for (;;) {
-    last = screen(win);
-    if (count(last, needle) >= (opts.times ?? 1)) return last;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${String(needle)} in window ${win}; the screen:\n${last.trimEnd().split('\n').slice(-40).join('\n')}`,
-      );
-    await pause(100);
-  }
-}
 
 /** The active prompt is the last thing on the screen: its highlighted choice. */
 async function menu(win: string, choice: string, ms = 30_000): Promise<string> {
@@ -131,18 +86,6 @@ async function atPrompt(win: string, cmd: string): Promise<void> {
   await until(win, /^root@\w+:\/# /m, { times: prompts + 1, ms: 30_000 });
 }
 
-let seq = 0;
-/** Run a command at a shell prompt; wait for its own end marker; its output and exit status. */
-async function command(win: string, cmd: string, ms = 90_000): Promise<{ out: string; code: number }> {
-  const mark = `@@${++seq}@@`;
-  run(win, `${cmd}; echo ${mark} EXIT=$?`);
-  const done = new RegExp(`${mark} EXIT=(\\d+)`);
-  const text = await until(win, done, { ms });
-  const from = text.indexOf(`${mark} EXIT=$?`);
-  const to = text.search(done);
-  return { out: text.slice(from, to), code: Number(done.exec(text)![1]) };
-}
-
 /**
  * Lines wider than the terminal, which the terminal had to break (anywhere, mid-word included). The lines the
  * test typed itself at a shell prompt are not tcplab's and are left out.
@@ -158,14 +101,11 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
   const windows = new Set<string>();
   beforeAll(() => {
     if (!haveTmux) return;
-    tmux('new-session', '-d', '-s', 'ui', '-n', 'lab', '-c', ROOT, '-x', String(WIDTH), '-y', '50', "env PS1='$ ' bash --norc --noprofile");
-    newWindow('shell');
-    newWindow('term');
+    open('lab', ['shell', 'term'], { cwd: ROOT, width: WIDTH, height: 50 });
     for (const w of ['lab', 'shell', 'term']) windows.add(w);
   });
   afterAll(() => {
-    if (haveTmux) spawnSync('tmux', ['-L', socket, 'kill-server'], { env });
-    rmSync(stateDir, { recursive: true, force: true });
+    if (haveTmux) kill();
     console.log(`tmux walkthrough took ${((performance.now() - started) / 1000).toFixed(1)} s`);
   });
 

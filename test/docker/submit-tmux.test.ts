@@ -2,8 +2,7 @@
 // (a REJECT), fixes it, passes `lab check` in a third window, types one more command, and quits. `lab submit`
 // then writes what was typed during the task, up to the check that passed, with the server's address as a
 // template; and the instructor's `lab grade 2 --submission FILE` replays it in a fresh instance and passes it.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, required } from '../helpers/docker.js';
@@ -12,59 +11,15 @@ import { resolveLab } from '../../src/lab/catalogue.js';
 import { validateSubmissionText } from '../../src/submit/submission.js';
 import type { SubmissionResult } from '../../src/submit/batch.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { haveTmux, studentEnv, terminal } from '../helpers/tmux.js';
 
 afterAll(removeTempDirs);
 
-const haveTmux = spawnSync('tmux', ['-V']).status === 0;
 if (!haveTmux && required) throw new Error('LAB_REQUIRE_DOCKER=1 but tmux is missing: apt-get install -y tmux (see .ci/run)');
 
 const LAB = resolve(import.meta.dirname, '../../bin/lab.js');
-const socket = `tcplab-submit-${process.pid}`;
 const stateDir = tempDir('tcplab-submit-');
-const env = { ...process.env, TCPLAB_STATE_DIR: stateDir, TERM: 'xterm-256color', PS1: '$ ', LANG: 'C.UTF-8' } as NodeJS.ProcessEnv;
-delete env.NO_COLOR;
-delete env.FORCE_COLOR;
-delete env.TMUX;
-
-function tmux(...args: string[]): string {
-  return execFileSync('tmux', ['-L', socket, ...args], { env, encoding: 'utf8' });
-}
-
-function screen(win: string): string {
-  return tmux('capture-pane', '-p', '-J', '-S', '-5000', '-t', `ui:${win}`);
-}
-
-function typeLine(win: string, text: string): void {
-  tmux('send-keys', '-t', `ui:${win}`, '-l', text);
-  tmux('send-keys', '-t', `ui:${win}`, 'Enter');
-}
-
-function count(text: string, needle: string | RegExp): number {
-  if (typeof needle === 'string') return text.split(needle).length - 1;
-  return (text.match(new RegExp(needle.source, 'g')) ?? []).length;
-}
-
-/** Poll a window until `needle` has appeared `times` times, or fail showing the screen. */
-async function until(win: string, needle: string | RegExp, opts: { times?: number; ms?: number } = {}): Promise<string> {
-  const deadline = Date.now() + (opts.ms ?? 30_000);
-  for (;;) {
-    const text = screen(win);
-    if (count(text, needle) >= (opts.times ?? 1)) return text;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${String(needle)} in window ${win}; the screen:\n${text.split('\n').slice(-40).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-let seq = 0;
-/** Run a command at a shell prompt and wait for its exit status. */
-async function command(win: string, cmd: string, ms = 30_000): Promise<{ out: string; code: number }> {
-  const mark = `@@${++seq}@@`;
-  typeLine(win, `${cmd}; echo ${mark} EXIT=$?`);
-  const done = new RegExp(`${mark} EXIT=(\\d+)`);
-  const text = await until(win, done, { ms });
-  return { out: text.slice(text.indexOf(`${mark} EXIT=$?`), text.search(done)), code: Number(done.exec(text)![1]) };
-}
+const { open, type, typeLine, until, command, kill } = terminal(`tcplab-submit-${process.pid}`, studentEnv({ TCPLAB_STATE_DIR: stateDir }));
 
 /** The shell in the lab machine shows its prompt once more than before. */
 async function prompt(win: string, times: number): Promise<void> {
@@ -74,13 +29,10 @@ async function prompt(win: string, times: number): Promise<void> {
 describeDocker('lab submit through a real terminal', (denv) => {
   beforeAll(() => {
     if (!haveTmux) return;
-    tmux('new-session', '-d', '-s', 'ui', '-n', 'lab', '-x', '200', '-y', '60', 'bash --norc --noprofile');
-    tmux('new-window', '-t', 'ui', '-n', 'shell', 'bash --norc --noprofile');
-    tmux('new-window', '-t', 'ui', '-n', 'term', 'bash --norc --noprofile');
+    open('lab', ['shell', 'term']);
   });
   afterAll(() => {
-    if (haveTmux) spawnSync('tmux', ['-L', socket, 'kill-server'], { env });
-    rmSync(stateDir, { recursive: true, force: true });
+    if (haveTmux) kill();
   });
 
   it.skipIf(!haveTmux)('hands in the commands of the task, up to the check that passed, and they grade as passed', async () => {
@@ -113,9 +65,9 @@ describeDocker('lab submit through a real terminal', (denv) => {
 
     // Quit at the menu after the step (the last of its seven choices): the lab goes, the record stays.
     await until('lab', '❯ Continue to the next step');
-    tmux('send-keys', '-t', 'ui:lab', 'Down', 'Down', 'Down', 'Down', 'Down', 'Down');
+    type('lab', 'Down', 'Down', 'Down', 'Down', 'Down', 'Down');
     await until('lab', '❯ Quit (removes the lab unless --keep)');
-    tmux('send-keys', '-t', 'ui:lab', 'Enter');
+    type('lab', 'Enter');
     await until('lab', /Removed the lab/);
     const labels = { [LABEL.managed]: 'true', [LABEL.instance]: id };
     for (const deadline = Date.now() + 20_000; ;) {
