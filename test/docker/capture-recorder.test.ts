@@ -6,35 +6,16 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import type { Instance } from '../../src/engine/instance.js';
 import { createInstance } from '../../src/engine/provision.js';
-import { realClock } from '../../src/engine/events.js';
 import { parseSegmentLine, type Segment } from '../../src/observe/segments.js';
-import type { Lab, NodeName } from '../../src/lab/schema.js';
+import type { NodeName } from '../../src/lab/schema.js';
+import { bareLab, until } from '../helpers/lab.js';
 
-const lab = {
-  id: 993,
-  slug: 'capture-recorder-test',
-  title: 't',
-  summary: '',
-  intro: '',
-  topology: 'direct',
-  steps: [{ id: 's', title: 's', explain: '' }],
-} as Lab;
+const lab = bareLab(993, 'capture-recorder-test');
 
 // The recorder's constants (tcplab-capture.c).
 const FILE_BYTES = 512 * 1024;
 const KEEP_FILES = 4;
 const LINE = /^\d+\.\d{9} [^\s/]+ \d+ (?:in|out) (?:[0-9a-f]{2})+ \d+$/;
-
-/** Poll until check() returns a value or the deadline passes (TCP and processes take their own time). */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = realClock.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (realClock.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await realClock.sleep(200);
-  }
-}
 
 describeDocker('tcplab-capture in a lab node', (env) => {
   let inst: Instance;

@@ -9,33 +9,13 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import type { Instance } from '../../src/engine/instance.js';
 import { createInstance } from '../../src/engine/provision.js';
-import { realClock } from '../../src/engine/events.js';
 import { LABEL } from '../../src/plan/plan.js';
-import type { Lab } from '../../src/lab/schema.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { bareLab, until } from '../helpers/lab.js';
 
 afterAll(removeTempDirs);
 
-const lab = {
-  id: 992,
-  slug: 'capture-test',
-  title: 't',
-  summary: '',
-  intro: '',
-  topology: 'direct',
-  steps: [{ id: 's', title: 's', explain: '' }],
-} as Lab;
-
-/** Poll until check() returns a value or the deadline passes (TCP and processes take their own time). */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = realClock.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (realClock.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await realClock.sleep(100);
-  }
-}
+const lab = bareLab(992, 'capture-test');
 
 describeDocker('capture in lab nodes', (env) => {
   let inst: Instance;

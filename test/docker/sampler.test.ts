@@ -5,18 +5,11 @@ import { describeDocker } from '../helpers/docker.js';
 import type { Instance } from '../../src/engine/instance.js';
 import { createInstance } from '../../src/engine/provision.js';
 import { parseObservation } from '../../src/observe/observation.js';
-import type { Lab, NodeName } from '../../src/lab/schema.js';
+import type { NodeName } from '../../src/lab/schema.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
+import { bareLab } from '../helpers/lab.js';
 
-const lab = {
-  id: 991,
-  slug: 'sampler-test',
-  title: 't',
-  summary: '',
-  intro: '',
-  topology: 'direct',
-  steps: [{ id: 's', title: 's', explain: '' }],
-} as Lab;
+const lab = bareLab(991, 'sampler-test');
 const need = (node: NodeName, extra: { iptables?: boolean; commands?: string[] } = {}) =>
   new Map([[node, { iptables: !!extra.iptables, commands: new Set(extra.commands ?? []) }]]);
 

@@ -13,16 +13,9 @@ import { pickInstance, shellEndedBecause } from '../../src/cli/live.js';
 import { loadEnded, recordEnded } from '../../src/cli/state.js';
 import { isLabError } from '../../src/errors.js';
 import type { Lab } from '../../src/lab/schema.js';
+import { bareLab } from '../helpers/lab.js';
 
-const lab: Lab = {
-  id: 2,
-  slug: 'incomplete-handshake',
-  title: 't',
-  summary: '',
-  intro: '',
-  topology: 'direct',
-  steps: [{ id: 's', title: 's', explain: '' }],
-};
+const lab: Lab = bareLab(2, 'incomplete-handshake');
 
 /** An instance's containers, as another user's `lab start` would have made them. */
 function addInstance(rt: FakeRuntime, instance: string, owner?: string): void {
