@@ -165,10 +165,11 @@ export async function readArchive(file: string): Promise<ArchiveContents> {
   }
 }
 
-/** An image name as Docker shows it: Podman writes "localhost/tcplab/node:x" (and "docker.io/library/..."
- *  for official images) where Docker writes "tcplab/node:x". */
+/** An image name as Docker shows it: Podman writes "localhost/tcplab/node:x" (and "<registry>/library/..."
+ *  for official images) where Docker writes "tcplab/node:x". A first component with a dot or a colon, or
+ *  "localhost", is a registry's address (Docker's own rule for references), and is left out. */
 function shortName(ref: string): string {
-  return ref.replace(/^(localhost|docker\.io)\//, '').replace(/^library\//, '');
+  return ref.replace(/^(localhost|[^/]*[.:][^/]*)\//, '').replace(/^library\//, '');
 }
 
 /**

@@ -57,7 +57,9 @@ describe('image archives', () => {
     const file = archive('podman', [{ Config: 'abc.json', RepoTags: [`localhost/${TAG}`, 'localhost/tcplab/node:current'], Layers: [] }]);
     expect(await verdict(file)).toBe('ok');
     expect(
-      await verdict(archive('podman-debian', [{ Config: 'abc.json', RepoTags: ['docker.io/library/debian:bookworm-slim'], Layers: [] }])),
+      await verdict(
+        archive('podman-debian', [{ Config: 'abc.json', RepoTags: ['registry.example:5000/library/debian:bookworm-slim'], Layers: [] }]),
+      ),
     ).toMatch(/holds debian:bookworm-slim, not/);
   });
 
