@@ -21,6 +21,7 @@ import { createInstance, newInstanceId } from '../dist/engine/provision.js';
 import { removeInstance } from '../dist/engine/teardown.js';
 import { containerMemory } from '../dist/bench/memory.js';
 import { LABEL } from '../dist/plan/plan.js';
+import { LISTEN_LATER } from '../dist/bench/probes.js';
 
 const { values, positionals } = parseArgs({
   options: {
@@ -125,16 +126,6 @@ const med = (xs) => {
 };
 
 // Latency, the arms' instances held together and used in turn.
-const LISTEN_LATER = [
-  'import random, socket, sys, time',
-  's = socket.socket()',
-  's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-  "s.bind(('0.0.0.0', int(sys.argv[1])))",
-  'time.sleep(random.uniform(0.15, 0.45))',
-  's.listen(1)',
-  "print('%.6f' % time.time(), flush=True)",
-  'time.sleep(60)',
-].join('\n');
 const latency = Object.fromEntries(arms.map((a) => [a.name, { snapshot: [], detect: [] }]));
 if (trials > 0) {
   const insts = new Map();

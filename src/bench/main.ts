@@ -24,6 +24,7 @@ import { cliParallel, cliSequential, Compose, composeVersion } from './baseline.
 import { containerMemory, hostMemory, shimMemory } from './memory.js';
 import { mb, median, ms, summary, timed } from './stats.js';
 import { must, run } from './shell.js';
+import { LISTEN_LATER } from './probes.js';
 import { gradeClass, type ClassRun } from './submissions.js';
 
 const SECTIONS = ['warm', 'snapshot', 'detect', 'capture', 'catalogue', 'density', 'image', 'teardown', 'submissions'] as const;
@@ -342,17 +343,6 @@ async function snapshot(image: string): Promise<void> {
     }
   }
 }
-
-const LISTEN_LATER = [
-  'import random, socket, sys, time',
-  's = socket.socket()',
-  's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-  "s.bind(('0.0.0.0', int(sys.argv[1])))",
-  'time.sleep(random.uniform(0.15, 0.45))',
-  's.listen(1)',
-  "print('%.6f' % time.time(), flush=True)",
-  'time.sleep(60)',
-].join('\n');
 
 async function detect(image: string): Promise<void> {
   heading('Detection latency: a socket enters LISTEN in a container -> the grader sees it (waitFor settles)');
