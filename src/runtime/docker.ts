@@ -21,6 +21,7 @@ import {
   type ExecSession,
   type ImageInfo,
   type NetworkSpec,
+  type OpenExecOptions,
   type Resource,
   type Runtime,
 } from './runtime.js';
@@ -453,6 +454,7 @@ export class DockerRuntime implements Runtime {
       const ex = await this.docker.getContainer(container).exec({
         Cmd: argv,
         Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...(opts.user ? { User: opts.user } : {}),
         AttachStdout: true,
         AttachStderr: true,
         AttachStdin: false,
@@ -552,23 +554,33 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async openExec(container: string, argv: string[]): Promise<ExecSession> {
+  async openExec(container: string, argv: string[], opts: OpenExecOptions = {}): Promise<ExecSession> {
     logExec('%s: open %o', container, argv);
     try {
-      const ex = await this.docker
-        .getContainer(container)
-        .exec({ Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false });
+      const ex = await this.docker.getContainer(container).exec({
+        Cmd: argv,
+        Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...(opts.user ? { User: opts.user } : {}),
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
       const stream = (await ex.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream & {
         destroy(): void;
         unref?(): void;
         end(): void;
       };
-      // A sampler left open (lab start --keep) must not keep the CLI from exiting.
-      stream.unref?.();
-      (stream as unknown as { socket?: { unref?(): void } }).socket?.unref?.();
+      if (!opts.ref) {
+        // A session left open (an observer of lab start --keep) must not keep the CLI from exiting.
+        stream.unref?.();
+        (stream as unknown as { socket?: { unref?(): void } }).socket?.unref?.();
+      }
       const stdout = new PassThrough();
-      this.docker.modem.demuxStream(stream, stdout, new PassThrough().resume());
+      const stderr = new PassThrough();
+      this.docker.modem.demuxStream(stream, stdout, stderr);
       let closed = false;
+      let ended = false;
       const closers: ((err?: Error) => void)[] = [];
       const finish = (err?: Error) => {
         if (closed) return;
@@ -580,13 +592,30 @@ export class DockerRuntime implements Runtime {
       stream.on('close', () => finish());
       stream.on('error', (e: Error) => finish(e));
       return {
-        write: (text) => {
-          if (!closed) stream.write(text);
+        write: (data) => {
+          if (!closed && !ended) stream.write(data);
         },
-        onStdout: (fn) => stdout.on('data', (b: Buffer) => fn(b.toString('utf8'))),
+        end: () => {
+          if (closed || ended) return;
+          ended = true;
+          // Half-close: the engine ends the command's input and keeps sending its output.
+          stream.end();
+        },
+        onStdout: (fn) => stdout.on('data', (b: Buffer) => fn(b)),
+        onStderr: (fn) => stderr.on('data', (b: Buffer) => fn(b)),
         onClose: (fn) => {
           if (closed) fn();
           else closers.push(fn);
+        },
+        exitCode: async () => {
+          // The stream can end a moment before the engine records the exit code.
+          for (let i = 0; i < 100; i++) {
+            const info = await ex.inspect().catch(() => undefined);
+            if (!info) return undefined;
+            if (!info.Running) return info.ExitCode ?? undefined;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          return undefined;
         },
         close: () => {
           if (closed) return;
