@@ -36,6 +36,7 @@
  *           like coreutils' timeout -k 1) or background (answered once started; its status read by LOOK).
  *   SIGNAL  a signal to a named command's process group (Ctrl-C is SIGINT).
  *   WRITE / CLOSE  bytes to a background command's standard input, or its end.
+ *   WAKE    every waiting look of this reader answers now.
  *   HELLO   the protocol version, and whether the recorder runs.
  * The recorder is an AF_PACKET socket (CAP_NET_RAW) that keeps the IP and TCP headers of every TCP segment
  * sent or received on the node's interfaces (loopback left out) in a ring in memory, with the kernel's
@@ -101,6 +102,7 @@
 #define K_SIGNAL 4
 #define K_WRITE 5
 #define K_CLOSE 6
+#define K_WAKE 7
 #define K_OK 0x80
 #define K_ERROR 0xFF
 
@@ -1369,6 +1371,16 @@ static void handle_hello(struct client *cl, const struct request *r) {
   frame_end(&cl->out, at);
 }
 
+/* Every waiting look of this client answers now (the reader has what it waited for from another node). */
+static void handle_wake(struct client *cl, const struct request *r) {
+  int i;
+  size_t at;
+  for (i = 0; i < MAX_LOOKS; i++)
+    if (looks[i].used && looks[i].client_id == cl->id && looks[i].waits) looks[i].deadline_ms = 0;
+  at = frame_begin(&cl->out, r->seq, K_OK | K_WAKE);
+  frame_end(&cl->out, at);
+}
+
 static void handle_frame(struct client *cl, const unsigned char *p, uint32_t len) {
   static struct request r;
   if (parse_request(p, len, &r) != 0) {
@@ -1393,6 +1405,9 @@ static void handle_frame(struct client *cl, const unsigned char *p, uint32_t len
     break;
   case K_CLOSE:
     handle_write(cl, &r, 1);
+    break;
+  case K_WAKE:
+    handle_wake(cl, &r);
     break;
   default:
     send_error(cl, r.seq, "unknown request %u", r.kind);

@@ -46,7 +46,7 @@ function nodeOptions(node: NodePlan): string[] {
     first.ip,
     ...Object.entries(node.sysctls).flatMap(([k, v]) => ['--sysctl', `${k}=${v}`]),
     ...NODE_SECURITY.capDrop.flatMap((c) => ['--cap-drop', c]),
-    ...NODE_SECURITY.capAdd.flatMap((c) => ['--cap-add', c]),
+    ...[...NODE_SECURITY.capAdd, ...NODE_SECURITY.agentCapAdd].flatMap((c) => ['--cap-add', c]),
     ...NODE_SECURITY.securityOpt.flatMap((o) => ['--security-opt', o]),
     ...(NODE_SECURITY.readOnlyRootfs ? ['--read-only'] : []),
     ...Object.entries(NODE_SECURITY.tmpfs).flatMap(([p, o]) => ['--tmpfs', `${p}:${o}`]),

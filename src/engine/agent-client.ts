@@ -22,6 +22,7 @@ import {
   lookFrame,
   runFrame,
   signalFrame,
+  wakeFrame,
   writeFrame,
   type CommandStatus,
   type Hello,
@@ -109,6 +110,12 @@ export class AgentClient {
 
   async write(name: string, data: string, close = false, opts: CallOptions = {}): Promise<void> {
     decodeAck(await this.call((seq) => writeFrame(seq, name, data, close), opts), close ? KIND.close : KIND.write);
+  }
+
+  /** Every waiting look of this session answers now. Nothing to do when no session is open. */
+  async wake(opts: CallOptions = {}): Promise<void> {
+    if (!this.session) return;
+    decodeAck(await this.call((seq) => wakeFrame(seq), opts), KIND.wake);
   }
 
   close(): void {

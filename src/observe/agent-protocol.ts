@@ -35,6 +35,8 @@ export interface CommandStatus {
 
 export interface SegmentRead {
   segments: Segment[];
+  /** Each segment's sequence number in its agent (the same for every reader). */
+  seqs: number[];
   /** The cursor for the next look: the sequence number of the next segment the agent will record. */
   next: number;
   /** Segments recorded before the cursor asked for that the ring no longer holds (missed for good). */
@@ -84,6 +86,12 @@ export interface RunRequest {
   timeoutMs?: number;
 }
 
+/** argv run as the student in a node: root with NET_ADMIN and NET_RAW only, for good (`lab shell`, answers,
+ *  terminals). interruptOnEof: its input stays open, and closing ours is a Ctrl-C (SIGINT to its group). */
+export function studentArgv(argv: string[], opts: { interruptOnEof?: boolean } = {}): string[] {
+  return [AGENT_PROGRAM, 'student', ...(opts.interruptOnEof ? ['--interrupt-on-eof'] : []), '--', ...argv];
+}
+
 const NAME = /^[a-z0-9_-]{1,63}$/;
 
 function checkName(name: string): string {
@@ -129,6 +137,10 @@ export function signalFrame(seq: number, name: string, signal: number): Frame {
 
 export function writeFrame(seq: number, name: string, data: string, close = false): Frame {
   return { seq, kind: close ? KIND.close : KIND.write, fields: [field('n', checkName(name)), field('d', data)] };
+}
+
+export function wakeFrame(seq: number): Frame {
+  return { seq, kind: KIND.wake, fields: [] };
 }
 
 /** An answer's fields, or the agent's refusal as an AgentRefused. */
@@ -376,8 +388,10 @@ export function decodeLook(node: NodeName, frame: Frame, segmentsFrom?: number):
     const next = f.u64('N') ?? 0;
     const oldest = f.u64('O') ?? next;
     const records = f.all('G').map((g) => decodeSegment(node, g));
+    const kept = records.filter((r): r is { seq: number; segment: Segment } => r.segment !== undefined);
     look.segments = {
-      segments: records.flatMap((r) => (r.segment ? [r.segment] : [])),
+      segments: kept.map((r) => r.segment),
+      seqs: kept.map((r) => r.seq),
       next,
       missed: segmentsFrom !== undefined ? Math.max(0, oldest - segmentsFrom) : 0,
       kernelDrops: f.u64('D') ?? 0,

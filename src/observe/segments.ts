@@ -176,7 +176,7 @@ export function parseHeaders(b: Buffer): Headers | undefined {
   };
 }
 
-function ipv6(b: Buffer): string {
+export function ipv6(b: Buffer): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
   // The longest run of zero groups becomes '::' (RFC 5952).

@@ -6,7 +6,7 @@
 // prints can start, end or replace a frame or a field, whatever bytes it holds. A frame that does not parse is
 // an error of the one answer it was (WireError), never text taken for something else.
 
-export const KIND = { hello: 1, look: 2, run: 3, signal: 4, write: 5, close: 6 } as const;
+export const KIND = { hello: 1, look: 2, run: 3, signal: 4, write: 5, close: 6, wake: 7 } as const;
 export type Kind = (typeof KIND)[keyof typeof KIND];
 export const OK = 0x80;
 export const ERROR = 0xff;

@@ -59,7 +59,7 @@ export function renderCompose(plan: Plan, opts: { buildContext?: string; source?
       init: true,
       command,
       cap_drop: [...NODE_SECURITY.capDrop],
-      cap_add: [...NODE_SECURITY.capAdd],
+      cap_add: [...NODE_SECURITY.capAdd, ...NODE_SECURITY.agentCapAdd],
       security_opt: [...NODE_SECURITY.securityOpt],
       read_only: NODE_SECURITY.readOnlyRootfs,
       tmpfs: Object.entries(NODE_SECURITY.tmpfs).map(([path, o]) => `${path}:${o}`),

@@ -607,6 +607,13 @@ export class DockerRuntime implements Runtime {
           if (closed) fn();
           else closers.push(fn);
         },
+        started: async () => {
+          for (let i = 0; i < 500; i++) {
+            const info = await ex.inspect().catch(() => undefined);
+            if (!info || info.Running || info.Pid || info.ExitCode !== null) return;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        },
         exitCode: async () => {
           // The stream can end a moment before the engine records the exit code.
           for (let i = 0; i < 100; i++) {

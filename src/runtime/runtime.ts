@@ -101,6 +101,9 @@ export interface ExecSession {
   /** Once the session has ended: the command's exit code as the engine recorded it (undefined if it cannot
    *  tell: the container is gone). */
   exitCode(): Promise<number | undefined>;
+  /** Settles once the engine says the command's process exists (or has already ended): a session is open
+   *  before its process has started. */
+  started(): Promise<void>;
   /** Drop the connection (the command sees EOF on its input and goes on, or ends, as it will). */
   close(): void;
 }
