@@ -2,7 +2,7 @@
 import { VARIANT_NAME, type Action, type Expectation, type Lab, type NodeName, type Topology } from './schema.js';
 import { parseDuration } from './duration.js';
 import { networksOf, nodesOf } from './topology.js';
-import { templateNames } from './templates.js';
+import { expand, templateNames } from './templates.js';
 import { variantTemplate } from './variants.js';
 
 export interface RuleProblem {
@@ -151,17 +151,39 @@ export function checkRules(lab: Lab): RuleProblem[] {
       }
     }
     if (e.command) {
-      const owner = named.get(e.command.name);
-      if (!owner) problems.push({ path: [...path, 'command', 'name'], message: `no earlier command is named '${e.command.name}'` });
-      else if (owner !== e.on) problems.push({ path: [...path, 'on'], message: `'${e.command.name}' runs on ${owner}, not ${e.on}` });
-      if (e.command.output !== undefined) {
-        try {
-          new RegExp(e.command.output);
-        } catch {
-          problems.push({ path: [...path, 'command', 'output'], message: 'not a valid regular expression' });
-        }
+      const c = e.command;
+      const owner = named.get(c.name);
+      if (!owner) problems.push({ path: [...path, 'command', 'name'], message: `no earlier command is named '${c.name}'` });
+      else if (owner !== e.on) problems.push({ path: [...path, 'on'], message: `'${c.name}' runs on ${owner}, not ${e.on}` });
+      // A name alone holds as soon as the command has a status at all, whatever it did: it asks nothing.
+      if (c.running === undefined && c.exit === undefined && c.output === undefined)
+        problems.push({
+          path: [...path, 'command'],
+          message: `a command check must ask something: running, exit or output (with the name alone it holds once '${c.name}' has started)`,
+        });
+      if (c.running === true && c.exit !== undefined)
+        problems.push({
+          path: [...path, 'command', 'exit'],
+          message: 'a running command has no exit status yet: running: true and exit never hold together',
+        });
+      if (c.output !== undefined) {
+        const why = vacuousPattern(c.output);
+        if (why) problems.push({ path: [...path, 'command', 'output'], message: why });
       }
     }
+    // A count that every number meets ({}, { min: 0 }) holds with no socket or segment at all.
+    const everyCount = (c: unknown) =>
+      typeof c === 'object' && c !== null && (c as { max?: number }).max === undefined && !((c as { min?: number }).min ?? 0);
+    if (e.socket?.count !== undefined && everyCount(e.socket.count))
+      problems.push({
+        path: [...path, 'socket', 'count'],
+        message: 'this count holds with no socket at all: give a min of 1 or more, or a max',
+      });
+    if (e.segments?.count !== undefined && everyCount(e.segments.count))
+      problems.push({
+        path: [...path, 'segments', 'count'],
+        message: 'this count holds with no segment at all: give a min of 1 or more, a max, or count: 0 for none',
+      });
   };
 
   if (lab.steps.every((st) => !st.expect?.length && !st.task)) {
@@ -194,3 +216,22 @@ export function checkRules(lab: Lab): RuleProblem[] {
   });
   return problems;
 }
+
+/**
+ * Why an output pattern cannot tell outputs apart, or undefined when it can. A pattern that matches the empty
+ * text ('', '.*', 'a?', '^') matches every output. Templates in a pattern stand for literal text (an address),
+ * so they are tried as such.
+ */
+function vacuousPattern(pattern: string): string | undefined {
+  let re: RegExp;
+  try {
+    re = new RegExp(expand(pattern, LITERAL_STAND_IN), 'm');
+  } catch {
+    return 'not a valid regular expression';
+  }
+  if (re.test('')) return `/${pattern}/ matches any output (it matches even an empty one): say what the output must contain`;
+  return undefined;
+}
+
+/** Every template as a short literal: enough to try a pattern the way grading fills it in. */
+const LITERAL_STAND_IN: Record<string, string> = new Proxy({}, { get: () => 'x' });

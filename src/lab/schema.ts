@@ -118,7 +118,13 @@ const CounterSchema = z.strictObject({
   table: z.enum(['filter', 'raw', 'mangle', 'nat']).optional(),
   chain: z.string().regex(/^[A-Za-z0-9_-]{1,28}$/, 'a chain name such as INPUT, OUTPUT or FORWARD'),
   rule: z
-    .array(z.string().max(200))
+    .array(
+      z
+        .string()
+        .max(200)
+        // An empty word is found in every rule, so a check made of it could never tell one rule from another.
+        .refine((w) => w.trim() !== '', 'an empty rule word matches every rule: give the words the rule must contain, e.g. "-j DROP"'),
+    )
     .min(1)
     .max(20)
     .describe('Words that must all appear in the rule as iptables -S prints it, e.g. ["--dport 5555", "-j DROP"].'),
@@ -129,7 +135,11 @@ const CommandCheckSchema = z.strictObject({
   name: Name.describe('The name given to a run action.'),
   running: z.boolean().optional(),
   exit: z.number().int().min(0).max(255).optional(),
-  output: z.string().max(500).optional().describe('A regular expression the command output must match.'),
+  output: z
+    .string()
+    .max(500)
+    .optional()
+    .describe('A regular expression the command output must match; templates in it ({{server.ip}}) stand for their value as literal text.'),
 });
 
 export const ExpectationSchema = z
