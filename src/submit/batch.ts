@@ -155,6 +155,16 @@ export async function gradeSubmissions(
     if (s.labHash && s.labHash !== hash)
       warnings.push('the lab file differs from the one the student worked with (its labHash does not match): the tasks may have changed');
     if (s.tcplab && s.tcplab !== opts.version) warnings.push(`written by tcplab ${s.tcplab}; graded with ${opts.version}`);
+    // Answers are literal: a template of a variant is not filled in, or one file would pass for every student.
+    const variantTemplates = new Set(
+      Object.values(s.answers ?? {}).flatMap((byNode) =>
+        Object.values(byNode).flatMap((t) => t?.match(/\{\{\s*variant\.[a-z]+\s*\}\}/g) ?? []),
+      ),
+    );
+    if (variantTemplates.size)
+      warnings.push(
+        `the answers contain ${[...variantTemplates].join(', ')}, which is not filled in: an answer is graded as written, with the student's own values`,
+      );
     return { file, student: s.student, answers: answersOf(s), warnings };
   });
   // Two files for one student: which one counts is the instructor's call, not ours.
