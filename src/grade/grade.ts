@@ -173,7 +173,7 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
  * A command check's output pattern with its templates filled in as literal text: in /to {{server.ip}}/ the
  * address's dots are dots, not "any character", so 198.18.4.3 does not also match 198.18.413.
  */
-export function outputPattern(pattern: string, vars: Record<string, string>): RegExp {
+function outputPattern(pattern: string, vars: Record<string, string>): RegExp {
   const literal = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')]));
   return new RegExp(expand(pattern, literal), 'm');
 }

@@ -192,6 +192,7 @@ export function checkRules(lab: Lab): RuleProblem[] {
       message: 'this lab expects nothing in any step, so grading it could never pass; give at least one step an expect list',
     });
   }
+  problems.push(...checkPoints(lab));
   lab.steps.forEach((step, i) => {
     const sp = ['steps', i];
     if (seenSteps.has(step.id)) problems.push({ path: [...sp, 'id'], message: `step id '${step.id}' is used twice` });
@@ -235,3 +236,50 @@ function vacuousPattern(pattern: string): string | undefined {
 
 /** Every template as a short literal: enough to try a pattern the way grading fills it in. */
 const LITERAL_STAND_IN: Record<string, string> = new Proxy({}, { get: () => 'x' });
+
+/**
+ * Points that could be earned for nothing are refused where the file says them (docs/authoring.md, "Points"):
+ * a check before the first task runs the same for every answer; a check's own points are part of its task's,
+ * which must then say what the whole section is worth.
+ */
+function checkPoints(lab: Lab): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  let task: { index: number; points?: number } | undefined;
+  let own: { path: (string | number)[]; points: number }[] = [];
+  const close = () => {
+    if (!task || own.length === 0) return;
+    const sum = own.reduce((n, o) => n + o.points, 0);
+    if (task.points === undefined)
+      problems.push({
+        path: own[0]!.path,
+        message: `a check with points of its own needs its task to say what the whole task is worth: give steps[${task.index}].task points (these checks' ${sum} are part of it)`,
+      });
+    else if (sum > task.points + 1e-9)
+      problems.push({
+        path: ['steps', task.index, 'task', 'points'],
+        message: `the task is worth ${task.points}, but checks of its section have ${sum} points of their own: the task's points include theirs`,
+      });
+  };
+  lab.steps.forEach((step, i) => {
+    if (step.task) {
+      close();
+      task = { index: i, ...(step.task.points !== undefined ? { points: step.task.points } : {}) };
+      own = [];
+    }
+    const listed: [Expectation, (string | number)[]][] = [
+      ...(step.task?.expect ?? []).map((e, j): [Expectation, (string | number)[]] => [e, ['steps', i, 'task', 'expect', j, 'points']]),
+      ...(step.expect ?? []).map((e, j): [Expectation, (string | number)[]] => [e, ['steps', i, 'expect', j, 'points']]),
+    ];
+    for (const [e, path] of listed) {
+      if (e.points === undefined || e.points === 0) continue;
+      if (!task)
+        problems.push({
+          path,
+          message: 'a check before the first task runs the same for every answer, so it cannot earn points: remove them',
+        });
+      else own.push({ path, points: e.points });
+    }
+  });
+  close();
+  return problems;
+}

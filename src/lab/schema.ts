@@ -154,7 +154,7 @@ export const ExpectationSchema = z
     for: Duration.optional().describe('Once it holds, it must keep holding this long.'),
     why: Text(500).optional().describe('One line that explains the expectation to the student.'),
     points: Points.optional().describe(
-      'What this check is worth when a submission is graded (default 1 from the first task on, 0 before it).',
+      "Partial credit: what this check earns on its own when a submission meets it, part of its task's points. Only for checks the null answer (the task not done at all) fails. Without it, the check counts toward its task's all-or-nothing points.",
     ),
   })
   .superRefine((e, ctx) => {
@@ -216,7 +216,7 @@ const TaskSchema = z.strictObject({
     ),
   expect: z.array(ExpectationSchema).min(1).max(20),
   points: Points.optional().describe(
-    "What the task is worth when a submission is graded: awarded only when every one of the task's own checks is met (without it, each check counts on its own).",
+    'What the task is worth when a submission is graded: its section (this step and the steps after it, up to the next task) earns it only when every check of the section is met, except the points single checks carry of their own. Default: one per check of the section.',
   ),
   timeout: Duration.optional().describe(
     "How long a submitted answer's commands may run on each machine before they are killed (default 30s).",

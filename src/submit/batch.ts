@@ -13,9 +13,10 @@ import type { LabEvent } from '../engine/events.js';
 import { newInstanceId } from '../engine/provision.js';
 import { runLab } from '../engine/run-lab.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { maxScoreOf, scoreLab, type Section } from '../grade/score.js';
+import { labChecks, maxScoreOf, scoreLab, type LabCheck, type Section } from '../grade/score.js';
 import type { StepResult } from '../grade/grade.js';
 import { answersOf, labHash, loadSubmission } from './submission.js';
+import { printableDeep } from '../report/printable.js';
 
 export interface AnswerOutput {
   step: string;
@@ -141,7 +142,7 @@ interface Prepared {
 export async function gradeSubmissions(
   files: string[],
   opts: BatchOptions,
-): Promise<{ results: SubmissionResult[]; engineFailed: boolean }> {
+): Promise<{ results: SubmissionResult[]; engineFailed: boolean; nullAnswer?: NullAnswer }> {
   const { lab } = opts;
   const hash = labHash(opts.labText);
   const prepared: Prepared[] = files.map((file) => {
@@ -180,20 +181,38 @@ export async function gradeSubmissions(
   let engineFailed = false;
   let done = 0;
   const finish = (i: number, r: SubmissionResult) => {
-    results[i] = r;
-    opts.onResult?.(r, ++done, prepared.length);
+    // File names, keys, reasons and what answers printed come from students: no control character leaves here.
+    results[i] = printableDeep(r);
+    opts.onResult?.(results[i], ++done, prepared.length);
   };
+  // The null answer (every task left undone) is one more instance of the batch, the first to start: each
+  // submission's points wait for it, so that a check it meets pays nothing to anyone (src/grade/score.ts).
+  const needsNull = prepared.some((p) => !p.result);
+  let settleNull!: (n: NullAnswer) => void;
+  const nullAnswer = new Promise<NullAnswer>((resolve) => (settleNull = resolve));
+  if (!needsNull) settleNull({ met: [], warnings: [] });
+  const queue: (number | 'null')[] = [...(needsNull ? ['null' as const] : []), ...prepared.map((_, i) => i)];
   let next = 0;
   const worker = async () => {
-    while (next < prepared.length && !opts.signal.aborted) {
-      const i = next++;
+    while (next < queue.length && !opts.signal.aborted) {
+      const job = queue[next++]!;
+      if (job === 'null') {
+        const n = await gradeNullAnswer(opts).catch((e: unknown) => {
+          if (opts.signal.aborted || e instanceof InterruptedError || !(e instanceof LabError)) throw e;
+          if (e instanceof EngineError) engineFailed = true;
+          return { met: [], warnings: [], error: `${e instanceof EngineError ? 'engine: ' : ''}${e.message}` } satisfies NullAnswer;
+        });
+        settleNull(n);
+        continue;
+      }
+      const i = job;
       const p = prepared[i]!;
       if (p.result) {
         finish(i, p.result);
         continue;
       }
       try {
-        finish(i, await gradeWithRetries(p, opts));
+        finish(i, await gradeWithRetries(p, opts, nullAnswer));
       } catch (e) {
         if (opts.signal.aborted || e instanceof InterruptedError) throw e;
         if (!(e instanceof LabError)) throw e;
@@ -204,23 +223,79 @@ export async function gradeSubmissions(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel, prepared.length)) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel, queue.length)) }, worker));
+  } finally {
+    // A worker that failed must not leave the others waiting for a null answer that will never come.
+    settleNull({ met: [], warnings: [], error: 'not graded' });
+  }
   if (opts.signal.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
-  return { results, engineFailed };
+  return { results, engineFailed, ...(needsNull ? { nullAnswer: await nullAnswer } : {}) };
+}
+
+/** Who the null answer is graded as: its variants are this id's (an answer that does nothing uses none). */
+const NULL_STUDENT = 'null-answer';
+
+/** The null answer's run, as the results report it. */
+export interface NullAnswer {
+  /** The checks it met from the first task on, with the points of their own the lab gives them. */
+  met: LabCheck[];
+  /** Its score, as any answer's: it must be 0. */
+  score?: number;
+  passed?: boolean;
+  /** Where the null answer changes what checks are worth: a check with points of its own that it met. */
+  warnings: string[];
+  /** It could not be graded (the engine failed): points of single checks count as the lab declares them. */
+  error?: string;
+}
+
+/** The null answer: every task left undone, graded like a submission (once; again only if the engine failed). */
+async function gradeNullAnswer(opts: BatchOptions): Promise<NullAnswer> {
+  const { lab } = opts;
+  let run: Run | undefined;
+  for (let n = 0; !run; n++) {
+    try {
+      run = await gradeOne({ file: '(null answer)', student: NULL_STUDENT, answers: {}, warnings: [] }, opts);
+    } catch (e) {
+      if (!(e instanceof EngineError) || opts.signal.aborted || n >= (opts.retries ?? 0)) throw e;
+    }
+  }
+  const scored = scoreLab(lab, run.steps, run.error);
+  const met = new Set(scored.met);
+  const warnings: string[] = [];
+  const checks = labChecks(lab);
+  for (const c of checks)
+    if (c.points > 0 && met.has(c.key))
+      warnings.push(
+        `the null answer (no answer at all) meets '${c.name}' (step ${c.step}), which the lab gives ${c.points} points of its own: they count only with the whole task ${c.task}`,
+      );
+  for (const task of new Set(checks.map((c) => c.task)))
+    if (checks.filter((c) => c.task === task).every((c) => met.has(c.key)))
+      warnings.push(
+        `the null answer meets every check of task ${task}: it tells no answer from none, so it is worth nothing in this batch`,
+      );
+  return {
+    met: checks.filter((c) => met.has(c.key)),
+    score: scored.score,
+    passed: scored.passed,
+    warnings,
+    ...(run.error ? { error: run.error } : {}),
+  };
 }
 
 /**
- * A look that comes back late on a busy host can fail a right answer; no look can pass a wrong one. And an
+ * A look that comes back late on a busy host can fail a right answer; no look makes a state appear that the
+ * answer does not make. An answer that works only sometimes (a race) gets the better of its runs. And an
  * engine that is slow to answer can fail to make an instance at all. So a run that did not pass, or whose
  * instance could not be made, gets another (up to `retries`), in a fresh instance, and the better one counts.
  */
-async function gradeWithRetries(p: Prepared, opts: BatchOptions): Promise<SubmissionResult> {
+async function gradeWithRetries(p: Prepared, opts: BatchOptions, nullAnswer: Promise<NullAnswer>): Promise<SubmissionResult> {
   let best: SubmissionResult | undefined;
   let runs = 0;
   for (let n = 0; n <= (opts.retries ?? 0) && !opts.signal.aborted; n++) {
     let r: SubmissionResult;
     try {
-      r = await gradeOne(p, opts);
+      r = resultOf(p, await gradeOne(p, opts), await nullAnswer, opts.lab);
     } catch (e) {
       if (!(e instanceof EngineError) || opts.signal.aborted || n === (opts.retries ?? 0)) {
         if (best && e instanceof EngineError) break;
@@ -237,7 +312,43 @@ async function gradeWithRetries(p: Prepared, opts: BatchOptions): Promise<Submis
   return runs > 1 ? { ...best, attempts: runs } : best;
 }
 
-async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResult> {
+/** One run of a lab with an answer, before it is scored. */
+interface Run {
+  steps: StepResult[];
+  error?: string;
+  outputs: AnswerOutput[];
+  durationMs: number;
+  instance: string;
+}
+
+/** A run, scored: the null answer's met checks pay nothing of their own. */
+function resultOf(p: Prepared, run: Run, nullAnswer: NullAnswer, lab: Lab): SubmissionResult {
+  const student = p.student!;
+  const scored = scoreLab(lab, run.steps, run.error, nullAnswer.error ? {} : { nullMet: new Set(nullAnswer.met.map((c) => c.key)) });
+  const lead = leadFailed(scored.sections);
+  const variants = variantValues(lab, student);
+  const nullNotes = nullAnswer.error
+    ? [`the null answer could not be graded (${nullAnswer.error}): checks with points of their own pay as the lab declares them`]
+    : nullAnswer.warnings;
+  const warnings = [...p.warnings, ...lead, ...nullNotes];
+  return {
+    student,
+    file: p.file,
+    gradable: true,
+    passed: scored.passed,
+    score: scored.score,
+    maxScore: scored.maxScore,
+    tasks: scored.sections.filter((s) => s.step !== null),
+    durationMs: run.durationMs,
+    instance: run.instance,
+    ...(Object.keys(variants).length ? { variants } : {}),
+    ...(run.outputs.length ? { answers: run.outputs } : {}),
+    ...(run.error ? { error: run.error } : {}),
+    ...(warnings.length ? { warnings } : {}),
+  };
+}
+
+async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
   const { lab } = opts;
   const student = p.student!;
   const id = newInstanceId();
@@ -276,23 +387,12 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResu
       throw e;
     });
     const error = result ? result.error : `the lab did not finish within ${formatDuration(opts.labTimeoutMs)} (--timeout)`;
-    const scored = scoreLab(lab, result?.steps ?? stepsDone, error);
-    const lead = leadFailed(scored.sections);
-    const variants = variantValues(lab, student);
     return {
-      student,
-      file: p.file,
-      gradable: true,
-      passed: scored.passed,
-      score: scored.score,
-      maxScore: scored.maxScore,
-      tasks: scored.sections.filter((s) => s.step !== null),
+      steps: result?.steps ?? stepsDone,
+      ...(error ? { error } : {}),
+      outputs,
       durationMs: performance.now() - started,
       instance: id,
-      ...(Object.keys(variants).length ? { variants } : {}),
-      ...(outputs.length ? { answers: outputs } : {}),
-      ...(error ? { error } : {}),
-      ...(p.warnings.length || lead.length ? { warnings: [...p.warnings, ...lead] } : {}),
     };
   } finally {
     clearTimeout(timer);
