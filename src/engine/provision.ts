@@ -12,7 +12,7 @@ import { SubnetTakenError, type Runtime } from '../runtime/runtime.js';
 import { EngineError } from '../errors.js';
 import { REFERENCE_STUDENT, variantValues } from '../lab/variants.js';
 import { throwIfAborted } from './abort.js';
-import { realClock } from './events.js';
+import { realClock } from './clock.js';
 import { Instance, type InstanceOptions } from './instance.js';
 import { currentUser } from './cleanup.js';
 import { pickSubnets, randomPoolStart } from './subnets.js';

@@ -2,7 +2,7 @@
 import createDebug from 'debug';
 import { LABEL } from '../plan/plan.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { realClock } from './events.js';
+import { realClock } from './clock.js';
 
 const log = createDebug('lab');
 
