@@ -8,7 +8,7 @@ import { LabError } from '../errors.js';
 import { catalogue, resolveLab } from '../lab/catalogue.js';
 import { formatDuration, parseDuration } from '../lab/duration.js';
 import { DURATION_PATTERN, type Lab } from '../lab/schema.js';
-import { studentFor } from '../lab/variants.js';
+import { studentFor } from '../identity.js';
 import type { LabResult } from '../grade/grade.js';
 import { taskSteps } from '../grade/score.js';
 import { renderLabResult } from '../report/text.js';

@@ -5,9 +5,8 @@
 // for the student, who works in `lab shell` and checks with `lab check` (here or in another terminal).
 // The engine knows nothing of this: the walk drives it one action and one wait at a time. Everything the walk
 // knows (the lab, its instance, the score, how to ask and how to print) lives in one Walk object.
-import { hostname } from 'node:os';
 import inquirer from 'inquirer';
-import { currentUser } from '../engine/cleanup.js';
+import { currentUser, processOwner } from '../identity.js';
 import type { Lab, NodeName, Step } from '../lab/schema.js';
 import { fill } from '../lab/templates.js';
 import { ensureImage } from '../engine/image.js';
@@ -125,7 +124,7 @@ class Walk {
     this.running = {
       instance: this.instance.id,
       lab: { id: lab.id, slug: lab.slug, title: lab.title, file: this.opts.file },
-      owner: `${hostname()}:${process.pid}`,
+      owner: processOwner(),
       startedAt: new Date().toISOString(),
       stepIndex: -1,
       plan: this.instance.plan,

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { LabError } from '../errors.js';
 import { Instance } from '../engine/instance.js';
-import { currentUser } from '../engine/cleanup.js';
+import { currentUser, isMine } from '../identity.js';
 import type { EventSink } from '../engine/events.js';
 import { LABEL } from '../plan/plan.js';
 import { NODE_NAMES, type Expectation, type NodeName, type Step } from '../lab/schema.js';
@@ -46,11 +46,6 @@ export async function liveInstances(runtime: Runtime): Promise<LiveInstance[]> {
     li.nodes.set(node, c.name);
   }
   return [...byId.values()].sort((a, b) => Number(!!b.state) - Number(!!a.state) || a.instance.localeCompare(b.instance));
-}
-
-/** Is this instance the current user's? Instances without an owner label belong to nobody in particular. */
-export function isMine(li: Pick<LiveInstance, 'user'>, me = currentUser()): boolean {
-  return li.user === me;
 }
 
 /**

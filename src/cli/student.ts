@@ -5,7 +5,7 @@ import { LabError } from '../errors.js';
 import { loadLabFile } from '../lab/load.js';
 import type { Lab } from '../lab/schema.js';
 import type { Check, LabResult } from '../grade/grade.js';
-import { currentUser } from '../engine/cleanup.js';
+import { currentUser, isMine } from '../identity.js';
 import { realClock } from '../engine/clock.js';
 import type { LabEvent } from '../engine/events.js';
 import { defineCommand } from './command.js';
@@ -16,7 +16,6 @@ import {
   attach,
   checkTask,
   hintFor,
-  isMine,
   liveInstances,
   liveSockets,
   parseNode,

@@ -14,7 +14,7 @@ import type { AnswerScript } from '../lab/answer-script.js';
 import { readLimitedText, readYaml, schemaProblems, sortProblems } from '../lab/load.js';
 import { NODE_NAMES, type Lab, type NodeName } from '../lab/schema.js';
 import { nodesOf } from '../lab/topology.js';
-import { STUDENT_ID, STUDENT_ID_RULE } from '../lab/variants.js';
+import { STUDENT_ID, STUDENT_ID_RULE } from '../identity.js';
 
 const MAX_SUBMISSION_BYTES = 64 * 1024;
 /** One machine's answer to one task. */
