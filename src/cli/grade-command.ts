@@ -9,6 +9,7 @@ import { catalogue, resolveLab } from '../lab/catalogue.js';
 import { formatDuration, parseDuration } from '../lab/duration.js';
 import { DURATION_PATTERN, type Lab } from '../lab/schema.js';
 import { studentFor } from '../identity.js';
+import { eachInPool } from '../pool.js';
 import type { LabResult } from '../grade/grade.js';
 import { taskSteps } from '../grade/score.js';
 import { renderLabResult } from '../report/text.js';
@@ -167,15 +168,15 @@ async function gradeLabs(
   const students = labs.map((l) => studentFor(l, values.student));
   const image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
   const results: LabResult[] = new Array(labs.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < labs.length && !ctx.signal.aborted) {
-      const i = next++;
+  await eachInPool(
+    labs,
+    parallel,
+    async (lab, i) => {
       const student = students[i];
       // --trace: keep the instance (its recorder outlives the containers) and each step's window.
       let ran: Instance | undefined;
       const windows = new StepWindows();
-      results[i] = await runTracked(ctx, labs[i]!, image, values.trace ? windows.onEvent : () => {}, {
+      results[i] = await runTracked(ctx, lab, image, values.trace ? windows.onEvent : () => {}, {
         ...(student ? { student } : {}),
         ...(values.trace ? { onInstance: (x: Instance) => (ran = x) } : {}),
       });
@@ -184,9 +185,9 @@ async function gradeLabs(
         const files = writeTrace(values.trace, ran, results[i]!, windows.sections);
         ctx.info(ctx.errStyle.dim(`  trace: ${files.join(', ')}`));
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
+    },
+    ctx.signal,
+  );
   const passed = results.every((r) => r?.passed);
   const summary = { passed, labs: results, durationMs: performance.now() - started };
   if (values.junit) writeFileSync(values.junit, renderJunit(results));
