@@ -48,6 +48,11 @@ export async function liveInstances(runtime: Runtime): Promise<LiveInstance[]> {
   return [...byId.values()].sort((a, b) => Number(!!b.state) - Number(!!a.state) || a.instance.localeCompare(b.instance));
 }
 
+/** --all of the commands that pick an instance (shell, check, status). Without an instance named, each acts on
+ *  the labs of the user who runs it (the io.tcplab.owner label), so that on a shared engine nobody enters, checks
+ *  or watches somebody else's lab by accident; --all widens that to everybody's. */
+export const ALL_OPTION = { all: { type: 'boolean' } } as const;
+
 /**
  * The instance a command means: the one named (whoever owns it: naming it is asking for it), or else the only
  * one of this user's (preferring one a `lab start` owns). Other users' labs on the same engine (a classroom

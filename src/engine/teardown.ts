@@ -12,6 +12,11 @@ export interface Removed {
   networks: number;
 }
 
+/** Two removals' counts together. */
+export function addRemoved(a: Removed, b: Removed): Removed {
+  return { containers: a.containers + b.containers, networks: a.networks + b.networks };
+}
+
 const removals = new Map<string, Promise<Removed>>();
 
 /** Remove every container and network of one instance (or, with no id, of every instance). */

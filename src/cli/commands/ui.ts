@@ -2,20 +2,20 @@
 // and watches the lab until Ctrl-C or until the lab goes away. It never starts, keeps or removes a lab.
 import { spawn } from 'node:child_process';
 import { isIP } from 'node:net';
-import { LabError } from '../errors.js';
-import { catalogue } from '../lab/catalogue.js';
-import { loadLabFile } from '../lab/load.js';
-import type { Lab } from '../lab/schema.js';
-import { ownerAlive } from '../identity.js';
-import { LABEL, type Plan } from '../plan/plan.js';
-import { labStub, rebuildPlan, topologyOf, walkOf } from '../ui/attach.js';
-import { isLoopback, startUiServer, type UiServer } from '../ui/server.js';
-import { runSession } from '../ui/session.js';
-import { LabWatch } from '../ui/watch.js';
-import { defineCommand } from './command.js';
-import type { Context } from './context.js';
-import { pickInstance, type LiveInstance } from './live.js';
-import { listRunning } from './state.js';
+import { LabError } from '../../errors.js';
+import { catalogue } from '../../lab/catalogue.js';
+import { loadLabFile } from '../../lab/load.js';
+import type { Lab } from '../../lab/schema.js';
+import { ownerAlive } from '../../identity.js';
+import { LABEL, type Plan } from '../../plan/plan.js';
+import { labStub, rebuildPlan, topologyOf, walkOf } from '../../ui/attach.js';
+import { isLoopback, startUiServer, type UiServer } from '../../ui/server.js';
+import { runSession } from '../../ui/session.js';
+import { LabWatch } from '../../ui/watch.js';
+import { defineCommand } from '../command.js';
+import type { Context } from '../context.js';
+import { pickInstance, type LiveInstance } from '../live.js';
+import { listRunning } from '../state.js';
 
 /** Tried first when --port is not given, so that a bookmark keeps working; any free port when it is taken. */
 const DEFAULT_PORT = 7357;

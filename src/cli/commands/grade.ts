@@ -4,27 +4,27 @@
 // PrairieLearn).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { LabError } from '../errors.js';
-import { catalogue, resolveLab } from '../lab/catalogue.js';
-import { formatDuration, parseDuration } from '../lab/duration.js';
-import { DURATION_PATTERN, type Lab } from '../lab/schema.js';
-import { studentFor } from '../identity.js';
-import { eachInPool } from '../pool.js';
-import type { LabResult } from '../grade/grade.js';
-import { taskSteps } from '../grade/score.js';
-import { renderLabResult } from '../report/text.js';
-import { renderJunit, renderSubmissionsJunit } from '../report/junit.js';
-import { renderGradebook } from '../report/csv.js';
-import { gradescopeResults } from '../report/gradescope.js';
-import { prairieLearnResults } from '../report/prairielearn.js';
-import type { Style } from '../report/style.js';
-import { gradeSubmissions, inShard, parseShard, submissionFiles, type Shard, type SubmissionResult } from '../submit/batch.js';
-import { defineCommand } from './command.js';
-import type { Context } from './context.js';
-import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from './run-tracked.js';
-import { VERSION } from './version.js';
-import { StepWindows, writeTrace } from './trace.js';
-import type { Instance } from '../engine/instance.js';
+import { LabError } from '../../errors.js';
+import { catalogue, resolveLab } from '../../lab/catalogue.js';
+import { formatDuration, parseDuration } from '../../lab/duration.js';
+import { DURATION_PATTERN, type Lab } from '../../lab/schema.js';
+import { studentFor } from '../../identity.js';
+import { eachInPool } from '../../pool.js';
+import type { LabResult } from '../../grade/grade.js';
+import { taskSteps } from '../../grade/score.js';
+import { renderLabResult } from '../../report/text.js';
+import { renderJunit, renderSubmissionsJunit } from '../../report/junit.js';
+import { renderGradebook } from '../../report/csv.js';
+import { gradescopeResults } from '../../report/gradescope.js';
+import { prairieLearnResults } from '../../report/prairielearn.js';
+import type { Style } from '../../report/style.js';
+import { gradeSubmissions, inShard, parseShard, submissionFiles, type Shard, type SubmissionResult } from '../../submit/batch.js';
+import { defineCommand } from '../command.js';
+import type { Context } from '../context.js';
+import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from '../run-tracked.js';
+import { VERSION } from '../version.js';
+import { StepWindows, writeTrace } from '../trace.js';
+import type { Instance } from '../../engine/instance.js';
 
 const DEFAULT_LAB_TIMEOUT = '10m';
 /**
