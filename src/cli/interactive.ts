@@ -14,7 +14,7 @@ import type { Instance } from '../engine/instance.js';
 import { createInstance, newInstanceId } from '../engine/provision.js';
 import { describeRemoved } from '../engine/teardown.js';
 import type { LabEvent } from '../engine/events.js';
-import { describe, type Check } from '../grade/grade.js';
+import { describeExpectation, type Check } from '../grade/grade.js';
 import { renderChecks } from '../report/text.js';
 import type { Style } from '../report/style.js';
 import { renderLadder } from '../report/ladder-text.js';
@@ -425,7 +425,7 @@ class Walk {
         await this.showSockets(expectations);
         for (const r of expectations.length ? await this.instance.evaluateNow(expectations) : []) {
           const mark = r.evaluation.holds ? s.green('✓ met now    ') : s.red('✗ not met now');
-          this.write(`  ${mark} ${describe(r.e, this.vars, { timing: false })}`);
+          this.write(`  ${mark} ${describeExpectation(r.e, this.vars, { timing: false })}`);
           if (!r.evaluation.holds) for (const line of r.evaluation.seen) this.write(`                ${s.dim('seen:')} ${line}`);
         }
         continue;

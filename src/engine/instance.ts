@@ -430,7 +430,7 @@ export class Instance {
         const unsolved = await this.runActions(step.id, step.task.solution ?? []);
         checks.push(...(unsolved ? [unsolved] : await this.checkTask(step.id, step.task)));
       }
-      if (step.expect?.length && !checks.some((c) => c.kind === 'command' && !c.passed))
+      if (step.expect?.length && !checks.some((c) => c.kind === 'command-failed'))
         checks.push(...(await this.waitFor(step.id, step.expect)));
     }
     const all = await this.observeAll(this.capture).catch(() => undefined);
