@@ -10,7 +10,7 @@
 // Items group into sections, one per task (the task step and the steps after it, up to the next task), which
 // are the columns of a gradebook.
 import type { Expectation, Lab, Step } from '../lab/schema.js';
-import { describe, type Check, type StepResult } from './grade.js';
+import { describeExpectation, type Check, type StepResult } from './grade.js';
 import { UNFILLED } from '../lab/templates.js';
 
 /** One expectation of the lab, as this run settled it. */
@@ -85,7 +85,7 @@ function outcomesOf(step: Step, result: StepResult | undefined, error: string | 
       : [`not checked: ${error ? `the lab stopped (${error})` : 'the lab stopped before this step'}`];
   const pool: Check[] = [...(result?.checks ?? [])];
   const take = (e: Expectation, task: boolean): CheckOutcome => {
-    const name = describe(e, UNFILLED);
+    const name = describeExpectation(e, UNFILLED);
     const i = pool.findIndex((c) => c.name === name && !!c.task === task);
     const base = { step: step.id, name, task, ...(e.why ? { why: e.why } : {}) };
     if (i < 0) return { ...base, expected: name, passed: false, ran: false, seen: notRun() };

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { EngineError, InterruptedError, LabError, formatProblem } from '../errors.js';
+import { eachInPool } from '../pool.js';
 import type { Lab } from '../lab/schema.js';
 import { variantValues } from '../lab/variants.js';
 import { formatDuration } from '../lab/duration.js';
@@ -173,14 +174,13 @@ export async function gradeSubmissions(
     results[i] = r;
     opts.onResult?.(r, ++done, prepared.length);
   };
-  let next = 0;
-  const worker = async () => {
-    while (next < prepared.length && !opts.signal.aborted) {
-      const i = next++;
-      const p = prepared[i]!;
+  await eachInPool(
+    prepared,
+    opts.parallel,
+    async (p, i) => {
       if (p.result) {
         finish(i, p.result);
-        continue;
+        return;
       }
       try {
         finish(i, await gradeWithRetries(p, opts));
@@ -192,9 +192,9 @@ export async function gradeSubmissions(
         if (e instanceof EngineError) engineFailed = true;
         finish(i, ungradable(lab, p.file, p.student ?? null, `${e instanceof EngineError ? 'engine: ' : ''}${e.message}`));
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel, prepared.length)) }, worker));
+    },
+    opts.signal,
+  );
   if (opts.signal.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
   return { results, engineFailed };
 }

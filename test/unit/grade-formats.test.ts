@@ -1,9 +1,9 @@
 // The formats a class's grades go out in: the CSV gradebook, JUnit, Gradescope and PrairieLearn results.
 import { readFileSync } from 'node:fs';
-import { describe as group, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import type { Lab } from '../../src/lab/schema.js';
-import { describe, type Check, type StepResult } from '../../src/grade/grade.js';
+import { describeExpectation, type Check, type StepResult } from '../../src/grade/grade.js';
 import { UNFILLED } from '../../src/lab/templates.js';
 import { maxScoreOf, scoreLab } from '../../src/grade/score.js';
 import type { SubmissionResult } from '../../src/submit/batch.js';
@@ -27,8 +27,8 @@ function run(l: Lab, failing: string[], subnet: number): StepResult[] {
       step: s.id,
       node: e.on,
       kind: 'socket',
-      expected: describe(e, vars),
-      name: describe(e, UNFILLED),
+      expected: describeExpectation(e, vars),
+      name: describeExpectation(e, UNFILLED),
       seen: [`seen on ${vars['server.ip']}`],
       passed: !failing.includes(s.id),
       elapsedMs: 5,
@@ -66,7 +66,7 @@ const results = [
   result(null, '=HYPERLINK("x").yaml', undefined),
 ];
 
-group('the CSV gradebook', () => {
+describe('the CSV gradebook', () => {
   it('has a header and one row per submission: a column per task, the total and the maximum', () => {
     const rows = parseCsv(renderGradebook(lab, results));
     expect(rows[0]).toEqual(['student', 'drop-syn', 'total', 'max', 'passed', 'gradable', 'file', 'note']);
@@ -80,7 +80,7 @@ group('the CSV gradebook', () => {
   });
 });
 
-group('JUnit', () => {
+describe('JUnit', () => {
   it('a suite per student, test names without any run address, and the same names for every student', () => {
     const j = parseJunit(renderSubmissionsJunit(lab, results));
     expect(j.suites.map((s) => s.name)).toEqual(['alice', 'bob', '=HYPERLINK("x").yaml']);
@@ -111,7 +111,7 @@ group('JUnit', () => {
   });
 });
 
-group('Gradescope results.json', () => {
+describe('Gradescope results.json', () => {
   it('the checker accepts the documented fields and refuses others', () => {
     expect(gradescopeProblems(fixture('gradescope.json'))).toEqual([]);
     expect(gradescopeProblems({ tests: [{ name: 'x', status: 'ok', points: 1 }] })).toEqual([
@@ -135,7 +135,7 @@ group('Gradescope results.json', () => {
   });
 });
 
-group('PrairieLearn results.json', () => {
+describe('PrairieLearn results.json', () => {
   it('the checker accepts the documented examples and refuses a score out of range', () => {
     expect(prairieLearnProblems(fixture('prairielearn.json'))).toEqual([]);
     expect(prairieLearnProblems(fixture('prairielearn-ungradable.json'))).toEqual([]);

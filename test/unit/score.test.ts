@@ -1,8 +1,8 @@
 // Points from a run: which checks count, what a task is worth, what was never checked.
-import { describe as group, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import type { Expectation, Lab } from '../../src/lab/schema.js';
-import { commandFailure, describe, type Check, type StepResult } from '../../src/grade/grade.js';
+import { commandFailure, describeExpectation, type Check, type StepResult } from '../../src/grade/grade.js';
 import { UNFILLED } from '../../src/lab/templates.js';
 import { maxScoreOf, scoreLab } from '../../src/grade/score.js';
 
@@ -13,8 +13,8 @@ function check(step: string, e: Expectation, passed: boolean, task = false): Che
     step,
     node: e.on,
     kind: 'socket',
-    expected: describe(e, vars),
-    name: describe(e, UNFILLED),
+    expected: describeExpectation(e, vars),
+    name: describeExpectation(e, UNFILLED),
     seen: [passed ? 'ok' : 'nope'],
     passed,
     elapsedMs: 1,
@@ -34,7 +34,7 @@ function run(lab: Lab, failing: Record<string, number[]> = {}): StepResult[] {
 const lab2 = resolveLab('2').lab;
 const lab1 = resolveLab('1').lab;
 
-group('points', () => {
+describe('points', () => {
   it('Lab 2: its task is its first step, so every check counts one point', () => {
     const all = lab2.steps.reduce((n, s) => n + (s.task?.expect.length ?? 0) + (s.expect?.length ?? 0), 0);
     expect(maxScoreOf(lab2)).toBe(all);
