@@ -14,7 +14,7 @@
 //     the node's 16 MB /tmp does not fill).
 import type { NodeName } from '../lab/schema.js';
 import { fill } from '../lab/templates.js';
-import type { AnswerScript } from '../submit/submission.js';
+import type { AnswerScript } from '../lab/answer-script.js';
 import type { ExecResult } from '../runtime/runtime.js';
 import type { CommandStatus } from '../observe/observation.js';
 import type { EventSink } from './events.js';

@@ -7,7 +7,7 @@ import createDebug from 'debug';
 import type { ExecSession, Runtime } from '../runtime/runtime.js';
 import { EngineError, InterruptedError } from '../errors.js';
 import { findAnswerEnd, OBSERVE_PROGRAM, serveRequest } from '../observe/observation.js';
-import { realClock, type Clock } from './events.js';
+import { realClock, type Clock } from './clock.js';
 
 // In the engine's namespace (DEBUG=lab): a sampler giving up is how a dropped connection shows while observing.
 const log = createDebug('lab');

@@ -33,7 +33,10 @@ export interface Evaluation {
 export interface Check {
   step: string;
   node: NodeName;
-  kind: 'socket' | 'absent' | 'iptables' | 'command' | 'segments';
+  /** The expectation's kind (socket, absent, iptables, command, segments), or command-failed: not an
+   *  expectation but a command of the lab (its run, a task's solution or probe, a student's answer) that failed,
+   *  as a failed check on the machine that ran it. */
+  kind: 'socket' | 'absent' | 'iptables' | 'command' | 'segments' | 'command-failed';
   expected: string;
   /** The expectation with its templates as written ({{server.ip}}, {{variant.port}}): the same in every run and
    *  for every student, so reports can name checks by it. Absent for a command that failed. */
@@ -47,7 +50,7 @@ export interface Check {
   task?: boolean;
 }
 
-function kindOf(e: Expectation): Check['kind'] {
+function kindOf(e: Expectation): Exclude<Check['kind'], 'command-failed'> {
   return e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : e.segments ? 'segments' : 'command';
 }
 
@@ -206,7 +209,7 @@ function describeMatcher(m: SocketMatcher, vars: Record<string, string>): string
 }
 
 /** A human description of the expectation, with templates filled in. */
-export function describe(e: Expectation, vars: Record<string, string>, opts: { timing?: boolean } = {}): string {
+export function describeExpectation(e: Expectation, vars: Record<string, string>, opts: { timing?: boolean } = {}): string {
   const within = e.within ?? `${DEFAULT_WITHIN_MS / 1000}s`;
   const tail = opts.timing === false ? '' : e.for ? ` for ${e.for} (within ${within})` : ` within ${within}`;
   if (e.socket || e.absent) {
@@ -310,8 +313,8 @@ export function toCheck(
     step,
     node: e.on,
     kind: kindOf(e),
-    expected: describe(e, vars),
-    name: describe(e, UNFILLED),
+    expected: describeExpectation(e, vars),
+    name: describeExpectation(e, UNFILLED),
     seen,
     passed: d.passed,
     ...(e.why ? { why: e.why } : {}),
@@ -322,7 +325,7 @@ export function toCheck(
 
 /** A lab command that failed, as a failed check on the node that ran it. */
 export function commandFailure(step: string, node: NodeName, message: string): Check {
-  return { step, node, kind: 'command', expected: "the step's commands succeed", seen: [message], passed: false, elapsedMs: 0 };
+  return { step, node, kind: 'command-failed', expected: "the step's commands succeed", seen: [message], passed: false, elapsedMs: 0 };
 }
 
 export interface StepResult {

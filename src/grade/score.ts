@@ -12,7 +12,7 @@
 //     back into the all-or-nothing part (`nullMet`), so that such a check never pays for nothing.
 //   - Checks before the first task run the same for every answer (they prove the lab works): worth nothing.
 import type { Expectation, Lab, Step } from '../lab/schema.js';
-import { describe, type Check, type StepResult } from './grade.js';
+import { describeExpectation, type Check, type StepResult } from './grade.js';
 import { UNFILLED } from '../lab/templates.js';
 
 /** One expectation of the lab, as this run settled it. */
@@ -95,7 +95,7 @@ function outcomesOf(step: Step, result: StepResult | undefined, error: string | 
       : [`not checked: ${error ? `the lab stopped (${error})` : 'the lab stopped before this step'}`];
   const pool: Check[] = [...(result?.checks ?? [])];
   const take = (e: Expectation, task: boolean): CheckOutcome => {
-    const name = describe(e, UNFILLED);
+    const name = describeExpectation(e, UNFILLED);
     const i = pool.findIndex((c) => c.name === name && !!c.task === task);
     const base = { step: step.id, name, task, ...(e.why ? { why: e.why } : {}) };
     if (i < 0) return { ...base, expected: name, passed: false, ran: false, seen: notRun() };
@@ -202,7 +202,13 @@ export function labChecks(lab: Lab): LabCheck[] {
     if (step.task) task = step.id;
     if (!task) continue;
     [...(step.task?.expect ?? []), ...(step.expect ?? [])].forEach((e, j) =>
-      out.push({ key: checkKey({ step: step.id }, j), task: task!, step: step.id, name: describe(e, UNFILLED), points: ownPoints(e) }),
+      out.push({
+        key: checkKey({ step: step.id }, j),
+        task: task!,
+        step: step.id,
+        name: describeExpectation(e, UNFILLED),
+        points: ownPoints(e),
+      }),
     );
   }
   return out;

@@ -7,7 +7,7 @@
 import type { Lab } from '../lab/schema.js';
 import { taskSteps } from '../grade/score.js';
 import type { SubmissionResult } from '../submit/batch.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 import { sectionWhy } from './feedback.js';
 
 function cell(v: string | number | boolean | null | undefined): string {

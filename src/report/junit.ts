@@ -6,7 +6,7 @@ import type { Lab } from '../lab/schema.js';
 import type { LabResult } from '../grade/grade.js';
 import type { SubmissionResult } from '../submit/batch.js';
 import { itemOutput } from './feedback.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 
 function esc(s: string): string {
   // Control characters are shown escaped (XML 1.0 refuses most of them, and a CI page must not get them).

@@ -5,7 +5,7 @@
 import type { Lab } from '../lab/schema.js';
 import type { SubmissionResult } from '../submit/batch.js';
 import { clip, itemOutput, runOutput } from './feedback.js';
-import { printableDeep } from './printable.js';
+import { printableDeep } from '../printable.js';
 
 interface PrairieLearnTest {
   name: string;

@@ -2,7 +2,7 @@
 import type { Check, LabResult } from '../grade/grade.js';
 import { formatDuration } from '../lab/duration.js';
 import type { Style } from './style.js';
-import { printable } from './printable.js';
+import { printable } from '../printable.js';
 
 interface CheckLineOptions {
   indent?: string;

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { EngineError, InterruptedError, LabError, formatProblem } from '../errors.js';
+import { eachInPool } from '../pool.js';
 import type { Lab } from '../lab/schema.js';
 import { variantValues } from '../lab/variants.js';
 import { formatDuration } from '../lab/duration.js';
@@ -16,7 +17,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { labChecks, maxScoreOf, scoreLab, type LabCheck, type Section } from '../grade/score.js';
 import type { StepResult } from '../grade/grade.js';
 import { answersOf, labHash, loadSubmission } from './submission.js';
-import { printableDeep } from '../report/printable.js';
+import { printableDeep } from '../printable.js';
 
 export interface AnswerOutput {
   step: string;
@@ -192,41 +193,42 @@ export async function gradeSubmissions(
   const nullAnswer = new Promise<NullAnswer>((resolve) => (settleNull = resolve));
   if (!needsNull) settleNull({ met: [], warnings: [] });
   const queue: (number | 'null')[] = [...(needsNull ? ['null' as const] : []), ...prepared.map((_, i) => i)];
-  let next = 0;
-  const worker = async () => {
-    while (next < queue.length && !opts.signal.aborted) {
-      const job = queue[next++]!;
-      if (job === 'null') {
-        const n = await gradeNullAnswer(opts).catch((e: unknown) => {
-          if (opts.signal.aborted || e instanceof InterruptedError || !(e instanceof LabError)) throw e;
-          if (e instanceof EngineError) engineFailed = true;
-          return { met: [], warnings: [], error: `${e instanceof EngineError ? 'engine: ' : ''}${e.message}` } satisfies NullAnswer;
-        });
-        settleNull(n);
-        continue;
-      }
-      const i = job;
-      const p = prepared[i]!;
-      if (p.result) {
-        finish(i, p.result);
-        continue;
-      }
-      try {
-        finish(i, await gradeWithRetries(p, opts, nullAnswer));
-      } catch (e) {
-        if (opts.signal.aborted || e instanceof InterruptedError) throw e;
-        if (!(e instanceof LabError)) throw e;
-        // The engine could not make the instance or remove it, every time: this submission has no result, and
-        // the batch says so (exit 3), but the others are still graded.
-        if (e instanceof EngineError) engineFailed = true;
-        finish(i, ungradable(lab, p.file, p.student ?? null, `${e instanceof EngineError ? 'engine: ' : ''}${e.message}`));
-      }
-    }
-  };
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel, queue.length)) }, worker));
+    await eachInPool(
+      queue,
+      opts.parallel,
+      async (job) => {
+        if (job === 'null') {
+          settleNull(
+            await gradeNullAnswer(opts).catch((e: unknown) => {
+              if (opts.signal.aborted || e instanceof InterruptedError || !(e instanceof LabError)) throw e;
+              if (e instanceof EngineError) engineFailed = true;
+              return { met: [], warnings: [], error: `${e instanceof EngineError ? 'engine: ' : ''}${e.message}` } satisfies NullAnswer;
+            }),
+          );
+          return;
+        }
+        const i = job;
+        const p = prepared[i]!;
+        if (p.result) {
+          finish(i, p.result);
+          return;
+        }
+        try {
+          finish(i, await gradeWithRetries(p, opts, nullAnswer));
+        } catch (e) {
+          if (opts.signal.aborted || e instanceof InterruptedError) throw e;
+          if (!(e instanceof LabError)) throw e;
+          // The engine could not make the instance or remove it, every time: this submission has no result, and
+          // the batch says so (exit 3), but the others are still graded.
+          if (e instanceof EngineError) engineFailed = true;
+          finish(i, ungradable(lab, p.file, p.student ?? null, `${e instanceof EngineError ? 'engine: ' : ''}${e.message}`));
+        }
+      },
+      opts.signal,
+    );
   } finally {
-    // A worker that failed must not leave the others waiting for a null answer that will never come.
+    // A run that failed must not leave the others waiting for a null answer that will never come.
     settleNull({ met: [], warnings: [], error: 'not graded' });
   }
   if (opts.signal.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));

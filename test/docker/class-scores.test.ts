@@ -17,7 +17,7 @@ import {
   parseJunit,
   prairieLearnProblems,
 } from '../helpers/formats.js';
-import { hasUnsafe } from '../../src/report/printable.js';
+import { hasUnsafe } from '../../src/printable.js';
 import type { NullAnswer, SubmissionResult } from '../../src/submit/batch.js';
 
 const run = promisify(execFile);

@@ -3,10 +3,10 @@
 // that came from a student (file names, keys, what answers printed) reaches none of them with a control
 // character in it.
 import { readFileSync } from 'node:fs';
-import { describe as group, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import type { Lab } from '../../src/lab/schema.js';
-import { describe, type Check, type LabResult, type StepResult } from '../../src/grade/grade.js';
+import { describeExpectation, type Check, type LabResult, type StepResult } from '../../src/grade/grade.js';
 import { UNFILLED } from '../../src/lab/templates.js';
 import { maxScoreOf, scoreLab } from '../../src/grade/score.js';
 import type { SubmissionResult } from '../../src/submit/batch.js';
@@ -14,7 +14,7 @@ import { renderGradebook } from '../../src/report/csv.js';
 import { renderJunit, renderSubmissionsJunit } from '../../src/report/junit.js';
 import { gradescopeResults } from '../../src/report/gradescope.js';
 import { prairieLearnResults } from '../../src/report/prairielearn.js';
-import { hasUnsafe, printable, printableDeep } from '../../src/report/printable.js';
+import { hasUnsafe, printable, printableDeep } from '../../src/printable.js';
 import { renderLabResult } from '../../src/report/text.js';
 import { makeStyle } from '../../src/report/style.js';
 import {
@@ -44,8 +44,8 @@ function run(l: Lab, failing: Record<string, number[] | 'all'>, subnet: number, 
       step: s.id,
       node: e.on,
       kind: 'socket',
-      expected: describe(e, vars),
-      name: describe(e, UNFILLED),
+      expected: describeExpectation(e, vars),
+      name: describeExpectation(e, UNFILLED),
       seen: [seen],
       passed: !(failing[s.id] === 'all' || (failing[s.id] as number[] | undefined)?.includes(i)),
       elapsedMs: 5,
@@ -107,7 +107,7 @@ const hostile = [
   result(null, `subs/${HOSTILE}.yaml`, undefined, 1, { reason: `subs/x.yaml:4:3: answers: unknown key '${HOSTILE}'` }),
 ];
 
-group('the CSV gradebook', () => {
+describe('the CSV gradebook', () => {
   it('has a header and a row per submission: a column per task, the total, the maximum, and why a task scored less', () => {
     const rows = parseCsv(renderGradebook(lab, results));
     expect(rows[0]).toEqual(['student', 'drop-syn', 'total', 'max', 'passed', 'gradable', 'file', 'why', 'note']);
@@ -145,7 +145,7 @@ group('the CSV gradebook', () => {
   });
 });
 
-group('JUnit', () => {
+describe('JUnit', () => {
   const schema = (xml: string) => {
     const p = junitSchemaProblems(xml);
     // xmllint is libxml2-utils: CI installs it (.ci/run); elsewhere it may be missing, and says so.
@@ -219,7 +219,7 @@ group('JUnit', () => {
   });
 });
 
-group('Gradescope results.json', () => {
+describe('Gradescope results.json', () => {
   it('the checker accepts the documented fields and refuses others', () => {
     expect(gradescopeProblems(fixture('gradescope.json'))).toEqual([]);
     expect(gradescopeProblems({ tests: [{ name: 'x', status: 'ok', points: 1 }] })).toEqual([
@@ -251,7 +251,7 @@ group('Gradescope results.json', () => {
   });
 });
 
-group('PrairieLearn results.json', () => {
+describe('PrairieLearn results.json', () => {
   it('the checker accepts the documented examples and refuses a score out of range', () => {
     expect(prairieLearnProblems(fixture('prairielearn.json'))).toEqual([]);
     expect(prairieLearnProblems(fixture('prairielearn-ungradable.json'))).toEqual([]);
@@ -277,7 +277,7 @@ group('PrairieLearn results.json', () => {
   });
 });
 
-group('the terminal', () => {
+describe('the terminal', () => {
   it("a check's output reaches a terminal escaped, with tcplab's own colours intact", () => {
     const r: LabResult = {
       lab: { id: 2, slug: lab.slug, title: lab.title },

@@ -1,10 +1,10 @@
 // Points from a run: a task's section is all or nothing, partial credit only where the lab gives a check points
 // of its own, and never for a check the null answer meets; what was never checked counts as not met.
-import { describe as group, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import type { Expectation, Lab } from '../../src/lab/schema.js';
 import { validateLabText } from '../../src/lab/load.js';
-import { commandFailure, describe, type Check, type StepResult } from '../../src/grade/grade.js';
+import { commandFailure, describeExpectation, type Check, type StepResult } from '../../src/grade/grade.js';
 import { UNFILLED } from '../../src/lab/templates.js';
 import { maxScoreOf, scoreLab } from '../../src/grade/score.js';
 
@@ -15,8 +15,8 @@ function check(step: string, e: Expectation, passed: boolean, task = false): Che
     step,
     node: e.on,
     kind: 'socket',
-    expected: describe(e, vars),
-    name: describe(e, UNFILLED),
+    expected: describeExpectation(e, vars),
+    name: describeExpectation(e, UNFILLED),
     seen: [passed ? 'ok' : 'nope'],
     passed,
     elapsedMs: 1,
@@ -59,7 +59,7 @@ const nothing = {
   release: [0, 1, 2],
 };
 
-group('points: nothing for nothing', () => {
+describe('points: nothing for nothing', () => {
   it('Lab 2: 20 points, all of them for a right answer, in one section (its task and the seven steps it shapes)', () => {
     expect(maxScoreOf(lab2)).toBe(20);
     const full = scoreLab(lab2, run(lab2));
@@ -148,7 +148,7 @@ group('points: nothing for nothing', () => {
   });
 });
 
-group('points that could be earned for nothing are refused in the lab file', () => {
+describe('points that could be earned for nothing are refused in the lab file', () => {
   const base = (taskPoints: string, checkPoints: string, leadPoints = '') => `id: 7
 slug: tiny
 title: Tiny

@@ -4,21 +4,22 @@
 // PrairieLearn).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { LabError } from '../errors.js';
-import { catalogue, resolveLab } from '../lab/catalogue.js';
-import { formatDuration, parseDuration } from '../lab/duration.js';
-import { DURATION_PATTERN, type Lab } from '../lab/schema.js';
-import { studentFor } from '../lab/variants.js';
-import type { LabResult } from '../grade/grade.js';
-import { taskSteps } from '../grade/score.js';
-import { renderLabResult } from '../report/text.js';
-import { renderJunit, renderSubmissionsJunit } from '../report/junit.js';
-import { renderGradebook } from '../report/csv.js';
-import { gradescopeResults } from '../report/gradescope.js';
-import { prairieLearnResults } from '../report/prairielearn.js';
-import { sectionWhy } from '../report/feedback.js';
-import { printableDeep } from '../report/printable.js';
-import type { Style } from '../report/style.js';
+import { LabError } from '../../errors.js';
+import { catalogue, resolveLab } from '../../lab/catalogue.js';
+import { formatDuration, parseDuration } from '../../lab/duration.js';
+import { DURATION_PATTERN, type Lab } from '../../lab/schema.js';
+import { studentFor } from '../../identity.js';
+import { eachInPool } from '../../pool.js';
+import type { LabResult } from '../../grade/grade.js';
+import { taskSteps } from '../../grade/score.js';
+import { renderLabResult } from '../../report/text.js';
+import { renderJunit, renderSubmissionsJunit } from '../../report/junit.js';
+import { renderGradebook } from '../../report/csv.js';
+import { gradescopeResults } from '../../report/gradescope.js';
+import { prairieLearnResults } from '../../report/prairielearn.js';
+import { sectionWhy } from '../../report/feedback.js';
+import { printableDeep } from '../../printable.js';
+import type { Style } from '../../report/style.js';
 import {
   gradeSubmissions,
   inShard,
@@ -27,13 +28,13 @@ import {
   type NullAnswer,
   type Shard,
   type SubmissionResult,
-} from '../submit/batch.js';
-import { defineCommand } from './command.js';
-import type { Context } from './context.js';
-import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from './run-tracked.js';
-import { VERSION } from './version.js';
-import { StepWindows, writeTrace } from './trace.js';
-import type { Instance } from '../engine/instance.js';
+} from '../../submit/batch.js';
+import { defineCommand } from '../command.js';
+import type { Context } from '../context.js';
+import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from '../run-tracked.js';
+import { VERSION } from '../version.js';
+import { StepWindows, writeTrace } from '../trace.js';
+import type { Instance } from '../../engine/instance.js';
 
 const DEFAULT_LAB_TIMEOUT = '10m';
 /**
@@ -177,15 +178,15 @@ async function gradeLabs(
   const students = labs.map((l) => studentFor(l, values.student));
   const image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
   const results: LabResult[] = new Array(labs.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < labs.length && !ctx.signal.aborted) {
-      const i = next++;
+  await eachInPool(
+    labs,
+    parallel,
+    async (lab, i) => {
       const student = students[i];
       // --trace: keep the instance (its recorder outlives the containers) and each step's window.
       let ran: Instance | undefined;
       const windows = new StepWindows();
-      results[i] = await runTracked(ctx, labs[i]!, image, values.trace ? windows.onEvent : () => {}, {
+      results[i] = await runTracked(ctx, lab, image, values.trace ? windows.onEvent : () => {}, {
         ...(student ? { student } : {}),
         ...(values.trace ? { onInstance: (x: Instance) => (ran = x) } : {}),
       });
@@ -194,9 +195,9 @@ async function gradeLabs(
         const files = writeTrace(values.trace, ran, results[i]!, windows.sections);
         ctx.info(ctx.errStyle.dim(`  trace: ${files.join(', ')}`));
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
+    },
+    ctx.signal,
+  );
   const passed = results.every((r) => r?.passed);
   const summary = { passed, labs: results, durationMs: performance.now() - started };
   if (values.junit) writeFileSync(values.junit, renderJunit(results));
