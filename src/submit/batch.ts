@@ -17,7 +17,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { labChecks, maxScoreOf, scoreLab, type LabCheck, type Section } from '../grade/score.js';
 import type { StepResult } from '../grade/grade.js';
 import { answersOf, labHash, loadSubmission } from './submission.js';
-import { printableDeep } from '../printable.js';
+import { printable, printableDeep } from '../printable.js';
 
 export interface AnswerOutput {
   step: string;
@@ -381,7 +381,7 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
             node: e.node,
             running: e.running,
             ...(e.exit !== undefined ? { exit: e.exit } : {}),
-            output: e.output,
+            output: shownOutput(e.output),
           });
       },
     }).catch((e: unknown) => {
@@ -400,6 +400,23 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
     clearTimeout(timer);
     opts.untrack(id);
   }
+}
+
+/** What an answer's output may take in a result, escaped: the engine keeps 64 KiB, which escaping can grow. */
+const MAX_SHOWN_OUTPUT = 64 * 1024;
+
+/**
+ * An answer's output as results show it: control characters escaped (\x00 is four characters for one byte), then
+ * its head and tail when that grew past MAX_SHOWN_OUTPUT, with what was cut said in the middle.
+ */
+function shownOutput(text: string): string {
+  const shown = printable(text);
+  if (shown.length <= MAX_SHOWN_OUTPUT) return shown;
+  const marker = (n: number) => `\n[... ${n} characters cut ...]\n`;
+  const keep = MAX_SHOWN_OUTPUT - marker(shown.length).length;
+  const head = Math.ceil(keep / 2);
+  const tail = keep - head;
+  return `${shown.slice(0, head)}${marker(shown.length - keep)}${shown.slice(shown.length - tail)}`;
 }
 
 function usesSegments(lab: Lab): boolean {

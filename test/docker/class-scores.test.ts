@@ -154,7 +154,7 @@ describeDocker('lab grade --submissions: the scores Lab 2 declares, and nothing 
     expect(suites.find((s) => s.name === 'kim')!.errors).toBe(1);
 
     expect(await env.leftovers()).toEqual([]);
-  });
+  }, 400_000);
 });
 
 /** Every string in a JSON value, keys included. */
