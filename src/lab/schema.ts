@@ -272,7 +272,7 @@ const VariantSchema = z
 const Variants = z
   .record(z.string().regex(VARIANT_NAME, 'a variant name is lower-case letters only (it is used as {{variant.NAME}})'), VariantSchema)
   .describe(
-    "Per-student values, derived from the student id (lab start --student, lab grade --submissions): {{variant.NAME}} in prompts, commands, expectations and answers. A student's copy of another's answer then fails.",
+    "Per-student values, derived from the student id (lab start --student, lab grade --submissions): {{variant.NAME}} in prompts, commands and expectations (not in answers, which are graded as written). A student's copy of another's answer then fails, unless the two share the value.",
   );
 
 export const LabSchema = z

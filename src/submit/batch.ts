@@ -60,7 +60,7 @@ export interface Shard {
   n: number;
 }
 
-interface BatchOptions {
+export interface BatchOptions {
   runtime: Runtime;
   lab: Lab;
   /** The lab file's text, to compare with the hash a submission recorded. */
@@ -131,11 +131,15 @@ function ungradable(lab: Lab, file: string, student: string | null, reason: stri
   return { student, file, gradable: false, reason, passed: false, score: 0, maxScore: maxScoreOf(lab), tasks: [], durationMs: 0 };
 }
 
-interface Prepared {
+/** One thing to grade: a submission's answers, or (lab test) the lab's own solutions. */
+export interface Prepared {
   file: string;
+  /** Already settled: a file that cannot be graded. */
   result?: SubmissionResult;
   student?: string;
   answers?: ReturnType<typeof answersOf>;
+  /** Run the tasks' own solutions instead of answers. */
+  solution?: true;
   warnings: string[];
 }
 
@@ -253,17 +257,24 @@ export interface NullAnswer {
 
 /** The null answer: every task left undone, graded like a submission (once; again only if the engine failed). */
 async function gradeNullAnswer(opts: BatchOptions): Promise<NullAnswer> {
-  const { lab } = opts;
-  let run: Run | undefined;
-  for (let n = 0; !run; n++) {
+  return nullAnswerOf(opts.lab, [await runNullAnswer(opts)]);
+}
+
+/** One run of the null answer: every task's step with no answer at all (its probe and checks as usual). */
+export async function runNullAnswer(opts: BatchOptions): Promise<Run> {
+  for (let n = 0; ; n++) {
     try {
-      run = await gradeOne({ file: '(null answer)', student: NULL_STUDENT, answers: {}, warnings: [] }, opts);
+      return await gradeOne({ file: '(null answer)', student: NULL_STUDENT, answers: {}, warnings: [] }, opts);
     } catch (e) {
       if (!(e instanceof EngineError) || opts.signal.aborted || n >= (opts.retries ?? 0)) throw e;
     }
   }
-  const scored = scoreLab(lab, run.steps, run.error);
-  const met = new Set(scored.met);
+}
+
+/** What runs of the null answer met (any of them: a check met once tells nothing apart), and what it scored. */
+export function nullAnswerOf(lab: Lab, runs: Run[]): NullAnswer {
+  const scored = runs.map((r) => scoreLab(lab, r.steps, r.error));
+  const met = new Set(scored.flatMap((s) => s.met));
   const warnings: string[] = [];
   const checks = labChecks(lab);
   for (const c of checks)
@@ -276,12 +287,13 @@ async function gradeNullAnswer(opts: BatchOptions): Promise<NullAnswer> {
       warnings.push(
         `the null answer meets every check of task ${task}: it tells no answer from none, so it is worth nothing in this batch`,
       );
+  const stopped = runs.map((r) => r.error).find((e) => e);
+  if (stopped) warnings.push(`the null answer's run stopped part-way (${stopped}): what it met before counts`);
   return {
     met: checks.filter((c) => met.has(c.key)),
-    score: scored.score,
-    passed: scored.passed,
+    score: Math.max(...scored.map((s) => s.score)),
+    passed: scored.some((s) => s.passed),
     warnings,
-    ...(run.error ? { error: run.error } : {}),
   };
 }
 
@@ -291,7 +303,7 @@ async function gradeNullAnswer(opts: BatchOptions): Promise<NullAnswer> {
  * engine that is slow to answer can fail to make an instance at all. So a run that did not pass, or whose
  * instance could not be made, gets another (up to `retries`), in a fresh instance, and the better one counts.
  */
-async function gradeWithRetries(p: Prepared, opts: BatchOptions, nullAnswer: Promise<NullAnswer>): Promise<SubmissionResult> {
+export async function gradeWithRetries(p: Prepared, opts: BatchOptions, nullAnswer: Promise<NullAnswer>): Promise<SubmissionResult> {
   let best: SubmissionResult | undefined;
   let runs = 0;
   for (let n = 0; n <= (opts.retries ?? 0) && !opts.signal.aborted; n++) {
@@ -315,7 +327,7 @@ async function gradeWithRetries(p: Prepared, opts: BatchOptions, nullAnswer: Pro
 }
 
 /** One run of a lab with an answer, before it is scored. */
-interface Run {
+export interface Run {
   steps: StepResult[];
   error?: string;
   outputs: AnswerOutput[];
@@ -372,7 +384,9 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
       ...(opts.pollIntervalMs !== undefined ? { pollIntervalMs: opts.pollIntervalMs } : {}),
       // Recording every segment costs each look; a class needs it only for a lab that checks segments.
       capture: usesSegments(lab),
-      answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) },
+      ...(p.solution
+        ? {}
+        : { answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) } }),
       emit: (e: LabEvent) => {
         if (e.type === 'step-done') stepsDone.push(e.result);
         if (e.type === 'answer')
