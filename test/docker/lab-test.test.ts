@@ -89,9 +89,11 @@ describeDocker('lab test', () => {
       /the null answer meets 'server: no socket LISTEN\|ESTABLISHED\|CLOSE_WAIT.*1 points of its own/,
     );
     expect(report.problems.join('\n')).toMatch(/mutant right\.yaml passed 1 of 1 runs: it must fail/);
-    // Its solutions still pass, and its null answer still scores 0: the refusal is for the points alone.
+    // Scored as the lab declares its points, the null answer earns that check's point: nothing for nothing fails.
+    expect(report.nullAnswer!.scores).toEqual([1]);
+    expect(report.problems).toContain('the null answer scored 1 of 2: it must score 0');
+    // Its solutions still pass: the refusal is for the points alone.
     expect(report.solutions.passed).toBe(1);
-    expect(report.nullAnswer!.scores).toEqual([0]);
   }, 300_000);
 
   it('a mutant file that cannot be graded is exit 2 with its file:line, before anything runs', async () => {
