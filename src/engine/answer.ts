@@ -65,7 +65,7 @@ export async function startAnswer(
   const polls = Math.ceil(SETTLE_CAP_MS / 20);
   for (const { node, script } of scripts) {
     const name = answerName(step.index, node);
-    const lines = fill(script, host.vars);
+    const lines = fill(script, Object.fromEntries(Object.entries(host.vars).filter(([k]) => !k.startsWith('variant.')))); // answers are literal: {{variant.NAME}} stays as written
     // Start it, then wait inside the node, in the same exec, until it has settled (SETTLE_CAP_MS above).
     // Exit 3: tcplab-run could not start it. Any other failure is the wait's: the machine may have no processes
     // left to give (an answer's fork bomb, here or earlier), which its checks will show; the next machine's

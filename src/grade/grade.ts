@@ -146,8 +146,12 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
       const there = chain.length ? chain.map((r) => `in ${table}/${c.chain}: ${r.line}`) : [`${table}/${c.chain} has no rules`];
       return { holds: false, seen: [`no rule in ${table}/${c.chain} matches ${words.join(' ')}`, ...there.slice(0, 8)] };
     }
+    // Several rules with these words: their counters add up (a packet is counted by each rule it matched: see
+    // docs/authoring.md), and the check says so.
     const packets = rules.reduce((n, r) => n + r.packets, 0);
-    return { holds: countOk(c.packets, packets, 0), seen: rules.map((r) => r.line) };
+    const seen = rules.map((r) => r.line);
+    if (rules.length > 1) seen.push(`${rules.length} rules match: ${rules.map((r) => r.packets).join(' + ')} = ${packets} packets`);
+    return { holds: countOk(c.packets, packets, 0), seen };
   }
   const c = e.command!;
   const status = snap.commands?.[c.name];
@@ -164,8 +168,17 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
   let holds = true;
   if (c.running !== undefined && status.running !== c.running) holds = false;
   if (c.exit !== undefined && (status.running || status.exit !== c.exit)) holds = false;
-  if (c.output !== undefined && !new RegExp(expand(c.output, vars), 'm').test(status.output)) holds = false;
+  if (c.output !== undefined && !outputPattern(c.output, vars).test(status.output)) holds = false;
   return { holds, seen };
+}
+
+/**
+ * A command check's output pattern with its templates filled in as literal text: in /to {{server.ip}}/ the
+ * address's dots are dots, not "any character", so 198.18.4.3 does not also match 198.18.413.
+ */
+function outputPattern(pattern: string, vars: Record<string, string>): RegExp {
+  const literal = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')]));
+  return new RegExp(expand(pattern, literal), 'm');
 }
 
 /**

@@ -46,7 +46,7 @@ export const SubmissionSchema = z
       )
       .optional()
       .describe(
-        "Per task (its step id), per machine: shell lines, run with sh inside that machine. {{server.ip}} and the lab's other templates are filled in.",
+        "Per task (its step id), per machine: shell lines, run with sh inside that machine. The lab's addresses ({{server.ip}}, {{net.lan}}) are filled in; {{variant.NAME}} is not: an answer uses the student's own values as written.",
       ),
     tcplab: z.string().max(40).optional().describe('The tcplab version that wrote the file (lab submit).'),
     labHash: z

@@ -15,6 +15,7 @@ import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { submitCommand } from './submit.js';
+import { testCommand } from './test.js';
 import { uiCommand } from './ui.js';
 import { validateCommand } from './validate.js';
 
@@ -27,6 +28,7 @@ export const COMMANDS: Command[] = [
   cleanCommand,
   doctorCommand,
   validateCommand,
+  testCommand,
   composeCommand,
   imageCommand,
   shellCommand,
