@@ -49,7 +49,9 @@ steps:
       # What \`lab grade\` and \`lab start --yes\` run instead of a student.
       solution:
         - { on: client, run: [nc, "{{server.ip}}", "{{variant.port}}"], name: client, background: true }
-      points: 2             # the task's own checks together, all or nothing; without it one point per check
+      # The task and the steps after it, up to the next task, all or nothing (default: one point per check).
+      # A check may have points of its own (partial credit) only if an empty answer fails it: \`lab test\` checks.
+      points: 2
       expect:
         - on: client
           socket: { state: ESTABLISHED, peer: "{{server.ip}}:{{variant.port}}" }
