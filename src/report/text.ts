@@ -40,6 +40,6 @@ export function renderLabResult(r: LabResult, style: Style): string {
       ),
     );
   }
-  if (r.error) lines.push(`  ${style.red('error:')} ${r.error}`);
+  if (r.error) lines.push(`  ${style.red('error:')} ${printable(r.error)}`);
   return lines.join('\n');
 }

@@ -286,6 +286,7 @@ describe('the terminal', () => {
       steps: run(lab, { listen: [0] }, 9, HOSTILE),
       score: { passed: 19, total: 20 },
       durationMs: 1,
+      error: `stopped: ${HOSTILE}`,
     };
     const text = renderLabResult(r, makeStyle(true));
     expect(hasUnsafe(text.replace(/\u001b\[\d+m/g, ''))).toBe(false);
