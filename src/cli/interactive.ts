@@ -5,9 +5,8 @@
 // for the student, who works in `lab shell` and checks with `lab check` (here or in another terminal).
 // The engine knows nothing of this: the walk drives it one action and one wait at a time. Everything the walk
 // knows (the lab, its instance, the score, how to ask and how to print) lives in one Walk object.
-import { hostname } from 'node:os';
 import inquirer from 'inquirer';
-import { currentUser } from '../engine/cleanup.js';
+import { currentUser, processOwner } from '../identity.js';
 import type { Lab, NodeName, Step } from '../lab/schema.js';
 import { fill } from '../lab/templates.js';
 import { ensureImage } from '../engine/image.js';
@@ -15,7 +14,7 @@ import type { Instance } from '../engine/instance.js';
 import { createInstance, newInstanceId } from '../engine/provision.js';
 import { describeRemoved } from '../engine/teardown.js';
 import type { LabEvent } from '../engine/events.js';
-import { describe, type Check } from '../grade/grade.js';
+import { describeExpectation, type Check } from '../grade/grade.js';
 import { renderChecks } from '../report/text.js';
 import type { Style } from '../report/style.js';
 import { renderLadder } from '../report/ladder-text.js';
@@ -125,7 +124,7 @@ class Walk {
     this.running = {
       instance: this.instance.id,
       lab: { id: lab.id, slug: lab.slug, title: lab.title, file: this.opts.file },
-      owner: `${hostname()}:${process.pid}`,
+      owner: processOwner(),
       startedAt: new Date().toISOString(),
       stepIndex: -1,
       plan: this.instance.plan,
@@ -426,7 +425,7 @@ class Walk {
         await this.showSockets(expectations);
         for (const r of expectations.length ? await this.instance.evaluateNow(expectations) : []) {
           const mark = r.evaluation.holds ? s.green('✓ met now    ') : s.red('✗ not met now');
-          this.write(`  ${mark} ${describe(r.e, this.vars, { timing: false })}`);
+          this.write(`  ${mark} ${describeExpectation(r.e, this.vars, { timing: false })}`);
           if (!r.evaluation.holds) for (const line of r.evaluation.seen) this.write(`                ${s.dim('seen:')} ${line}`);
         }
         continue;

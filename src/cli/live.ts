@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { LabError } from '../errors.js';
 import { Instance } from '../engine/instance.js';
-import { currentUser } from '../engine/cleanup.js';
+import { currentUser, isMine } from '../identity.js';
 import type { EventSink } from '../engine/events.js';
 import { LABEL } from '../plan/plan.js';
 import { NODE_NAMES, type Expectation, type NodeName, type Step } from '../lab/schema.js';
@@ -49,10 +49,10 @@ export async function liveInstances(runtime: Runtime): Promise<LiveInstance[]> {
   return [...byId.values()].sort((a, b) => Number(!!b.state) - Number(!!a.state) || a.instance.localeCompare(b.instance));
 }
 
-/** Is this instance the current user's? Instances without an owner label belong to nobody in particular. */
-export function isMine(li: Pick<LiveInstance, 'user'>, me = currentUser()): boolean {
-  return li.user === me;
-}
+/** --all of the commands that pick an instance (shell, check, status). Without an instance named, each acts on
+ *  the labs of the user who runs it (the io.tcplab.owner label), so that on a shared engine nobody enters, checks
+ *  or watches somebody else's lab by accident; --all widens that to everybody's. */
+export const ALL_OPTION = { all: { type: 'boolean' } } as const;
 
 /**
  * The instance a command means: the one named (whoever owns it: naming it is asking for it), or else the only

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { isLabError } from '../errors.js';
 import { makeContext, cleanupLive, type Context } from './context.js';
-import { COMMANDS } from './commands.js';
+import { COMMANDS } from './commands/index.js';
 import { GLOBAL_OPTIONS, type Command } from './command.js';
 import { reflow, terminalWidth, wrapText } from './wrap.js';
 import { VERSION } from './version.js';

@@ -31,7 +31,7 @@ import {
   type RunRequest,
 } from '../observe/agent-protocol.js';
 import { encodeFrame, FrameReader, KIND, type Frame } from '../observe/wire.js';
-import { realClock, type Clock } from './events.js';
+import { realClock, type Clock } from './clock.js';
 
 const log = createDebug('lab');
 const OPEN_TIMEOUT_MS = 10_000;

@@ -16,7 +16,7 @@
 //   - their output is bounded: the first and the last 32 KiB are kept, the rest read and dropped.
 import type { NodeName } from '../lab/schema.js';
 import { fill } from '../lab/templates.js';
-import type { AnswerScript } from '../submit/submission.js';
+import type { AnswerScript } from '../lab/answer-script.js';
 import type { ExecSession } from '../runtime/runtime.js';
 import { BoundedOutput } from '../runtime/bounded-output.js';
 import type { EventSink } from './events.js';

@@ -25,13 +25,14 @@ import {
   withinOf,
 } from '../grade/grade.js';
 import { throwIfAborted } from './abort.js';
-import { realClock, type Clock, type EventSink } from './events.js';
+import { realClock, type Clock } from './clock.js';
+import type { EventSink } from './events.js';
 import { AgentClient, AgentLost } from './agent-client.js';
 import { LabRecorder } from '../trace/recorder.js';
 import type { Timeline } from '../trace/timeline.js';
 import { removeInstance, type Removed } from './teardown.js';
 import { reportAnswer, startAnswer, type AnswerHost, type RunningAnswer } from './answer.js';
-import type { AnswerScript } from '../submit/submission.js';
+import type { AnswerScript } from '../lab/answer-script.js';
 
 /** A student's answer to one task (lab grade --submissions), in place of the task's solution. */
 export interface StepAnswer {
@@ -561,7 +562,7 @@ export class Instance {
         const unsolved = await this.runActions(step.id, step.task.solution ?? []);
         checks.push(...(unsolved ? [unsolved] : await this.checkTask(step.id, step.task)));
       }
-      if (step.expect?.length && !checks.some((c) => c.kind === 'command' && !c.name && !c.passed))
+      if (step.expect?.length && !checks.some((c) => c.kind === 'command-failed'))
         checks.push(...(await this.waitFor(step.id, step.expect)));
     }
     const all = await this.observeAll(this.capture).catch(() => undefined);

@@ -2,18 +2,17 @@
 // at the same moment), its hardened containers, and each node's network setup. On any failure, or Ctrl-C,
 // whatever was created is removed before the error goes up: nothing half-built stays behind.
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import createDebug from 'debug';
 import type { Lab } from '../lab/schema.js';
 import { networksOf } from '../lab/topology.js';
 import { LABEL, NODE_SECURITY, planLab, type NodePlan, type Plan } from '../plan/plan.js';
 import { SubnetTakenError, type Runtime } from '../runtime/runtime.js';
 import { EngineError } from '../errors.js';
-import { REFERENCE_STUDENT, variantValues } from '../lab/variants.js';
+import { variantValues } from '../lab/variants.js';
 import { throwIfAborted } from './abort.js';
-import { realClock } from './events.js';
+import { realClock } from './clock.js';
 import { Instance, type InstanceOptions } from './instance.js';
-import { currentUser } from './cleanup.js';
+import { ownerLabels, REFERENCE_STUDENT } from '../identity.js';
 import { pickSubnets, randomPoolStart } from './subnets.js';
 import { removeInstance } from './teardown.js';
 
@@ -23,12 +22,6 @@ const SUBNET_ATTEMPTS = 20;
 
 export function newInstanceId(): string {
   return randomBytes(4).toString('hex');
-}
-
-/** Labels that tell whose instance this is (the user, for `lab shell` and `lab stop` on a shared engine) and
- *  whether its process is still alive (for `lab clean --stale`). */
-function ownerLabels(owner = currentUser()): Record<string, string> {
-  return { [LABEL.pid]: `${hostname()}:${process.pid}`, [LABEL.owner]: owner, [LABEL.created]: new Date().toISOString() };
 }
 
 export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceOptions): Promise<Instance> {

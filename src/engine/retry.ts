@@ -1,6 +1,6 @@
 // Retrying engine calls that failed for a passing reason (a dropped connection, a 5xx), only where the call is
 // safe to repeat (observations read; they change nothing). Waits go through the injectable clock.
-import { realClock, type Clock } from './events.js';
+import { realClock, type Clock } from './clock.js';
 import { isTransient } from '../runtime/runtime.js';
 
 interface RetryOptions {

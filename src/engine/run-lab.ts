@@ -6,12 +6,12 @@ import { EngineError, LabError, InterruptedError } from '../errors.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { summarize, type LabResult, type StepResult } from '../grade/grade.js';
 import { throwIfAborted } from './abort.js';
-import { realClock } from './events.js';
+import { realClock } from './clock.js';
 import type { Instance, InstanceOptions, StepAnswer } from './instance.js';
 import { createInstance } from './provision.js';
 import { DEFAULT_ANSWER_TIMEOUT_MS } from './answer.js';
 import { parseDuration } from '../lab/duration.js';
-import type { AnswerScript } from '../submit/submission.js';
+import type { AnswerScript } from '../lab/answer-script.js';
 
 const log = createDebug('lab');
 

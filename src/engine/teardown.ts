@@ -2,7 +2,7 @@
 import createDebug from 'debug';
 import { LABEL } from '../plan/plan.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { realClock } from './events.js';
+import { realClock } from './clock.js';
 
 const log = createDebug('lab');
 
@@ -10,6 +10,11 @@ const log = createDebug('lab');
 export interface Removed {
   containers: number;
   networks: number;
+}
+
+/** Two removals' counts together. */
+export function addRemoved(a: Removed, b: Removed): Removed {
+  return { containers: a.containers + b.containers, networks: a.networks + b.networks };
 }
 
 const removals = new Map<string, Promise<Removed>>();

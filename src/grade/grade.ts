@@ -46,7 +46,10 @@ export interface Evaluation {
 export interface Check {
   step: string;
   node: NodeName;
-  kind: 'socket' | 'absent' | 'iptables' | 'command' | 'segments';
+  /** The expectation's kind (socket, absent, iptables, command, segments), or command-failed: not an
+   *  expectation but a command of the lab (its run, a task's solution or probe, a student's answer) that failed,
+   *  as a failed check on the machine that ran it. */
+  kind: 'socket' | 'absent' | 'iptables' | 'command' | 'segments' | 'command-failed';
   expected: string;
   /** The expectation with its templates as written ({{server.ip}}, {{variant.port}}): the same in every run and
    *  for every student, so reports can name checks by it. Absent for a command that failed. */
@@ -60,7 +63,7 @@ export interface Check {
   task?: boolean;
 }
 
-function kindOf(e: Expectation): Check['kind'] {
+function kindOf(e: Expectation): Exclude<Check['kind'], 'command-failed'> {
   return e.socket ? 'socket' : e.absent ? 'absent' : e.iptables ? 'iptables' : e.segments ? 'segments' : 'command';
 }
 
@@ -167,8 +170,12 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
       const there = chain.length ? chain.map((r) => `in ${table}/${c.chain}: ${r.line}`) : [`${table}/${c.chain} has no rules`];
       return { holds: false, seen: [`no rule in ${table}/${c.chain} matches ${words.join(' ')}`, ...there.slice(0, 8)] };
     }
+    // Several rules with these words: their counters add up (a packet is counted by each rule it matched: see
+    // docs/authoring.md), and the check says so.
     const packets = rules.reduce((n, r) => n + r.packets, 0);
-    return { holds: countOk(c.packets, packets, 0), seen: rules.map((r) => r.line) };
+    const seen = rules.map((r) => r.line);
+    if (rules.length > 1) seen.push(`${rules.length} rules match: ${rules.map((r) => r.packets).join(' + ')} = ${packets} packets`);
+    return { holds: countOk(c.packets, packets, 0), seen };
   }
   const c = e.command!;
   const status = snap.commands?.[c.name];
@@ -185,8 +192,17 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
   let holds = true;
   if (c.running !== undefined && status.running !== c.running) holds = false;
   if (c.exit !== undefined && (status.running || status.exit !== c.exit)) holds = false;
-  if (c.output !== undefined && !new RegExp(expand(c.output, vars), 'm').test(status.output)) holds = false;
+  if (c.output !== undefined && !outputPattern(c.output, vars).test(status.output)) holds = false;
   return { holds, seen };
+}
+
+/**
+ * A command check's output pattern with its templates filled in as literal text: in /to {{server.ip}}/ the
+ * address's dots are dots, not "any character", so 198.18.4.3 does not also match 198.18.413.
+ */
+function outputPattern(pattern: string, vars: Record<string, string>): RegExp {
+  const literal = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')]));
+  return new RegExp(expand(pattern, literal), 'm');
 }
 
 /**
@@ -217,7 +233,7 @@ function describeMatcher(m: SocketMatcher, vars: Record<string, string>): string
 }
 
 /** A human description of the expectation, with templates filled in. */
-export function describe(e: Expectation, vars: Record<string, string>, opts: { timing?: boolean } = {}): string {
+export function describeExpectation(e: Expectation, vars: Record<string, string>, opts: { timing?: boolean } = {}): string {
   const within = e.within ?? `${DEFAULT_WITHIN_MS / 1000}s`;
   const tail = opts.timing === false ? '' : e.for ? ` for ${e.for} (within ${within})` : ` within ${within}`;
   if (e.socket || e.absent) {
@@ -321,8 +337,8 @@ export function toCheck(
     step,
     node: e.on,
     kind: kindOf(e),
-    expected: describe(e, vars),
-    name: describe(e, UNFILLED),
+    expected: describeExpectation(e, vars),
+    name: describeExpectation(e, UNFILLED),
     seen,
     passed: d.passed,
     ...(e.why ? { why: e.why } : {}),
@@ -333,7 +349,7 @@ export function toCheck(
 
 /** A lab command that failed, as a failed check on the node that ran it. */
 export function commandFailure(step: string, node: NodeName, message: string): Check {
-  return { step, node, kind: 'command', expected: "the step's commands succeed", seen: [message], passed: false, elapsedMs: 0 };
+  return { step, node, kind: 'command-failed', expected: "the step's commands succeed", seen: [message], passed: false, elapsedMs: 0 };
 }
 
 export interface StepResult {

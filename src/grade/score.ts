@@ -1,16 +1,18 @@
 // Points for a student's run of a lab. Pure: the lab and what its steps' checks said in, a score out.
 //
-// Every expectation becomes one outcome (met, not met, or not checked because something before it failed), and
-// outcomes become graded items:
-//   - from the lab's first task on, each check is worth its `points` (default 1): a task is judged by its own
-//     checks and by the later steps it affects, up to the next task;
-//   - a task with `points` is one item worth that much, awarded only when all of the task's own checks are met;
-//   - checks before the first task run the same for every student (they prove the lab works) and are worth
-//     their `points`, default 0.
-// Items group into sections, one per task (the task step and the steps after it, up to the next task), which
-// are the columns of a gradebook.
+// Nothing for nothing: a point is earned only by a check that tells answers apart. Every expectation becomes
+// one outcome (met, not met, or not checked because something before it failed), and a lab's checks fall into
+// sections, one per task: the task's step and the steps after it, up to the next task (a gradebook's columns).
+//   - A section is all or nothing: it is worth the task's `points` (default: one per check of the section),
+//     earned only when every check of the section is met.
+//   - An author may give `points` to single checks of a section for partial credit. Those are earned on their
+//     own, and are part of the task's points (the rest is earned when every check is met). They must be checks
+//     that the null answer (the task done not at all) fails: `lab test` refuses a lab where it meets one, and
+//     `lab grade --submissions` grades the null answer with every batch and moves the points of a check it met
+//     back into the all-or-nothing part (`nullMet`), so that such a check never pays for nothing.
+//   - Checks before the first task run the same for every answer (they prove the lab works): worth nothing.
 import type { Expectation, Lab, Step } from '../lab/schema.js';
-import { describe, type Check, type StepResult } from './grade.js';
+import { describeExpectation, type Check, type StepResult } from './grade.js';
 import { UNFILLED } from '../lab/templates.js';
 
 /** One expectation of the lab, as this run settled it. */
@@ -31,12 +33,18 @@ export interface CheckOutcome {
 
 export interface GradedItem {
   step: string;
-  /** Stable: a check's name, or "task <step id>: <title>" for a task worth points as a whole. */
+  /** Stable: a check's name, or "task <step id>: <title>" for the all-or-nothing part of a task's points. */
   name: string;
   points: number;
   maxPoints: number;
   passed: boolean;
   checks: CheckOutcome[];
+  /** A check that the lab gives points of its own (partial credit). */
+  partial?: true;
+  /** The null answer met this check in this batch: it carries no points of its own (they went to the task). */
+  nullMet?: true;
+  /** The task's all-or-nothing part: every check of its section must be met. */
+  whole?: true;
 }
 
 export interface Section {
@@ -55,6 +63,8 @@ interface LabScore {
   maxScore: number;
   /** Every check from the first task on was met, and the lab ran to its end. */
   passed: boolean;
+  /** The checks (checkKey) met from the first task on: of the null answer, those that tell nothing apart. */
+  met: string[];
 }
 
 /** The steps that carry a task, in order: a gradebook's columns. */
@@ -85,7 +95,7 @@ function outcomesOf(step: Step, result: StepResult | undefined, error: string | 
       : [`not checked: ${error ? `the lab stopped (${error})` : 'the lab stopped before this step'}`];
   const pool: Check[] = [...(result?.checks ?? [])];
   const take = (e: Expectation, task: boolean): CheckOutcome => {
-    const name = describe(e, UNFILLED);
+    const name = describeExpectation(e, UNFILLED);
     const i = pool.findIndex((c) => c.name === name && !!c.task === task);
     const base = { step: step.id, name, task, ...(e.why ? { why: e.why } : {}) };
     if (i < 0) return { ...base, expected: name, passed: false, ran: false, seen: notRun() };
@@ -95,50 +105,111 @@ function outcomesOf(step: Step, result: StepResult | undefined, error: string | 
   return [...(step.task?.expect ?? []).map((e) => take(e, true)), ...(step.expect ?? []).map((e) => take(e, false))];
 }
 
-export function scoreLab(lab: Lab, results: StepResult[], error?: string): LabScore {
-  const firstTask = lab.steps.findIndex((s) => s.task);
+/** A check's place in a lab, the same in every run: "step-id#n", n counting the task's checks, then the step's. */
+function checkKey(o: Pick<CheckOutcome, 'step'>, index: number): string {
+  return `${o.step}#${index}`;
+}
+
+interface ScoreOptions {
+  /**
+   * The checks (checkKey) that the null answer met in this batch. A check among them earns no points of its
+   * own; a section whose every check is among them is worth nothing (it cannot tell any answer from none).
+   */
+  nullMet?: ReadonlySet<string>;
+}
+
+/** Points of a check of its own (partial credit): only a positive number counts. */
+function ownPoints(e: Expectation): number {
+  return e.points !== undefined && e.points > 0 ? e.points : 0;
+}
+
+export function scoreLab(lab: Lab, results: StepResult[], error?: string, opts: ScoreOptions = {}): LabScore {
+  const nullMet = opts.nullMet;
   const sections: Section[] = [];
-  let current: Section | undefined;
-  lab.steps.forEach((step, i) => {
-    if (step.task || !current) {
-      current = {
-        step: step.task ? step.id : null,
-        title: step.task ? step.title : 'before the first task',
-        passed: true,
-        score: 0,
-        maxScore: 0,
-        items: [],
-      };
-      sections.push(current);
-    }
-    const result = results.find((r) => r.id === step.id);
-    const outcomes = outcomesOf(step, result, error);
-    const before = firstTask < 0 || i < firstTask;
+  // Each section's checks, in order, with their expectations and keys.
+  const parts: { task?: Step; checks: { o: CheckOutcome; e: Expectation; key: string }[] }[] = [];
+  for (const step of lab.steps) {
+    if (step.task || parts.length === 0) parts.push(step.task ? { task: step, checks: [] } : { checks: [] });
+    const outcomes = outcomesOf(
+      step,
+      results.find((r) => r.id === step.id),
+      error,
+    );
     const expectations = [...(step.task?.expect ?? []), ...(step.expect ?? [])];
-    const items: GradedItem[] = [];
-    const own = outcomes.filter((o) => o.task);
-    if (step.task?.points !== undefined) {
-      const passed = own.every((o) => o.passed);
-      const max = step.task.points;
-      items.push({ step: step.id, name: `task ${step.id}: ${step.title}`, points: passed ? max : 0, maxPoints: max, passed, checks: own });
-    }
-    outcomes.forEach((o, j) => {
-      if (o.task && step.task?.points !== undefined) return;
-      const max = expectations[j]!.points ?? (before ? 0 : 1);
-      items.push({ step: step.id, name: o.name, points: o.passed ? max : 0, maxPoints: max, passed: o.passed, checks: [o] });
-    });
-    current.items.push(...items);
-  });
-  for (const s of sections) {
-    s.score = round(s.items.reduce((n, it) => n + it.points, 0));
-    s.maxScore = round(s.items.reduce((n, it) => n + it.maxPoints, 0));
-    s.passed = s.items.every((it) => it.passed);
+    parts.at(-1)!.checks.push(...outcomes.map((o, j) => ({ o, e: expectations[j]!, key: checkKey(o, j) })));
   }
+  for (const part of parts) {
+    const items: GradedItem[] = [];
+    if (!part.task) {
+      for (const { o } of part.checks) items.push({ step: o.step, name: o.name, points: 0, maxPoints: 0, passed: o.passed, checks: [o] });
+      sections.push({ step: null, title: 'before the first task', passed: true, score: 0, maxScore: 0, items });
+      continue;
+    }
+    const worth = part.task.task!.points ?? part.checks.length;
+    const allMet = part.checks.every((c) => c.o.passed);
+    const nothingTold = nullMet !== undefined && part.checks.every((c) => nullMet.has(c.key));
+    let own = 0;
+    const perCheck: GradedItem[] = part.checks.map(({ o, e, key }) => {
+      const p = ownPoints(e);
+      const met = nullMet?.has(key) ? { nullMet: true as const } : {};
+      const partial = p > 0 ? { partial: true as const } : {};
+      // A check with points of its own earns them when met, unless the null answer meets it too.
+      const max = p > 0 && !nullMet?.has(key) && !nothingTold ? p : 0;
+      own += max;
+      return { step: o.step, name: o.name, points: o.passed ? max : 0, maxPoints: max, passed: o.passed, checks: [o], ...partial, ...met };
+    });
+    const rest = nothingTold ? 0 : round(worth - own);
+    if (rest > 0 || own === 0)
+      items.push({
+        step: part.task.id,
+        name: `task ${part.task.id}: ${part.task.title}`,
+        points: allMet ? rest : 0,
+        maxPoints: rest,
+        passed: allMet,
+        checks: part.checks.map((c) => c.o),
+        whole: true,
+      });
+    items.push(...perCheck);
+    sections.push({ step: part.task.id, title: part.task.title, passed: allMet, score: 0, maxScore: worth, items });
+  }
+  for (const s of sections) s.score = round(s.items.reduce((n, it) => n + it.points, 0));
   const graded = sections.filter((s) => s.step !== null);
   return {
+    met: parts.flatMap((p) => (p.task ? p.checks.filter((c) => c.o.passed).map((c) => c.key) : [])),
     sections,
     score: round(sections.reduce((n, s) => n + s.score, 0)),
     maxScore: round(sections.reduce((n, s) => n + s.maxScore, 0)),
     passed: !error && graded.length > 0 && graded.every((s) => s.passed),
   };
+}
+
+/** A check from the lab's first task on, as the lab file declares it. */
+export interface LabCheck {
+  key: string;
+  /** The task whose section it belongs to. */
+  task: string;
+  step: string;
+  name: string;
+  /** Points of its own (partial credit), 0 when it counts only toward its task's all-or-nothing points. */
+  points: number;
+}
+
+/** Every check from the first task on, in order: what the null answer's met keys are named by. */
+export function labChecks(lab: Lab): LabCheck[] {
+  const out: LabCheck[] = [];
+  let task: string | undefined;
+  for (const step of lab.steps) {
+    if (step.task) task = step.id;
+    if (!task) continue;
+    [...(step.task?.expect ?? []), ...(step.expect ?? [])].forEach((e, j) =>
+      out.push({
+        key: checkKey({ step: step.id }, j),
+        task: task!,
+        step: step.id,
+        name: describeExpectation(e, UNFILLED),
+        points: ownPoints(e),
+      }),
+    );
+  }
+  return out;
 }

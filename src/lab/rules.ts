@@ -2,7 +2,7 @@
 import { VARIANT_NAME, type Action, type Expectation, type Lab, type NodeName, type Topology } from './schema.js';
 import { parseDuration } from './duration.js';
 import { networksOf, nodesOf } from './topology.js';
-import { templateNames } from './templates.js';
+import { expand, templateNames } from './templates.js';
 import { variantTemplate } from './variants.js';
 
 export interface RuleProblem {
@@ -151,17 +151,39 @@ export function checkRules(lab: Lab): RuleProblem[] {
       }
     }
     if (e.command) {
-      const owner = named.get(e.command.name);
-      if (!owner) problems.push({ path: [...path, 'command', 'name'], message: `no earlier command is named '${e.command.name}'` });
-      else if (owner !== e.on) problems.push({ path: [...path, 'on'], message: `'${e.command.name}' runs on ${owner}, not ${e.on}` });
-      if (e.command.output !== undefined) {
-        try {
-          new RegExp(e.command.output);
-        } catch {
-          problems.push({ path: [...path, 'command', 'output'], message: 'not a valid regular expression' });
-        }
+      const c = e.command;
+      const owner = named.get(c.name);
+      if (!owner) problems.push({ path: [...path, 'command', 'name'], message: `no earlier command is named '${c.name}'` });
+      else if (owner !== e.on) problems.push({ path: [...path, 'on'], message: `'${c.name}' runs on ${owner}, not ${e.on}` });
+      // A name alone holds as soon as the command has a status at all, whatever it did: it asks nothing.
+      if (c.running === undefined && c.exit === undefined && c.output === undefined)
+        problems.push({
+          path: [...path, 'command'],
+          message: `a command check must ask something: running, exit or output (with the name alone it holds once '${c.name}' has started)`,
+        });
+      if (c.running === true && c.exit !== undefined)
+        problems.push({
+          path: [...path, 'command', 'exit'],
+          message: 'a running command has no exit status yet: running: true and exit never hold together',
+        });
+      if (c.output !== undefined) {
+        const why = vacuousPattern(c.output);
+        if (why) problems.push({ path: [...path, 'command', 'output'], message: why });
       }
     }
+    // A count that every number meets ({}, { min: 0 }) holds with no socket or segment at all.
+    const everyCount = (c: unknown) =>
+      typeof c === 'object' && c !== null && (c as { max?: number }).max === undefined && !((c as { min?: number }).min ?? 0);
+    if (e.socket?.count !== undefined && everyCount(e.socket.count))
+      problems.push({
+        path: [...path, 'socket', 'count'],
+        message: 'this count holds with no socket at all: give a min of 1 or more, or a max',
+      });
+    if (e.segments?.count !== undefined && everyCount(e.segments.count))
+      problems.push({
+        path: [...path, 'segments', 'count'],
+        message: 'this count holds with no segment at all: give a min of 1 or more, a max, or count: 0 for none',
+      });
   };
 
   if (lab.steps.every((st) => !st.expect?.length && !st.task)) {
@@ -170,6 +192,7 @@ export function checkRules(lab: Lab): RuleProblem[] {
       message: 'this lab expects nothing in any step, so grading it could never pass; give at least one step an expect list',
     });
   }
+  problems.push(...checkPoints(lab));
   lab.steps.forEach((step, i) => {
     const sp = ['steps', i];
     if (seenSteps.has(step.id)) problems.push({ path: [...sp, 'id'], message: `step id '${step.id}' is used twice` });
@@ -192,5 +215,71 @@ export function checkRules(lab: Lab): RuleProblem[] {
       problems.push({ path: [...sp, 'predict', 'answer'], message: 'the answer must be one of the choices' });
     }
   });
+  return problems;
+}
+
+/**
+ * Why an output pattern cannot tell outputs apart, or undefined when it can. A pattern that matches the empty
+ * text ('', '.*', 'a?', '^') matches every output. Templates in a pattern stand for literal text (an address),
+ * so they are tried as such.
+ */
+function vacuousPattern(pattern: string): string | undefined {
+  let re: RegExp;
+  try {
+    re = new RegExp(expand(pattern, LITERAL_STAND_IN), 'm');
+  } catch {
+    return 'not a valid regular expression';
+  }
+  if (re.test('')) return `/${pattern}/ matches any output (it matches even an empty one): say what the output must contain`;
+  return undefined;
+}
+
+/** Every template as a short literal: enough to try a pattern the way grading fills it in. */
+const LITERAL_STAND_IN: Record<string, string> = new Proxy({}, { get: () => 'x' });
+
+/**
+ * Points that could be earned for nothing are refused where the file says them (docs/authoring.md, "Points"):
+ * a check before the first task runs the same for every answer; a check's own points are part of its task's,
+ * which must then say what the whole section is worth.
+ */
+function checkPoints(lab: Lab): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  let task: { index: number; points?: number } | undefined;
+  let own: { path: (string | number)[]; points: number }[] = [];
+  const close = () => {
+    if (!task || own.length === 0) return;
+    const sum = own.reduce((n, o) => n + o.points, 0);
+    if (task.points === undefined)
+      problems.push({
+        path: own[0]!.path,
+        message: `a check with points of its own needs its task to say what the whole task is worth: give steps[${task.index}].task points (these checks' ${sum} are part of it)`,
+      });
+    else if (sum > task.points + 1e-9)
+      problems.push({
+        path: ['steps', task.index, 'task', 'points'],
+        message: `the task is worth ${task.points}, but checks of its section have ${sum} points of their own: the task's points include theirs`,
+      });
+  };
+  lab.steps.forEach((step, i) => {
+    if (step.task) {
+      close();
+      task = { index: i, ...(step.task.points !== undefined ? { points: step.task.points } : {}) };
+      own = [];
+    }
+    const listed: [Expectation, (string | number)[]][] = [
+      ...(step.task?.expect ?? []).map((e, j): [Expectation, (string | number)[]] => [e, ['steps', i, 'task', 'expect', j, 'points']]),
+      ...(step.expect ?? []).map((e, j): [Expectation, (string | number)[]] => [e, ['steps', i, 'expect', j, 'points']]),
+    ];
+    for (const [e, path] of listed) {
+      if (e.points === undefined || e.points === 0) continue;
+      if (!task)
+        problems.push({
+          path,
+          message: 'a check before the first task runs the same for every answer, so it cannot earn points: remove them',
+        });
+      else own.push({ path, points: e.points });
+    }
+  });
+  close();
   return problems;
 }

@@ -118,7 +118,13 @@ const CounterSchema = z.strictObject({
   table: z.enum(['filter', 'raw', 'mangle', 'nat']).optional(),
   chain: z.string().regex(/^[A-Za-z0-9_-]{1,28}$/, 'a chain name such as INPUT, OUTPUT or FORWARD'),
   rule: z
-    .array(z.string().max(200))
+    .array(
+      z
+        .string()
+        .max(200)
+        // An empty word is found in every rule, so a check made of it could never tell one rule from another.
+        .refine((w) => w.trim() !== '', 'an empty rule word matches every rule: give the words the rule must contain, e.g. "-j DROP"'),
+    )
     .min(1)
     .max(20)
     .describe('Words that must all appear in the rule as iptables -S prints it, e.g. ["--dport 5555", "-j DROP"].'),
@@ -129,7 +135,11 @@ const CommandCheckSchema = z.strictObject({
   name: Name.describe('The name given to a run action.'),
   running: z.boolean().optional(),
   exit: z.number().int().min(0).max(255).optional(),
-  output: z.string().max(500).optional().describe('A regular expression the command output must match.'),
+  output: z
+    .string()
+    .max(500)
+    .optional()
+    .describe('A regular expression the command output must match; templates in it ({{server.ip}}) stand for their value as literal text.'),
 });
 
 export const ExpectationSchema = z
@@ -144,7 +154,7 @@ export const ExpectationSchema = z
     for: Duration.optional().describe('Once it holds, it must keep holding this long.'),
     why: Text(500).optional().describe('One line that explains the expectation to the student.'),
     points: Points.optional().describe(
-      'What this check is worth when a submission is graded (default 1 from the first task on, 0 before it).',
+      "Partial credit: what this check earns on its own when a submission meets it, part of its task's points. Only for checks the null answer (the task not done at all) fails. Without it, the check counts toward its task's all-or-nothing points.",
     ),
   })
   .superRefine((e, ctx) => {
@@ -213,7 +223,7 @@ const TaskSchema = z.strictObject({
     ),
   expect: z.array(ExpectationSchema).min(1).max(20),
   points: Points.optional().describe(
-    "What the task is worth when a submission is graded: awarded only when every one of the task's own checks is met (without it, each check counts on its own).",
+    'What the task is worth when a submission is graded: its section (this step and the steps after it, up to the next task) earns it only when every check of the section is met, except the points single checks carry of their own. Default: one per check of the section.',
   ),
   timeout: Duration.optional().describe(
     "How long a submitted answer's commands may run on each machine before they are killed (default 30s).",
@@ -269,7 +279,7 @@ const VariantSchema = z
 const Variants = z
   .record(z.string().regex(VARIANT_NAME, 'a variant name is lower-case letters only (it is used as {{variant.NAME}})'), VariantSchema)
   .describe(
-    "Per-student values, derived from the student id (lab start --student, lab grade --submissions): {{variant.NAME}} in prompts, commands, expectations and answers. A student's copy of another's answer then fails.",
+    "Per-student values, derived from the student id (lab start --student, lab grade --submissions): {{variant.NAME}} in prompts, commands and expectations (not in answers, which are graded as written). A student's copy of another's answer then fails, unless the two share the value.",
   );
 
 export const LabSchema = z

@@ -1,7 +1,7 @@
 // What a student reads about one graded item, shared by the Gradescope and PrairieLearn files: what was
 // expected (with their addresses and variants), why it matters, what was seen; and about the whole run.
 import { formatDuration } from '../lab/duration.js';
-import type { GradedItem } from '../grade/score.js';
+import type { GradedItem, Section } from '../grade/score.js';
 import type { SubmissionResult } from '../submit/batch.js';
 
 /** Longest text of one test's output: both formats are shown in a browser, and PrairieLearn's file is <= 1 MB. */
@@ -19,6 +19,29 @@ export function itemOutput(item: GradedItem): string {
     if (!c.passed || item.checks.length === 1) for (const s of c.seen) lines.push(`  seen: ${s}`);
   }
   return clip(lines.join('\n'));
+}
+
+/**
+ * Why a task scored what it did, in one line, when it did not get all its points: which checks earned partial
+ * credit, and the first that was not met. "" for full marks. For the gradebook and the terminal.
+ */
+export function sectionWhy(section: Section): string {
+  if (section.score >= section.maxScore && section.passed) return '';
+  const parts: string[] = [];
+  const earned = section.items.filter((it) => !it.whole && it.points > 0);
+  if (earned.length) parts.push(`earned ${earned.map((it) => `${it.points} for '${it.name}'`).join(', ')}`);
+  const paidNothing = section.items.filter((it) => it.partial && it.nullMet && it.passed);
+  if (paidNothing.length)
+    parts.push(
+      `nothing for '${paidNothing.map((it) => it.name).join("', '")}': the null answer meets ${paidNothing.length > 1 ? 'them' : 'it'} too`,
+    );
+  const whole = section.items.find((it) => it.whole);
+  const missed = (whole ? whole.checks : section.items.flatMap((it) => it.checks)).filter((c) => !c.passed);
+  if (missed.length)
+    parts.push(
+      `${missed[0]!.ran ? 'not met' : 'not checked'}: '${missed[0]!.name}'${missed.length > 1 ? ` (+${missed.length - 1} more)` : ''}`,
+    );
+  return `${section.step}: ${section.score}/${section.maxScore}${parts.length ? `, ${parts.join('; ')}` : ''}`;
 }
 
 /** The run as a whole: score, error, warnings, and what each machine's answer printed. */

@@ -5,6 +5,7 @@
 import type { Lab } from '../lab/schema.js';
 import type { SubmissionResult } from '../submit/batch.js';
 import { itemOutput, runOutput } from './feedback.js';
+import { printableDeep } from '../printable.js';
 
 interface GradescopeTest {
   name: string;
@@ -39,11 +40,11 @@ export function gradescopeResults(lab: Lab, r: SubmissionResult): GradescopeResu
         })),
       )
     : [{ name: 'the submission can be graded', number: '0', score: 0, max_score: 0, status: 'failed', output: r.reason ?? '', tags: [] }];
-  return {
+  return printableDeep({
     score: r.score,
     execution_time: Math.round(r.durationMs / 1000),
     output: runOutput(r, labName),
     tests,
     extra_data: { student: r.student, file: r.file, lab: { id: lab.id, slug: lab.slug }, maxScore: r.maxScore, gradable: r.gradable },
-  };
+  });
 }

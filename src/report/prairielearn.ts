@@ -5,6 +5,7 @@
 import type { Lab } from '../lab/schema.js';
 import type { SubmissionResult } from '../submit/batch.js';
 import { clip, itemOutput, runOutput } from './feedback.js';
+import { printableDeep } from '../printable.js';
 
 interface PrairieLearnTest {
   name: string;
@@ -22,7 +23,11 @@ type PrairieLearnResults =
 export function prairieLearnResults(lab: Lab, r: SubmissionResult): PrairieLearnResults {
   const labName = `Lab ${lab.id} (${lab.slug})`;
   if (!r.gradable) {
-    return { gradable: false, message: `${labName}: this submission could not be graded`, format_errors: clip(r.reason ?? '').split('\n') };
+    return printableDeep({
+      gradable: false,
+      message: `${labName}: this submission could not be graded`,
+      format_errors: clip(r.reason ?? '').split('\n'),
+    });
   }
   const tests = r.tasks.flatMap((section) =>
     section.items.map((item) => ({
@@ -34,12 +39,12 @@ export function prairieLearnResults(lab: Lab, r: SubmissionResult): PrairieLearn
       output: itemOutput(item),
     })),
   );
-  return {
+  return printableDeep({
     gradable: true,
     // PrairieLearn wants a fraction; a lab whose tasks are worth nothing is all or nothing.
     score: r.maxScore > 0 ? Math.min(1, Math.max(0, r.score / r.maxScore)) : r.passed ? 1 : 0,
     message: `${r.score}/${r.maxScore} points`,
     output: runOutput(r, labName),
     tests,
-  };
+  });
 }

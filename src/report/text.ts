@@ -2,6 +2,7 @@
 import type { Check, LabResult } from '../grade/grade.js';
 import { formatDuration } from '../lab/duration.js';
 import type { Style } from './style.js';
+import { printable } from '../printable.js';
 
 interface CheckLineOptions {
   indent?: string;
@@ -14,9 +15,10 @@ export function renderCheck(c: Check, style: Style, opts: CheckLineOptions = {})
   const indent = opts.indent ?? '  ';
   const pad = `${indent}            `;
   const mark = c.passed ? style.green('✓ met    ') : style.red('✗ not met');
-  const lines = [`${indent}${mark} ${c.task ? style.cyan('[task] ') : ''}${c.expected}`];
-  if (c.why) lines.push(`${pad}${style.dim(c.why)}`);
-  if (!c.passed || opts.verbose) for (const s of c.seen) lines.push(`${pad}${style.dim('seen:')} ${s}`);
+  // What a check saw includes what commands printed, which a student (or a lab) controls: shown escaped.
+  const lines = [`${indent}${mark} ${c.task ? style.cyan('[task] ') : ''}${printable(c.expected)}`];
+  if (c.why) lines.push(`${pad}${style.dim(printable(c.why))}`);
+  if (!c.passed || opts.verbose) for (const s of c.seen) lines.push(`${pad}${style.dim('seen:')} ${printable(s)}`);
   return lines.join('\n');
 }
 
@@ -38,6 +40,6 @@ export function renderLabResult(r: LabResult, style: Style): string {
       ),
     );
   }
-  if (r.error) lines.push(`  ${style.red('error:')} ${r.error}`);
+  if (r.error) lines.push(`  ${style.red('error:')} ${printable(r.error)}`);
   return lines.join('\n');
 }

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { EngineError, InterruptedError, LabError, formatProblem } from '../errors.js';
+import { eachInPool } from '../pool.js';
 import type { Lab } from '../lab/schema.js';
 import { variantValues } from '../lab/variants.js';
 import { formatDuration } from '../lab/duration.js';
@@ -13,9 +14,10 @@ import type { LabEvent } from '../engine/events.js';
 import { newInstanceId } from '../engine/provision.js';
 import { runLab } from '../engine/run-lab.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { maxScoreOf, scoreLab, type Section } from '../grade/score.js';
+import { labChecks, maxScoreOf, scoreLab, type LabCheck, type Section } from '../grade/score.js';
 import type { StepResult } from '../grade/grade.js';
 import { answersOf, labHash, loadSubmission } from './submission.js';
+import { printable, printableDeep } from '../printable.js';
 
 export interface AnswerOutput {
   step: string;
@@ -58,7 +60,7 @@ export interface Shard {
   n: number;
 }
 
-interface BatchOptions {
+export interface BatchOptions {
   runtime: Runtime;
   lab: Lab;
   /** The lab file's text, to compare with the hash a submission recorded. */
@@ -129,11 +131,15 @@ function ungradable(lab: Lab, file: string, student: string | null, reason: stri
   return { student, file, gradable: false, reason, passed: false, score: 0, maxScore: maxScoreOf(lab), tasks: [], durationMs: 0 };
 }
 
-interface Prepared {
+/** One thing to grade: a submission's answers, or (lab test) the lab's own solutions. */
+export interface Prepared {
   file: string;
+  /** Already settled: a file that cannot be graded. */
   result?: SubmissionResult;
   student?: string;
   answers?: ReturnType<typeof answersOf>;
+  /** Run the tasks' own solutions instead of answers. */
+  solution?: true;
   warnings: string[];
 }
 
@@ -141,7 +147,7 @@ interface Prepared {
 export async function gradeSubmissions(
   files: string[],
   opts: BatchOptions,
-): Promise<{ results: SubmissionResult[]; engineFailed: boolean }> {
+): Promise<{ results: SubmissionResult[]; engineFailed: boolean; nullAnswer?: NullAnswer }> {
   const { lab } = opts;
   const hash = labHash(opts.labText);
   const prepared: Prepared[] = files.map((file) => {
@@ -155,6 +161,16 @@ export async function gradeSubmissions(
     if (s.labHash && s.labHash !== hash)
       warnings.push('the lab file differs from the one the student worked with (its labHash does not match): the tasks may have changed');
     if (s.tcplab && s.tcplab !== opts.version) warnings.push(`written by tcplab ${s.tcplab}; graded with ${opts.version}`);
+    // Answers are literal: a template of a variant is not filled in, or one file would pass for every student.
+    const variantTemplates = new Set(
+      Object.values(s.answers ?? {}).flatMap((byNode) =>
+        Object.values(byNode).flatMap((t) => t?.match(/\{\{\s*variant\.[a-z]+\s*\}\}/g) ?? []),
+      ),
+    );
+    if (variantTemplates.size)
+      warnings.push(
+        `the answers contain ${[...variantTemplates].join(', ')}, which is not filled in: an answer is graded as written, with the student's own values`,
+      );
     return { file, student: s.student, answers: answersOf(s), warnings };
   });
   // Two files for one student: which one counts is the instructor's call, not ours.
@@ -170,47 +186,130 @@ export async function gradeSubmissions(
   let engineFailed = false;
   let done = 0;
   const finish = (i: number, r: SubmissionResult) => {
-    results[i] = r;
-    opts.onResult?.(r, ++done, prepared.length);
+    // File names, keys, reasons and what answers printed come from students: no control character leaves here.
+    results[i] = printableDeep(r);
+    opts.onResult?.(results[i], ++done, prepared.length);
   };
-  let next = 0;
-  const worker = async () => {
-    while (next < prepared.length && !opts.signal.aborted) {
-      const i = next++;
-      const p = prepared[i]!;
-      if (p.result) {
-        finish(i, p.result);
-        continue;
-      }
-      try {
-        finish(i, await gradeWithRetries(p, opts));
-      } catch (e) {
-        if (opts.signal.aborted || e instanceof InterruptedError) throw e;
-        if (!(e instanceof LabError)) throw e;
-        // The engine could not make the instance or remove it, every time: this submission has no result, and
-        // the batch says so (exit 3), but the others are still graded.
-        if (e instanceof EngineError) engineFailed = true;
-        finish(i, ungradable(lab, p.file, p.student ?? null, `${e instanceof EngineError ? 'engine: ' : ''}${e.message}`));
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel, prepared.length)) }, worker));
+  // The null answer (every task left undone) is one more instance of the batch, the first to start: each
+  // submission's points wait for it, so that a check it meets pays nothing to anyone (src/grade/score.ts).
+  const needsNull = prepared.some((p) => !p.result);
+  let settleNull!: (n: NullAnswer) => void;
+  const nullAnswer = new Promise<NullAnswer>((resolve) => (settleNull = resolve));
+  if (!needsNull) settleNull({ met: [], warnings: [] });
+  const queue: (number | 'null')[] = [...(needsNull ? ['null' as const] : []), ...prepared.map((_, i) => i)];
+  try {
+    await eachInPool(
+      queue,
+      opts.parallel,
+      async (job) => {
+        if (job === 'null') {
+          settleNull(
+            await gradeNullAnswer(opts).catch((e: unknown) => {
+              if (opts.signal.aborted || e instanceof InterruptedError || !(e instanceof LabError)) throw e;
+              if (e instanceof EngineError) engineFailed = true;
+              return { met: [], warnings: [], error: `${e instanceof EngineError ? 'engine: ' : ''}${e.message}` } satisfies NullAnswer;
+            }),
+          );
+          return;
+        }
+        const i = job;
+        const p = prepared[i]!;
+        if (p.result) {
+          finish(i, p.result);
+          return;
+        }
+        try {
+          finish(i, await gradeWithRetries(p, opts, nullAnswer));
+        } catch (e) {
+          if (opts.signal.aborted || e instanceof InterruptedError) throw e;
+          if (!(e instanceof LabError)) throw e;
+          // The engine could not make the instance or remove it, every time: this submission has no result, and
+          // the batch says so (exit 3), but the others are still graded.
+          if (e instanceof EngineError) engineFailed = true;
+          finish(i, ungradable(lab, p.file, p.student ?? null, `${e instanceof EngineError ? 'engine: ' : ''}${e.message}`));
+        }
+      },
+      opts.signal,
+    );
+  } finally {
+    // A run that failed must not leave the others waiting for a null answer that will never come.
+    settleNull({ met: [], warnings: [], error: 'not graded' });
+  }
   if (opts.signal.aborted) throw new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
-  return { results, engineFailed };
+  return { results, engineFailed, ...(needsNull ? { nullAnswer: await nullAnswer } : {}) };
+}
+
+/** Who the null answer is graded as: its variants are this id's (an answer that does nothing uses none). */
+const NULL_STUDENT = 'null-answer';
+
+/** The null answer's run, as the results report it. */
+export interface NullAnswer {
+  /** The checks it met from the first task on, with the points of their own the lab gives them. */
+  met: LabCheck[];
+  /** Its score, as any answer's: it must be 0. */
+  score?: number;
+  passed?: boolean;
+  /** Where the null answer changes what checks are worth: a check with points of its own that it met. */
+  warnings: string[];
+  /** It could not be graded (the engine failed): points of single checks count as the lab declares them. */
+  error?: string;
+}
+
+/** The null answer: every task left undone, graded like a submission (once; again only if the engine failed). */
+async function gradeNullAnswer(opts: BatchOptions): Promise<NullAnswer> {
+  return nullAnswerOf(opts.lab, [await runNullAnswer(opts)]);
+}
+
+/** One run of the null answer: every task's step with no answer at all (its probe and checks as usual). */
+export async function runNullAnswer(opts: BatchOptions): Promise<Run> {
+  for (let n = 0; ; n++) {
+    try {
+      return await gradeOne({ file: '(null answer)', student: NULL_STUDENT, answers: {}, warnings: [] }, opts);
+    } catch (e) {
+      if (!(e instanceof EngineError) || opts.signal.aborted || n >= (opts.retries ?? 0)) throw e;
+    }
+  }
+}
+
+/** What runs of the null answer met (any of them: a check met once tells nothing apart), and what it scored. */
+export function nullAnswerOf(lab: Lab, runs: Run[]): NullAnswer {
+  const scored = runs.map((r) => scoreLab(lab, r.steps, r.error));
+  const met = new Set(scored.flatMap((s) => s.met));
+  const warnings: string[] = [];
+  const checks = labChecks(lab);
+  for (const c of checks)
+    if (c.points > 0 && met.has(c.key))
+      warnings.push(
+        `the null answer (no answer at all) meets '${c.name}' (step ${c.step}), which the lab gives ${c.points} points of its own: they count only with the whole task ${c.task}`,
+      );
+  for (const task of new Set(checks.map((c) => c.task)))
+    if (checks.filter((c) => c.task === task).every((c) => met.has(c.key)))
+      warnings.push(
+        `the null answer meets every check of task ${task}: it tells no answer from none, so it is worth nothing in this batch`,
+      );
+  const stopped = runs.map((r) => r.error).find((e) => e);
+  if (stopped) warnings.push(`the null answer's run stopped part-way (${stopped}): what it met before counts`);
+  return {
+    met: checks.filter((c) => met.has(c.key)),
+    score: Math.max(...scored.map((s) => s.score)),
+    passed: scored.some((s) => s.passed),
+    warnings,
+  };
 }
 
 /**
- * A look that comes back late on a busy host can fail a right answer; no look can pass a wrong one. And an
+ * A look that comes back late on a busy host can fail a right answer; no look makes a state appear that the
+ * answer does not make. An answer that works only sometimes (a race) gets the better of its runs. And an
  * engine that is slow to answer can fail to make an instance at all. So a run that did not pass, or whose
  * instance could not be made, gets another (up to `retries`), in a fresh instance, and the better one counts.
  */
-async function gradeWithRetries(p: Prepared, opts: BatchOptions): Promise<SubmissionResult> {
+export async function gradeWithRetries(p: Prepared, opts: BatchOptions, nullAnswer: Promise<NullAnswer>): Promise<SubmissionResult> {
   let best: SubmissionResult | undefined;
   let runs = 0;
   for (let n = 0; n <= (opts.retries ?? 0) && !opts.signal.aborted; n++) {
     let r: SubmissionResult;
     try {
-      r = await gradeOne(p, opts);
+      r = resultOf(p, await gradeOne(p, opts), await nullAnswer, opts.lab);
     } catch (e) {
       if (!(e instanceof EngineError) || opts.signal.aborted || n === (opts.retries ?? 0)) {
         if (best && e instanceof EngineError) break;
@@ -227,7 +326,43 @@ async function gradeWithRetries(p: Prepared, opts: BatchOptions): Promise<Submis
   return runs > 1 ? { ...best, attempts: runs } : best;
 }
 
-async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResult> {
+/** One run of a lab with an answer, before it is scored. */
+export interface Run {
+  steps: StepResult[];
+  error?: string;
+  outputs: AnswerOutput[];
+  durationMs: number;
+  instance: string;
+}
+
+/** A run, scored: the null answer's met checks pay nothing of their own. */
+function resultOf(p: Prepared, run: Run, nullAnswer: NullAnswer, lab: Lab): SubmissionResult {
+  const student = p.student!;
+  const scored = scoreLab(lab, run.steps, run.error, nullAnswer.error ? {} : { nullMet: new Set(nullAnswer.met.map((c) => c.key)) });
+  const lead = leadFailed(scored.sections);
+  const variants = variantValues(lab, student);
+  const nullNotes = nullAnswer.error
+    ? [`the null answer could not be graded (${nullAnswer.error}): checks with points of their own pay as the lab declares them`]
+    : nullAnswer.warnings;
+  const warnings = [...p.warnings, ...lead, ...nullNotes];
+  return {
+    student,
+    file: p.file,
+    gradable: true,
+    passed: scored.passed,
+    score: scored.score,
+    maxScore: scored.maxScore,
+    tasks: scored.sections.filter((s) => s.step !== null),
+    durationMs: run.durationMs,
+    instance: run.instance,
+    ...(Object.keys(variants).length ? { variants } : {}),
+    ...(run.outputs.length ? { answers: run.outputs } : {}),
+    ...(run.error ? { error: run.error } : {}),
+    ...(warnings.length ? { warnings } : {}),
+  };
+}
+
+async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
   const { lab } = opts;
   const student = p.student!;
   const id = newInstanceId();
@@ -249,7 +384,9 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResu
       ...(opts.pollIntervalMs !== undefined ? { pollIntervalMs: opts.pollIntervalMs } : {}),
       // Recording every segment costs each look; a class needs it only for a lab that checks segments.
       capture: usesSegments(lab),
-      answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) },
+      ...(p.solution
+        ? {}
+        : { answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) } }),
       emit: (e: LabEvent) => {
         if (e.type === 'step-done') stepsDone.push(e.result);
         if (e.type === 'answer')
@@ -258,7 +395,7 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResu
             node: e.node,
             running: e.running,
             ...(e.exit !== undefined ? { exit: e.exit } : {}),
-            output: e.output,
+            output: shownOutput(e.output),
           });
       },
     }).catch((e: unknown) => {
@@ -266,28 +403,34 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<SubmissionResu
       throw e;
     });
     const error = result ? result.error : `the lab did not finish within ${formatDuration(opts.labTimeoutMs)} (--timeout)`;
-    const scored = scoreLab(lab, result?.steps ?? stepsDone, error);
-    const lead = leadFailed(scored.sections);
-    const variants = variantValues(lab, student);
     return {
-      student,
-      file: p.file,
-      gradable: true,
-      passed: scored.passed,
-      score: scored.score,
-      maxScore: scored.maxScore,
-      tasks: scored.sections.filter((s) => s.step !== null),
+      steps: result?.steps ?? stepsDone,
+      ...(error ? { error } : {}),
+      outputs,
       durationMs: performance.now() - started,
       instance: id,
-      ...(Object.keys(variants).length ? { variants } : {}),
-      ...(outputs.length ? { answers: outputs } : {}),
-      ...(error ? { error } : {}),
-      ...(p.warnings.length || lead.length ? { warnings: [...p.warnings, ...lead] } : {}),
     };
   } finally {
     clearTimeout(timer);
     opts.untrack(id);
   }
+}
+
+/** What an answer's output may take in a result, escaped: the engine keeps 64 KiB, which escaping can grow. */
+const MAX_SHOWN_OUTPUT = 64 * 1024;
+
+/**
+ * An answer's output as results show it: control characters escaped (\x00 is four characters for one byte), then
+ * its head and tail when that grew past MAX_SHOWN_OUTPUT, with what was cut said in the middle.
+ */
+function shownOutput(text: string): string {
+  const shown = printable(text);
+  if (shown.length <= MAX_SHOWN_OUTPUT) return shown;
+  const marker = (n: number) => `\n[... ${n} characters cut ...]\n`;
+  const keep = MAX_SHOWN_OUTPUT - marker(shown.length).length;
+  const head = Math.ceil(keep / 2);
+  const tail = keep - head;
+  return `${shown.slice(0, head)}${marker(shown.length - keep)}${shown.slice(shown.length - tail)}`;
 }
 
 function usesSegments(lab: Lab): boolean {

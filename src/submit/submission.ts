@@ -10,10 +10,11 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Problem } from '../errors.js';
+import type { AnswerScript } from '../lab/answer-script.js';
 import { readLimitedText, readYaml, schemaProblems, sortProblems } from '../lab/load.js';
 import { NODE_NAMES, type Lab, type NodeName } from '../lab/schema.js';
 import { nodesOf } from '../lab/topology.js';
-import { STUDENT_ID, STUDENT_ID_RULE } from '../lab/variants.js';
+import { STUDENT_ID, STUDENT_ID_RULE } from '../identity.js';
 
 const MAX_SUBMISSION_BYTES = 64 * 1024;
 /** One machine's answer to one task. */
@@ -45,7 +46,7 @@ export const SubmissionSchema = z
       )
       .optional()
       .describe(
-        "Per task (its step id), per machine: shell lines, run with sh inside that machine. {{server.ip}} and the lab's other templates are filled in.",
+        "Per task (its step id), per machine: shell lines, run with sh inside that machine. The lab's addresses ({{server.ip}}, {{net.lan}}) are filled in; {{variant.NAME}} is not: an answer uses the student's own values as written.",
       ),
     tcplab: z.string().max(40).optional().describe('The tcplab version that wrote the file (lab submit).'),
     labHash: z
@@ -58,12 +59,6 @@ export const SubmissionSchema = z
   .describe('A tcplab submission: one student, one lab.');
 
 export type Submission = z.infer<typeof SubmissionSchema>;
-
-/** One machine's part of an answer, in the order the submission gives them (the order they are started in). */
-export interface AnswerScript {
-  node: NodeName;
-  script: string;
-}
 
 /** A submission's answers, per task step id. */
 export function answersOf(s: Submission): Record<string, AnswerScript[]> {

@@ -4,7 +4,7 @@
 // decided here and unit-tested with recorded fixtures.
 import type { Expectation, Lab, NodeName, Step, TcpState, Topology } from '../lab/schema.js';
 import { fill } from '../lab/templates.js';
-import { describe as describeExpectation, evaluate, socketMatches, type NodeSnapshot } from '../grade/grade.js';
+import { describeExpectation, evaluate, socketMatches, type NodeSnapshot } from '../grade/grade.js';
 import { formatEndpoint, type Socket } from '../observe/ss.js';
 import { segmentLabel } from '../report/ladder-text.js';
 import type { Timeline, TimelineEvent, Transmission } from '../trace/timeline.js';

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { validateLabText } from '../../src/lab/load.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { variantValues } from '../../src/lab/variants.js';
-import { newLabText } from '../../src/cli/submit-command.js';
+import { newLabText } from '../../src/cli/commands/new.js';
 import { inShard, parseShard } from '../../src/submit/batch.js';
 import { validateSubmissionText } from '../../src/submit/submission.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';

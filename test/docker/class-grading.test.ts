@@ -1,6 +1,7 @@
 // A class, graded in one batch by the real CLI against the real engine: Lab 1, whose task uses a per-student
-// port. Six submissions: right, wrong, empty, hostile (a fork bomb, an endless loop, 100 MB of output, tries at
-// the host), a broken file, and one student's right answer copied by another. Every output format is read back
+// port. Seven submissions: right, wrong, empty, hostile (a fork bomb, an endless loop, 100 MB of output, tries at
+// the host), a broken file, one student's right answer copied by another, and an answer written with the
+// variant's template (which would fit everyone if it were filled in). Every output format is read back
 // and checked; the hostile one must cost only its own task; nothing may be left behind.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +56,8 @@ function writeClass(): void {
     ),
     'dave.yaml': 'student: dave\nlab: 1\nanswers: [not, closed\n',
     [`${copier}.yaml`]: answer(copier, `nc -l ${portOf('alice')}`, `echo hi | nc -q0 {{server.ip}} ${portOf('alice')}`),
+    // A template answer, which would fit every student if it were filled in: answers are literal, so it fails.
+    'tina.yaml': answer('tina', 'nc -l {{variant.port}}', 'echo hi | nc -q0 {{server.ip}} {{variant.port}}'),
   };
   mkdirSync(subs, { recursive: true });
   for (const [name, text] of Object.entries(files)) writeFileSync(join(subs, name), text);
@@ -66,7 +69,7 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     rmSync(hostMarker, { force: true });
   });
 
-  it('grades right, wrong, empty, hostile, broken and copied submissions, in every format, and leaves nothing', async () => {
+  it('grades right, wrong, empty, hostile, broken, copied and template submissions, in every format, and leaves nothing', async () => {
     expect(portOf(copier)).not.toBe(portOf('alice'));
     writeClass();
     const args = [
@@ -106,7 +109,13 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     const by = Object.fromEntries(doc.submissions.map((r) => [r.student ?? r.file, r]));
 
     // Right: full marks. Wrong and empty: the task's points lost.
-    expect(by.alice).toMatchObject({ gradable: true, passed: true, score: 2, maxScore: 2, variants: { 'variant.port': portOf('alice') } });
+    expect(by.alice, JSON.stringify(by.alice!.tasks[0]?.items.flatMap((i) => i.checks.filter((c) => !c.passed)))).toMatchObject({
+      gradable: true,
+      passed: true,
+      score: 2,
+      maxScore: 2,
+      variants: { 'variant.port': portOf('alice') },
+    });
     // Not passed: graded once more (--retries 1 by default), still not passed.
     expect(by.bob).toMatchObject({ gradable: true, passed: false, score: 0, attempts: 2 });
     expect(by.alice!.attempts).toBeUndefined();
@@ -114,6 +123,10 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     // Copied: the same lines that pass for alice fail for a student whose port is another.
     expect(by[copier]).toMatchObject({ gradable: true, passed: false, score: 0 });
     expect(by[copier]!.tasks[0]!.items[0]!.checks[0]!.expected).toContain(`:${portOf(copier)}`);
+    // The template answer: graded as written (nc is given the text {{variant.port}}), and the result says why.
+    expect(by.tina).toMatchObject({ gradable: true, passed: false, score: 0 });
+    expect(by.tina!.warnings!.join('\n')).toMatch(/contain \{\{variant\.port\}\}, which is not filled in/);
+    expect(by.tina!.answers!.map((a) => a.output).join('\n')).toMatch(/\{\{variant\.port\}\}/);
     // Broken: not gradable, with the file:line of the problem, and the batch went on.
     const broken = doc.submissions.find((r) => r.file.endsWith('dave.yaml'))!;
     expect(broken).toMatchObject({ gradable: false, student: null });
@@ -124,13 +137,13 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     for (const a of m.answers ?? []) expect(a.output.length).toBeLessThanOrEqual(64 * 1024);
     expect(m.durationMs).toBeLessThan(120_000);
     expect(existsSync(hostMarker)).toBe(false);
-    expect(doc.counts).toEqual({ passed: 1, failed: 4, ungradable: 1 });
+    expect(doc.counts).toEqual({ passed: 1, failed: 5, ungradable: 1 });
     console.log(`class of ${doc.submissions.length} graded in ${seconds.toFixed(1)} s`);
 
     // The gradebook: a header, a row per submission, a column for the task, the total.
     const rows = parseCsv(readFileSync(out('grades.csv'), 'utf8'));
-    expect(rows[0]).toEqual(['student', 'your-turn', 'total', 'max', 'passed', 'gradable', 'file', 'note']);
-    expect(rows).toHaveLength(7);
+    expect(rows[0]).toEqual(['student', 'your-turn', 'total', 'max', 'passed', 'gradable', 'file', 'why', 'note']);
+    expect(rows).toHaveLength(8);
     const row = (s: string) => rows.find((r) => r[0] === s)!;
     expect(row('alice').slice(1, 6)).toEqual(['2', '2', '2', 'true', 'true']);
     expect(row(copier).slice(1, 6)).toEqual(['0', '0', '2', 'false', 'true']);
@@ -138,10 +151,11 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
 
     // JUnit: a suite per student, the same test names for everyone (the port as {{variant.port}}).
     const junit = parseJunit(readFileSync(out('junit.xml'), 'utf8'));
-    expect(junit.suites).toHaveLength(6);
+    expect(junit.suites).toHaveLength(7);
     const suite = (s: string) => junit.suites.find((x) => x.name === s)!;
     expect(suite('alice').failures).toBe(0);
-    expect(suite(copier).failures).toBe(1);
+    // The task as a whole, and its TIME_WAIT check (nothing is left on the copier's own port).
+    expect(suite(copier).failures).toBe(2);
     expect(suite('alice').cases.map((c) => c.name)).toEqual(suite(copier).cases.map((c) => c.name));
     expect(
       suite('alice')

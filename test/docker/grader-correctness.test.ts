@@ -95,7 +95,7 @@ describeDocker('the grader never says yes wrongly', () => {
     expect(steps[0]!.checks[0]!.seen.join('\n')).toMatch(/in filter\/INPUT: .*--dport 5555 -j DROP/);
     const failing = steps.find((s) => s.id === 'failing-command')!.checks;
     expect(failing).toHaveLength(1);
-    expect(failing[0]).toMatchObject({ node: 'server', kind: 'command', passed: false });
+    expect(failing[0]).toMatchObject({ node: 'server', kind: 'command-failed', passed: false });
     expect(failing[0]!.seen.join('\n')).toMatch(/exit 3.*no such thing/s);
     expect(await leftoversOf(run.owner)).toEqual([]);
   });

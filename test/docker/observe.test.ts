@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import { parseSs } from '../../src/observe/ss.js';
 import { parseIptablesSave } from '../../src/observe/iptables.js';
-import { realClock } from '../../src/engine/events.js';
+import { realClock } from '../../src/engine/clock.js';
 
 describeDocker('ss and iptables output of the real image', (env) => {
   let c: StartedTestContainer;

@@ -1,6 +1,8 @@
 // Checkers for the graders' documented result formats (see test/fixtures/formats/README.md). Each returns the
 // problems found: a key the format does not document, a documented key of the wrong type, a missing field the
 // format needs. Used on tcplab's output and, to keep the checkers honest, on the documented examples.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 
 type Kind = 'number' | 'string' | 'boolean' | 'object' | 'array' | 'strings';
@@ -104,18 +106,26 @@ interface JunitCase {
   name: string;
   failure?: { message?: string; text?: string };
   error?: { message?: string; text?: string };
+  skipped?: boolean;
 }
 interface JunitSuite {
   name: string;
   tests: number;
   failures: number;
   errors: number;
+  skipped: number;
   properties: Record<string, string>;
   cases: JunitCase[];
 }
 
 /** Parse JUnit XML with a real XML parser; throws when it is not well-formed. */
-export function parseJunit(xml: string): { name: string; tests: number; suites: JunitSuite[] } {
+export function parseJunit(xml: string): {
+  name: string;
+  tests: number;
+  failures: number;
+  errors: number;
+  suites: JunitSuite[];
+} {
   const valid = XMLValidator.validate(xml);
   if (valid !== true) throw new Error(`not well-formed XML: ${JSON.stringify(valid.err)}`);
   const doc = new XMLParser({
@@ -123,16 +133,21 @@ export function parseJunit(xml: string): { name: string; tests: number; suites: 
     attributeNamePrefix: '',
     textNodeName: 'text',
     isArray: (name) => ['testsuite', 'testcase', 'property'].includes(name),
-  }).parse(xml) as { testsuites: { name: string; tests: string; testsuite?: Record<string, unknown>[] } };
+  }).parse(xml) as {
+    testsuites: { name: string; tests: string; failures?: string; errors?: string; testsuite?: Record<string, unknown>[] };
+  };
   const attrs = (o: unknown) => (typeof o === 'object' && o !== null ? (o as Record<string, string>) : o === '' ? {} : { text: String(o) });
   return {
     name: doc.testsuites.name,
     tests: Number(doc.testsuites.tests),
+    failures: Number(doc.testsuites.failures ?? 0),
+    errors: Number(doc.testsuites.errors ?? 0),
     suites: (doc.testsuites.testsuite ?? []).map((s) => ({
       name: s.name as string,
       tests: Number(s.tests),
       failures: Number(s.failures ?? 0),
       errors: Number(s.errors ?? 0),
+      skipped: Number(s.skipped ?? 0),
       properties: Object.fromEntries(
         (((s.properties as { property?: { name: string; value: string }[] }) ?? {}).property ?? []).map((p) => [p.name, p.value]),
       ),
@@ -141,9 +156,43 @@ export function parseJunit(xml: string): { name: string; tests: number; suites: 
         name: c.name as string,
         ...(c.failure !== undefined ? { failure: attrs(c.failure) } : {}),
         ...(c.error !== undefined ? { error: attrs(c.error) } : {}),
+        ...(c.skipped !== undefined ? { skipped: true } : {}),
       })),
     })),
   };
+}
+
+/** Counts that do not add up: each suite's tests, failures, errors and skipped against its test cases, the root's against its suites. */
+export function junitCountProblems(xml: string): string[] {
+  const j = parseJunit(xml);
+  const out: string[] = [];
+  for (const s of j.suites) {
+    const want = {
+      tests: s.cases.length,
+      failures: s.cases.filter((c) => c.failure).length,
+      errors: s.cases.filter((c) => c.error).length,
+      skipped: s.cases.filter((c) => c.skipped).length,
+    };
+    for (const [k, v] of Object.entries(want))
+      if (s[k as keyof typeof want] !== v) out.push(`suite ${s.name}: ${k}=${s[k as keyof typeof want]}, has ${v}`);
+  }
+  const sum = (k: 'tests' | 'failures' | 'errors') => j.suites.reduce((n, s) => n + s[k], 0);
+  for (const k of ['tests', 'failures', 'errors'] as const)
+    if (j[k] !== sum(k)) out.push(`testsuites: ${k}=${j[k]}, its suites have ${sum(k)}`);
+  return out;
+}
+
+const JUNIT_XSD = fileURLToPath(new URL('../fixtures/formats/jenkins-junit.xsd', import.meta.url));
+
+/**
+ * What xmllint says of the document against the Jenkins JUnit schema (test/fixtures/formats/README.md): [] when
+ * it is valid; undefined when xmllint is not installed (libxml2-utils).
+ */
+export function junitSchemaProblems(xml: string): string[] | undefined {
+  const r = spawnSync('xmllint', ['--noout', '--schema', JUNIT_XSD, '-'], { input: xml, encoding: 'utf8' });
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
+  if (r.status === 0) return [];
+  return (r.stderr || `xmllint exited ${r.status}`).split('\n').filter((l) => l && !/validates$/.test(l));
 }
 
 /** RFC 4180 CSV -> rows of cells. */

@@ -1,7 +1,7 @@
 // What the Docker tests of the engine's parts share: a lab with one empty step (a direct client and server to
 // run commands in), and a wait on a condition with a deadline (TCP and processes take their own time).
 import type { Lab } from '../../src/lab/schema.js';
-import { realClock } from '../../src/engine/events.js';
+import { realClock } from '../../src/engine/clock.js';
 
 /** A direct lab with one step and no checks, for tests that drive an instance themselves. */
 export function bareLab(id: number, slug: string): Lab {

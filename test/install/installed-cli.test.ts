@@ -73,6 +73,10 @@ describe('the packed package, installed globally', () => {
       'compose/routed.yaml',
     ])
       expect(existsSync(join(pkg, f)), f).toBe(true);
+    // The live page's files: tsc does not copy them, the build does (scripts/copy-ui-static.mjs).
+    const page = readdirSync(join(ROOT, 'src', 'ui', 'static')).filter((f) => /\.(html|js|css)$/.test(f));
+    expect(page.length).toBeGreaterThan(0);
+    for (const f of ['dist/ui/server.js', ...page.map((f) => `dist/ui/static/${f}`)]) expect(existsSync(join(pkg, f)), f).toBe(true);
     for (const f of ['src', 'test', 'tsconfig.json', 'node_modules/typescript', 'dist/bench'])
       expect(existsSync(join(pkg, f)), f).toBe(false);
     const manifest = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };

@@ -3,7 +3,7 @@
 import { EngineError } from '../../src/errors.js';
 import { markTransient } from '../../src/runtime/runtime.js';
 import { explain } from '../../src/runtime/docker.js';
-import type { Clock } from '../../src/engine/events.js';
+import type { Clock } from '../../src/engine/clock.js';
 import type {
   ContainerSpec,
   EngineInfo,

@@ -1,7 +1,7 @@
 // `lab doctor`'s isolation line is a real check: it fails when a lab node has a route out, or when the host
 // answers at the bridge's gateway address, and passes only when neither happens.
 import { describe, expect, it } from 'vitest';
-import { isolation } from '../../src/cli/commands.js';
+import { isolation } from '../../src/cli/commands/doctor.js';
 import type { ExecResult } from '../../src/runtime/runtime.js';
 import { planLab } from '../../src/plan/plan.js';
 import { resolveLab } from '../../src/lab/catalogue.js';

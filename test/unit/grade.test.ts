@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { decide, describe as describeExp, evaluate, summarize, toCheck, type NodeSnapshot, type Sample } from '../../src/grade/grade.js';
+import { decide, describeExpectation, evaluate, summarize, toCheck, type NodeSnapshot, type Sample } from '../../src/grade/grade.js';
 import type { Expectation } from '../../src/lab/schema.js';
 import { parseSs } from '../../src/observe/ss.js';
 import { parseIptablesSave } from '../../src/observe/iptables.js';
@@ -117,7 +117,7 @@ describe('decide over time', () => {
 
 describe('reports', () => {
   it('describes an expectation with its templates filled in', () => {
-    expect(describeExp({ on: 'server', socket: { state: 'SYN_RECV', local: '{{server.ip}}:5555' }, for: '1s' }, vars)).toBe(
+    expect(describeExpectation({ on: 'server', socket: { state: 'SYN_RECV', local: '{{server.ip}}:5555' }, for: '1s' }, vars)).toBe(
       'server: socket SYN_RECV, local 198.18.250.10:5555 for 1s (within 5s)',
     );
   });

@@ -2,7 +2,7 @@
 // number whatever the chunking, and a fallback (undefined) whenever the session cannot serve.
 import { describe, expect, it } from 'vitest';
 import { Sampler } from '../../src/engine/sampler.js';
-import type { Clock } from '../../src/engine/events.js';
+import type { Clock } from '../../src/engine/clock.js';
 import type { ExecSession, Runtime } from '../../src/runtime/runtime.js';
 
 /** A clock that moves only when told: sleeps resolve when advance() passes their deadline, or on abort. */

@@ -1,8 +1,10 @@
-// Points from a run: which checks count, what a task is worth, what was never checked.
-import { describe as group, expect, it } from 'vitest';
+// Points from a run: a task's section is all or nothing, partial credit only where the lab gives a check points
+// of its own, and never for a check the null answer meets; what was never checked counts as not met.
+import { describe, expect, it } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import type { Expectation, Lab } from '../../src/lab/schema.js';
-import { commandFailure, describe, type Check, type StepResult } from '../../src/grade/grade.js';
+import { validateLabText } from '../../src/lab/load.js';
+import { commandFailure, describeExpectation, type Check, type StepResult } from '../../src/grade/grade.js';
 import { UNFILLED } from '../../src/lab/templates.js';
 import { maxScoreOf, scoreLab } from '../../src/grade/score.js';
 
@@ -13,8 +15,8 @@ function check(step: string, e: Expectation, passed: boolean, task = false): Che
     step,
     node: e.on,
     kind: 'socket',
-    expected: describe(e, vars),
-    name: describe(e, UNFILLED),
+    expected: describeExpectation(e, vars),
+    name: describeExpectation(e, UNFILLED),
     seen: [passed ? 'ok' : 'nope'],
     passed,
     elapsedMs: 1,
@@ -33,26 +35,88 @@ function run(lab: Lab, failing: Record<string, number[]> = {}): StepResult[] {
 
 const lab2 = resolveLab('2').lab;
 const lab1 = resolveLab('1').lab;
+const lab3 = resolveLab('3').lab;
+/** Lab 2's run of an answer that REJECTs: the server never sees the SYN, but the client is refused. */
+const reject = {
+  'drop-syn': [0, 1],
+  'connect-dropped': [0],
+  retransmits: [0, 1],
+};
+/** And one that drops the server's SYN|ACKs in the client's INPUT: the client waits, the server sees the SYN. */
+const wrongChain = {
+  'drop-syn': [2],
+  'connect-dropped': [1],
+  retransmits: [1, 2],
+  release: [1, 2],
+};
+/** No rule at all: the client connects. */
+const nothing = {
+  'drop-syn': [0, 2],
+  'connect-dropped': [0, 1, 2],
+  retransmits: [0, 1, 2],
+  'give-up': [0],
+  'connect-half-open': [0, 1, 2, 3],
+  release: [0, 1, 2],
+};
 
-group('points', () => {
-  it('Lab 2: its task is its first step, so every check counts one point', () => {
-    const all = lab2.steps.reduce((n, s) => n + (s.task?.expect.length ?? 0) + (s.expect?.length ?? 0), 0);
-    expect(maxScoreOf(lab2)).toBe(all);
+describe('points: nothing for nothing', () => {
+  it('Lab 2: 20 points, all of them for a right answer, in one section (its task and the seven steps it shapes)', () => {
+    expect(maxScoreOf(lab2)).toBe(20);
     const full = scoreLab(lab2, run(lab2));
-    expect(full).toMatchObject({ score: all, maxScore: all, passed: true });
-    expect(full.sections.map((s) => s.step)).toEqual(['drop-syn']);
+    expect(full).toMatchObject({ score: 20, maxScore: 20, passed: true });
+    expect(full.sections.map((s) => [s.step, s.score, s.maxScore])).toEqual([['drop-syn', 20, 20]]);
   });
 
-  it('a check that failed costs its point and fails the submission', () => {
+  it('Lab 2: REJECT and the wrong chain score clearly below a right answer and clearly above nothing, and say why', () => {
+    const r = scoreLab(lab2, run(lab2, reject));
+    const w = scoreLab(lab2, run(lab2, wrongChain));
+    const n = scoreLab(lab2, run(lab2, nothing));
+    expect([r.score, w.score, n.score]).toEqual([6, 6, 0]);
+    // Which check earned the points: the one that says the SYN never reached the server, for the REJECT.
+    const earned = (s: typeof r) => s.sections[0]!.items.filter((it) => it.points > 0).map((it) => it.name);
+    expect(earned(r)).toEqual(['server: no socket SYN_RECV|ESTABLISHED, local *:5555 for 1s (within 5s)']);
+    expect(earned(w)).toEqual(['client: socket SYN_SENT, peer {{server.ip}}:5555 for 1s (within 5s)']);
+    expect(earned(n)).toEqual([]);
+  });
+
+  it('a later step that fails costs the all-or-nothing part, not the partial credit', () => {
     const r = scoreLab(lab2, run(lab2, { 'connect-dropped': [0] }));
-    expect(r.score).toBe(maxScoreOf(lab2) - 1);
-    expect(r.passed).toBe(false);
-    const item = r.sections[0]!.items.find((it) => !it.passed)!;
-    expect(item.name).toBe('client: socket SYN_SENT, peer {{server.ip}}:5555 for 2s (within 5s)');
-    expect(item.checks[0]!.expected).toBe('client: socket SYN_SENT, peer 198.19.9.3:5555 for 2s (within 5s)');
+    expect(r).toMatchObject({ score: 12, maxScore: 20, passed: false });
+    const whole = r.sections[0]!.items.find((it) => it.whole)!;
+    expect(whole).toMatchObject({ name: `task drop-syn: ${lab2.steps[0]!.title}`, points: 0, maxPoints: 8, passed: false });
+    expect(whole.checks).toHaveLength(20);
+    expect(whole.checks.filter((c) => !c.passed).map((c) => c.expected)).toEqual([
+      'client: socket SYN_SENT, peer 198.19.9.3:5555 for 2s (within 5s)',
+    ]);
   });
 
-  it('Lab 1: the steps before its task are worth nothing by default; its task is worth 2, all or nothing', () => {
+  it('a check the null answer met carries no points of its own: they go back into the whole task', () => {
+    // As if the null answer had met the server's check (key: step id # index among the step's checks).
+    const nullMet = new Set(['drop-syn#2', 'listen#0']);
+    const r = scoreLab(lab2, run(lab2, reject), undefined, { nullMet });
+    expect(r.score).toBe(0);
+    const item = r.sections[0]!.items.find((it) => it.name.startsWith('server: no socket'))!;
+    expect(item).toMatchObject({ points: 0, maxPoints: 0, passed: true, partial: true, nullMet: true });
+    // The maximum does not move, and a right answer still gets all of it.
+    const full = scoreLab(lab2, run(lab2), undefined, { nullMet });
+    expect(full).toMatchObject({ score: 20, maxScore: 20 });
+    expect(full.sections[0]!.items.find((it) => it.whole)!.maxPoints).toBe(14);
+  });
+
+  it('a section whose every check the null answer meets is worth nothing to anyone', () => {
+    const nullMet = new Set(['your-turn#0', 'your-turn#1']);
+    expect(scoreLab(lab1, run(lab1), undefined, { nullMet })).toMatchObject({ score: 0, maxScore: 2, passed: true });
+  });
+
+  it('the checks a run met from the first task on are listed, to take the null answer from', () => {
+    const n = scoreLab(lab2, run(lab2, nothing));
+    expect(n.met).toContain('drop-syn#1');
+    expect(n.met).toContain('listen#0');
+    expect(n.met).not.toContain('drop-syn#0');
+    expect(scoreLab(lab1, run(lab1)).met).toEqual(['your-turn#0', 'your-turn#1']);
+  });
+
+  it('Lab 1: the steps before its task are worth nothing; its task is worth 2, all or nothing', () => {
     expect(maxScoreOf(lab1)).toBe(2);
     const r = scoreLab(lab1, run(lab1));
     expect(r.sections.map((s) => [s.step, s.score, s.maxScore])).toEqual([
@@ -61,33 +125,73 @@ group('points', () => {
     ]);
     const half = scoreLab(lab1, run(lab1, { 'your-turn': [1] }));
     expect(half).toMatchObject({ score: 0, maxScore: 2, passed: false });
-    expect(half.sections[1]!.items).toHaveLength(1);
-    expect(half.sections[1]!.items[0]!.name).toMatch(/^task your-turn: /);
     // A failure before the task is the lab's, not the student's: no points move, the run still passes.
     expect(scoreLab(lab1, run(lab1, { listen: [0] }))).toMatchObject({ score: 2, passed: true });
   });
 
-  it('explicit points on checks and tasks', () => {
-    const lab: Lab = structuredClone(lab2);
-    lab.steps[0]!.task!.points = 5;
-    lab.steps[1]!.expect![0]!.points = 0.5;
-    lab.steps[2]!.expect![0]!.points = 0;
-    const r = scoreLab(lab, run(lab));
-    // The task's checks (a point each) become one item worth 5; one check is worth 0.5, another nothing.
-    expect(r.maxScore).toBe(maxScoreOf(lab2) - lab2.steps[0]!.task!.expect.length + 5 - 0.5 - 1);
+  it('a task without points is worth one per check of its section, all or nothing', () => {
+    expect(maxScoreOf(lab3)).toBe(2);
+    expect(scoreLab(lab3, run(lab3, { 'your-turn': [1] }))).toMatchObject({ score: 0, passed: false });
+    expect(scoreLab(lab3, run(lab3))).toMatchObject({ score: 2, passed: true });
   });
 
   it('a step whose command failed leaves its checks, and those after the lab stopped, as not checked', () => {
     const results = run(lab2).slice(0, 3);
     results[2] = { ...results[2]!, checks: [commandFailure('connect-dropped', 'client', 'nc failed (exit 1)')], passed: false };
     const r = scoreLab(lab2, results, 'the engine went away');
-    const items = r.sections[0]!.items;
-    const connect = items.filter((it) => it.step === 'connect-dropped');
-    expect(connect.every((it) => !it.passed && !it.checks[0]!.ran)).toBe(true);
-    expect(connect[0]!.checks[0]!.seen[0]).toMatch(/not checked: nc failed/);
-    const later = items.filter((it) => it.step === 'release');
-    expect(later[0]!.checks[0]!.seen[0]).toMatch(/not checked: the lab stopped \(the engine went away\)/);
-    expect(r.passed).toBe(false);
-    expect(r.maxScore).toBe(maxScoreOf(lab2));
+    const checks = r.sections[0]!.items.find((it) => it.whole)!.checks;
+    const connect = checks.filter((c) => c.step === 'connect-dropped');
+    expect(connect.every((c) => !c.passed && !c.ran)).toBe(true);
+    expect(connect[0]!.seen[0]).toMatch(/not checked: nc failed/);
+    expect(checks.find((c) => c.step === 'release')!.seen[0]).toMatch(/not checked: the lab stopped \(the engine went away\)/);
+    expect(r).toMatchObject({ passed: false, maxScore: 20, score: 12 });
+  });
+});
+
+describe('points that could be earned for nothing are refused in the lab file', () => {
+  const base = (taskPoints: string, checkPoints: string, leadPoints = '') => `id: 7
+slug: tiny
+title: Tiny
+summary: s
+intro: i
+steps:
+  - id: listen
+    title: Listen
+    explain: e
+    run:
+      - { on: server, run: [nc, -l, "5555"], name: srv, background: true }
+    expect:
+      - { on: server, socket: { state: LISTEN, local: "*:5555" }${leadPoints} }
+  - id: task
+    title: Task
+    explain: e
+    task:
+      prompt: connect
+      solution:
+        - { on: client, run: [nc, "{{server.ip}}", "5555"], name: cli, background: true }${taskPoints}
+      expect:
+        - { on: client, socket: { state: ESTABLISHED, peer: "{{server.ip}}:5555" }${checkPoints} }
+        - { on: server, socket: { state: ESTABLISHED, local: "*:5555" } }
+`;
+  const problems = (text: string) => validateLabText(text).problems.map((p) => `${p.line}: ${p.message}`);
+
+  it('the control: a task with points, and a check with points that are part of them', () => {
+    expect(problems(base('\n      points: 4', ', points: 3'))).toEqual([]);
+    expect(problems(base('', ''))).toEqual([]);
+  });
+
+  it('points on a check before the first task', () => {
+    expect(problems(base('', '', ', points: 1'))).toEqual([
+      '13: a check before the first task runs the same for every answer, so it cannot earn points: remove them',
+    ]);
+  });
+
+  it("a check's own points without the task's, or more than the task's", () => {
+    expect(problems(base('', ', points: 1'))[0]).toMatch(
+      /^22: a check with points of its own needs its task to say what the whole task is worth/,
+    );
+    expect(problems(base('\n      points: 2', ', points: 3'))[0]).toMatch(
+      /^21: the task is worth 2, but checks of its section have 3 points/,
+    );
   });
 });

@@ -1,7 +1,7 @@
 // The live page's server and files, without Docker: what it serves, to whom, the event stream, a busy port, and
-// that the page's files are all there and ship in the package.
+// that the page's files are all there and copied by the build (that the package ships the copy: test/install).
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -195,15 +195,5 @@ describe("the page's files", () => {
     expect(pkg.scripts.build).toContain('node scripts/copy-ui-static.mjs');
     // Served from the copy as from the source.
     expect(staticDir([new URL(`file://${dest}/`)])).toBe(`${dest}/`);
-  });
-
-  it('ship in the package: npm pack puts the built copy in the tarball', async () => {
-    // `npm test` runs the build first; the install test packs dist/ as it is (--ignore-scripts), as here.
-    const built = join('dist', 'ui', 'static');
-    expect(existsSync(join(built, 'index.html')), `${built} is missing: \`npm run build\` makes it`).toBe(true);
-    const packed = await run('npm', ['pack', '--dry-run', '--ignore-scripts', '--json']);
-    const paths = (JSON.parse(packed.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-    for (const f of files.filter((x) => /\.(html|js|css)$/.test(x))) expect(paths, f).toContain(`dist/ui/static/${f}`);
-    expect(paths).toContain('dist/ui/server.js');
   });
 });

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { validateLabText } from '../../src/lab/load.js';
-import { resolveStudent, studentFor, variantValues } from '../../src/lab/variants.js';
+import { resolveStudent, studentFor } from '../../src/identity.js';
+import { variantValues } from '../../src/lab/variants.js';
 import { planLab } from '../../src/plan/plan.js';
 import { expand } from '../../src/lab/templates.js';
 

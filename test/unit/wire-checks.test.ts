@@ -1,7 +1,7 @@
 // The expectation kinds on the wire (segments) and in the socket (send-q, timer, retransmissions), evaluated
 // on what the real image recorded (test/fixtures/capture, from scripts/capture-fixtures.mjs).
 import { describe, expect, it } from 'vitest';
-import { describe as describeExp, evaluate, type NodeSnapshot } from '../../src/grade/grade.js';
+import { describeExpectation, evaluate, type NodeSnapshot } from '../../src/grade/grade.js';
 import type { Expectation, NodeName } from '../../src/lab/schema.js';
 import { validateLabText } from '../../src/lab/load.js';
 import { parseSs } from '../../src/observe/ss.js';
@@ -27,7 +27,7 @@ describe('segments expectations', () => {
     expect(r.holds).toBe(true);
     expect(r.seen[0]).toMatch(/^\d+ segments:$/);
     expect(r.seen[1]).toMatch(/^\+0\.000s in eth0 .* > .*:5555 \[S\] seq \d+ win \d+ length 0$/);
-    expect(describeExp(e, vars)).toBe(
+    expect(describeExpectation(e, vars)).toBe(
       `server: at least 3 SYN segments without ACK from ${vars['client.ip']}:* to ${vars['server.ip']}:5555 on the wire within 5s`,
     );
     // The SYN|ACKs are not SYNs without ACK.
@@ -114,7 +114,10 @@ describe('socket fields', () => {
     expect(holds({ peer: '*:5556', state: 'ESTABLISHED', timer: 'off', retransTotal: { min: 1 } })).toBe(true);
     expect(holds({ peer: '*:5556', state: 'ESTABLISHED', timer: 'off', retransTotal: { min: 3 } })).toBe(false);
     expect(
-      describeExp({ on: 'client', socket: { state: 'ESTABLISHED', sendQ: { min: 1 }, timer: 'on', retransmits: { min: 2 } } }, vars),
+      describeExpectation(
+        { on: 'client', socket: { state: 'ESTABLISHED', sendQ: { min: 1 }, timer: 'on', retransmits: { min: 2 } } },
+        vars,
+      ),
     ).toBe('client: socket ESTABLISHED, send-q >= 1, timer on, retransmits >= 2 within 5s');
   });
 });

@@ -4,26 +4,37 @@
 // PrairieLearn).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { LabError } from '../errors.js';
-import { catalogue, resolveLab } from '../lab/catalogue.js';
-import { formatDuration, parseDuration } from '../lab/duration.js';
-import { DURATION_PATTERN, type Lab } from '../lab/schema.js';
-import { studentFor } from '../lab/variants.js';
-import type { LabResult } from '../grade/grade.js';
-import { taskSteps } from '../grade/score.js';
-import { renderLabResult } from '../report/text.js';
-import { renderJunit, renderSubmissionsJunit } from '../report/junit.js';
-import { renderGradebook } from '../report/csv.js';
-import { gradescopeResults } from '../report/gradescope.js';
-import { prairieLearnResults } from '../report/prairielearn.js';
-import type { Style } from '../report/style.js';
-import { gradeSubmissions, inShard, parseShard, submissionFiles, type Shard, type SubmissionResult } from '../submit/batch.js';
-import { defineCommand } from './command.js';
-import type { Context } from './context.js';
-import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from './run-tracked.js';
-import { VERSION } from './version.js';
-import { StepWindows, writeTrace } from './trace.js';
-import type { Instance } from '../engine/instance.js';
+import { LabError } from '../../errors.js';
+import { catalogue, resolveLab } from '../../lab/catalogue.js';
+import { formatDuration, parseDuration } from '../../lab/duration.js';
+import { DURATION_PATTERN, type Lab } from '../../lab/schema.js';
+import { studentFor } from '../../identity.js';
+import { eachInPool } from '../../pool.js';
+import type { LabResult } from '../../grade/grade.js';
+import { taskSteps } from '../../grade/score.js';
+import { renderLabResult } from '../../report/text.js';
+import { renderJunit, renderSubmissionsJunit } from '../../report/junit.js';
+import { renderGradebook } from '../../report/csv.js';
+import { gradescopeResults } from '../../report/gradescope.js';
+import { prairieLearnResults } from '../../report/prairielearn.js';
+import { sectionWhy } from '../../report/feedback.js';
+import { printableDeep } from '../../printable.js';
+import type { Style } from '../../report/style.js';
+import {
+  gradeSubmissions,
+  inShard,
+  parseShard,
+  submissionFiles,
+  type NullAnswer,
+  type Shard,
+  type SubmissionResult,
+} from '../../submit/batch.js';
+import { defineCommand } from '../command.js';
+import type { Context } from '../context.js';
+import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from '../run-tracked.js';
+import { VERSION } from '../version.js';
+import { StepWindows, writeTrace } from '../trace.js';
+import type { Instance } from '../../engine/instance.js';
 
 const DEFAULT_LAB_TIMEOUT = '10m';
 /**
@@ -167,15 +178,15 @@ async function gradeLabs(
   const students = labs.map((l) => studentFor(l, values.student));
   const image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
   const results: LabResult[] = new Array(labs.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < labs.length && !ctx.signal.aborted) {
-      const i = next++;
+  await eachInPool(
+    labs,
+    parallel,
+    async (lab, i) => {
       const student = students[i];
       // --trace: keep the instance (its recorder outlives the containers) and each step's window.
       let ran: Instance | undefined;
       const windows = new StepWindows();
-      results[i] = await runTracked(ctx, labs[i]!, image, values.trace ? windows.onEvent : () => {}, {
+      results[i] = await runTracked(ctx, lab, image, values.trace ? windows.onEvent : () => {}, {
         ...(student ? { student } : {}),
         ...(values.trace ? { onInstance: (x: Instance) => (ran = x) } : {}),
       });
@@ -184,9 +195,9 @@ async function gradeLabs(
         const files = writeTrace(values.trace, ran, results[i]!, windows.sections);
         ctx.info(ctx.errStyle.dim(`  trace: ${files.join(', ')}`));
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, labs.length) }, worker));
+    },
+    ctx.signal,
+  );
   const passed = results.every((r) => r?.passed);
   const summary = { passed, labs: results, durationMs: performance.now() - started };
   if (values.junit) writeFileSync(values.junit, renderJunit(results));
@@ -222,7 +233,7 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
       `grading ${files.length} submission${files.length === 1 ? '' : 's'} of lab ${lab.id} (${lab.slug})${opts.shard ? `, shard ${opts.shard.k}/${opts.shard.n}` : ''}, ${Math.min(opts.parallel, Math.max(files.length, 1))} at a time`,
     ),
   );
-  const { results, engineFailed } = await gradeSubmissions(files, {
+  const { results, engineFailed, nullAnswer } = await gradeSubmissions(files, {
     runtime: ctx.runtime,
     lab,
     labText,
@@ -239,6 +250,7 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
     onResult: (r, done, total) => ctx.info(renderSubmissionLine(r, style, `${done}/${total}`)),
   });
   const durationMs = performance.now() - started;
+  if (nullAnswer) ctx.info(renderNullAnswer(nullAnswer, style));
   if (opts.gradebook) writeFileSync(opts.gradebook, renderGradebook(lab, results));
   if (opts.junit) writeFileSync(opts.junit, renderSubmissionsJunit(lab, results));
   if (opts.gradescope) writePerStudent(opts.gradescope, results, (r) => gradescopeResults(lab, r));
@@ -256,6 +268,7 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
           ...(opts.shard ? { shard: `${opts.shard.k}/${opts.shard.n}` } : {}),
           counts,
           durationMs,
+          ...(nullAnswer ? { nullAnswer } : {}),
           submissions: results,
         },
         null,
@@ -280,20 +293,34 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
   return 0;
 }
 
-function renderSubmissionLine(r: SubmissionResult, s: Style, progress: string): string {
+function renderSubmissionLine(given: SubmissionResult, s: Style, progress: string): string {
+  // Results are made printable where they are made (src/submit/batch.ts); once more here, where they reach a
+  // terminal, before our own colours are added.
+  const r = printableDeep(given);
   const who = r.student ?? basename(r.file);
   if (!r.gradable)
     return `${s.yellow('? not gradable')} ${who} (${r.file}) [${progress}]\n    ${(r.reason ?? '').split('\n').join('\n    ')}`;
   const head = `${r.passed ? s.green('✓ PASS') : s.red('✗ FAIL')} ${who}: ${r.score}/${r.maxScore} points in ${formatDuration(r.durationMs)} [${progress}]`;
   const lines = [head];
-  for (const t of r.tasks) {
-    const missed = t.items.filter((it) => !it.passed);
-    lines.push(
-      `    ${t.step}: ${t.score}/${t.maxScore}${missed.length ? `, not met: ${missed[0]!.name}${missed.length > 1 ? ` (+${missed.length - 1} more)` : ''}` : ''}`,
-    );
-  }
+  for (const t of r.tasks) lines.push(`    ${sectionWhy(t) || `${t.step}: ${t.score}/${t.maxScore}`}`);
   if (r.error) lines.push(`    ${s.red('stopped:')} ${r.error}`);
   for (const w of r.warnings ?? []) lines.push(`    ${s.yellow('note:')} ${w}`);
+  return lines.join('\n');
+}
+
+/** What the null answer (every task left undone) met: those checks paid nothing of their own in this batch. */
+function renderNullAnswer(n: NullAnswer, s: Style): string {
+  if (n.error) return `${s.yellow('note:')} the null answer could not be graded (${n.error})`;
+  const own = n.met.filter((c) => c.points > 0);
+  const lines = [
+    s.dim(
+      `the null answer (no answer at all) scored ${n.score ?? 0} and met ${n.met.length} check${n.met.length === 1 ? '' : 's'} from the first task on` +
+        (n.met.length
+          ? `; ${own.length ? `${own.length} of them had points of their own, which paid nothing` : 'none had points of its own'}`
+          : ''),
+    ),
+  ];
+  for (const w of n.warnings) lines.push(`    ${s.yellow('note:')} ${w}`);
   return lines.join('\n');
 }
 

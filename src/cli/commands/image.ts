@@ -2,10 +2,10 @@
 // registry and no internet. Save writes exactly the image this tcplab uses (its content tag and
 // tcplab/node:current); load checks the archive is that image before the engine sees it.
 import { resolve } from 'node:path';
-import { LabError } from '../errors.js';
-import { describeOrigin, imageOrigin, loadImageArchive, saveImageArchive } from '../engine/image.js';
-import { defineCommand } from './command.js';
-import { makePlainRenderer } from './render.js';
+import { LabError } from '../../errors.js';
+import { describeOrigin, imageOrigin, loadImageArchive, saveImageArchive } from '../../engine/image.js';
+import { defineCommand } from '../command.js';
+import { makePlainRenderer } from '../render.js';
 
 const USAGE = 'image <save|load> FILE [--base-image IMAGE]';
 

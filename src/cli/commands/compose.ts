@@ -1,11 +1,11 @@
 // `lab compose <direct|routed|lab>`: print (or write) the Docker Compose file of a topology or a lab, rendered
 // from the same plan the engine applies. Pure apart from reading the lab and writing the file.
 import { writeFileSync } from 'node:fs';
-import { LabError } from '../errors.js';
-import { resolveLab } from '../lab/catalogue.js';
-import { COMPOSE_TOPOLOGIES, networkCount, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../plan/compose.js';
-import type { Topology } from '../lab/schema.js';
-import { defineCommand } from './command.js';
+import { LabError } from '../../errors.js';
+import { resolveLab } from '../../lab/catalogue.js';
+import { COMPOSE_TOPOLOGIES, networkCount, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../../plan/compose.js';
+import type { Topology } from '../../lab/schema.js';
+import { defineCommand } from '../command.js';
 
 export const composeCommand = defineCommand({
   name: 'compose',

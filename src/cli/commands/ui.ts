@@ -1,22 +1,21 @@
 // `lab ui`: the live page for a running lab. It prints the page's address, opens a browser when there is one,
 // and watches the lab until Ctrl-C or until the lab goes away. It never starts, keeps or removes a lab.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { LabError } from '../errors.js';
-import { catalogue } from '../lab/catalogue.js';
-import { loadLabFile } from '../lab/load.js';
-import type { Lab } from '../lab/schema.js';
-import { ownerStatus } from '../engine/cleanup.js';
-import { LABEL, type Plan } from '../plan/plan.js';
-import { labStub, rebuildPlan, topologyOf, walkOf } from '../ui/attach.js';
-import { isLoopback, startUiServer, type UiServer } from '../ui/server.js';
-import { runSession } from '../ui/session.js';
-import { LabWatch } from '../ui/watch.js';
-import { defineCommand } from './command.js';
-import type { Context } from './context.js';
-import { pickInstance, type LiveInstance } from './live.js';
-import { listRunning } from './state.js';
+import { LabError } from '../../errors.js';
+import { catalogue } from '../../lab/catalogue.js';
+import { loadLabFile } from '../../lab/load.js';
+import type { Lab } from '../../lab/schema.js';
+import { ownerAlive } from '../../identity.js';
+import { LABEL, type Plan } from '../../plan/plan.js';
+import { labStub, rebuildPlan, topologyOf, walkOf } from '../../ui/attach.js';
+import { isLoopback, startUiServer, type UiServer } from '../../ui/server.js';
+import { runSession } from '../../ui/session.js';
+import { LabWatch } from '../../ui/watch.js';
+import { defineCommand } from '../command.js';
+import type { Context } from '../context.js';
+import { pickInstance, type LiveInstance } from '../live.js';
+import { listRunning } from '../state.js';
 
 /** Tried first when --port is not given, so that a bookmark keeps working; any free port when it is taken. */
 const DEFAULT_PORT = 7357;
@@ -37,33 +36,6 @@ function parseHost(text: string | undefined): string {
       'for example --host 0.0.0.0 to let a projector on your network reach it',
     );
   return text;
-}
-
-/**
- * Is the process that made the instance (host:pid) alive on this host, and old enough to be that process? A busy
- * machine hands a pid to another process within minutes: one started after `since` (when the lab was created, or
- * its walk began) is not its owner.
- */
-function ownerAlive(owner: string | undefined, since: string | undefined): boolean {
-  if (!owner || ownerStatus({ [LABEL.pid]: owner }) !== 'running') return false;
-  const started = processStart(Number(owner.slice(owner.lastIndexOf(':') + 1)));
-  const t = since === undefined ? NaN : Date.parse(since);
-  // /proc's start time is in clock ticks after a boot time in whole seconds: allow a second either way.
-  return started === undefined || Number.isNaN(t) || started <= t + 1000;
-}
-
-/** When a process started (ms since the epoch), from Linux's /proc; undefined elsewhere. */
-function processStart(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces), from field 3; field 22 is the start time in ticks.
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const boot = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
-    const ms = (boot + ticks / 100) * 1000;
-    return Number.isFinite(ms) ? ms : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 async function labAndPlan(ctx: Context, li: LiveInstance): Promise<{ lab?: Lab; plan: Plan }> {

@@ -1,12 +1,12 @@
 // lab plan: what `lab start` would create and run, without touching Docker (planning is pure).
-import { LabError } from '../errors.js';
-import { resolveLab } from '../lab/catalogue.js';
-import { NODE_SECURITY, planLab, subnetAt } from '../plan/plan.js';
-import { fill } from '../lab/templates.js';
-import { shellQuote } from '../plan/shell.js';
-import { networksOf } from '../lab/topology.js';
-import { imageTag } from '../engine/image.js';
-import { defineCommand } from './command.js';
+import { LabError } from '../../errors.js';
+import { resolveLab } from '../../lab/catalogue.js';
+import { NODE_SECURITY, planLab, subnetAt } from '../../plan/plan.js';
+import { fill } from '../../lab/templates.js';
+import { shellQuote } from '../../plan/shell.js';
+import { networksOf } from '../../lab/topology.js';
+import { imageTag } from '../../engine/image.js';
+import { defineCommand } from '../command.js';
 
 export const planCommand = defineCommand({
   name: 'plan',
