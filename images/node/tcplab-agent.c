@@ -965,6 +965,8 @@ static int command_start(struct command *c, char **argv, const unsigned char *st
     sigset_t none;
     int s, fd, e;
     setpgid(0, 0);
+    /* The agent's own files are private (umask 077); what a lab command writes in /tmp, the student may read. */
+    umask(022);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (s = 1; s < NSIG; s++) signal(s, SIG_DFL);

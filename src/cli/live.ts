@@ -110,9 +110,13 @@ function openShell(li: LiveInstance, node: NodeName, write: (s: string) => void)
   const tty = !!process.stdin.isTTY;
   write(`Shell on the ${node} of lab instance ${li.instance} (${container}). Only /tmp is writable. exit or Ctrl-D returns.`);
   // As the student: root with NET_ADMIN and NET_RAW only (tcplab-agent student), like an answer in grading.
-  const r = spawnSync('docker', ['exec', tty ? '-it' : '-i', '-e', 'TERM=' + (process.env.TERM ?? 'xterm'), container, ...studentArgv(['bash', '-l'])], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    'docker',
+    ['exec', tty ? '-it' : '-i', '-e', 'TERM=' + (process.env.TERM ?? 'xterm'), container, ...studentArgv(['bash', '-l'])],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
     throw new LabError(

@@ -31,9 +31,11 @@ import {
   type RunRequest,
 } from '../observe/agent-protocol.js';
 import { encodeFrame, FrameReader, KIND, type Frame } from '../observe/wire.js';
-import { realClock, type Clock } from './clock.js';
+import { retryTransient } from './retry.js';
 
 const log = createDebug('lab');
+/** Every request to an agent, for developers (DEBUG=lab:agent): what ran where, when. */
+const logAgent = createDebug('lab:agent');
 const OPEN_TIMEOUT_MS = 10_000;
 /** Beyond its own wait, how long an answer may take (a loaded engine relays slowly). */
 const ANSWER_SLACK_MS = 10_000;
@@ -44,6 +46,9 @@ export class AgentLost extends LabError {
   constructor(
     readonly node: string,
     reason: string,
+    /** No session could be opened at all (the engine refused or did not answer), as opposed to a session that
+     *  broke while a request waited. */
+    readonly opening = false,
   ) {
     super(`cannot reach the agent of ${node}: ${reason}`, undefined, 3);
   }
@@ -54,8 +59,10 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-export interface AgentOptions {
-  clock?: Clock;
+interface AgentOptions {
+  /** Called with every answer frame as it arrives, before it is decoded (scripts/capture-fixtures.mjs keeps
+   *  them as test fixtures). */
+  onAnswer?: (frame: Frame) => void;
   signal?: AbortSignal;
   openTimeoutMs?: number;
 }
@@ -74,7 +81,6 @@ export class AgentClient {
   private readonly pending = new Map<number, Pending>();
   private closed = false;
   private stderr = '';
-  private readonly clock: Clock;
   hello: Hello | undefined;
 
   constructor(
@@ -84,9 +90,7 @@ export class AgentClient {
     /** The node's name, for messages. */
     readonly node: string,
     private readonly opts: AgentOptions = {},
-  ) {
-    this.clock = opts.clock ?? realClock;
-  }
+  ) {}
 
   /** Open the session now (it opens on first use otherwise). */
   async open(): Promise<void> {
@@ -94,17 +98,22 @@ export class AgentClient {
   }
 
   async look(req: LookRequest, opts: CallOptions = {}): Promise<Look> {
-    const f = await this.call((seq) => lookFrame(seq, req), { ...opts, timeoutMs: (opts.timeoutMs ?? ANSWER_SLACK_MS) + (req.waitMs ?? 0) });
+    const f = await this.call((seq) => lookFrame(seq, req), {
+      ...opts,
+      timeoutMs: (opts.timeoutMs ?? ANSWER_SLACK_MS) + (req.waitMs ?? 0),
+    });
     return decodeLook(this.node as never, f, req.segmentsFrom);
   }
 
   /** A foreground command's status when it ends, or a background command's pid once started. */
   async run(req: RunRequest, opts: CallOptions = {}): Promise<{ pid?: number; status?: CommandStatus }> {
+    logAgent('%s: run %s%s', this.node, req.argv.join(' '), req.background ? ' &' : '');
     const wait = req.background ? 0 : (req.timeoutMs ?? 10_000) + 2_000;
     return decodeRun(await this.call((seq) => runFrame(seq, req), { ...opts, timeoutMs: (opts.timeoutMs ?? ANSWER_SLACK_MS) + wait }));
   }
 
   async signal(name: string, signal: number, opts: CallOptions = {}): Promise<{ running: boolean }> {
+    logAgent('%s: signal %d to %s', this.node, signal, name);
     return decodeSignal(await this.call((seq) => signalFrame(seq, name, signal), opts));
   }
 
@@ -142,13 +151,16 @@ export class AgentClient {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       const timeoutMs = opts.timeoutMs ?? ANSWER_SLACK_MS;
-      void this.clock.sleep(timeoutMs, settled.signal).then(() => {
+      // A real timer, not the lab's clock: it guards against an engine that never answers, and it keeps the
+      // process alive while an answer is awaited (the session's socket does not).
+      const timer = setTimeout(() => {
         if (settled.signal.aborted) return;
         cleanup();
         // A stuck session is no use to the next request either.
         this.drop(new AgentLost(this.node, `no answer within ${Math.round(timeoutMs / 1000)} s`));
         reject(new AgentLost(this.node, `no answer within ${Math.round(timeoutMs / 1000)} s`));
-      });
+      }, timeoutMs);
+      settled.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
       this.pending.set(seq, {
         resolve: (f) => {
           cleanup();
@@ -174,9 +186,16 @@ export class AgentClient {
     const timeoutMs = this.opts.openTimeoutMs ?? OPEN_TIMEOUT_MS;
     let s: ExecSession;
     try {
-      s = await withTimeout(this.runtime.openExec(this.container, [AGENT_PROGRAM, 'connect'], { user: AGENT_USER }), timeoutMs, this.clock);
+      // A dropped connection or a 5xx from the engine: opening is safe to repeat.
+      s = await retryTransient(
+        () => withTimeout(this.runtime.openExec(this.container, [AGENT_PROGRAM, 'connect'], { user: AGENT_USER }), timeoutMs),
+        {
+          ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+          onRetry: (e, n) => log('agent of %s: opening the session again (%d) after %s', this.node, n, e.message),
+        },
+      );
     } catch (e) {
-      throw new AgentLost(this.node, (e as Error).message);
+      throw new AgentLost(this.node, (e as Error).message, true);
     }
     if (this.closed) {
       s.close();
@@ -198,20 +217,26 @@ export class AgentClient {
     this.session = s;
     // The first exchange says which agent this is; an image from another tcplab would speak another protocol.
     const seq = (this.seq = (this.seq + 1) >>> 0 || 1);
+    let timer: NodeJS.Timeout | undefined;
     const hello = await new Promise<Frame>((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
       s.write(encodeFrame(helloFrame(seq)));
-      void this.clock.sleep(timeoutMs).then(() => {
+      timer = setTimeout(() => {
         if (this.pending.delete(seq)) reject(new AgentLost(this.node, `no hello within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+    })
+      .finally(() => clearTimeout(timer))
+      .catch((e: unknown) => {
+        this.drop(e as Error);
+        throw e;
       });
-    }).catch((e: unknown) => {
-      this.drop(e as Error);
-      throw e;
-    });
     this.pending.delete(seq);
     this.hello = decodeHello(hello);
     if (this.hello.protocol !== AGENT_PROTOCOL) {
-      const e = new AgentLost(this.node, `its agent speaks protocol ${this.hello.protocol}, this tcplab ${AGENT_PROTOCOL}: rebuild the image`);
+      const e = new AgentLost(
+        this.node,
+        `its agent speaks protocol ${this.hello.protocol}, this tcplab ${AGENT_PROTOCOL}: rebuild the image`,
+      );
       this.drop(e);
       throw e;
     }
@@ -231,6 +256,7 @@ export class AgentClient {
       return;
     }
     for (const f of frames) {
+      this.opts.onAnswer?.(f);
       const p = this.pending.get(f.seq);
       if (p) p.resolve(f);
       else log('agent of %s: an answer to %d, which nobody waits for', this.node, f.seq);
@@ -251,22 +277,23 @@ export class AgentClient {
   }
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, clock: Clock): Promise<T> {
-  const settled = new AbortController();
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       p,
-      clock.sleep(ms, settled.signal).then(() => {
-        if (settled.signal.aborted) return new Promise<never>(() => {});
-        // A session that turns up after all is closed at once.
-        void p.then(
-          (late) => (late as unknown as ExecSession | undefined)?.close?.(),
-          () => {},
-        );
-        throw new Error(`the engine did not start it within ${ms / 1000} s`);
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          // A session that turns up after all is closed at once.
+          void p.then(
+            (late) => (late as unknown as ExecSession | undefined)?.close?.(),
+            () => {},
+          );
+          reject(new Error(`the engine did not start it within ${ms / 1000} s`));
+        }, ms);
       }),
     ]);
   } finally {
-    settled.abort();
+    clearTimeout(timer);
   }
 }

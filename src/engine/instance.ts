@@ -44,8 +44,6 @@ export interface StepAnswer {
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const OBSERVE_TIMEOUT_MS = 10_000;
-/** Beyond a foreground command's own timeout: its kill-after second and the exec's round trip. */
-const EXEC_SLACK_MS = 10_000;
 const POLL_INTERVAL_MS = 20;
 /** A wait asks each node's agent to answer when something changed, or after this long at the latest. */
 const LONG_POLL_MS = 250;
@@ -89,7 +87,7 @@ class ActionFailed extends LabError {
 /** A machine of the lab stopped on its own (its agent, the node's main process, ended: out of memory, say), not
  *  removed by hand and not the engine failing: the lab cannot go on, and that is the lab's (or, in grading,
  *  the answer's) failure, not the engine's. */
-export class MachineStopped extends LabError {
+class MachineStopped extends LabError {
   override name = 'MachineStopped';
   constructor(
     readonly node: NodeName,
@@ -190,7 +188,7 @@ export class Instance {
   agent(node: NodeName): AgentClient {
     let a = this.agents.get(node);
     if (!a) {
-      a = new AgentClient(this.runtime, this.container(node), node, { clock: this.clock, ...(this.signal ? { signal: this.signal } : {}) });
+      a = new AgentClient(this.runtime, this.container(node), node, this.signal ? { signal: this.signal } : {});
       this.agents.set(node, a);
     }
     return a;
@@ -210,8 +208,10 @@ export class Instance {
     try {
       state = ((await this.runtime.inspectContainer(name)) as { State?: typeof state } | undefined)?.State;
     } catch (err) {
+      // The engine itself is gone: its own words (and what to do) say it best.
+      if (!/No such container|404/i.test((err as Error).message)) throw err;
       throw new EngineError(
-        `the ${node} container (${name}) is gone: ${(err as Error).message}`,
+        `the ${node} container (${name}) is gone or stopped: ${(err as Error).message}`,
         'was it removed by hand? run `lab clean` and start the lab again',
         3,
       );
@@ -353,9 +353,14 @@ export class Instance {
       if (e instanceof InterruptedError) throw e;
       if (e instanceof WireError || e instanceof AgentRefused) {
         log('look at %s: %s', node, (e as Error).message);
-        return { node, at: this.clock.now(), sockets: [], unknown: `the answer of ${node}'s agent was not usable: ${(e as Error).message}` };
+        return {
+          node,
+          at: this.clock.now(),
+          sockets: [],
+          unknown: `the answer of ${node}'s agent was not usable: ${(e as Error).message}`,
+        };
       }
-      if (e instanceof AgentLost) {
+      if (e instanceof AgentLost && !e.opening) {
         // The session broke; if the machine is still there the next look opens another. Say "can't tell" now.
         const running = await this.runtime
           .inspectContainer(this.container(node))
@@ -368,7 +373,11 @@ export class Instance {
     this.tokens.set(node, look.token);
     const rec = this.recorder.ingest(node, look, from);
     if (rec.segments.length) this.emit({ type: 'segments', node, segments: rec.segments });
-    const loss = need.segments ? (this.capture ? this.recorder.lossSince(node, this.stepFrom) : 'capture is off in this run (TCPLAB_CAPTURE=0)') : undefined;
+    const loss = need.segments
+      ? this.capture
+        ? this.recorder.lossSince(node, this.stepFrom)
+        : 'capture is off in this run (TCPLAB_CAPTURE=0)'
+      : undefined;
     const commands: Record<string, CommandStatus> = {};
     for (const [k, v] of Object.entries(look.commands)) if (v) commands[k] = v;
     return {
@@ -473,7 +482,10 @@ export class Instance {
           const gap = this.pollMs - (this.clock.now() - (lastAt.get(node) ?? 0));
           inflight.set(
             node,
-            (gap > 0 ? this.clock.sleep(gap, this.signal) : Promise.resolve()).then(async () => [node, await this.lookAt(node, need, waitMs)]),
+            (gap > 0 ? this.clock.sleep(gap, this.signal) : Promise.resolve()).then(async () => [
+              node,
+              await this.lookAt(node, need, waitMs),
+            ]),
           );
         }
         const [node, snap] = await Promise.race(inflight.values());
@@ -483,7 +495,13 @@ export class Instance {
     } finally {
       // Looks still waiting on other nodes answer now: nothing waits for them any more.
       if (inflight.size) {
-        await Promise.all([...inflight.keys()].map((n) => this.agent(n).wake().catch(() => {})));
+        await Promise.all(
+          [...inflight.keys()].map((n) =>
+            this.agent(n)
+              .wake()
+              .catch(() => {}),
+          ),
+        );
         await Promise.allSettled(inflight.values());
       }
     }
@@ -517,7 +535,9 @@ export class Instance {
         const deadline = this.clock.now() + PROBE_STOP_MS;
         let running = r.running;
         while (running && this.clock.now() < deadline) {
-          const look = await agent.look({ commands: [a.name!], waitMs: PROBE_STOP_MS, token: this.tokens.get(a.on) ?? 0n }).catch(() => undefined);
+          const look = await agent
+            .look({ commands: [a.name!], waitMs: PROBE_STOP_MS, token: this.tokens.get(a.on) ?? 0n })
+            .catch(() => undefined);
           if (!look) break;
           this.tokens.set(a.on, look.token);
           running = look.commands[a.name!]?.running === true;
@@ -541,7 +561,12 @@ export class Instance {
       if (step.task && opts.answer) {
         const host: AnswerHost = {
           startStudent: (node, argv) => this.runtime.openExec(this.container(node), argv),
-          busy: async (node) => (await this.agent(node).look({ busy: true }).catch(() => undefined))?.busy,
+          busy: async (node) =>
+            (
+              await this.agent(node)
+                .look({ busy: true })
+                .catch(() => undefined)
+            )?.busy,
           sleep: (ms) => this.clock.sleep(ms, this.signal),
           now: () => this.clock.now(),
           vars: this.vars,
@@ -549,7 +574,13 @@ export class Instance {
         };
         // The agents' sessions must be open before the answer starts, so that the first look of the task's
         // checks is not the one that waits for a session (a task can be a lab's first step, right after bring-up).
-        await Promise.all(this.plan.nodes.map((n) => this.agent(n.key).open().catch(() => {})));
+        await Promise.all(
+          this.plan.nodes.map((n) =>
+            this.agent(n.key)
+              .open()
+              .catch(() => {}),
+          ),
+        );
         const started = await startAnswer(host, opts.answer.scripts, opts.answer.timeoutMs);
         this.answers.push(...started.running);
         checks.push(
@@ -575,7 +606,10 @@ export class Instance {
 
   /** Start opening every node's agent session in the background. */
   warmUp(): void {
-    for (const n of this.plan.nodes) void this.agent(n.key).open().catch(() => {});
+    for (const n of this.plan.nodes)
+      void this.agent(n.key)
+        .open()
+        .catch(() => {});
   }
 
   /** Close the agent sessions and the answers' streams (they never keep the process alive, but a kept lab

@@ -137,7 +137,9 @@ async function createNode(runtime: Runtime, node: NodePlan, instance: Instance, 
       throw new EngineError(`could not set up the network on ${node.key}: ${(e as Error).message}`, undefined, 3);
     }
     if (status.exit !== 0)
-      throw new EngineError(`could not set up the network on ${node.key}: (${argv.join(' ')}) exited ${status.exit}: ${status.output.trim()}`);
+      throw new EngineError(
+        `could not set up the network on ${node.key}: (${argv.join(' ')}) exited ${status.exit}: ${status.output.trim()}`,
+      );
   }
   opts.emit?.({ type: 'node', node: node.key, name: node.name, ips: node.interfaces.map((i) => i.ip) });
 }

@@ -144,7 +144,7 @@ export function wakeFrame(seq: number): Frame {
 }
 
 /** An answer's fields, or the agent's refusal as an AgentRefused. */
-export function answerFields(frame: Frame, kind: number): Fields {
+function answerFields(frame: Frame, kind: number): Fields {
   const fields = new Fields(frame.fields, `answer ${frame.seq}`);
   if (frame.kind === ERROR) throw new AgentRefused(fields.str('e') ?? 'refused, without a reason');
   if (frame.kind !== (OK | kind)) throw new WireError(`answer ${frame.seq}: kind ${frame.kind}, expected ${OK | kind}`);
@@ -318,7 +318,7 @@ function isDockerDns(s: Socket): boolean {
   return s.local.host === '127.0.0.11';
 }
 
-export function decodeStatus(f: Fields): CommandStatus | undefined {
+function decodeStatus(f: Fields): CommandStatus | undefined {
   if (!f.has('r')) return undefined; // never started in this machine
   const running = f.u8('r') === 1;
   const head = f.u32('h') ?? 0;

@@ -7,7 +7,7 @@
 // an error of the one answer it was (WireError), never text taken for something else.
 
 export const KIND = { hello: 1, look: 2, run: 3, signal: 4, write: 5, close: 6, wake: 7 } as const;
-export type Kind = (typeof KIND)[keyof typeof KIND];
+
 export const OK = 0x80;
 export const ERROR = 0xff;
 
@@ -31,7 +31,7 @@ export class WireError extends Error {
 }
 
 /** One character's code as a tag: fields are named by letters on both ends (see tcplab-agent.c). */
-export function tag(letter: string): number {
+function tag(letter: string): number {
   return letter.charCodeAt(0);
 }
 

@@ -38,7 +38,7 @@ interface Observation {
 /** Where segments went missing for a reader: the agent's ring moved past them, the kernel dropped them, or the
  *  node records nothing. Each with the kernel time it was noticed at; a check whose window holds one cannot
  *  tell "nothing was sent" from "nothing was seen". */
-export interface SegmentLoss {
+interface SegmentLoss {
   /** Kernel time of the look that noticed it; the loss happened between the look before it and this one. */
   at: number;
   /** Kernel time of the previous look (undefined: since the lab began). */
@@ -147,7 +147,9 @@ export class LabRecorder {
       const before = this.drops.get(node);
       if (before !== undefined && read.kernelDrops > before) {
         this.gaps += read.kernelDrops - before;
-        lost(`the kernel dropped ${read.kernelDrops - before} segment${read.kernelDrops - before === 1 ? '' : 's'} before ${node}'s agent read them`);
+        lost(
+          `the kernel dropped ${read.kernelDrops - before} segment${read.kernelDrops - before === 1 ? '' : 's'} before ${node}'s agent read them`,
+        );
       } else if (before === undefined && read.kernelDrops > 0 && cursor === 1) {
         lost(`the kernel dropped ${read.kernelDrops} segments before ${node}'s agent read them`);
       }

@@ -179,20 +179,20 @@ describeDocker('reliability: faults and bad input', () => {
     expect(await leftoversOf(r.owner)).toEqual([]);
   });
 
-  it('dropped connections during observation (the proxy resets two): retried, and lab 1 still passes', async () => {
+  it("dropped connections while a session with a node's agent opens (the proxy resets two): retried, and lab 1 still passes", async () => {
     const proxyDir = tempDir('proxy');
     dirs.push(proxyDir);
     const proxy = new EngineProxy(proxyDir);
-    proxy.resetWhen = { pattern: 'tcplab-observe', times: 2 };
+    // The request that creates the relay's exec names it: tcplab-agent connect.
+    proxy.resetWhen = { pattern: '"connect"', times: 2 };
     await proxy.listen();
     const exit = await run(['grade', '1'], { DOCKER_HOST: proxy.host, DEBUG: 'lab' }).exited;
     proxy.cut();
     tally.faults += proxy.resets;
     expect(proxy.resets).toBe(2);
     expect(exit.code, exit.stdout + exit.stderr).toBe(0);
-    // Either a one-shot observation exec was retried, or the persistent observer's exec was cut and looks
-    // went through one-shot execs until it reopened (src/engine/sampler.ts).
-    expect(exit.stderr).toMatch(/observe \w+: retry 1|sampler in \S+: (cannot open|failed)/);
+    // The session was opened again (src/engine/agent-client.ts).
+    expect(exit.stderr).toMatch(/agent of \w+: opening the session again \(1\)/);
   });
 
   // -- The image -----------------------------------------------------------------------------------------

@@ -128,8 +128,7 @@ function describe_privilege(env: Parameters<Parameters<typeof describeDocker>[1]
       [a, 7100],
       [b, 7200],
     ] as const) {
-      const r = await inst.exec('server', ['tcplab-run', 'start', 'l', 'nc', '-lk', String(port)]);
-      expect(r.exitCode).toBe(0);
+      await inst.runAction({ on: 'server', run: ['nc', '-lk', String(port)], name: 'l', background: true });
     }
     // A listener on the host, on every address, so that reaching the gateway address would connect.
     hostListener = createServer((s) => s.destroy());

@@ -103,6 +103,13 @@ export class FakeRuntime implements Runtime {
     if (!c) throw new EngineError(`Docker could not inspect container ${name}: No such container: ${name}`, undefined, 3);
     return { ...c, State: { Running: c.running, Status: c.running ? 'running' : 'exited', ExitCode: c.running ? 0 : 137 } };
   }
+  async openExec(container: string, argv: string[], _opts?: OpenExecOptions): Promise<ExecSession> {
+    this.calls.push(`openExec ${container} ${argv.join(' ')}`);
+    this.before('openExec', [container, ...argv]);
+    if (!this.containers.has(container))
+      throw new EngineError(`Docker could not start ${argv[0]} in ${container}: No such container: ${container}`, undefined, 3);
+    return fakeAgentSession(this, container, argv);
+  }
   async exec(container: string, argv: string[], _opts?: ExecOptions): Promise<ExecResult> {
     this.hook('exec', container, argv[0] ?? '');
     if (!this.containers.has(container))
@@ -111,18 +118,6 @@ export class FakeRuntime implements Runtime {
     return { argv, exitCode: 0, stdout: argv[0] === 'tcplab-observe' ? '### ss\n' : '', stderr: '', durationMs: 1, ...r };
   }
 }
-
-export interface FakeRuntime {
-  openExec(container: string, argv: string[], opts?: OpenExecOptions): Promise<ExecSession>;
-}
-
-FakeRuntime.prototype.openExec = async function (this: FakeRuntime, container: string, argv: string[]): Promise<ExecSession> {
-  this.calls.push(`openExec ${container} ${argv.join(' ')}`);
-  this.before('openExec', [container, ...argv]);
-  if (!this.containers.has(container))
-    throw new EngineError(`Docker could not start ${argv[0]} in ${container}: No such container: ${container}`, undefined, 3);
-  return fakeAgentSession(this, container, argv);
-};
 
 /** A node's agent, in memory: answers every request as a lab where nothing happens would. */
 function fakeAgentSession(rt: FakeRuntime, container: string, argv: string[]): ExecSession {
@@ -149,7 +144,8 @@ function fakeAgentSession(rt: FakeRuntime, container: string, argv: string[]): E
         if (!rt.containers.get(container)?.running) return queueMicrotask(() => close(new Error('container gone')));
         let custom: Frame | 'drop' | undefined;
         try {
-          rt.before('agent', [container, frame.kind]);
+          // (container, kind, and for a RUN whether it starts a background command: a step's, not the set-up's)
+          rt.before('agent', [container, frame.kind, frame.fields.some((x) => x.tag === 'B'.charCodeAt(0))]);
           custom = rt.onAgent(container, frame);
         } catch (e) {
           return queueMicrotask(() => close(e as Error));
@@ -174,7 +170,9 @@ function fakeAgentSession(rt: FakeRuntime, container: string, argv: string[]): E
               const st = cmds().get(c.toString());
               const nested = [field('n', c)];
               if (st) nested.push(field('r', Buffer.from([st.running ? 1 : 0])), ...(st.running ? [] : [field('x', u32(st.exit ?? 0))]));
-              fields.push(field('m', Buffer.concat(nested.map((x) => Buffer.concat([Buffer.from([x.tag]), u32(x.value.length), x.value])))));
+              fields.push(
+                field('m', Buffer.concat(nested.map((x) => Buffer.concat([Buffer.from([x.tag]), u32(x.value.length), x.value])))),
+              );
             }
             ok(fields);
             break;

@@ -100,10 +100,15 @@ describeDocker('red team: what a root student can do in their machines does not 
   async function grade(lab: string, step: string, labName: string, files: Record<string, Record<string, string>>) {
     const subs = join(dir, labName);
     mkdirSync(subs, { recursive: true });
-    for (const [student, parts] of Object.entries(files)) writeFileSync(join(subs, `${student}.yaml`), submission(student, lab === hangLab ? '990' : lab, step, parts));
-    const r = await run(process.execPath, [bin, 'grade', lab, '--submissions', subs, '--parallel', '3', '--retries', '0', '--task-timeout', '8s', '--json'], {
-      maxBuffer: 64 << 20,
-    }).catch((e: { stdout: string; stderr: string; code: number }) => e);
+    for (const [student, parts] of Object.entries(files))
+      writeFileSync(join(subs, `${student}.yaml`), submission(student, lab === hangLab ? '990' : lab, step, parts));
+    const r = await run(
+      process.execPath,
+      [bin, 'grade', lab, '--submissions', subs, '--parallel', '3', '--retries', '0', '--task-timeout', '8s', '--json'],
+      {
+        maxBuffer: 64 << 20,
+      },
+    ).catch((e: { stdout: string; stderr: string; code: number }) => e);
     const results = (
       JSON.parse(r.stdout) as {
         submissions: {

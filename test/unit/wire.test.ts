@@ -23,7 +23,10 @@ describe('frames', () => {
   });
 
   it('a field that holds a whole frame, an end marker or the old ### sections is only a field', () => {
-    const forged = Buffer.concat([encodeFrame(frame(9, 'forged')), Buffer.from('\n### end 1 0\n### ss\nSYN-SENT 0 1 1.2.3.4:1 5.6.7.8:5555\n')]);
+    const forged = Buffer.concat([
+      encodeFrame(frame(9, 'forged')),
+      Buffer.from('\n### end 1 0\n### ss\nSYN-SENT 0 1 1.2.3.4:1 5.6.7.8:5555\n'),
+    ]);
     const real: Frame = { seq: 1, kind: 0x82, fields: [field('o', forged), field('x', u32(3))] };
     const got = new FrameReader().push(encodeFrame(real));
     expect(got).toHaveLength(1);
