@@ -1,7 +1,9 @@
 /* tcplab-agent: the grader's eyes and hands in one lab node, out of the student's reach.
  *
- *   tcplab-agent [--no-capture]      the agent itself: the node's main process (its image's CMD, under the
- *                                    engine's init). It starts as root, becomes the user tcplab (AGENT_UID)
+ *   tcplab-agent [--no-capture]      the agent itself: the node's main process and pid 1 (its image's CMD;
+ *                                    no init of the engine's, which a student could make exit by signalling
+ *                                    it: it forwards signals to its child and gives up when it may not). It
+ *                                    reaps every orphan of the machine. It starts as root, becomes the user tcplab (AGENT_UID)
  *                                    keeping only NET_ADMIN and NET_RAW (ambient, so the lab commands it runs
  *                                    keep them too), and from then on serves requests on an abstract unix
  *                                    socket that only that user may use.

@@ -39,7 +39,6 @@ function nodeOptions(node: NodePlan): string[] {
     node.name,
     '--hostname',
     node.hostname,
-    '--init',
     '--network',
     first.networkName,
     '--ip',

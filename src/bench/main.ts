@@ -323,8 +323,8 @@ async function snapshot(image: string): Promise<void> {
       for (let i = 0; i < n; i++) {
         all.push((await timed(() => inst.observeAll()))[0]);
         one.push((await timed(() => inst.observe(new Map([['client', { iptables: false, commands: new Set<string>() }]]))))[0]);
-        // For comparison, how every look was taken before: one `docker exec tcplab-observe` per node.
-        oneShot.push((await timed(() => Promise.all(inst.plan.nodes.map((nd) => inst.exec(nd.key, ['tcplab-observe'])))))[0]);
+        // For comparison, what a look cost before the agent: one `docker exec ss` per node.
+        oneShot.push((await timed(() => Promise.all(inst.plan.nodes.map((nd) => inst.exec(nd.key, ['ss', '-tanoiH'])))))[0]);
       }
       raw[`snapshot ${topology}`] = { readyMs, first, all, one, oneShot };
       report({
@@ -336,7 +336,11 @@ async function snapshot(image: string): Promise<void> {
       });
       report({ section: 'snapshot', name: `one node (${topology})`, value: summary(one) });
       report({ section: 'snapshot', name: `first look, right after ready (${topology})`, value: ms(first) });
-      report({ section: 'snapshot', name: `all nodes with one docker exec each, the old way (${topology})`, value: summary(oneShot) });
+      report({
+        section: 'snapshot',
+        name: `all nodes with one docker exec of ss each, as before the agent (${topology})`,
+        value: summary(oneShot),
+      });
     } finally {
       await inst.down();
       mine.delete(id);
@@ -372,9 +376,9 @@ async function detectLatencies(image: string, n: number): Promise<number[]> {
       const seenAt = Date.now();
       if (!checks.every((c) => c.passed))
         throw new Error(`the grader did not see LISTEN on port ${port}: ${checks.map((c) => c.seen.join(' | ')).join('; ')}`);
-      const status = await inst.exec('server', ['tcplab-run', 'status', name]);
-      const changedAt = Number(status.stdout.split('\n')[1]) * 1000;
-      if (!Number.isFinite(changedAt) || changedAt <= 0) throw new Error(`no timestamp from the program: ${status.stdout}`);
+      const output = (await inst.agent('server').look({ commands: [name] })).commands[name]?.output ?? '';
+      const changedAt = Number(output.split('\n')[0]) * 1000;
+      if (!Number.isFinite(changedAt) || changedAt <= 0) throw new Error(`no timestamp from the program: ${output}`);
       lat.push(seenAt - changedAt);
       await inst.runAction({ on: 'server', stop: name, signal: 'TERM' });
     }

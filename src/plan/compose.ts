@@ -56,7 +56,6 @@ export function renderCompose(plan: Plan, opts: { buildContext?: string; source?
       ...(opts.buildContext ? { build: { context: opts.buildContext } } : {}),
       container_name: node.name,
       hostname: node.hostname,
-      init: true,
       command,
       cap_drop: [...NODE_SECURITY.capDrop],
       cap_add: [...NODE_SECURITY.capAdd, ...NODE_SECURITY.agentCapAdd],

@@ -399,9 +399,11 @@ export class DockerRuntime implements Runtime {
         Image: spec.image,
         Cmd: spec.cmd,
         Labels: spec.labels,
-        // The engine's own tiny init reaps the processes that labs start and stop.
+        // No init of the engine's: the image's command (tcplab-agent) is pid 1 and reaps every orphan itself. An
+        // init running as root would forward the signals a student sends it to its child and, unable to (the
+        // agent is another user), exit: the machine would stop (docker-init does exactly that).
         HostConfig: {
-          Init: true,
+          Init: false,
           NetworkMode: spec.network.name,
           Sysctls: spec.sysctls,
           CapAdd: spec.capAdd,

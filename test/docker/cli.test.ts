@@ -154,7 +154,7 @@ steps:
       'lab network',
       'iptables',
       'per-node sysctls',
-      'ss',
+      'agent',
       'isolation',
     ]);
     const line = (name: string) => report.checks.find((c) => c.name === name)!;

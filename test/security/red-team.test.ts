@@ -91,7 +91,7 @@ const ATTACKS: Record<string, Record<string, string>> = {
   'kills-and-forges': { client: KILL_AND_FORGE, server: KILL_AND_FORGE },
   'feeds-the-agent': { client: FEED_AGENT },
   'floods-output': { client: '(yes "### command check-client" | head -c 50000000) &\nyes running &' },
-  'stops-its-machine': { client: '(sleep 0.5; kill -9 -1) &', server: '(sleep 0.5; kill -9 -1) &' },
+  'stops-its-machine': { client: '(sleep 0.5; kill -9 -1) &', server: '(sleep 0.5; kill -TERM 1; kill -INT 1; kill -9 -1) &' },
 };
 
 describeDocker('red team: what a root student can do in their machines does not change a verdict', () => {
