@@ -204,21 +204,35 @@ export class Instance {
     throwIfAborted(this.signal, 'agent');
     if (e instanceof InterruptedError) throw e;
     const name = this.container(node);
-    let state: { Running?: boolean; Status?: string; ExitCode?: number; OOMKilled?: boolean } | undefined;
-    try {
-      state = ((await this.runtime.inspectContainer(name)) as { State?: typeof state } | undefined)?.State;
-    } catch (err) {
-      // The engine itself is gone: its own words (and what to do) say it best.
-      if (!/No such container|404/i.test((err as Error).message)) throw err;
-      throw new EngineError(
-        `the ${node} container (${name}) is gone or stopped: ${(err as Error).message}`,
-        'was it removed by hand? run `lab clean` and start the lab again',
-        3,
-      );
-    }
-    if (state && !state.Running && state.Status !== 'removing') {
-      const how = state.OOMKilled ? 'it ran out of memory' : `its main process exited (${state.ExitCode ?? '?'})`;
-      throw new MachineStopped(node, `the ${node} machine stopped: ${how}`);
+    // A container being removed or killed still shows as running for a moment after its session broke: look
+    // again for up to two seconds before calling it the engine's trouble.
+    const until = performance.now() + 2000;
+    for (;;) {
+      let state: { Running?: boolean; Status?: string; ExitCode?: number; OOMKilled?: boolean } | undefined;
+      try {
+        state = ((await this.runtime.inspectContainer(name)) as { State?: typeof state } | undefined)?.State;
+      } catch (err) {
+        // The engine itself is gone: its own words (and what to do) say it best.
+        if (!/No such container|404/i.test((err as Error).message)) throw err;
+        throw new EngineError(
+          `the ${node} container (${name}) is gone or stopped: ${(err as Error).message}`,
+          'was it removed by hand? run `lab clean` and start the lab again',
+          3,
+        );
+      }
+      // Being removed (by hand, or `lab stop` elsewhere): gone, as if it were already.
+      if (state && (state.Status === 'removing' || state.Status === 'dead'))
+        throw new EngineError(
+          `the ${node} container (${name}) is gone or stopped: it is being removed`,
+          'was it removed by hand? run `lab clean` and start the lab again',
+          3,
+        );
+      if (state && !state.Running) {
+        const how = state.OOMKilled ? 'it ran out of memory' : `its main process exited (${state.ExitCode ?? '?'})`;
+        throw new MachineStopped(node, `the ${node} machine stopped: ${how}`);
+      }
+      if (performance.now() >= until) break;
+      await new Promise((r) => setTimeout(r, 100));
     }
     throw new EngineError(`${(e as Error).message}`, '`lab doctor` checks the engine; `lab stop` and start the lab again', 3);
   }

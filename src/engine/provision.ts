@@ -134,6 +134,7 @@ async function createNode(runtime: Runtime, node: NodePlan, instance: Instance, 
     try {
       status = (await agent.run({ argv, timeoutMs: SETUP_TIMEOUT_MS })).status!;
     } catch (e) {
+      throwIfAborted(opts.signal, 'network setup');
       throw new EngineError(`could not set up the network on ${node.key}: ${(e as Error).message}`, undefined, 3);
     }
     if (status.exit !== 0)

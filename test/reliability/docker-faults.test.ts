@@ -166,7 +166,7 @@ describeDocker('reliability: faults and bad input', () => {
     dirs.push(proxyDir);
     const proxy = new EngineProxy(proxyDir);
     await proxy.listen();
-    const r = run(['grade', slowLab], { DOCKER_HOST: proxy.host, DEBUG: 'lab:exec' });
+    const r = run(['grade', slowLab], { DOCKER_HOST: proxy.host, DEBUG: 'lab:agent' });
     await r.waitForOutput(/sleep/);
     proxy.cut();
     const exit = await r.exited;

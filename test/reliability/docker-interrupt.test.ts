@@ -23,7 +23,7 @@ function run(args: string[], env: Record<string, string> = {}): LabRun {
 /** Interrupted: exit code of the signal, a plain message, no stack, nothing of this run left. */
 async function expectCleanInterrupt(r: LabRun, code: number): Promise<void> {
   const exit = await r.exited;
-  expect(exit.code, exit.stdout + exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, '')).toBe(code);
+  expect(exit.code, exit.stdout + exit.stderr.replace(/^.*lab:(exec|docker|agent).*\n/gm, '')).toBe(code);
   expect(exit.stderr).toMatch(/interrupted|stopping and removing/);
   expectNoStack(exit.stdout + exit.stderr);
   expect(await leftoversOf(r.owner)).toEqual([]);
@@ -106,8 +106,8 @@ describeDocker('reliability: interruptions', () => {
   for (const [cmd, sig, code, at] of [
     ['start', 'SIGINT', 130, /Step 2\/\d/],
     ['start', 'SIGTERM', 143, /Step 3\/\d/],
-    ['grade', 'SIGINT', 130, /lab:agent \w+: run /],
-    ['grade', 'SIGTERM', 143, /lab:agent \w+: run /],
+    ['grade', 'SIGINT', 130, /lab:agent server: run nc -l/],
+    ['grade', 'SIGTERM', 143, /lab:agent server: run nc -l/],
   ] as const) {
     it(`${sig} during a step of lab ${cmd}: exit ${code}, nothing left`, async () => {
       const r = run([cmd, '2'], { DEBUG: 'lab:agent' });
@@ -215,11 +215,14 @@ describeDocker('reliability: interruptions', () => {
     const [id] = await instancesOf(r.owner);
     await docker.removeContainer(`tcplab-${id}-client`);
     const exit = await r.exited;
-    const said = exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, '');
+    const said = exit.stderr.replace(/^.*lab:(exec|docker|agent).*\n/gm, '');
     expect(exit.code, exit.stdout + said).toBe(3);
     // Which container is gone, and what to do about it; not a verdict on the lab.
     expect(said).toMatch(
-      new RegExp(`^error: the client container \\(tcplab-${id}-client\\) is gone or stopped: .*(No such container|is not running)`, 'm'),
+      new RegExp(
+        `^error: the client container \\(tcplab-${id}-client\\) is gone or stopped: .*(No such container|is not running|being removed)`,
+        'm',
+      ),
     );
     expect(said).toMatch(/^hint: was it removed by hand\? run `lab clean` and start the lab again$/m);
     expect(exit.stdout).not.toMatch(/PASS|FAIL/);
