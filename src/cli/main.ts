@@ -6,7 +6,7 @@ import { makeContext, cleanupLive, type Context } from './context.js';
 import { COMMANDS } from './commands/index.js';
 import { GLOBAL_OPTIONS, type Command } from './command.js';
 import { reflow, terminalWidth, wrapText } from './wrap.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../version.js';
 
 function usage(): string {
   return [
