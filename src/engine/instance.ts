@@ -6,7 +6,7 @@ import type { Action, Expectation, NodeName, Step, Task } from '../lab/schema.js
 import { parseDuration } from '../lab/duration.js';
 import { expand } from '../lab/templates.js';
 import type { Plan } from '../plan/plan.js';
-import { shellQuote } from '../plan/shell.js';
+import { shellQuote, withStdin } from '../plan/shell.js';
 import type { ExecResult, Runtime } from '../runtime/runtime.js';
 import { EngineError, InterruptedError, LabError } from '../errors.js';
 import { needsOf, type ObserveNeed } from '../observe/observation.js';
@@ -283,7 +283,7 @@ export class Instance {
     }
     const argv = action.run!.map((a) => expand(a, this.vars));
     const shown = shellQuote(argv);
-    const display = shown + (stdin !== undefined ? `  <<< ${JSON.stringify(stdin)}` : '');
+    const display = stdin !== undefined ? withStdin(shown, stdin) : shown;
     if (action.background) {
       try {
         await agent.run({ name: action.name!, argv, background: true, ...(stdin !== undefined ? { stdin } : {}) });

@@ -7,11 +7,12 @@ import { defineCommand } from '../command.js';
 import type { Context } from '../context.js';
 import { fill } from '../../lab/templates.js';
 import { renderChecks } from '../../report/text.js';
-import { ALL_OPTION, attach, checkTask, hintFor, pickInstance, type LiveInstance } from '../live.js';
-import { recordAttempt } from '../state.js';
+import { ALL_OPTION, attach, checkTask, pickInstance, type LiveInstance } from '../live.js';
+import { hintFor } from '../../walk/views.js';
+import { stateFiles } from '../../walk/state-files.js';
 import { labCommand } from '../invocation.js';
 
-/** Everything one check of a task found, as `lab check --json` prints it (see README "Students"). */
+/** Everything one check of a task found, as `lab check --json` prints it (see docs/students.md "lab check --json"). */
 interface CheckReport {
   instance: string;
   lab: { id: number; slug: string };
@@ -52,7 +53,7 @@ async function checkCurrentTask(ctx: Context, li: LiveInstance, emit?: (e: LabEv
     instance.close();
   }
   const passed = checks.every((c) => c.passed);
-  const rec = recordAttempt(li.instance, step.id, passed);
+  const rec = stateFiles().recordAttempt(li.instance, step.id, passed);
   const hint = passed ? undefined : hintFor(step, rec.attempts);
   return {
     instance: li.instance,
@@ -74,7 +75,7 @@ export const checkCommand = defineCommand({
     'every expectation is met, 1 when not (with a hint), 2 when the current step has no task. Some tasks are\n' +
     'tried first, as you would try them (a connection through your rule); the check shows those commands.\n' +
     "Without an instance, only your own labs are candidates (--all: everybody's).\n" +
-    '--json prints one document (see README "Students").',
+    '--json prints one document (see docs/students.md "lab check --json").',
   options: { ...ALL_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length > 1) throw new LabError('lab check takes at most one instance');
