@@ -46,7 +46,7 @@ describeDocker('compose files in real containers', (env) => {
           Image: string;
           HostConfig: { CapAdd: string[]; ReadonlyRootfs: boolean; Privileged: boolean; Ulimits: { Name: string; Soft: number }[] };
         };
-        expect(inspected.HostConfig.CapAdd.sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
+        expect(inspected.HostConfig.CapAdd.sort()).toEqual(['NET_ADMIN', 'NET_RAW', 'SETGID', 'SETPCAP', 'SETUID']);
         expect(inspected.HostConfig.ReadonlyRootfs).toBe(true);
         expect(inspected.HostConfig.Privileged).toBe(false);
         // The explicit ulimits that let rootful Podman start the nodes are in the file too.
