@@ -137,6 +137,9 @@ export class Terminal {
   input(peer: TerminalPeer, data: string | Uint8Array): void {
     if (peer.readOnly || this.ended) return;
     if (this.session) this.session.write(data);
+    // Keys typed while the shell is being opened go to it once it is there; a key after the shell ended opens
+    // a new one (and is not typed into it: it was meant for the old one).
+    else if (this.opening) void this.opening.then((s) => s.write(data)).catch(() => undefined);
     else void this.open().catch(() => undefined);
   }
 
