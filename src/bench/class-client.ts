@@ -3,7 +3,7 @@
 // them at once; the tests use them where a real browser would only be slower.
 import WebSocket from 'ws';
 
-export interface StudentState {
+interface StudentState {
   student: { id: string; name: string };
   labs: { slug: string; completed: boolean; best?: unknown; inProgress: boolean }[];
   current?: {
@@ -127,7 +127,10 @@ export class ClassClient {
     const deadline = Date.now() + timeoutMs;
     while (!this.state || !ok(this.state)) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${what}: not within ${timeoutMs} ms; last state: ${JSON.stringify(this.state?.current ?? this.state)}`.slice(0, 3000));
+      if (left <= 0)
+        throw new Error(
+          `${what}: not within ${timeoutMs} ms; last state: ${JSON.stringify(this.state?.current ?? this.state)}`.slice(0, 3000),
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 1000));
         this.waiters.push(() => {
@@ -157,7 +160,7 @@ export class ClassClient {
   }
 }
 
-export class TermClient {
+class TermClient {
   text = '';
   controls: { type: string; message?: string }[] = [];
   private waiters: (() => void)[] = [];

@@ -59,7 +59,7 @@ export function setCookie(name: string, value: string, opts: { tls: boolean; max
 }
 
 /** The host[:port] a request was addressed to, lower-case. */
-export function hostOf(req: IncomingMessage): string {
+function hostOf(req: IncomingMessage): string {
   return (req.headers.host ?? '').toLowerCase();
 }
 

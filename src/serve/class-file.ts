@@ -23,7 +23,7 @@ import { DURATION_PATTERN } from '../lab/schema.js';
 const MAX_CLASS_BYTES = 256 * 1024;
 const MAX_ROSTER_BYTES = 1024 * 1024;
 /** Join codes students type: no 0/O, 1/I/L. */
-export const JOIN_CODE = /^[A-HJKMNP-Z2-9]{6,12}$/;
+const JOIN_CODE = /^[A-HJKMNP-Z2-9]{6,12}$/;
 
 const Duration = z.string().regex(DURATION_PATTERN, 'a duration such as 30m or 90s');
 
@@ -35,7 +35,7 @@ const RosterEntry = z.union([
   }),
 ]);
 
-export const ClassSchema = z
+const ClassSchema = z
   .strictObject({
     $schema: z.string().optional(),
     title: z.string().min(1).max(120).optional().describe('Shown on every page.'),
@@ -43,7 +43,7 @@ export const ClassSchema = z
       .array(z.union([z.number().int().min(1).max(999), z.string().regex(/^[a-z][a-z0-9-]{0,63}$/)]))
       .min(1)
       .optional()
-      .describe("The labs offered, by number or slug, in this order. Default: every lab of this tcplab."),
+      .describe('The labs offered, by number or slug, in this order. Default: every lab of this tcplab.'),
     join: z
       .strictObject({
         roster: z
@@ -70,12 +70,19 @@ export const ClassSchema = z
           .describe('Labs being built at the same moment (a whole class pressing Start). Default 6.'),
       })
       .optional(),
-    state: z.string().min(1).max(4096).optional().describe('Where progress, grades and sessions are kept. Default: class-state beside this file.'),
+    state: z
+      .string()
+      .min(1)
+      .max(4096)
+      .optional()
+      .describe('Where progress, grades and sessions are kept. Default: class-state beside this file.'),
     publicUrl: z
       .string()
       .regex(/^https?:\/\/[^/\s]+\/?$/, 'an origin such as https://lab.example.edu')
       .optional()
-      .describe('The address students use, when a reverse proxy stands in front: links are printed with it, and browsers must come from it.'),
+      .describe(
+        'The address students use, when a reverse proxy stands in front: links are printed with it, and browsers must come from it.',
+      ),
   })
   .describe('A tcplab class: lab serve --class FILE.');
 
@@ -99,7 +106,7 @@ export interface ClassConfig {
   file?: string;
 }
 
-export const DEFAULT_LIMITS = { runningLabs: 30, idleMs: 30 * 60_000, idleWarningMs: 5 * 60_000, startsAtOnce: 6 } as const;
+const DEFAULT_LIMITS = { runningLabs: 30, idleMs: 30 * 60_000, idleWarningMs: 5 * 60_000, startsAtOnce: 6 } as const;
 
 /** `lab serve` without --class: every lab, a join code, state in the given folder. */
 export function defaultClass(stateDir: string): ClassConfig {
@@ -109,7 +116,9 @@ export function defaultClass(stateDir: string): ClassConfig {
 export function loadClassFile(file: string): ClassConfig {
   const text = readLimitedText(file, MAX_CLASS_BYTES, 'a class file');
   if (typeof text !== 'string')
-    throw text.missing ? new LabError(`no class file at ${file}`, 'give the path to a class.yaml (see docs/classroom.md)') : new LabFileError(file, [text.problem]);
+    throw text.missing
+      ? new LabError(`no class file at ${file}`, 'give the path to a class.yaml (see docs/classroom.md)')
+      : new LabFileError(file, [text.problem]);
   return parseClass(text, file);
 }
 
@@ -144,7 +153,8 @@ export function parseClass(text: string, file = '<class>'): ClassConfig {
     seen.add(s.id);
   }
   const code = d.join?.code;
-  const joinCode = code === undefined ? (roster.length ? undefined : 'generate') : code === false ? undefined : code === true ? 'generate' : code;
+  const joinCode =
+    code === undefined ? (roster.length ? undefined : 'generate') : code === false ? undefined : code === true ? 'generate' : code;
   if (!roster.length && !joinCode) at(['join'], 'nobody could join: give a roster, or a join code (code: true)');
   if (problems.length) throw new LabFileError(file, sortProblems(problems));
   return {
@@ -167,10 +177,17 @@ export function parseRoster(text: string): { students: RosterStudent[] } | { pro
   for (const [i, raw] of lines.entries()) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
-    const [id = '', ...rest] = line.split(',').map((x) => x.trim().replace(/^"(.*)"$/, '$1'));
+    const comma = line.indexOf(',');
+    const unquote = (x: string) =>
+      x
+        .trim()
+        .replace(/^"(.*)"$/, '$1')
+        .replace(/""/g, '"');
+    const id = unquote(comma < 0 ? line : line.slice(0, comma));
     if (i === 0 && /^(id|student)$/i.test(id)) continue;
-    if (!STUDENT_ID.test(id)) return { problem: `line ${i + 1} of the roster: '${id.slice(0, 40)}' is not a student id (${STUDENT_ID_RULE})` };
-    const name = rest.join(', ').trim();
+    if (!STUDENT_ID.test(id))
+      return { problem: `line ${i + 1} of the roster: '${id.slice(0, 40)}' is not a student id (${STUDENT_ID_RULE})` };
+    const name = comma < 0 ? '' : unquote(line.slice(comma + 1));
     students.push({ id, name: name ? name.slice(0, 80) : id });
   }
   return { students };

@@ -25,7 +25,7 @@ import type { ClassConfig } from './class-file.js';
 import { liveResult, submissionText, writeExports, type ExportedFiles } from './gradebook.js';
 import type { LabRecord, StudentRecord, Store } from './store.js';
 import { Terminal } from './terminal.js';
-import { freshWalk, InterimWalk, type TaskEnd, type WalkIntent, type WalkView } from './walk-interim.js';
+import { freshWalk, InterimWalk, type TaskEnd, type WalkIntent } from './walk-interim.js';
 
 const log = createDebug('lab:serve');
 const SHELL_LOG = '/tmp/tcplab-shell.log';
@@ -36,7 +36,7 @@ const STUCK_ATTEMPTS = 3;
 const SWEEP_MS = 15_000;
 
 export type Event = { event: string; data: unknown };
-export type Sink = (e: Event) => void;
+type Sink = (e: Event) => void;
 
 interface Live {
   lab: Lab;
@@ -62,7 +62,7 @@ interface Student {
   error?: string;
 }
 
-export interface ClassroomOptions {
+interface ClassroomOptions {
   runtime: Runtime;
   config: ClassConfig;
   /** The labs offered, in order. */
@@ -72,7 +72,7 @@ export interface ClassroomOptions {
   version: string;
 }
 
-export interface DashboardRow {
+interface DashboardRow {
   id: string;
   name: string;
   status: 'running' | 'starting' | 'queued' | 'none';
@@ -98,7 +98,10 @@ export class Classroom {
   private building = 0;
   private readonly sweep: NodeJS.Timeout;
   private rowsTimer: NodeJS.Timeout | undefined;
-  private replays = new Map<string, { state: 'running' | 'done' | 'failed'; message?: string; files?: ExportedFiles; results?: SubmissionResult[] }>();
+  private replays = new Map<
+    string,
+    { state: 'running' | 'done' | 'failed'; message?: string; files?: ExportedFiles; results?: SubmissionResult[] }
+  >();
 
   constructor(private readonly o: ClassroomOptions) {
     this.labs = new Map(o.labs.map((l) => [l.lab.slug, l]));
@@ -121,7 +124,7 @@ export class Classroom {
     return `tcplab-serve/${this.o.store.classId}/${student}`;
   }
 
-  private get running(): number {
+  private get occupied(): number {
     let n = this.building;
     for (const s of this.students.values()) if (s.live) n++;
     return n;
@@ -134,13 +137,22 @@ export class Classroom {
 
   // ---- students ----
 
+  /** Does the student have a lab running now? */
+  running(id: string): boolean {
+    return !!this.students.get(id)?.live;
+  }
+
   has(id: string): boolean {
     return this.students.has(id);
   }
 
   /** A student who joined with the code: a fresh id from their name, never one already taken. */
   joinWithName(name: string): StudentRecord {
-    const clean = name.replace(/[\p{C}]/gu, '').replace(/\s+/g, ' ').trim().slice(0, 60);
+    const clean = name
+      .replace(/[\p{C}]/gu, '')
+      .replace(/\s+/g, ' ')
+      .trim()
+      .slice(0, 60);
     if (!clean) throw new LabError('a name, please');
     const base =
       clean
@@ -192,9 +204,21 @@ export class Classroom {
           idle: this.idleOf(live),
         }
       : s.starting
-        ? { status: 'starting', slug: s.starting.slug, lab: this.labInfo(s.starting.slug), sinceS: Math.round((Date.now() - s.starting.since) / 1000) }
+        ? {
+            status: 'starting',
+            slug: s.starting.slug,
+            lab: this.labInfo(s.starting.slug),
+            sinceS: Math.round((Date.now() - s.starting.since) / 1000),
+          }
         : s.queued
-          ? { status: 'queued', slug: s.queued.slug, lab: this.labInfo(s.queued.slug), place: this.queue.indexOf(id) + 1, running: this.running, limit: this.o.config.limits.runningLabs }
+          ? {
+              status: 'queued',
+              slug: s.queued.slug,
+              lab: this.labInfo(s.queued.slug),
+              place: this.queue.indexOf(id) + 1,
+              running: this.occupied,
+              limit: this.o.config.limits.runningLabs,
+            }
           : undefined;
     return {
       student: { id: s.rec.id, name: s.rec.name },
@@ -277,7 +301,11 @@ export class Classroom {
     if (!this.labs.has(slug)) throw new LabError(`this class does not offer a lab '${slug}'`, undefined, 404);
     if (s.live || s.starting || s.queued) {
       const what = s.live?.lab.slug ?? s.starting?.slug ?? s.queued?.slug;
-      throw new LabError(`you already have ${what === slug ? 'this lab' : `another lab (${what})`} ${s.queued ? 'waiting' : 'running'}`, 'stop it first', 409);
+      throw new LabError(
+        `you already have ${what === slug ? 'this lab' : `another lab (${what})`} ${s.queued ? 'waiting' : 'running'}`,
+        'stop it first',
+        409,
+      );
     }
     s.error = undefined;
     delete s.rec.notice;
@@ -289,7 +317,7 @@ export class Classroom {
 
   /** Start whoever is first in the queue while the host has room. */
   private pump(): void {
-    while (this.queue.length && this.running < this.o.config.limits.runningLabs && this.building < this.o.config.limits.startsAtOnce) {
+    while (this.queue.length && this.occupied < this.o.config.limits.runningLabs && this.building < this.o.config.limits.startsAtOnce) {
       const id = this.queue.shift()!;
       const s = this.students.get(id);
       if (!s?.queued) continue;
@@ -607,7 +635,9 @@ export class Classroom {
 
   replayState(slug: string): unknown {
     const r = this.replays.get(slug);
-    return r ? { state: r.state, ...(r.message ? { message: r.message } : {}), ...(r.files ? { dir: r.files.dir } : {}) } : { state: 'none' };
+    return r
+      ? { state: r.state, ...(r.message ? { message: r.message } : {}), ...(r.files ? { dir: r.files.dir } : {}) }
+      : { state: 'none' };
   }
 
   replayResults(slug: string): { lab: Lab; results: SubmissionResult[] } | undefined {
@@ -750,5 +780,3 @@ function writeFileSyncDeep(path: string, text: string): void {
   mkdirSync(join(path, '..'), { recursive: true });
   writeFileSync(path, text);
 }
-
-export type { WalkView };

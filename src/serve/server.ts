@@ -60,7 +60,7 @@ const MAX_BUFFERED = 1024 * 1024;
 const MAX_STREAMS_PER_SESSION = 8;
 const MAX_STREAMS = 2000;
 
-export function serveStaticDir(candidates = [new URL('../../src/serve/static/', import.meta.url), new URL('./static/', import.meta.url)]): string {
+function serveStaticDir(candidates = [new URL('../../src/serve/static/', import.meta.url), new URL('./static/', import.meta.url)]): string {
   for (const c of candidates) {
     const dir = fileURLToPath(c);
     if (existsSync(join(dir, 'student.html'))) return dir;
@@ -96,7 +96,7 @@ function loadFiles(): Map<string, File> {
   return files;
 }
 
-export interface ServeOptions {
+interface ServeOptions {
   host: string;
   port: number;
   tls?: { cert: Buffer; key: Buffer };
@@ -140,7 +140,8 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((e: unknown) => {
-      const status = e instanceof HttpError ? e.status : e instanceof LabError && e.exitCode >= 400 ? e.exitCode : e instanceof LabError ? 400 : 500;
+      const status =
+        e instanceof HttpError ? e.status : e instanceof LabError && e.exitCode >= 400 ? e.exitCode : e instanceof LabError ? 400 : 500;
       if (status === 500) log('request %s %s failed: %s', req.method, req.url, (e as Error).stack);
       if (res.headersSent) {
         res.end();
@@ -195,7 +196,13 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
 
   function need(req: IncomingMessage, role: 'student' | 'teacher'): SessionRecord {
     const s = sessionOf(req, role);
-    if (!s) throw new HttpError(401, role === 'student' ? 'not signed in: open your personal link, or join with the class code' : "the instructor's link is needed for this");
+    if (!s)
+      throw new HttpError(
+        401,
+        role === 'student'
+          ? 'not signed in: open your personal link, or join with the class code'
+          : "the instructor's link is needed for this",
+      );
     return s;
   }
 
@@ -261,7 +268,13 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
     // Static files: the same for everyone (they hold no data).
     const f = get && !path.endsWith('.html') ? files.get(path) : undefined;
     if (f) {
-      res.writeHead(200, { ...HEADERS, 'Cache-Control': 'no-cache', 'Content-Security-Policy': csp(), 'Content-Type': f.type, 'Content-Length': f.body.length });
+      res.writeHead(200, {
+        ...HEADERS,
+        'Cache-Control': 'no-cache',
+        'Content-Security-Policy': csp(),
+        'Content-Type': f.type,
+        'Content-Length': f.body.length,
+      });
       res.end(method === 'HEAD' ? undefined : f.body);
       return;
     }
@@ -338,6 +351,7 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
       }
       if (path === '/api/me/walk') {
         const intent = walkIntent(b);
+        if (!classroom.running(id)) throw new HttpError(409, 'no lab of yours is running: press Start first');
         // The page hears what happened on its event stream; this answers once the intent is taken.
         void classroom.intent(id, intent).catch((e: unknown) => log('%s: intent: %s', id, (e as Error).message));
         return json(res, 202, { ok: true });
@@ -544,7 +558,12 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
 
 function listenError(e: NodeJS.ErrnoException, o: ServeOptions): Error {
   if (e.code === 'EADDRINUSE') return new LabError(`port ${o.port} on ${o.host} is in use`, 'choose another with --port N');
-  if (e.code === 'EACCES') return new LabError(`not allowed to listen on port ${o.port}`, 'ports below 1024 need root: use a reverse proxy (docs/classroom.md), or a port above 1024');
-  if (e.code === 'EADDRNOTAVAIL') return new LabError(`${o.host} is not an address of this machine`, 'leave --host out, or give one of its own addresses');
+  if (e.code === 'EACCES')
+    return new LabError(
+      `not allowed to listen on port ${o.port}`,
+      'ports below 1024 need root: use a reverse proxy (docs/classroom.md), or a port above 1024',
+    );
+  if (e.code === 'EADDRNOTAVAIL')
+    return new LabError(`${o.host} is not an address of this machine`, 'leave --host out, or give one of its own addresses');
   return e;
 }

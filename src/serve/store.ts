@@ -101,7 +101,10 @@ export class Store {
     try {
       mkdirSync(join(dir, 'students'), { recursive: true, mode: 0o700 });
     } catch (e) {
-      throw new LabError(`cannot use ${dir} as the class's state directory: ${(e as Error).message}`, 'give another with state: in the class file');
+      throw new LabError(
+        `cannot use ${dir} as the class's state directory: ${(e as Error).message}`,
+        'give another with state: in the class file',
+      );
     }
     const cls = readJson<{ id: string; createdAt: string }>(join(dir, 'class.json'));
     if (cls && /^[a-f0-9]{12}$/.test(cls.id)) this.classId = cls.id;

@@ -8,14 +8,14 @@ import type { Runtime, TerminalSession } from '../runtime/runtime.js';
 const log = createDebug('lab:serve');
 
 /** Bytes of a terminal's recent output kept for a page that attaches: a few screens of a busy shell. */
-export const RING_BYTES = 128 * 1024;
+const RING_BYTES = 128 * 1024;
 
 /**
  * What a student's terminal runs in their machine: the same as `lab shell` (src/cli/live.ts), a login bash, so
  * the machine's tcplab-bashrc records the commands of each task. One place, so that running it as the student
  * (`tcplab-agent student`, issue 16) is a change of this line.
  */
-export function terminalArgv(): string[] {
+function terminalArgv(): string[] {
   return ['bash', '-l'];
 }
 
@@ -124,7 +124,8 @@ export class Terminal {
       })
       .catch((e: unknown) => {
         log('terminal on %s: %s', this.container, (e as Error).message);
-        for (const p of this.peers) p.control({ type: 'gone', message: `cannot open a shell on the ${this.node}: ${(e as Error).message}` });
+        for (const p of this.peers)
+          p.control({ type: 'gone', message: `cannot open a shell on the ${this.node}: ${(e as Error).message}` });
         throw e;
       })
       .finally(() => {

@@ -12,11 +12,7 @@ import type { Check, StepResult } from '../grade/grade.js';
 export type Phase = 'predict' | 'running' | 'task' | 'checking' | 'expecting' | 'review' | 'done';
 
 export type WalkIntent =
-  | { type: 'predict'; choice: string }
-  | { type: 'check' }
-  | { type: 'hint' }
-  | { type: 'solve' }
-  | { type: 'continue' };
+  { type: 'predict'; choice: string } | { type: 'check' } | { type: 'hint' } | { type: 'solve' } | { type: 'continue' };
 
 export interface CheckLine {
   expected: string;
@@ -95,17 +91,33 @@ interface WalkHooks {
 }
 
 export function freshWalk(): WalkSaved {
-  return { stepIndex: 0, phase: 'predict', predictions: {}, results: [], attempts: {}, tasksDone: [], lastChecks: [], hintsShown: 0, stepStartedAt: new Date().toISOString() };
+  return {
+    stepIndex: 0,
+    phase: 'predict',
+    predictions: {},
+    results: [],
+    attempts: {},
+    tasksDone: [],
+    lastChecks: [],
+    hintsShown: 0,
+    stepStartedAt: new Date().toISOString(),
+  };
 }
 
 /** The choices in an order of this student's (the file often lists the answer first), the same each time. */
 function order<T>(items: readonly T[], key: string): T[] {
   const rank = (i: number) => createHash('sha256').update(`${key}:${i}`).digest().readUInt32LE(0);
-  return items.map((x, i) => ({ x, r: rank(i) })).sort((a, b) => a.r - b.r).map((e) => e.x);
+  return items
+    .map((x, i) => ({ x, r: rank(i) }))
+    .sort((a, b) => a.r - b.r)
+    .map((e) => e.x);
 }
 
 function paragraphs(text: string): string[] {
-  return text.split(/\n\s*\n/).map((p) => p.replace(/\s*\n\s*/g, ' ').trim()).filter(Boolean);
+  return text
+    .split(/\n\s*\n/)
+    .map((p) => p.replace(/\s*\n\s*/g, ' ').trim())
+    .filter(Boolean);
 }
 
 function line(c: Check): CheckLine {
@@ -129,7 +141,7 @@ export class InterimWalk {
     // and running its commands again could double them (a second iptables rule). The student goes on from there.
     if (this.s.phase === 'running' || this.s.phase === 'expecting') {
       this.s.phase = 'review';
-      this.s.note = "the server restarted while this step ran: its checks were not finished; continue with the next step";
+      this.s.note = 'the server restarted while this step ran: its checks were not finished; continue with the next step';
     } else if (this.s.phase === 'checking') this.s.phase = 'task';
   }
 
@@ -235,7 +247,14 @@ export class InterimWalk {
     }
     this.result(step).checks.push(...checks);
     this.s.tasksDone.push(step.id);
-    await this.hooks.taskEnded({ step, passed: true, solvedByTcplab: false, attempts: this.s.attempts[step.id]!, startedAt: Date.parse(this.s.stepStartedAt), endedAt: Date.now() });
+    await this.hooks.taskEnded({
+      step,
+      passed: true,
+      solvedByTcplab: false,
+      attempts: this.s.attempts[step.id]!,
+      startedAt: Date.parse(this.s.stepStartedAt),
+      endedAt: Date.now(),
+    });
     await this.expectations(step);
   }
 
@@ -246,7 +265,14 @@ export class InterimWalk {
     // The solution's checks show what right looks like; they earn nothing.
     this.s.lastChecks = checks.map(line);
     this.result(step).checks.push(...checks.map((c) => ({ ...c, passed: false })));
-    await this.hooks.taskEnded({ step, passed: false, solvedByTcplab: true, attempts: this.s.attempts[step.id] ?? 0, startedAt: Date.parse(this.s.stepStartedAt), endedAt: Date.now() });
+    await this.hooks.taskEnded({
+      step,
+      passed: false,
+      solvedByTcplab: true,
+      attempts: this.s.attempts[step.id] ?? 0,
+      startedAt: Date.parse(this.s.stepStartedAt),
+      endedAt: Date.now(),
+    });
     await this.expectations(step);
   }
 
@@ -278,7 +304,10 @@ export class InterimWalk {
   score(): WalkScore {
     const checks = this.s.results.flatMap((r) => r.checks);
     return {
-      predictions: { right: Object.values(this.s.predictions).filter((p) => p.right).length, asked: Object.keys(this.s.predictions).length },
+      predictions: {
+        right: Object.values(this.s.predictions).filter((p) => p.right).length,
+        asked: Object.keys(this.s.predictions).length,
+      },
       checks: { met: checks.filter((c) => c.passed).length, total: checks.length },
       tasks: { done: this.s.tasksDone.length, total: this.lab.steps.filter((st) => st.task).length },
       steps: { done: this.s.phase === 'done' ? this.lab.steps.length : this.s.stepIndex, total: this.lab.steps.length },
@@ -317,7 +346,9 @@ export class InterimWalk {
                 question: fill(step.predict.question, this.vars),
                 choices: this.choices(step).map((c) => ({ key: c.key, text: fill(c.text, this.vars) })),
                 ...(p ? { chosen: this.choices(step).find((c) => c.text === p.choice)?.key ?? '' } : {}),
-                ...(p && reveal ? { answer: fill(step.predict.answer, this.vars), right: p.right, why: fill(step.predict.why, this.vars) } : {}),
+                ...(p && reveal
+                  ? { answer: fill(step.predict.answer, this.vars), right: p.right, why: fill(step.predict.why, this.vars) }
+                  : {}),
               },
             }
           : {}),

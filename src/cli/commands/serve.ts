@@ -29,7 +29,8 @@ function parsePort(text: string | undefined): number {
 
 function parseHost(text: string | undefined): string {
   if (text === undefined || text === 'localhost') return '127.0.0.1';
-  if (!isIP(text)) throw new LabError(`--host takes an IP address of this machine, not '${text}'`, 'for example --host 0.0.0.0 for every interface');
+  if (!isIP(text))
+    throw new LabError(`--host takes an IP address of this machine, not '${text}'`, 'for example --host 0.0.0.0 for every interface');
   return text;
 }
 
@@ -39,7 +40,11 @@ function offeredLabs(cls: ClassConfig): LoadedLab[] {
   if (!cls.labs) return all;
   return cls.labs.map((ref) => {
     const found = all.find((l) => (typeof ref === 'number' ? l.lab.id === ref : l.lab.slug === ref));
-    if (!found) throw new LabError(`${cls.file ?? 'the class'}: no lab ${ref}`, `the labs are: ${all.map((l) => `${l.lab.id} (${l.lab.slug})`).join(', ')}`);
+    if (!found)
+      throw new LabError(
+        `${cls.file ?? 'the class'}: no lab ${ref}`,
+        `the labs are: ${all.map((l) => `${l.lab.id} (${l.lab.slug})`).join(', ')}`,
+      );
     return found;
   });
 }
@@ -49,7 +54,7 @@ export const serveCommand = defineCommand({
   usage: 'serve [--class class.yaml] [--port N] [--host ADDR] [--tls-cert FILE --tls-key FILE] [--trust-proxy]',
   summary: 'a class in the browser: each student their own labs, terminals and walk; a live dashboard for the instructor',
   help:
-    "Serves a class from this Docker host: students open a page (their personal link, or the join code and a\n" +
+    'Serves a class from this Docker host: students open a page (their personal link, or the join code and a\n' +
     'name), start their own instance of a lab, walk it with a terminal per machine beside the live view, and press\n' +
     "Check. The instructor's link (printed, a secret) opens the dashboard: who is where, who is stuck, their\n" +
     'terminals and pages read-only, stopping a lab, the gradebook (CSV, JUnit, Gradescope, PrairieLearn).\n' +
@@ -107,11 +112,21 @@ export const serveCommand = defineCommand({
         const rows = cls.roster.map((r) => ({ ...r, link: `${server.url}j/${store.linkSecret(r.id)}` }));
         say(`Personal links for the ${rows.length} students of the roster: ${store.writeLinks(rows)}`);
       }
-      say(s.dim(`State: ${cls.stateDir}; at most ${cls.limits.runningLabs} labs at once, idle labs stop after ${Math.round(cls.limits.idleMs / 60_000)} min`));
+      say(
+        s.dim(
+          `State: ${cls.stateDir}; at most ${cls.limits.runningLabs} labs at once, idle labs stop after ${Math.round(cls.limits.idleMs / 60_000)} min`,
+        ),
+      );
       if (recovered.reattached || recovered.removed)
-        say(`After the restart: ${recovered.reattached} running lab${recovered.reattached === 1 ? '' : 's'} reattached, ${recovered.removed} removed`);
+        say(
+          `After the restart: ${recovered.reattached} running lab${recovered.reattached === 1 ? '' : 's'} reattached, ${recovered.removed} removed`,
+        );
       if (!isLoopback(host) && !tls && !cls.publicUrl?.startsWith('https:'))
-        say(s.yellow('warning: no TLS: on a network, links and cookies travel in clear; give --tls-cert/--tls-key or put a reverse proxy with TLS in front (docs/classroom.md)'));
+        say(
+          s.yellow(
+            'warning: no TLS: on a network, links and cookies travel in clear; give --tls-cert/--tls-key or put a reverse proxy with TLS in front (docs/classroom.md)',
+          ),
+        );
       if (isLoopback(host)) say(s.dim('Only this machine can reach it: --host 0.0.0.0 lets a class in (with TLS, see docs/classroom.md).'));
       say(s.dim('Ctrl-C stops the server; running labs keep running and the next `lab serve` reattaches them.'));
       await new Promise<void>((resolve) => {
@@ -121,7 +136,10 @@ export const serveCommand = defineCommand({
     } finally {
       const running = await classroom.close();
       await server.close();
-      if (running) say(`${running} lab${running === 1 ? '' : 's'} keep running for the next \`lab serve\` (the dashboard's "Stop every lab" removes them)`);
+      if (running)
+        say(
+          `${running} lab${running === 1 ? '' : 's'} keep running for the next \`lab serve\` (the dashboard's "Stop every lab" removes them)`,
+        );
     }
     return 0;
   },

@@ -1,5 +1,5 @@
 // Calls to the class server: JSON in and out, the session's CSRF token on every change, errors as messages.
-/* global fetch, document */
+/* global document */
 
 let csrf = '';
 

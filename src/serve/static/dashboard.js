@@ -1,7 +1,7 @@
 // The instructor's dashboard: one row per student, live (an event stream), stuck students first; watch a
 // student's page and terminals read-only, stop a lab; the gradebook from live work or from a replay of the
 // recorded commands, in the formats `lab grade --submissions` writes.
-/* global document, window, EventSource */
+/* global window, EventSource */
 import { byId, el, getJson, post, setCsrf } from './api.js';
 
 /** @param {number | undefined} s */
@@ -18,15 +18,26 @@ function renderRows(rows) {
   const body = byId('row-body');
   body.replaceChildren(
     ...sorted.map((r) => {
-      const watch = el('a', { href: `/watch/${encodeURIComponent(r.id)}`, target: '_blank', rel: 'noopener', class: 'button', 'aria-label': `Watch ${r.name}` }, ['Watch']);
+      const watch = el(
+        'a',
+        { href: `/watch/${encodeURIComponent(r.id)}`, target: '_blank', rel: 'noopener', class: 'button', 'aria-label': `Watch ${r.name}` },
+        ['Watch'],
+      );
       const stop = el('button', { type: 'button', disabled: r.status === 'none', 'aria-label': `Stop ${r.name}'s lab` }, ['Stop lab']);
       stop.addEventListener('click', async () => {
         if (!window.confirm(`Stop ${r.name}'s lab? Their progress is kept.`)) return;
         await post(`/api/class/students/${encodeURIComponent(r.id)}/stop`).catch((e) => (byId('grade-status').textContent = e.message));
       });
-      const lab = r.lab ? `Lab ${r.lab.id}${r.status === 'queued' ? ` (queued, #${r.queuePlace})` : r.status === 'starting' ? ' (starting)' : ''}` : '—';
+      const lab = r.lab
+        ? `Lab ${r.lab.id}${r.status === 'queued' ? ` (queued, #${r.queuePlace})` : r.status === 'starting' ? ' (starting)' : ''}`
+        : '—';
       return el('tr', { 'data-student': r.id, 'data-status': r.status, class: r.stuck ? 'stuck' : '' }, [
-        el('th', { scope: 'row' }, [r.name, ' ', el('small', {}, [r.id]), r.online ? el('span', { class: 'online', title: 'page open' }, [' ●']) : undefined]),
+        el('th', { scope: 'row' }, [
+          r.name,
+          ' ',
+          el('small', {}, [r.id]),
+          r.online ? el('span', { class: 'online', title: 'page open' }, [' ●']) : undefined,
+        ]),
         el('td', {}, [lab]),
         el('td', {}, [r.step ? `${r.step.number}/${r.step.total} ${r.step.title}` : '']),
         el('td', { class: 'tasks' }, [r.tasks ? `${r.tasks.done}/${r.tasks.total}` : '']),
@@ -84,7 +95,8 @@ async function main() {
   es.addEventListener('rows', (e) => renderRows(JSON.parse(/** @type {MessageEvent} */ (e).data)));
   es.addEventListener('replay', (e) => {
     const r = JSON.parse(/** @type {MessageEvent} */ (e).data);
-    byId('grade-status').textContent = `Replay of ${r.slug}: ${r.state}${r.message ? `: ${r.message}` : ''}${r.dir ? ` (written to ${r.dir})` : ''}`;
+    byId('grade-status').textContent =
+      `Replay of ${r.slug}: ${r.state}${r.message ? `: ${r.message}` : ''}${r.dir ? ` (written to ${r.dir})` : ''}`;
     byId('replay-csv').hidden = r.state !== 'done';
   });
   es.addEventListener('error', () => {

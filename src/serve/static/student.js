@@ -3,7 +3,7 @@
 // machine, and lab ui's live view (ladder, state diagrams) beside them. Everything comes from the class server's
 // event streams; the page sends intents (start, predict, check, continue) and keys, nothing else.
 import './nonce.js';
-/* global document, window, EventSource, navigator, fetch */
+/* global document, window, EventSource, navigator */
 import { byId, el, getJson, post, setCsrf } from './api.js';
 import { TermView } from './terminal.js';
 import { renderLadder } from '/ui/ladder.js';
@@ -60,7 +60,11 @@ function renderLabs(st) {
       const score = l.best
         ? `best: predictions ${l.best.predictions.right}/${l.best.predictions.asked}, checks ${l.best.checks.met}/${l.best.checks.total}, tasks ${l.best.tasks.done}/${l.best.tasks.total}`
         : '';
-      const start = el('button', { type: 'button', 'data-slug': l.slug, disabled: busy || readOnly, 'aria-label': `Start Lab ${l.id}: ${l.title}` }, ['Start']);
+      const start = el(
+        'button',
+        { type: 'button', 'data-slug': l.slug, disabled: busy || readOnly, 'aria-label': `Start Lab ${l.id}: ${l.title}` },
+        ['Start'],
+      );
       start.addEventListener('click', () => act(() => post('/api/me/start', { slug: l.slug })));
       return el('li', { 'data-slug': l.slug, 'data-progress': progress }, [
         el('span', { class: 'lab-name' }, [`Lab ${l.id}: ${l.title}`]),
@@ -145,7 +149,8 @@ function renderWalk(cur) {
     ),
   );
   const sc = w.score;
-  byId('score').textContent = `Score: predictions ${sc.predictions.right}/${sc.predictions.asked} right, checks ${sc.checks.met}/${sc.checks.total} met, tasks ${sc.tasks.done}/${sc.tasks.total} done${w.note ? ` · ${w.note}` : ''}`;
+  byId('score').textContent =
+    `Score: predictions ${sc.predictions.right}/${sc.predictions.asked} right, checks ${sc.checks.met}/${sc.checks.total} met, tasks ${sc.tasks.done}/${sc.tasks.total} done${w.note ? ` · ${w.note}` : ''}`;
   show(byId('notes'), !!w.notes);
   byId('notes').replaceChildren(...(w.notes ?? []).map((/** @type {string} */ n) => el('li', {}, [n])));
   page.stepKey = key;
@@ -161,10 +166,11 @@ function ensureTerminals(cur) {
   const boxes = byId('term-boxes');
   for (const n of cur.nodes) {
     const id = `term-${n.node}`;
-    const tab = el('button', { type: 'button', role: 'tab', id: `tab-${n.node}`, 'aria-controls': id, 'aria-selected': 'false', 'data-node': n.node }, [
-      `${n.node} `,
-      el('small', {}, [n.addresses.join(', ')]),
-    ]);
+    const tab = el(
+      'button',
+      { type: 'button', role: 'tab', id: `tab-${n.node}`, 'aria-controls': id, 'aria-selected': 'false', 'data-node': n.node },
+      [`${n.node} `, el('small', {}, [n.addresses.join(', ')])],
+    );
     tab.addEventListener('click', () => select(n.node));
     tab.addEventListener('keydown', (e) => {
       const nodes = cur.nodes.map((/** @type {any} */ x) => x.node);
@@ -186,7 +192,7 @@ function ensureTerminals(cur) {
       readOnly,
       label: `Terminal on the ${n.node}${readOnly ? ' (read-only)' : ''}`,
       onStatus: (s) => box.setAttribute('data-status', s),
-      onLeave: () => byId('check').hidden ? byId('walk').focus() : byId('check').focus(),
+      onLeave: () => (byId('check').hidden ? byId('walk').focus() : byId('check').focus()),
     });
     view.onCtrl = (on) => byId('keys').querySelector('[data-key="ctrl"]')?.setAttribute('aria-pressed', String(on));
     page.terms.set(n.node, view);
@@ -248,7 +254,9 @@ function render(st) {
   page.state = st;
   byId('title').textContent = st.class.title;
   document.title = `${st.class.title} · tcplab`;
-  byId('who').textContent = readOnly ? `watching ${st.student.name} (${st.student.id}), read-only` : `${st.student.name} (${st.student.id})`;
+  byId('who').textContent = readOnly
+    ? `watching ${st.student.name} (${st.student.id}), read-only`
+    : `${st.student.name} (${st.student.id})`;
   notice(st.notice ?? st.error);
   renderLabs(st);
   const cur = st.current;
@@ -258,7 +266,7 @@ function render(st) {
   show(byId('walk'), running);
   show(byId('terminals'), running);
   show(byId('live'), running);
-  document.body.dataset.lab = running ? 'running' : cur?.status ?? 'none';
+  document.body.dataset.lab = running ? 'running' : (cur?.status ?? 'none');
   if (running) {
     setStatus('live', `Lab ${cur.lab.id} running`);
     renderWalk(cur);
@@ -266,7 +274,9 @@ function render(st) {
     openLive();
     const idle = cur.idle;
     show(byId('idle'), !!idle?.warning && !readOnly);
-    if (idle?.warning) byId('idle-text').textContent = `Nothing typed or clicked for a while: your lab stops at ${new Date(idle.stopAt).toLocaleTimeString()} unless you carry on.`;
+    if (idle?.warning)
+      byId('idle-text').textContent =
+        `Nothing typed or clicked for a while: your lab stops at ${new Date(idle.stopAt).toLocaleTimeString()} unless you carry on.`;
   } else {
     disposeTerminals();
     closeLive();
