@@ -30,7 +30,7 @@ export interface WalkScore {
 }
 
 /** What the page draws of the walk: plain JSON. */
-export interface WalkView {
+interface WalkView {
   stepIndex: number;
   total: number;
   phase: Phase;
