@@ -1,10 +1,10 @@
 // Entry point: parse the command line, run one command, and turn every failure into a clear message and an
 // exit code. User errors (LabError) print what to do next; anything else is a bug and prints its stack.
-import { parseArgs } from 'node:util';
 import { isLabError } from '../errors.js';
 import { makeContext, cleanupLive, type Context } from './context.js';
 import { COMMANDS } from './commands/index.js';
-import { GLOBAL_OPTIONS, type Command } from './command.js';
+import type { Command } from './command.js';
+import { parseCommandLine } from './parse.js';
 import { reflow, terminalWidth, wrapText } from './wrap.js';
 import { VERSION } from './version.js';
 
@@ -17,6 +17,7 @@ function usage(): string {
     ...COMMANDS.map((c) => `  lab ${c.usage}\n      ${c.summary}`),
     '',
     'Global options: --json (machine-readable stdout), --no-color, --help. `lab help <command>`: its help.',
+    'lab start, grade, test, doctor and image: --base-image IMAGE builds the lab image on another Debian-based image.',
     'Environment: DOCKER_HOST, TCPLAB_BASE_IMAGE, NO_COLOR, DEBUG=lab* (developer logs).',
   ].join('\n');
 }
@@ -27,50 +28,26 @@ function commandHelp(command: Command): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  // `lab help start` means `lab start --help`.
-  if (name === 'help' && rest.length) {
-    const about = COMMANDS.find((c) => c.name === rest[0]);
-    if (!about) {
-      process.stderr.write(`lab help: no command '${rest[0]}'\n\n${usage()}\n`);
+  const line = parseCommandLine(argv);
+  switch (line.kind) {
+    case 'usage':
+      process.stdout.write(wrapText(usage(), terminalWidth(process.stdout)) + '\n');
+      return line.exitCode;
+    case 'version':
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case 'help':
+      process.stdout.write(commandHelp(line.command));
+      return 0;
+    case 'error':
+      process.stderr.write(`${line.message}\n${line.command ? `usage: lab ${line.command.usage}\n` : `\n${usage()}\n`}`);
       return 2;
-    }
-    process.stdout.write(commandHelp(about));
-    return 0;
   }
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(wrapText(usage(), terminalWidth(process.stdout)) + '\n');
-    return name ? 0 : 2;
-  }
-  if (name === '--version' || name === '-v') {
-    process.stdout.write(`${VERSION}\n`);
-    return 0;
-  }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
-    process.stderr.write(`lab: unknown command '${name}'\n\n${usage()}\n`);
-    return 2;
-  }
-  let parsed: { values: Record<string, unknown>; positionals: string[] };
-  try {
-    parsed = parseArgs({
-      args: rest,
-      options: { ...GLOBAL_OPTIONS, ...command.options },
-      allowPositionals: true,
-      strict: true,
-    }) as typeof parsed;
-  } catch (e) {
-    process.stderr.write(`lab ${name}: ${(e as Error).message}\nusage: lab ${command.usage}\n`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    process.stdout.write(commandHelp(command));
-    return 0;
-  }
+  const { command, values, positionals } = line;
   // --no-color means what NO_COLOR means, for tcplab and for the libraries it draws with (listr2, inquirer).
-  if (parsed.values['no-color']) process.env.NO_COLOR = '1';
-  const ctx = makeContext({ json: !!parsed.values.json, noColor: !!parsed.values['no-color'] });
-  return runCommand(ctx, command, parsed.values, parsed.positionals);
+  if (values['no-color']) process.env.NO_COLOR = '1';
+  const ctx = makeContext({ json: !!values.json, noColor: !!values['no-color'] });
+  return runCommand(ctx, command, values, positionals);
 }
 
 async function runCommand(ctx: Context, command: Command, values: Record<string, unknown>, positionals: string[]): Promise<number> {

@@ -30,7 +30,7 @@ export const COMPOSE_IMAGE = `${IMAGE_REPO}:current`;
  *  is reachable from a lab container, not even through the gateway address; lab traffic stays on the bridge. */
 const NETWORK_OPTIONS = { 'com.docker.network.bridge.inhibit_ipv4': 'true' } as const;
 
-/** The hardening every lab node gets (see README "Least privilege"). */
+/** The hardening every lab node gets (see docs/reliability.md "Least privilege"). */
 export const NODE_SECURITY = {
   capDrop: ['ALL'],
   capAdd: ['NET_ADMIN', 'NET_RAW'],

@@ -71,6 +71,12 @@ describe('the packed package, installed globally', () => {
       'images/node/Dockerfile',
       'schema/lab.schema.json',
       'compose/routed.yaml',
+      // README's links and the commands' help point at these.
+      'README.md',
+      'docs/students.md',
+      'docs/instructors.md',
+      'docs/authoring.md',
+      'docs/hosts.md',
     ])
       expect(existsSync(join(pkg, f)), f).toBe(true);
     // The live page's files: tsc does not copy them, the build does (scripts/copy-ui-static.mjs).

@@ -11,7 +11,7 @@ import { ALL_OPTION, attach, checkTask, hintFor, pickInstance, type LiveInstance
 import { recordAttempt } from '../state.js';
 import { labCommand } from '../invocation.js';
 
-/** Everything one check of a task found, as `lab check --json` prints it (see README "Students"). */
+/** Everything one check of a task found, as `lab check --json` prints it (see docs/students.md "lab check --json"). */
 interface CheckReport {
   instance: string;
   lab: { id: number; slug: string };
@@ -74,7 +74,7 @@ export const checkCommand = defineCommand({
     'every expectation is met, 1 when not (with a hint), 2 when the current step has no task. Some tasks are\n' +
     'tried first, as you would try them (a connection through your rule); the check shows those commands.\n' +
     "Without an instance, only your own labs are candidates (--all: everybody's).\n" +
-    '--json prints one document (see README "Students").',
+    '--json prints one document (see docs/students.md "lab check --json").',
   options: { ...ALL_OPTION },
   async run(ctx, values, positionals) {
     if (positionals.length > 1) throw new LabError('lab check takes at most one instance');

@@ -82,7 +82,7 @@ export const doctorCommand = defineCommand({
         name: 'image',
         ok: false,
         detail: (e as Error).message,
-        fix: 'the image builds from images/node on a Debian base; without a registry, `lab image load FILE` an archive saved with `lab image save` (README "Offline classrooms")',
+        fix: 'the image builds from images/node on a Debian base; without a registry, `lab image load FILE` an archive saved with `lab image save` (docs/hosts.md "Offline classrooms")',
       });
       return finish();
     }

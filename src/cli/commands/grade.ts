@@ -74,7 +74,7 @@ export const gradeCommand = defineCommand({
   summary: "run labs headless, or grade students' submissions; exit 0 only if every expected state was observed",
   help:
     'lab grade <lab...> runs each lab with its own solutions and checks every expected state (exit 0 all met, 1\n' +
-    'not). --trace DIR keeps each lab\'s capture and ladder (README "Watching the segments"). --student ID picks\n' +
+    'not). --trace DIR keeps each lab\'s capture and ladder (docs/instructors.md "Traces"). --student ID picks\n' +
     'whose variants a lab with variants uses.\n\n' +
     "lab grade <lab> --submissions <dir|file...> replays each student's submission (lab submit) in a fresh\n" +
     "instance, the student's answers in place of the tasks' solutions, and grades the whole lab: points per\n" +
@@ -89,7 +89,7 @@ export const gradeCommand = defineCommand({
     '  --poll D               how often checks look (default 100ms; lab start looks every 20ms)\n' +
     '  --retries N            grade a submission that did not pass again, N times (default 1); the best run counts\n' +
     '--submission FILE grades one file: exit 0 when every check is met, 1 when not, 2 when it cannot be graded.\n' +
-    'See README "Instructors".',
+    'See docs/instructors.md.',
   options: {
     all: { type: 'boolean' },
     junit: { type: 'string' },

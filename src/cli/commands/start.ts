@@ -25,7 +25,7 @@ export const startCommand = defineCommand({
     "commands, both sides' sockets, and whether each expected state appeared. --keep leaves the machines running\n" +
     'afterwards (remove them with `lab stop`). At a terminal it is a guided walk: a prediction before each change,\n' +
     'a menu after each step (observe again, a shell, rules, processes, quit) and tasks you do yourself, checked\n' +
-    'with `lab check` (see README "Students"). --yes, --json or no terminal: no prompts, tasks solved for you.\n' +
+    'with `lab check` (see docs/students.md). --yes, --json or no terminal: no prompts, tasks solved for you.\n' +
     'Ctrl-C, or closing the terminal, stops it at any moment: the lab is removed, what was done so far is shown,\n' +
     'and the exit code is 130 (143 for SIGTERM and SIGHUP).\n' +
     'A lab with per-student variants (a port of your own) derives them from your student id: --student ID, else\n' +
