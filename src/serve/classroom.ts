@@ -518,6 +518,9 @@ export class Classroom {
         lab: live.lab,
         slug: live.lab.slug,
         walk: () => ({ kind: 'walking', stepIndex: live.walk.view().stepIndex }),
+        // A page left open on a quiet lab looks every 2 s, not every second: a class of idle tabs costs the host
+        // the least it can while each look still forks ss in every machine (issue 16's agent makes looks cheap).
+        idlePollMs: 2000,
         publish: ({ ladder, ...rest }) => {
           for (const [event, data] of [
             ['ladder', ladder],

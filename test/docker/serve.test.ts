@@ -52,7 +52,15 @@ describeDocker('lab serve: a class in the browser', (env) => {
   const classFile = join(dir, 'class.yaml');
   writeFileSync(
     classFile,
-    ['title: Test class', 'labs: [1, 2]', 'join:', '  roster: [alice, { id: bob, name: Bob B }]', '  code: true', 'limits: { runningLabs: 12, startsAtOnce: 6 }', 'state: ./state'].join('\n'),
+    [
+      'title: Test class',
+      'labs: [1, 2]',
+      'join:',
+      '  roster: [alice, { id: bob, name: Bob B }]',
+      '  code: true',
+      'limits: { runningLabs: 12, startsAtOnce: 6 }',
+      'state: ./state',
+    ].join('\n'),
   );
   let port = 0;
   let server: LabRun | undefined;
@@ -83,7 +91,9 @@ describeDocker('lab serve: a class in the browser', (env) => {
   /** Every instance this class made, found by its owner label (the class id is in the state folder). */
   async function classInstances(): Promise<string[]> {
     const cs = await env.runtime.listContainers({ [LABEL.managed]: 'true' });
-    return [...new Set(cs.filter((c) => c.labels[LABEL.owner]?.startsWith(`tcplab-serve/${classId}/`)).map((c) => c.labels[LABEL.instance]!))];
+    return [
+      ...new Set(cs.filter((c) => c.labels[LABEL.owner]?.startsWith(`tcplab-serve/${classId}/`)).map((c) => c.labels[LABEL.instance]!)),
+    ];
   }
 
   beforeAll(async () => {
@@ -121,7 +131,8 @@ describeDocker('lab serve: a class in the browser', (env) => {
       if (m.type() === 'error' && !/401|404/.test(m.text())) errors.push(m.text());
     });
     p.on('request', (r) => {
-      if (!r.url().startsWith(base) && !r.url().startsWith(base.replace('http', 'ws'))) errors.push(`request outside the server: ${r.url()}`);
+      if (!r.url().startsWith(base) && !r.url().startsWith(base.replace('http', 'ws')))
+        errors.push(`request outside the server: ${r.url()}`);
     });
     (p as unknown as { errors: string[] }).errors = errors;
     await p.goto(url);
@@ -193,7 +204,9 @@ describeDocker('lab serve: a class in the browser', (env) => {
         namedTerminal: 'refused',
         watchTerminal: 'refused',
       });
-      const me = await p.evaluate(async () => (await (await fetch('/api/me')).json()) as { state: { student: { id: string }; current?: unknown } });
+      const me = await p.evaluate(
+        async () => (await (await fetch('/api/me')).json()) as { state: { student: { id: string }; current?: unknown } },
+      );
       expect(me.state.student.id).toBe('bob');
       expect(me.state.current).toBeUndefined();
     } finally {
@@ -241,7 +254,9 @@ describeDocker('lab serve: a class in the browser', (env) => {
         await page.locator('#predict input[type="radio"]').first().check();
         await page.locator('#predict-go').click();
       } else await page.locator('#continue').click();
-      await page.waitForFunction(() => !document.querySelector('#busy')?.textContent, undefined, { timeout: 120_000 }).catch(() => undefined);
+      await page
+        .waitForFunction(() => !document.querySelector('#busy')?.textContent, undefined, { timeout: 120_000 })
+        .catch(() => undefined);
     }
     expect(restarted).toBe(true);
     await page.locator('#notice-text').filter({ hasText: 'Lab 2 finished' }).waitFor({ timeout: 60_000 });
@@ -267,7 +282,7 @@ describeDocker('lab serve: a class in the browser', (env) => {
   });
 
   it("ten students at once all finish Lab 1's task", async () => {
-    const students = Array.from({ length: 10 }, (_, i) => new ClassClient(base));
+    const students = Array.from({ length: 10 }, () => new ClassClient(base));
     try {
       await Promise.all(students.map((s, i) => s.join(code, `Student ${i + 1}`)));
       await Promise.all(students.map((s) => s.must('/api/me/start', { slug: 'basic-states' })));
@@ -285,7 +300,9 @@ async function walkLab1(s: ClassClient): Promise<void> {
   for (let guard = 0; guard < 40; guard++) {
     const st = await s.until(
       'a step waiting for the student',
-      (x) => !x.current || (x.current.status === 'running' && !x.current.walk?.busy && ['predict', 'task', 'review'].includes(x.current.walk!.phase)),
+      (x) =>
+        !x.current ||
+        (x.current.status === 'running' && !x.current.walk?.busy && ['predict', 'task', 'review'].includes(x.current.walk!.phase)),
       240_000,
     );
     const cur = st.current;
@@ -306,15 +323,24 @@ async function walkLab1(s: ClassClient): Promise<void> {
         client.type(`for i in 1 2 3 4 5; do echo hi | nc -q0 ${serverIp} ${port} && break; sleep 0.3; done\r`);
         await server.until(/hi/, 30_000);
         await s.must('/api/me/walk', { type: 'check' });
-        const after = await s.until('the check', (x) => !!x.current?.walk && x.current.walk.attempts > w.attempts && !x.current.walk.busy, 120_000);
-        if (after.current?.walk?.phase === 'task') throw new Error(`Lab 1's check did not pass: ${JSON.stringify(after.current.walk.checks)}`);
+        const after = await s.until(
+          'the check',
+          (x) => !!x.current?.walk && x.current.walk.attempts > w.attempts && !x.current.walk.busy,
+          120_000,
+        );
+        if (after.current?.walk?.phase === 'task')
+          throw new Error(`Lab 1's check did not pass: ${JSON.stringify(after.current.walk.checks)}`);
       } finally {
         server.close();
         client.close();
       }
     }
     // The intent is taken; wait until the walk has moved on from this phase.
-    await s.until('the walk moving on', (x) => !x.current || x.current.walk?.phase !== w.phase || x.current.walk.stepIndex !== w.stepIndex, 240_000);
+    await s.until(
+      'the walk moving on',
+      (x) => !x.current || x.current.walk?.phase !== w.phase || x.current.walk.stepIndex !== w.stepIndex,
+      240_000,
+    );
   }
   throw new Error('Lab 1 did not finish within 40 moves');
 }
