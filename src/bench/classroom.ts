@@ -68,7 +68,7 @@ function quantile(xs: number[], q: number): number {
   return s[lo]! + (s[Math.ceil(pos)]! - s[lo]!) * (pos - lo);
 }
 
-export interface ClassRound {
+interface ClassRound {
   n: number;
   /** From the moment all pressed Start to the moment the last lab was ready (ms), and each one's. */
   allReadyMs: number;

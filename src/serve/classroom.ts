@@ -742,6 +742,7 @@ export class Classroom {
         s.rec.notice = `Your lab (${l ? `Lab ${l.lab.id}` : cur.slug}) could not be kept while the server restarted, so it was removed. Your progress is kept; Start begins it again.`;
         this.save(s);
         if (cs.length) {
+          claimed.add(cur.instance);
           await removeInstance(this.o.runtime, cur.instance).catch(() => undefined);
           removed++;
         }
