@@ -113,6 +113,15 @@ export class RateLimit {
     return true;
   }
 
+  /** Over the limit already (nothing counted): a class behind one address (a school's NAT) joins at once, so
+   *  only failures are counted, and only they can shut an address out. */
+  blocked(key: string): boolean {
+    const from = this.now() - this.windowMs;
+    const mine = (this.hits.get(key) ?? []).filter((x) => x > from).length;
+    const all = this.all.filter((x) => x > from).length;
+    return mine >= this.perKey || all >= this.total;
+  }
+
   /** Seconds until this key may try again. */
   retryAfterS(key: string): number {
     const oldest = (this.hits.get(key) ?? [])[0] ?? this.all[0] ?? this.now();

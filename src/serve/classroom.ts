@@ -96,6 +96,8 @@ export class Classroom {
   private readonly labs: Map<string, LoadedLab>;
   private readonly abort = new AbortController();
   private building = 0;
+  /** Labs being built: a server that stops waits for them to be removed (never a half-built lab). */
+  private readonly builds = new Set<Promise<void>>();
   private readonly sweep: NodeJS.Timeout;
   private rowsTimer: NodeJS.Timeout | undefined;
   private replays = new Map<
@@ -325,10 +327,12 @@ export class Classroom {
       s.queued = undefined;
       s.starting = { slug, since: Date.now() };
       this.building++;
-      void this.build(s, slug).finally(() => {
+      const b = this.build(s, slug).finally(() => {
         this.building--;
-        this.pump();
+        this.builds.delete(b);
+        if (!this.abort.signal.aborted) this.pump();
       });
+      this.builds.add(b);
     }
     // Places in the queue moved: tell those still waiting.
     for (const qid of this.queue) {
@@ -761,6 +765,8 @@ export class Classroom {
     clearInterval(this.sweep);
     if (this.rowsTimer) clearTimeout(this.rowsTimer);
     this.abort.abort();
+    // A lab being built when the server stops is removed by its own cleanup (createInstance): wait for it.
+    await Promise.allSettled([...this.builds]);
     let running = 0;
     for (const s of this.students.values()) {
       const live = s.live;

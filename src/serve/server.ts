@@ -128,9 +128,10 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
   const tls = !!o.tls;
   const studentCookie = cookieName(tls, 'student');
   const teacherCookie = cookieName(tls, 'teacher');
-  // 10 tries a minute per address, 120 a minute in all: a class of 100 joins in a minute, a guesser gets nowhere.
-  const joins = new RateLimit(10, 120, 60_000);
-  const links = new RateLimit(30, 600, 60_000);
+  // Wrong codes and unknown links: 10 a minute per address, 60 in all; a guesser gets nowhere, while a class
+  // behind one address (a school's NAT) joins at once (right answers are not counted).
+  const joins = new RateLimit(10, 60, 60_000);
+  const links = new RateLimit(10, 60, 60_000);
   const streams = new Map<string, number>();
   let streamCount = 0;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, perMessageDeflate: false });
@@ -283,17 +284,25 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
     let m = /^\/j\/([^/]+)$/.exec(path);
     if (m && get) {
       const secret = m[1]!;
-      if (!links.take(clientAddress(req, !!o.trustProxy))) throw new HttpError(429, 'too many tries: wait a minute');
+      const ip = clientAddress(req, !!o.trustProxy);
+      if (links.blocked(ip)) throw new HttpError(429, 'too many tries: wait a minute');
       const student = SECRET_SHAPE.test(secret) ? store.studentOfLink(secret) : undefined;
-      if (!student || !classroom.has(student)) return page(res, '/expired.html', 404);
+      if (!student || !classroom.has(student)) {
+        links.take(ip);
+        return page(res, '/expired.html', 404);
+      }
       const { cookie } = store.newSession({ role: 'student', student });
       classroom.joined(student);
       return redirect(res, '/', setCookie(studentCookie, cookie, { tls }));
     }
     m = /^\/t\/([^/]+)$/.exec(path);
     if (m && get) {
-      if (!links.take(clientAddress(req, !!o.trustProxy))) throw new HttpError(429, 'too many tries: wait a minute');
-      if (!SECRET_SHAPE.test(m[1]!) || !sameSecret(m[1]!, store.teacherSecret)) return page(res, '/expired.html', 404);
+      const ip = clientAddress(req, !!o.trustProxy);
+      if (links.blocked(ip)) throw new HttpError(429, 'too many tries: wait a minute');
+      if (!SECRET_SHAPE.test(m[1]!) || !sameSecret(m[1]!, store.teacherSecret)) {
+        links.take(ip);
+        return page(res, '/expired.html', 404);
+      }
       const { cookie } = store.newSession({ role: 'teacher' });
       return redirect(res, '/dashboard', setCookie(teacherCookie, cookie, { tls }));
     }
@@ -301,14 +310,17 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
       if (!o.joinCode) throw new HttpError(404, 'this class has no join code: use your personal link');
       if (!originAllowed(req, o.publicUrl, false)) throw new HttpError(403, 'this request came from another site');
       const ip = clientAddress(req, !!o.trustProxy);
-      if (!joins.take(ip)) {
-        json(res, 429, { error: 'too many tries: wait a minute' }, { 'Retry-After': String(joins.retryAfterS(ip)) });
+      if (joins.blocked(ip)) {
+        json(res, 429, { error: 'too many wrong codes: wait a minute' }, { 'Retry-After': String(joins.retryAfterS(ip)) });
         return;
       }
       const b = await body(req);
       const code = typeof b.code === 'string' ? b.code.trim().toUpperCase() : '';
       const name = typeof b.name === 'string' ? b.name : '';
-      if (!sameSecret(code, o.joinCode)) throw new HttpError(403, 'that is not the class code');
+      if (!sameSecret(code, o.joinCode)) {
+        joins.take(ip);
+        throw new HttpError(403, 'that is not the class code');
+      }
       const rec = classroom.joinWithName(name);
       const { cookie } = store.newSession({ role: 'student', student: rec.id });
       json(res, 200, { ok: true, student: { id: rec.id, name: rec.name } }, { 'Set-Cookie': setCookie(studentCookie, cookie, { tls }) });

@@ -4,7 +4,7 @@
 // back to the same shell; the server restarts in the middle and nothing is lost; the dashboard and its CSV show
 // the work; a second student reaches nothing of the first's by any URL or message; ten students at once all
 // finish Lab 1's task; nothing is left behind.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -226,6 +226,22 @@ describeDocker('lab serve: a class in the browser', (env) => {
     await expect.poll(() => terminalText(page), { timeout: 20_000 }).toMatch(new RegExp(`again-${pid}`));
   });
 
+  it("the instructor watches the student's page and terminal, read-only", async () => {
+    const t = await alice.newPage();
+    await t.goto(teacherLink);
+    await t.goto(`${base}watch/alice`);
+    await t.locator('#walk').waitFor({ state: 'visible', timeout: 30_000 });
+    expect(await t.locator('#who').textContent()).toMatch(/watching alice .*read-only/);
+    await expect.poll(() => terminalText(t), { timeout: 20_000 }).toMatch(/again-\d+/);
+    expect(await t.locator('#continue').isVisible()).toBe(false);
+    // Keys typed on the watching page go nowhere.
+    await t.locator('#term-client .xterm').click();
+    await t.keyboard.type('echo from-the-watcher\n');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await terminalText(page)).not.toContain('from-the-watcher');
+    await t.close();
+  });
+
   it('walks on, survives a server restart in the middle with nothing lost, and finishes the lab', async () => {
     const stepOf = async () => Number(/step (\d+) of/.exec((await page.locator('#step-number').textContent()) ?? '')?.[1]);
     let restarted = false;
@@ -278,6 +294,15 @@ describeDocker('lab serve: a class in the browser', (env) => {
     expect(cells[cols.indexOf('passed')]).toBe('true');
     expect(Number(cells[cols.indexOf('total')])).toBe(Number(cells[cols.indexOf('max')]));
     expect(rows.find((r) => r.startsWith('bob,'))).toMatch(/,false,false,live,/);
+    // The recorded commands (the rule typed in the page's terminal), replayed through lab grade's grader.
+    await t.locator('#grade-lab').selectOption('incomplete-handshake');
+    await t.locator('#replay').click();
+    await t.locator('#replay-csv').waitFor({ state: 'visible', timeout: 240_000 });
+    const replayed = await (await t.request.get(`${base}api/class/gradebook/incomplete-handshake.csv?from=replay`)).text();
+    const line = replayed.split('\r\n').find((r) => r.startsWith('alice,'))!;
+    expect(line.split(',')[cols.indexOf('passed')], replayed).toBe('true');
+    const sub = readFileSync(join(state, 'exports', readdirSync(join(state, 'exports')).find((d) => d.includes('replay'))!, 'submissions', 'alice.yaml'), 'utf8');
+    expect(sub).toMatch(/drop-syn:\n\s+client: \|\n\s+iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP/);
     await t.close();
   });
 
