@@ -68,7 +68,7 @@ function quantile(xs: number[], q: number): number {
   return s[lo]! + (s[Math.ceil(pos)]! - s[lo]!) * (pos - lo);
 }
 
-interface ClassRound {
+export interface ClassRound {
   n: number;
   /** From the moment all pressed Start to the moment the last lab was ready (ms), and each one's. */
   allReadyMs: number;
@@ -80,6 +80,8 @@ interface ClassRound {
   /** Cores used while every student sat idle with their page open: the server, the engine, inside the labs. */
   idleCores: { server: number; engine: number; labs: number; seconds: number };
   graded: { right: number; total: number; wrong: string[] };
+  /** The round could not finish (a student's lab never became ready, a check never came back): why. */
+  error?: string;
 }
 
 interface Options {
@@ -89,6 +91,8 @@ interface Options {
   keys: number;
   idleSeconds: number;
   log: (s: string) => void;
+  /** Each round as soon as it is done (a later round that fails does not lose the earlier ones). */
+  onRound: (r: ClassRound) => void;
 }
 
 /** One `lab serve`, one round per class size; everything it made is removed at the end. */
@@ -120,7 +124,21 @@ export async function classroomBench(o: Options): Promise<ClassRound[]> {
     classId = (JSON.parse(readFileSync(join(dir, 'state', 'class.json'), 'utf8')) as { id: string }).id;
     await new Promise((r) => setTimeout(r, 2000));
     const rssBefore = rssOf(child.pid!);
-    for (const n of o.counts) rounds.push(await round(o, child, base, code, teacher, n, rssBefore));
+    for (const n of o.counts) {
+      const r = await round(o, child, base, code, teacher, n, rssBefore).catch((e: unknown): ClassRound => ({
+        n,
+        allReadyMs: NaN,
+        readyMs: [],
+        echo: { p50: NaN, p95: NaN, max: NaN, samples: 0 },
+        rss: rssOf(child.pid!),
+        rssBefore,
+        idleCores: { server: NaN, engine: NaN, labs: NaN, seconds: 0 },
+        graded: { right: 0, total: n, wrong: [] },
+        error: (e as Error).message.slice(0, 400),
+      }));
+      rounds.push(r);
+      o.onRound(r);
+    }
   } finally {
     child.kill('SIGINT');
     await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('close', r)));
@@ -146,7 +164,6 @@ async function round(
 ): Promise<ClassRound> {
   o.log(`  ${n} student${n === 1 ? '' : 's'}: joining, pressing Start together`);
   const students = Array.from({ length: n }, () => new ClassClient(base));
-  const live: AbortController[] = [];
   const terms: Awaited<ReturnType<ClassClient['terminal']>>[] = [];
   try {
     await Promise.all(students.map((s, i) => s.join(code, `bench ${n}-${i + 1}`)));
@@ -160,16 +177,7 @@ async function round(
       }),
     );
     const allReadyMs = Math.max(...readyMs);
-    // Each page as a browser has it: the event stream (followed above), the live view, a terminal.
-    for (const s of students) {
-      const a = new AbortController();
-      live.push(a);
-      void fetch(new URL('/api/me/live', base), { headers: { Cookie: s.cookie }, signal: a.signal })
-        .then(async (r) => {
-          for await (const chunk of r.body!) void chunk;
-        })
-        .catch(() => undefined);
-    }
+    // Each page as a browser has it: the event stream (followed above, with the live view on it), a terminal.
     for (const s of students) terms.push(await s.terminal('client'));
     await Promise.all(terms.map((t) => t.until(/# $/, 60_000)));
     // Keys typed with a student's pauses (100-300 ms), everyone at once.
@@ -232,7 +240,6 @@ async function round(
     };
   } finally {
     for (const t of terms) t.close();
-    for (const a of live) a.abort();
     // Every lab of the round stopped from the dashboard, as an instructor would.
     const teacher = new ClassClient(base);
     const r = await fetch(teacherLink, { redirect: 'manual' });

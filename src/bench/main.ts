@@ -26,7 +26,7 @@ import { mb, median, ms, summary, timed } from './stats.js';
 import { must, run } from './shell.js';
 import { LISTEN_LATER } from './probes.js';
 import { gradeClass, type ClassRun } from './submissions.js';
-import { classroomBench } from './classroom.js';
+import { classroomBench, type ClassRound } from './classroom.js';
 
 const SECTIONS = [
   'warm',
@@ -762,10 +762,24 @@ async function classroom(): Promise<void> {
     keys: quick ? 5 : 20,
     idleSeconds: quick ? 5 : 20,
     log: (s) => process.stdout.write(`${s}\n`),
+    onRound: (r) => reportRound(r),
   });
   raw.classroom = rounds;
-  for (const r of rounds) {
+}
+
+function reportRound(r: ClassRound): void {
+  {
     const at30 = r.n >= 30;
+    if (r.error) {
+      report({
+        section: 'classroom',
+        name: `N=${r.n}: the round`,
+        value: `did not finish: ${r.error}`,
+        target: 'every lab ready and graded',
+        met: false,
+      });
+      return;
+    }
     report({
       section: 'classroom',
       name: `N=${r.n}: keystroke echo through the server`,

@@ -57,8 +57,9 @@ interface Student {
   live?: Live;
   starting?: { slug: string; since: number };
   queued?: { slug: string; at: number };
-  /** The student's own pages (their event streams). */
-  pages: Set<Sink>;
+  /** Pages showing this student (their event streams): the student's own, and instructors watching; each
+   *  also gets the live view while a lab runs (one stream per page: a browser holds six per host). */
+  pages: Map<Sink, { watcher: boolean; unwatch?: () => void }>;
   error?: string;
 }
 
@@ -107,10 +108,10 @@ export class Classroom {
 
   constructor(private readonly o: ClassroomOptions) {
     this.labs = new Map(o.labs.map((l) => [l.lab.slug, l]));
-    for (const rec of o.store.loadStudents()) this.students.set(rec.id, { rec, pages: new Set() });
+    for (const rec of o.store.loadStudents()) this.students.set(rec.id, { rec, pages: new Map() });
     for (const r of o.config.roster) {
       const s = this.students.get(r.id);
-      if (!s) this.students.set(r.id, { rec: { id: r.id, name: r.name, via: 'roster', labs: {} }, pages: new Set() });
+      if (!s) this.students.set(r.id, { rec: { id: r.id, name: r.name, via: 'roster', labs: {} }, pages: new Map() });
       else s.rec.name = r.name;
     }
     this.sweep = setInterval(() => void this.sweepIdle(), SWEEP_MS);
@@ -167,7 +168,7 @@ export class Classroom {
     do id = `${base}-${newInstanceId().slice(0, 4)}`;
     while (this.students.has(id) || !STUDENT_ID.test(id));
     const rec: StudentRecord = { id, name: clean, via: 'code', joinedAt: new Date().toISOString(), labs: {} };
-    this.students.set(id, { rec, pages: new Set() });
+    this.students.set(id, { rec, pages: new Map() });
     this.o.store.saveStudent(rec);
     this.rowsChanged();
     return rec;
@@ -259,18 +260,21 @@ export class Classroom {
   private changed(s: Student): void {
     if (s.pages.size) {
       const data = this.state(s.rec.id);
-      for (const p of s.pages) p({ event: 'state', data });
+      for (const p of s.pages.keys()) p({ event: 'state', data });
     }
     this.rowsChanged();
   }
 
   /** A page of the student's opens its event stream. */
-  subscribe(id: string, sink: Sink): () => void {
+  subscribe(id: string, sink: Sink, watcher = false): () => void {
     const s = this.get(id);
-    s.pages.add(sink);
+    const entry: { watcher: boolean; unwatch?: () => void } = { watcher };
+    s.pages.set(sink, entry);
     sink({ event: 'state', data: this.state(id) });
+    if (s.live) entry.unwatch = this.watchLive(id, sink);
     this.rowsChanged();
     return () => {
+      entry.unwatch?.();
       s.pages.delete(sink);
       this.rowsChanged();
     };
@@ -395,6 +399,7 @@ export class Classroom {
       taskEnded: (t) => this.recordTask(s, live, rec, t),
     });
     s.live = live;
+    for (const [sink, entry] of s.pages) entry.unwatch = this.watchLive(s.rec.id, sink);
     live.walk.begin();
     this.changed(s);
   }
@@ -476,6 +481,7 @@ export class Classroom {
     live.watch?.abort.abort();
     for (const v of live.viewers) v({ event: 'gone', data: { message } });
     live.viewers.clear();
+    for (const entry of s.pages.values()) entry.unwatch = undefined;
     delete s.rec.current;
     if (why !== 'student') s.rec.notice = message;
     this.save(s);
@@ -522,9 +528,11 @@ export class Classroom {
         lab: live.lab,
         slug: live.lab.slug,
         walk: () => ({ kind: 'walking', stepIndex: live.walk.view().stepIndex }),
-        // A page left open on a quiet lab looks every 2 s, not every second: a class of idle tabs costs the host
-        // the least it can while each look still forks ss in every machine (issue 16's agent makes looks cheap).
-        idlePollMs: 2000,
+        // Twice a second while something moves (lab ui's projector page looks four times), every 3 s once quiet:
+        // each look still forks ss and iptables-save in every machine, and a class of open pages is many labs
+        // looked at together (issue 16's agent makes a look a long poll that costs nothing while nothing moves).
+        pollMs: 500,
+        idlePollMs: 3000,
         publish: ({ ladder, ...rest }) => {
           for (const [event, data] of [
             ['ladder', ladder],
@@ -600,7 +608,7 @@ export class Classroom {
           status: s.live ? 'running' : s.starting ? 'starting' : s.queued ? 'queued' : 'none',
           attempts: 0,
           completed,
-          online: s.pages.size > 0,
+          online: [...s.pages.values()].some((p) => !p.watcher),
         };
         if (s.queued) row.queuePlace = this.queue.indexOf(s.rec.id) + 1;
         const slug = s.live?.lab.slug ?? s.starting?.slug ?? s.queued?.slug;

@@ -397,7 +397,7 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
         const id = decodeURIComponent(m[1]!);
         if (!STUDENT_ID.test(id) || !classroom.has(id)) throw new HttpError(404, 'no such student');
         if (get && m[2] === 'state') return json(res, 200, { csrf: s.csrf, state: classroom.state(id), watching: true });
-        if (get && m[2] === 'events') return stream(req, res, 'teacher', (send) => classroom.subscribe(id, send));
+        if (get && m[2] === 'events') return stream(req, res, 'teacher', (send) => classroom.subscribe(id, send, true));
         if (get && m[2] === 'live') return stream(req, res, 'teacher', (send) => classroom.watchLive(id, send));
         if (method === 'POST' && m[2] === 'stop') {
           guardChange(req, s);

@@ -189,7 +189,11 @@ export class InterimWalk {
 
   private serial(fn: () => Promise<void>): Promise<void> {
     const run = this.running.then(fn).catch((e: unknown) => {
+      // The engine failed in the middle (a look that timed out on a loaded host): back to where the student can
+      // act again (the task, to check once more; or on to the next step), with what happened.
       this.busy = undefined;
+      if (this.s.phase === 'checking') this.s.phase = 'task';
+      else if (this.s.phase === 'running' || this.s.phase === 'expecting') this.s.phase = 'review';
       this.s.note = `something failed: ${(e as Error).message}`;
       this.emit();
     });

@@ -299,9 +299,18 @@ describeDocker('lab serve: a class in the browser', (env) => {
     await t.locator('#replay').click();
     await t.locator('#replay-csv').waitFor({ state: 'visible', timeout: 240_000 });
     const replayed = await (await t.request.get(`${base}api/class/gradebook/incomplete-handshake.csv?from=replay`)).text();
-    const line = replayed.split('\r\n').find((r) => r.startsWith('alice,'))!;
-    expect(line.split(',')[cols.indexOf('passed')], replayed).toBe('true');
-    const sub = readFileSync(join(state, 'exports', readdirSync(join(state, 'exports')).find((d) => d.includes('replay'))!, 'submissions', 'alice.yaml'), 'utf8');
+    const line = replayed.split('\r\n').find((r) => r.startsWith('alice,'));
+    expect(line?.split(',')[cols.indexOf('passed')], replayed).toBe('true');
+    const sub = readFileSync(
+      join(
+        state,
+        'exports',
+        readdirSync(join(state, 'exports')).find((d) => d.includes('replay'))!,
+        'submissions',
+        'alice.yaml',
+      ),
+      'utf8',
+    );
     expect(sub).toMatch(/drop-syn:\n\s+client: \|\n\s+iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP/);
     await t.close();
   });

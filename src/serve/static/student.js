@@ -19,7 +19,6 @@ const page = {
   /** @type {Map<string, TermView>} */ terms: new Map(),
   termKey: '',
   /** @type {string | undefined} */ active: undefined,
-  /** @type {EventSource | undefined} */ live: undefined,
   /** @type {any} */ view: undefined,
   /** @type {any} */ ladder: undefined,
   diagram: '',
@@ -220,10 +219,8 @@ function disposeTerminals() {
   byId('term-boxes').replaceChildren();
 }
 
-function openLive() {
-  if (page.live) return;
-  const es = new EventSource(`${base}/live`);
-  page.live = es;
+/** The live view comes on the page's one event stream (a browser holds at most six per server). */
+function listenLive(/** @type {EventSource} */ es) {
   es.addEventListener('view', (e) => {
     page.view = JSON.parse(/** @type {MessageEvent} */ (e).data);
     renderSides(byId('sides'), page.view.sides, page.diagram);
@@ -233,12 +230,6 @@ function openLive() {
     page.ladder = JSON.parse(/** @type {MessageEvent} */ (e).data);
     drawLadder();
   });
-  es.addEventListener('gone', () => closeLive());
-}
-
-function closeLive() {
-  page.live?.close();
-  page.live = undefined;
 }
 
 function drawLadder() {
@@ -271,7 +262,6 @@ function render(st) {
     setStatus('live', `Lab ${cur.lab.id} running`);
     renderWalk(cur);
     ensureTerminals(cur);
-    openLive();
     const idle = cur.idle;
     show(byId('idle'), !!idle?.warning && !readOnly);
     if (idle?.warning)
@@ -279,7 +269,8 @@ function render(st) {
         `Nothing typed or clicked for a while: your lab stops at ${new Date(idle.stopAt).toLocaleTimeString()} unless you carry on.`;
   } else {
     disposeTerminals();
-    closeLive();
+    page.view = undefined;
+    page.ladder = undefined;
     show(byId('idle'), false);
     if (cur?.status === 'starting') setStatus('connecting', `Starting Lab ${cur.lab?.id ?? ''}…`);
     else if (cur?.status === 'queued')
@@ -356,6 +347,7 @@ async function main() {
   render(first.state);
   const es = new EventSource(`${base}/events`);
   es.addEventListener('state', (e) => render(JSON.parse(/** @type {MessageEvent} */ (e).data)));
+  listenLive(es);
   es.addEventListener('error', () => {
     if (es.readyState === EventSource.CLOSED) setStatus('lost', 'no connection: reload the page');
     else setStatus('lost', 'reconnecting…');
