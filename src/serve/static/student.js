@@ -98,6 +98,9 @@ function renderWalk(cur) {
   byId('step-title').textContent = w.phase === 'done' ? 'Lab finished' : (step?.title ?? '');
   byId('busy').textContent = w.busy ?? '';
   byId('walk').setAttribute('aria-busy', String(!!w.busy));
+  // Where the walk is, for style and for tests: the step (1-based) and the phase.
+  byId('walk').dataset.step = String(w.stepIndex + 1);
+  byId('walk').dataset.phase = w.busy ? 'busy' : w.phase;
   byId('explain').replaceChildren(...(step && w.phase !== 'done' ? step.explain.map((/** @type {string} */ p) => el('p', {}, [p])) : []));
   // The prediction: lettered choices, none chosen, before anything runs.
   const form = byId('predict');
