@@ -11,14 +11,19 @@ interface StudentState {
     slug: string;
     place?: number;
     nodes?: { node: string; addresses: string[] }[];
+    /** The walk's state (src/walk/session.ts WalkState), the parts a simulated student reads. */
     walk?: {
-      stepIndex: number;
-      total: number;
-      phase: string;
-      busy?: string;
-      step?: { id: string; title: string; task?: unknown; predict?: { choices: { key: string; text: string }[]; answer?: string } };
-      checks: { passed: boolean; expected: string; seen: string[] }[];
-      attempts: number;
+      phase: 'busy' | 'predict' | 'task' | 'menu' | 'ended';
+      doing?: string;
+      lab: { steps: number };
+      step?: {
+        index: number;
+        id: string;
+        title: string;
+        prediction?: { choices: { key: string; text: string }[]; answer?: string };
+        task?: { prompt: string; attempts: number; outcome?: 'done' | 'solution'; lastCheck?: { attempt: number; passed: boolean } };
+        checks: { passed: boolean; expected: string; seen: string[] }[];
+      };
       score: { tasks: { done: number; total: number }; checks: { met: number; total: number } };
     };
   };

@@ -222,8 +222,12 @@ async function round(
         t.type(`iptables -I OUTPUT -p tcp --dport 5555 --syn -j ${bad ? 'REJECT' : 'DROP'}; echo rule-set-$?\r`);
         await t.until(/rule-set-0/, 60_000);
         await s.must('/api/me/walk', { type: 'check' });
-        const st = await s.until('the check', (x) => (x.current?.walk?.attempts ?? 0) >= 1 && !x.current?.walk?.busy, 300_000);
-        const passed = st.current?.walk?.phase !== 'task';
+        const st = await s.until(
+          'the check',
+          (x) => (x.current?.walk?.step?.task?.attempts ?? 0) >= 1 && x.current?.walk?.phase !== 'busy',
+          300_000,
+        );
+        const passed = st.current?.walk?.step?.task?.lastCheck?.passed === true;
         if (passed === !bad) right++;
         else wrong.push(`${s.state?.student.id}: ${bad ? 'a wrong rule passed' : 'a right rule failed'}`);
       }),

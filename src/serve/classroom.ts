@@ -1,7 +1,7 @@
 // The hub of `lab serve` (JupyterHub's shape): it knows the students, their sessions and their labs; where
-// labs run stays behind src/runtime. Per student: at most one running lab, its walk (src/serve/walk-interim.ts
-// until src/walk is on main), a terminal per machine that outlives its socket, and a live view (src/ui's,
-// built only while somebody looks). A host is never asked for more labs than the class allows: the rest wait
+// labs run stays behind src/runtime. Per student: at most one running lab, its walk (src/walk's model, the same
+// as `lab start`'s: this server renders it and sends it the page's intents), a terminal per machine that
+// outlives its socket, and a live view (src/ui's, built only while somebody looks). A host is never asked for more labs than the class allows: the rest wait
 // in a queue, in order, and are told their place. Everything a student did is written to the state directory
 // as it happens, so a restart loses nothing; labs carry labels, and a restarted server finds and reattaches
 // them (or removes them and says so).
@@ -12,24 +12,23 @@ import type { LoadedLab } from '../lab/load.js';
 import type { Lab, NodeName } from '../lab/schema.js';
 import { LABEL, type Plan } from '../plan/plan.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { Instance } from '../engine/instance.js';
+import type { Instance } from '../engine/instance.js';
 import { createInstance, newInstanceId } from '../engine/provision.js';
 import { removeInstance } from '../engine/teardown.js';
 import { LabError } from '../errors.js';
-import { STUDENT_ID } from '../identity.js';
-import { parseShellLog, taskAnswer, type ShellCommand } from '../submit/record.js';
+import { processOwner, STUDENT_ID } from '../identity.js';
+import type { Check, StepResult } from '../grade/grade.js';
 import { gradeSubmissions, type SubmissionResult } from '../submit/batch.js';
 import { runSession } from '../ui/session.js';
 import { LabWatch } from '../ui/watch.js';
 import type { ClassConfig } from './class-file.js';
 import { liveResult, submissionText, writeExports, type ExportedFiles } from './gradebook.js';
-import type { LabRecord, StudentRecord, Store } from './store.js';
+import type { StudentRecord, Store } from './store.js';
 import { Terminal } from './terminal.js';
-import { freshWalk, InterimWalk, type TaskEnd, type WalkIntent } from './walk-interim.js';
+import { attachInstance, EngineRelay, WalkSession, type WalkEvent, type WalkIntent, type WalkState } from '../walk/session.js';
+import { StateFiles, type RunningLab } from '../walk/state-files.js';
 
 const log = createDebug('lab:serve');
-const SHELL_LOG = '/tmp/tcplab-shell.log';
-const LOG_TAIL_BYTES = 1024 * 1024;
 /** A student on a task step this long, or with this many failed checks on it, is shown as stuck. */
 const STUCK_MS = 10 * 60_000;
 const STUCK_ATTEMPTS = 3;
@@ -42,7 +41,16 @@ interface Live {
   lab: Lab;
   file: string;
   instance: Instance;
-  walk: InterimWalk;
+  walk: WalkSession;
+  files: StateFiles;
+  /** When the current step began (for the dashboard's time on the step). */
+  stepSince: number;
+  /** The task checks of the current step that count (the one that passed, or the solution's, as not met). */
+  taskChecks: Map<string, Check[]>;
+  /** Checks of tasks tried in this run. */
+  attempts: number;
+  /** Stopped from outside the walk (the student's Stop, the instructor, idle): what to tell, once it has ended. */
+  stopping?: { message: string; how: 'student' | 'notice' };
   terminals: Map<NodeName, Terminal>;
   /** Pages showing its live view (the student's, an instructor's). */
   viewers: Set<Sink>;
@@ -99,6 +107,8 @@ export class Classroom {
   private building = 0;
   /** Labs being built: a server that stops waits for them to be removed (never a half-built lab). */
   private readonly builds = new Set<Promise<void>>();
+  /** Labs being stopped: a server that stops lets them finish. */
+  private readonly stops = new Set<Promise<void>>();
   private readonly sweep: NodeJS.Timeout;
   private rowsTimer: NodeJS.Timeout | undefined;
   private replays = new Map<
@@ -203,7 +213,7 @@ export class Classroom {
           slug: live.lab.slug,
           lab: { id: live.lab.id, title: live.lab.title, intro: live.lab.intro },
           nodes: live.instance.plan.nodes.map((n) => ({ node: n.key, addresses: n.interfaces.map((i) => i.ip) })),
-          walk: live.walk.view(),
+          walk: live.walk.state,
           idle: this.idleOf(live),
         }
       : s.starting
@@ -228,6 +238,7 @@ export class Classroom {
       class: { title: this.o.config.title },
       labs: [...this.labs.values()].map(({ lab }) => {
         const r = s.rec.labs[lab.slug];
+        const mine = s.live?.lab.slug === lab.slug;
         return {
           id: lab.id,
           slug: lab.slug,
@@ -236,7 +247,7 @@ export class Classroom {
           completed: !!r?.completed,
           score: r?.score,
           best: r?.best,
-          inProgress: !!r?.walk && r.walk.phase !== 'done',
+          inProgress: mine,
         };
       }),
       ...(current ? { current } : {}),
@@ -349,8 +360,10 @@ export class Classroom {
     const { lab, file } = this.labs.get(slug)!;
     this.changed(s);
     try {
+      const relay = new EngineRelay();
       const instance = await createInstance(this.o.runtime, lab, {
         image: this.o.image,
+        emit: relay.emit,
         owner: this.ownerOf(s.rec.id),
         // Kept: `lab clean --stale` must not take a class's labs while the server restarts.
         keep: true,
@@ -358,15 +371,15 @@ export class Classroom {
         signal: this.abort.signal,
         pollIntervalMs: 100,
       });
-      const rec = (s.rec.labs[slug] ??= { slug, id: lab.id, title: lab.title, completed: false, work: {}, runs: 0 });
+      const rec = (s.rec.labs[slug] ??= { slug, id: lab.id, title: lab.title, results: [], finished: false, completed: false, runs: 0 });
       rec.runs++;
       rec.startedAt = new Date().toISOString();
-      rec.walk = freshWalk();
-      rec.work = {};
+      rec.results = [];
+      rec.finished = false;
       s.rec.current = { slug, instance: instance.id, plan: instance.plan, startedAt: rec.startedAt };
       s.starting = undefined;
-      this.attachLive(s, lab, file, instance, rec);
       this.save(s);
+      this.attachLive(s, lab, file, instance, relay);
       log('%s: lab %s ready (instance %s)', s.rec.id, slug, instance.id);
     } catch (e) {
       s.starting = undefined;
@@ -378,84 +391,116 @@ export class Classroom {
     }
   }
 
-  private attachLive(s: Student, lab: Lab, file: string, instance: Instance, rec: LabRecord): void {
+  /** The walk's own files for a student: a folder of theirs (src/walk/state-files.ts). */
+  private filesOf(id: string): StateFiles {
+    return new StateFiles(join(this.o.store.dir, 'students', id));
+  }
+
+  /** A lab comes to life for a student: the walk (new, or resumed from its record after a restart). */
+  private attachLive(s: Student, lab: Lab, file: string, instance: Instance, relay: EngineRelay, record?: RunningLab): void {
+    const files = this.filesOf(s.rec.id);
+    const walk = new WalkSession({
+      lab,
+      file,
+      instance,
+      relay,
+      store: files,
+      owner: processOwner(),
+      // The prediction's order and the variants are the student's.
+      user: s.rec.id,
+      student: s.rec.id,
+      // Finished or quit, the walk removes the lab: the host has room for the next student.
+      keep: false,
+      // A page, not a command line: texts name the terminal and the Check button.
+      presenceMs: 5000,
+      attemptsMs: 1000,
+      ...(record ? { record } : {}),
+    });
     const live: Live = {
       lab,
       file,
       instance,
+      walk,
+      files,
+      stepSince: Date.parse(record?.stepStartedAt ?? '') || Date.now(),
+      taskChecks: new Map(),
+      attempts: 0,
       terminals: new Map(),
       viewers: new Set(),
       latest: new Map(),
       lastActivity: Date.now(),
       warned: false,
-      walk: undefined as unknown as InterimWalk,
     };
-    live.walk = new InterimWalk(lab, instance, s.rec.id, rec.walk, {
-      changed: () => this.walkChanged(s, live),
-      save: (w) => {
-        rec.walk = w;
-        this.save(s);
-      },
-      taskEnded: (t) => this.recordTask(s, live, rec, t),
-    });
     s.live = live;
+    walk.on((event, state) => this.walkEvent(s, live, event, state));
     for (const [sink, entry] of s.pages) entry.unwatch = this.watchLive(s.rec.id, sink);
-    live.walk.begin();
     this.changed(s);
+    void walk.start().catch((e: unknown) => log('%s: the walk could not start: %s', s.rec.id, (e as Error).message));
   }
 
-  private walkChanged(s: Student, live: Live): void {
+  /** What the walk does, as the page and the gradebook need it. */
+  private walkEvent(s: Student, live: Live, event: WalkEvent, state: WalkState): void {
+    if (s.live !== live) return;
     const rec = s.rec.labs[live.lab.slug];
-    if (rec) {
-      const score = live.walk.score();
-      rec.score = score;
-      const total = (x: typeof score) => x.predictions.right + x.checks.met + x.tasks.done;
-      if (!rec.best || total(score) >= total(rec.best)) rec.best = score;
-      if (live.walk.view().phase === 'done') {
-        rec.completed ||= score.checks.met === score.checks.total && score.tasks.done === score.tasks.total;
-        this.save(s);
-        // Finished: the lab goes (as `lab start` removes it), and the host has room for the next student.
-        void this.stop(s.rec.id, 'finished');
-        return;
-      }
+    if (event.type === 'step') {
+      live.stepSince = Date.now();
+      live.taskChecks.delete(event.step.id);
+    } else if (event.type === 'task-checked') {
+      live.attempts++;
+      if (event.check.by === 'walk' && event.check.passed && state.step) live.taskChecks.set(state.step.id, event.check.checks);
+    } else if (event.type === 'checks' && event.of === 'solution' && state.step)
+      // The solution shows what right looks like; for the points it is the task not done.
+      live.taskChecks.set(
+        state.step.id,
+        event.checks.map((c) => ({ ...c, passed: false })),
+      );
+    else if (event.type === 'phase' && event.phase === 'menu' && state.step && rec) {
+      // The step is done: its checks (the task's that count, then the step's) for the scores.
+      const step = state.step;
+      const checks = [...(live.taskChecks.get(step.id) ?? []), ...step.checks];
+      const result: StepResult = { id: step.id, title: step.title, checks, passed: checks.every((c) => c.passed) };
+      rec.results = [...rec.results.filter((r) => r.id !== step.id), result];
+      rec.score = state.score;
+      this.save(s);
+    } else if (event.type === 'ended') {
+      void this.ended(s, live, event.ending);
+      return;
     }
     this.changed(s);
   }
 
-  /** A task ended: keep what the student typed in it, from each machine's shell log. */
-  private async recordTask(s: Student, live: Live, rec: LabRecord, t: TaskEnd): Promise<void> {
-    const logs = new Map<NodeName, ShellCommand[]>();
-    await Promise.all(
-      live.instance.plan.nodes.map(async (n) => {
-        const r = await live.instance.exec(n.key, ['tail', '-c', String(LOG_TAIL_BYTES), SHELL_LOG]).catch(() => undefined);
-        logs.set(n.key, r && r.exitCode === 0 ? parseShellLog(r.stdout) : []);
-      }),
-    );
-    const answer = taskAnswer(new Map([...logs].sort(([a], [b]) => a.localeCompare(b))), t.startedAt, t.endedAt, live.instance.vars).map(
-      ({ node, lines }) => ({ node, lines }),
-    );
-    rec.work[t.step.id] = {
-      title: t.step.title,
-      startedAt: new Date(t.startedAt).toISOString(),
-      endedAt: new Date(t.endedAt).toISOString(),
-      passed: t.passed,
-      attempts: t.attempts,
-      ...(t.solvedByTcplab ? { solvedByTcplab: true } : {}),
-      answer,
-    };
-    this.save(s);
+  /** The walk ended by itself: finished or quit (it removed the lab), or the lab went away from under it. */
+  private async ended(s: Student, live: Live, ending: NonNullable<WalkState['ended']>): Promise<void> {
+    const rec = s.rec.labs[live.lab.slug];
+    if (rec) {
+      rec.finished = ending.how === 'finished';
+      rec.completed ||= ending.completed;
+      rec.score = ending.score;
+      rec.best = live.files.loadProgress()[live.lab.slug]?.best ?? ending.score;
+    }
+    if (live.stopping) return this.release(s, live, live.stopping.message, live.stopping.how);
+    const sc = ending.score;
+    const score = `predictions ${sc.predictions.right}/${sc.predictions.asked} right, checks ${sc.checks.met}/${sc.checks.total} met, tasks ${sc.tasks.done}/${sc.tasks.total} done`;
+    const message =
+      ending.how === 'finished'
+        ? `Lab ${live.lab.id} finished${ending.completed ? ' (completed)' : ''}. Score: ${score}. Its machines were removed.`
+        : ending.how === 'gone'
+          ? `Lab ${live.lab.id} is gone: ${ending.message ?? 'its machines were removed from outside'}. Your progress is kept; Start begins it again.`
+          : `You left Lab ${live.lab.id}. Score: ${score}. Its machines were removed.`;
+    await this.release(s, live, message, ending.how === 'gone' ? 'gone' : 'walk');
   }
 
-  /** A walk intent from the student's page. */
+  /** A walk intent from the student's page: the walk's own (src/walk/session.ts), refused there when it does not fit. */
   async intent(id: string, i: WalkIntent): Promise<void> {
     const s = this.get(id);
     if (!s.live) throw new LabError('no lab of yours is running', 'press Start first', 409);
     this.touch(id);
-    await s.live.walk.intent(i);
+    await s.live.walk.send(i);
   }
 
-  /** Stop a student's lab (theirs, the instructor's, idle, finished); the walk is kept. */
-  async stop(id: string, why: 'student' | 'teacher' | 'idle' | 'finished'): Promise<void> {
+  /** Stop a student's lab (theirs, the instructor's, idle): the walk ends as quit where it can (what was typed in
+   *  a task is recorded, the score kept), or is let go in the middle of its work; the lab is removed. */
+  async stop(id: string, why: 'student' | 'teacher' | 'idle'): Promise<void> {
     const s = this.get(id);
     if (s.queued) {
       s.queued = undefined;
@@ -467,30 +512,49 @@ export class Classroom {
     }
     const live = s.live;
     if (!live) return;
-    s.live = undefined;
     const labName = `Lab ${live.lab.id}`;
     const message =
-      why === 'finished'
-        ? `${labName} finished; its machines were removed.`
-        : why === 'idle'
-          ? `${labName} was stopped after ${Math.round(this.o.config.limits.idleMs / 60_000)} minutes without a key typed or a button pressed. Your progress is kept; Start begins it again.`
-          : why === 'teacher'
-            ? `Your instructor stopped ${labName}. Your progress is kept.`
-            : `You stopped ${labName}. Your progress is kept.`;
+      why === 'idle'
+        ? `${labName} was stopped after ${Math.round(this.o.config.limits.idleMs / 60_000)} minutes without a key typed or a button pressed. Your progress is kept; Start begins it again.`
+        : why === 'teacher'
+          ? `Your instructor stopped ${labName}. Your progress is kept.`
+          : `You stopped ${labName}. Your progress is kept.`;
+    if (live.stopping) return;
+    live.stopping = { message, how: why === 'student' ? 'student' : 'notice' };
+    const done = (async () => {
+      const phase = live.walk.state.phase;
+      // Quit where the walk can take it (what was typed in a task is recorded, the score kept, the lab removed;
+      // its end releases the lab here); in the middle of its work, let it go and remove the lab.
+      if (phase !== 'busy' && phase !== 'ended')
+        await live.walk.send({ type: 'quit' }).catch((e: unknown) => log('%s: quit: %s', id, (e as Error).message));
+      else {
+        live.walk.detach();
+        live.files.forgetRunning(live.instance.id);
+      }
+      await this.release(s, live, message, live.stopping!.how);
+    })();
+    this.stops.add(done);
+    await done.finally(() => this.stops.delete(done));
+  }
+
+  /** The lab is over for the student: its terminals and views told, the machines removed, the next one in. */
+  private async release(s: Student, live: Live, message: string, how: 'student' | 'notice' | 'walk' | 'gone'): Promise<void> {
+    if (s.live !== live) return;
+    s.live = undefined;
+    live.walk.detach();
     for (const t of live.terminals.values()) t.end(message);
     live.watch?.abort.abort();
     for (const v of live.viewers) v({ event: 'gone', data: { message } });
     live.viewers.clear();
     for (const entry of s.pages.values()) entry.unwatch = undefined;
     delete s.rec.current;
-    if (why !== 'student') s.rec.notice = message;
+    if (how !== 'student') s.rec.notice = message;
     this.save(s);
     this.changed(s);
-    try {
-      await live.instance.down();
-    } catch (e) {
-      log('%s: removing %s failed: %s', id, live.instance.id, (e as Error).message);
-    }
+    // The walk removed it when it finished or quit; otherwise (stopped mid-work, gone) whatever is left goes here.
+    await removeInstance(this.o.runtime, live.instance.id).catch((e: unknown) =>
+      log('%s: removing %s failed: %s', s.rec.id, live.instance.id, (e as Error).message),
+    );
     this.pump();
   }
 
@@ -527,7 +591,7 @@ export class Classroom {
         watch,
         lab: live.lab,
         slug: live.lab.slug,
-        walk: () => ({ kind: 'walking', stepIndex: live.walk.view().stepIndex }),
+        walk: () => ({ kind: 'walking', stepIndex: Math.max(0, live.walk.state.step?.index ?? 0) }),
         // Twice a second while something moves (lab ui's projector page looks four times), every 3 s once quiet:
         // each look still forks ss and iptables-save in every machine, and a class of open pages is many labs
         // looked at together (issue 16's agent makes a look a long poll that costs nothing while nothing moves).
@@ -616,18 +680,18 @@ export class Classroom {
         if (lab) row.lab = { id: lab.id, slug: lab.slug, title: lab.title };
         const live = s.live;
         if (live) {
-          const v = live.walk.view();
-          const saved = live.walk.saved;
-          row.step = { number: v.stepIndex + 1, total: v.total, title: v.step?.title ?? '', phase: v.phase };
-          row.tasks = v.score.tasks;
-          row.predictions = v.score.predictions;
-          row.attempts = Object.values(saved.attempts).reduce((n, a) => n + a, 0);
-          const onStep = now - Date.parse(saved.stepStartedAt);
+          const w = live.walk.state;
+          const task = w.step?.task;
+          row.step = { number: (w.step?.index ?? 0) + 1, total: w.lab.steps, title: w.step?.title ?? '', phase: w.phase };
+          row.tasks = w.score.tasks;
+          row.predictions = w.score.predictions;
+          row.attempts = live.attempts;
+          const onStep = now - live.stepSince;
           row.onStepS = Math.round(onStep / 1000);
           row.idleS = Math.round((now - live.lastActivity) / 1000);
-          if (v.phase === 'task' && v.attempts >= STUCK_ATTEMPTS) row.stuck = `${v.attempts} checks not passed on this task`;
-          else if (v.phase === 'task' && onStep >= STUCK_MS) row.stuck = `${Math.round(onStep / 60_000)} min on this task`;
-          else if (v.note?.startsWith('something failed')) row.stuck = v.note;
+          const failed = task && !task.outcome ? task.attempts : 0;
+          if (w.phase === 'task' && failed >= STUCK_ATTEMPTS) row.stuck = `${failed} checks not passed on this task`;
+          else if (w.phase === 'task' && onStep >= STUCK_MS) row.stuck = `${Math.round(onStep / 60_000)} min on this task`;
         }
         return row;
       });
@@ -674,10 +738,11 @@ export class Classroom {
     const subs = join(dir, 'submissions');
     const files: string[] = [];
     for (const s of this.students.values()) {
-      const rec = s.rec.labs[slug];
-      if (!rec || !Object.keys(rec.work).length) continue;
+      // What the walk recorded of the student's latest run of this lab (what `lab submit` would hand in).
+      const work = this.filesOf(s.rec.id).loadWork(slug);
+      if (!work || !Object.keys(work.tasks).length) continue;
       const path = join(subs, `${s.rec.id}.yaml`);
-      writeFileSyncDeep(path, submissionText(l.lab, labText, s.rec.id, rec, this.o.version));
+      writeFileSyncDeep(path, submissionText(l.lab, labText, s.rec.id, work, this.o.version));
       files.push(path);
     }
     const entry: { state: 'running' | 'done' | 'failed'; message?: string; files?: ExportedFiles; results?: SubmissionResult[] } = {
@@ -743,10 +808,13 @@ export class Classroom {
       const cs = byInstance.get(cur.instance) ?? [];
       const whole = cur.plan.nodes.every((n) => cs.some((c) => c.name === n.name && c.state === 'running'));
       const rec = s.rec.labs[cur.slug];
-      if (l && whole && rec && cs.every((c) => c.labels[LABEL.owner] === this.ownerOf(s.rec.id))) {
+      // The walk's record (its step, phase and score) says where to carry on.
+      const record = this.filesOf(s.rec.id).loadRunning(cur.instance);
+      if (l && whole && rec && record && cs.every((c) => c.labels[LABEL.owner] === this.ownerOf(s.rec.id))) {
         claimed.add(cur.instance);
-        const instance = new Instance(this.o.runtime, cur.plan as Plan, { pollIntervalMs: 100, signal: this.abort.signal });
-        this.attachLive(s, l.lab, l.file, instance, rec);
+        const relay = new EngineRelay();
+        const instance = attachInstance(this.o.runtime, cur.plan as Plan, { emit: relay.emit });
+        this.attachLive(s, l.lab, l.file, instance, relay, record);
         reattached++;
         log('%s: reattached %s (%s)', s.rec.id, cur.instance, cur.slug);
       } else {
@@ -774,7 +842,7 @@ export class Classroom {
     if (this.rowsTimer) clearTimeout(this.rowsTimer);
     this.abort.abort();
     // A lab being built when the server stops is removed by its own cleanup (createInstance): wait for it.
-    await Promise.allSettled([...this.builds]);
+    await Promise.allSettled([...this.builds, ...this.stops]);
     let running = 0;
     for (const s of this.students.values()) {
       const live = s.live;
@@ -783,7 +851,8 @@ export class Classroom {
       for (const t of live.terminals.values()) t.end('the class server stopped; your lab keeps running: reload this page when it is back');
       live.watch?.abort.abort();
       await live.watch?.done;
-      live.instance.close();
+      // The walk stops without ending: its record stays, and the next server resumes it.
+      live.walk.detach();
     }
     this.o.store.flushSessions();
     return running;

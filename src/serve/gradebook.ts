@@ -15,25 +15,26 @@ import { prairieLearnResults } from '../report/prairielearn.js';
 import { labHash } from '../submit/submission.js';
 import type { SubmissionResult } from '../submit/batch.js';
 import { printableDeep } from '../printable.js';
+import type { LabWork } from '../walk/state-files.js';
 import type { LabRecord, StudentRecord } from './store.js';
 
 /** One student's live run of a lab as a submission's result: scored from the checks their walk made. */
 export function liveResult(lab: Lab, student: StudentRecord, rec: LabRecord | undefined): SubmissionResult {
-  const results: StepResult[] = rec?.walk?.results ?? [];
-  const done = rec?.walk?.phase === 'done';
+  const results: StepResult[] = rec?.results ?? [];
+  const done = !!rec?.finished;
   // A walk that has not reached the end is graded as far as it got: the checks it did not reach are not met.
   const s = scoreLab(lab, results, done || !rec ? undefined : 'not finished');
   return printableDeep({
     student: student.id,
     file: 'live',
-    gradable: !!rec?.walk,
-    ...(rec?.walk ? {} : { reason: 'not started' }),
+    gradable: !!rec,
+    ...(rec ? {} : { reason: 'not started' }),
     passed: done && s.passed,
     score: s.score,
-    maxScore: rec?.walk ? s.maxScore : maxScoreOf(lab),
-    tasks: rec?.walk ? s.sections.filter((x) => x.step !== null) : [],
+    maxScore: rec ? s.maxScore : maxScoreOf(lab),
+    tasks: rec ? s.sections.filter((x) => x.step !== null) : [],
     durationMs: 0,
-    ...(rec?.walk && !done ? { error: `not finished: step ${rec.walk.stepIndex + 1} of ${lab.steps.length}` } : {}),
+    ...(rec && !done ? { error: `not finished: ${results.length} of ${lab.steps.length} steps done` } : {}),
   });
 }
 
@@ -64,9 +65,9 @@ export function writeExports(dir: string, lab: Lab, results: SubmissionResult[])
 }
 
 /** A student's recorded commands of a lab as a submission file (what `lab submit` would write). */
-export function submissionText(lab: Lab, labText: string, student: string, rec: LabRecord, version: string): string {
+export function submissionText(lab: Lab, labText: string, student: string, work: LabWork, version: string): string {
   const answers: Record<string, Record<string, string>> = {};
-  for (const [step, task] of Object.entries(rec.work)) {
+  for (const [step, task] of Object.entries(work.tasks)) {
     // The student's own work only: a task tcplab did for them is no answer of theirs.
     if (task.solvedByTcplab) continue;
     for (const a of task.answer) if (a.lines.length) (answers[step] ??= {})[a.node] = a.lines.join('\n') + '\n';

@@ -25,7 +25,7 @@ import { clientAddress, cookieName, originAllowed, RateLimit, readCookie, SECRET
 import type { Classroom, Event } from './classroom.js';
 import type { SessionRecord, Store } from './store.js';
 import type { TerminalPeer } from './terminal.js';
-import type { WalkIntent } from './walk-interim.js';
+import { WalkRefused, type WalkIntent } from '../walk/session.js';
 
 const log = createDebug('lab:serve');
 
@@ -365,7 +365,24 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
         const intent = walkIntent(b);
         if (!classroom.running(id)) throw new HttpError(409, 'no lab of yours is running: press Start first');
         // The page hears what happened on its event stream; this answers once the intent is taken.
-        void classroom.intent(id, intent).catch((e: unknown) => log('%s: intent: %s', id, (e as Error).message));
+        // A quit is a stop (the lab goes, the page is told), whatever the walk is doing.
+        if (intent.type === 'quit') {
+          await classroom.stop(id, 'student');
+          return json(res, 200, { ok: true });
+        }
+        // The walk takes it at once or refuses it at once (it does not fit, or the walk is busy); the work it starts
+        // may take a while, and the page hears of it on its event stream.
+        const work = classroom.intent(id, intent);
+        const refused = await Promise.race([
+          work.then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+          new Promise((r) => setTimeout(r, 50, undefined)),
+        ]);
+        if (refused instanceof WalkRefused) throw new HttpError(409, refused.message);
+        if (refused instanceof LabError) throw refused;
+        work.catch((e: unknown) => log('%s: intent: %s', id, (e as Error).message));
         return json(res, 202, { ok: true });
       }
       if (path === '/api/me/touch') {
@@ -442,18 +459,25 @@ export async function startClassServer(o: ServeOptions): Promise<ClassServer> {
     page(res, '/notfound.html', 404);
   }
 
+  /** The walk's intents (src/walk/session.ts), as the page sends them; nothing else reaches the walk. */
   function walkIntent(b: Record<string, unknown>): WalkIntent {
     switch (b.type) {
-      case 'predict':
-        if (typeof b.choice !== 'string' || !/^[a-z]$/.test(b.choice)) throw new HttpError(400, 'predict needs a choice letter');
-        return { type: 'predict', choice: b.choice };
+      case 'answer':
+        if (typeof b.key !== 'string' || !/^[a-z]$/.test(b.key)) throw new HttpError(400, 'answer needs a choice letter');
+        return { type: 'answer', key: b.key };
+      case 'show':
+        if (b.view !== 'rules' && b.view !== 'processes' && b.view !== 'sockets' && b.view !== 'ladder')
+          throw new HttpError(400, 'show takes rules, processes, sockets or ladder');
+        return { type: 'show', view: b.view };
+      case 'next':
       case 'check':
       case 'hint':
       case 'solve':
-      case 'continue':
+      case 'observe':
+      case 'quit':
         return { type: b.type };
       default:
-        throw new HttpError(400, 'an intent is predict, check, hint, solve or continue');
+        throw new HttpError(400, 'an intent is answer, next, check, hint, solve, observe, show or quit');
     }
   }
 

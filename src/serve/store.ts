@@ -4,7 +4,9 @@
 //                              every start, so they are kept as they are; the folder is the instructor's
 //   links.csv        (0600)    id, name, personal link: for a mail merge
 //   sessions.json    (0600)    browser sessions, by the hash of their cookie (a stolen file logs nobody in)
-//   students/<id>.json         one student: who, and per lab their walk, checks, recorded commands, best score
+//   students/<id>.json         one student: who, their running lab, per lab the checks made and the best score
+//   students/<id>/             the walk's own files for that student (src/walk/state-files.ts): the running
+//                              walk's record (to resume it), task attempts, progress, what was typed (work/)
 //   exports/<lab>-<time>/      gradebooks the dashboard exported (CSV, JUnit, Gradescope, PrairieLearn)
 // Every write is a whole file written beside and renamed over the old one: a crash leaves the old or the new.
 import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -13,31 +15,23 @@ import { LabError } from '../errors.js';
 import { STUDENT_ID } from '../identity.js';
 import type { Plan } from '../plan/plan.js';
 import { hashSecret, newSecret } from './auth.js';
-import type { WalkSaved, WalkScore } from './walk-interim.js';
+import type { StepResult } from '../grade/grade.js';
+import type { Score } from '../walk/state-files.js';
 
-export interface TaskRecord {
-  title: string;
-  startedAt: string;
-  endedAt: string;
-  passed: boolean;
-  attempts: number;
-  solvedByTcplab?: boolean;
-  /** Per machine, the command lines typed during the task, addresses as templates (src/submit/record.ts). */
-  answer: { node: string; lines: string[] }[];
-}
-
+/** One student's runs of one lab, beside what the walk keeps itself (src/walk/state-files.ts, a folder per
+ *  student): what the gradebook needs, the checks each step of the latest run made. */
 export interface LabRecord {
   slug: string;
   id: number;
   title: string;
-  /** The walk where it stands (or stood, when the lab was stopped). */
-  walk?: WalkSaved;
   startedAt?: string;
+  /** The latest run's steps as the engine checked them (task checks and step checks), for the scores. */
+  results: StepResult[];
+  /** The latest run reached the end of the lab. */
+  finished: boolean;
   completed: boolean;
-  score?: WalkScore;
-  best?: WalkScore;
-  /** Per task step id: what was typed (for the gradebook's replay). */
-  work: Record<string, TaskRecord>;
+  score?: Score;
+  best?: Score;
   /** How many labs of this were started. */
   runs: number;
 }

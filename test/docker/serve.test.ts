@@ -152,15 +152,15 @@ describeDocker('lab serve: a class in the browser', (env) => {
     expect(new URL(page.url()).pathname).toBe('/');
     await page.locator('#lab-list li[data-slug="incomplete-handshake"] button').click();
     await page.locator('#walk').waitFor({ state: 'visible', timeout: 120_000 });
-    await page.locator('#check').waitFor({ state: 'visible', timeout: 60_000 });
+    await page.locator('#actions button[data-intent="check"]').waitFor({ state: 'visible', timeout: 60_000 });
     expect(await page.locator('#step-title').textContent()).toMatch(/drops SYNs to port 5555/);
     await expect.poll(() => terminalText(page), { timeout: 30_000 }).toMatch(/root@client:\/# /);
     await typeInTerminal(page, 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP\n');
     await typeInTerminal(page, 'iptables -S OUTPUT | grep -c DROP\n');
     await expect.poll(() => terminalText(page), { timeout: 20_000 }).toMatch(/\n1\s*\n/);
-    await page.locator('#check').click();
-    await page.locator('#continue').waitFor({ state: 'visible', timeout: 60_000 });
-    expect(await page.locator('#checks-title').textContent()).toBe('Checks (attempt 1)');
+    await page.locator('#actions button[data-intent="check"]').click();
+    await page.locator('#actions button[data-intent="next"]').waitFor({ state: 'visible', timeout: 60_000 });
+    expect(await page.locator('#checks-title').textContent()).toBe('Checks (attempt 1: passed)');
     expect(await page.locator('#checks li[data-status="not met"]').count()).toBe(0);
     expect(await page.locator('#score').textContent()).toMatch(/tasks 1\/1 done/);
     // The live view of lab ui beside it.
@@ -220,7 +220,7 @@ describeDocker('lab serve: a class in the browser', (env) => {
     const pid = /shell-(\d+)-marker/.exec(await terminalText(page))![1];
     await page.close();
     page = await open(base);
-    await page.locator('#continue').waitFor({ state: 'visible', timeout: 30_000 });
+    await page.locator('#actions button[data-intent="next"]').waitFor({ state: 'visible', timeout: 30_000 });
     await expect.poll(() => terminalText(page), { timeout: 20_000 }).toMatch(new RegExp(`shell-${pid}-marker`));
     await typeInTerminal(page, 'echo again-$$\n');
     await expect.poll(() => terminalText(page), { timeout: 20_000 }).toMatch(new RegExp(`again-${pid}`));
@@ -233,7 +233,7 @@ describeDocker('lab serve: a class in the browser', (env) => {
     await t.locator('#walk').waitFor({ state: 'visible', timeout: 30_000 });
     expect(await t.locator('#who').textContent()).toMatch(/watching alice .*read-only/);
     await expect.poll(() => terminalText(t), { timeout: 20_000 }).toMatch(/again-\d+/);
-    expect(await t.locator('#continue').isVisible()).toBe(false);
+    expect(await t.locator('#actions button').count()).toBe(0);
     // Keys typed on the watching page go nowhere.
     await t.locator('#term-client .xterm').click();
     await t.keyboard.type('echo from-the-watcher\n');
@@ -249,7 +249,7 @@ describeDocker('lab serve: a class in the browser', (env) => {
       await page.waitForFunction(
         () => {
           const w = document.querySelector('#walk') as unknown as { hidden: boolean; dataset: { phase?: string } } | null;
-          return !w || w.hidden || ['predict', 'review', 'task', 'done'].includes(w.dataset.phase ?? '');
+          return !w || w.hidden || ['predict', 'menu', 'task'].includes(w.dataset.phase ?? '');
         },
         undefined,
         { timeout: 180_000 },
@@ -275,7 +275,7 @@ describeDocker('lab serve: a class in the browser', (env) => {
       if (phase === 'predict') {
         await page.locator('#predict input[type="radio"]').first().check();
         await page.locator('#predict-go').click();
-      } else if (phase === 'review') await page.locator('#continue').click();
+      } else if (phase === 'menu') await page.locator('#actions button[data-intent="next"]').click();
       else throw new Error(`the walk stopped at step ${step} in phase ${phase}: ${await page.locator('#walk').innerText()}`);
       // Until the page shows another step or phase (or the lab has gone).
       await page.waitForFunction(
@@ -288,7 +288,7 @@ describeDocker('lab serve: a class in the browser', (env) => {
       );
     }
     expect(restarted).toBe(true);
-    await page.locator('#notice-text').filter({ hasText: 'Lab 2 finished' }).waitFor({ timeout: 60_000 });
+    await page.locator('#notice-text').filter({ hasText: 'Lab 2 finished (completed)' }).waitFor({ timeout: 60_000 });
     await expect.poll(() => page.locator('#lab-list li[data-slug="incomplete-handshake"]').getAttribute('data-progress')).toBe('completed');
   });
 
@@ -352,19 +352,17 @@ async function walkLab1(s: ClassClient): Promise<void> {
   for (let guard = 0; guard < 40; guard++) {
     const st = await s.until(
       'a step waiting for the student',
-      (x) =>
-        !x.current ||
-        (x.current.status === 'running' && !x.current.walk?.busy && ['predict', 'task', 'review'].includes(x.current.walk!.phase)),
+      (x) => !x.current || (x.current.status === 'running' && ['predict', 'task', 'menu'].includes(x.current.walk!.phase)),
       240_000,
     );
     const cur = st.current;
     if (!cur) return;
     const w = cur.walk!;
-    if (w.phase === 'predict') await s.must('/api/me/walk', { type: 'predict', choice: 'a' });
-    else if (w.phase === 'review') await s.must('/api/me/walk', { type: 'continue' });
+    const at = `${w.step?.index} ${w.phase}`;
+    if (w.phase === 'predict') await s.must('/api/me/walk', { type: 'answer', key: 'a' });
+    else if (w.phase === 'menu') await s.must('/api/me/walk', { type: 'next' });
     else {
-      const prompt = JSON.stringify(w.step?.task);
-      const port = /port (\d{4})/.exec(prompt)![1];
+      const port = /port (\d{4})/.exec(w.step!.task!.prompt)![1];
       const serverIp = cur.nodes!.find((n) => n.node === 'server')!.addresses[0];
       const server = await s.terminal('server');
       const client = await s.terminal('client');
@@ -377,22 +375,18 @@ async function walkLab1(s: ClassClient): Promise<void> {
         await s.must('/api/me/walk', { type: 'check' });
         const after = await s.until(
           'the check',
-          (x) => !!x.current?.walk && x.current.walk.attempts > w.attempts && !x.current.walk.busy,
+          (x) => (x.current?.walk?.step?.task?.attempts ?? 0) > w.step!.task!.attempts && x.current?.walk?.phase !== 'busy',
           120_000,
         );
-        if (after.current?.walk?.phase === 'task')
-          throw new Error(`Lab 1's check did not pass: ${JSON.stringify(after.current.walk.checks)}`);
+        if (!after.current?.walk?.step?.task?.lastCheck?.passed)
+          throw new Error(`Lab 1's check did not pass: ${JSON.stringify(after.current?.walk?.step)}`);
       } finally {
         server.close();
         client.close();
       }
     }
-    // The intent is taken; wait until the walk has moved on from this phase.
-    await s.until(
-      'the walk moving on',
-      (x) => !x.current || x.current.walk?.phase !== w.phase || x.current.walk.stepIndex !== w.stepIndex,
-      240_000,
-    );
+    // The intent is taken; wait until the walk has moved on from this step and phase.
+    await s.until('the walk moving on', (x) => !x.current || `${x.current.walk?.step?.index} ${x.current.walk?.phase}` !== at, 240_000);
   }
   throw new Error('Lab 1 did not finish within 40 moves');
 }

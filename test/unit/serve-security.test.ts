@@ -152,7 +152,7 @@ describe('lab serve, on the wire', () => {
     expect(stopAlice.status).toBe(401);
     // Her own calls act on her own (absent) lab; a body naming Alice is ignored.
     expect((await mallory.post('/api/me/stop', { student: 'alice' })).status).toBe(200);
-    expect((await mallory.post('/api/me/walk', { type: 'continue', student: 'alice' })).status).toBe(409);
+    expect((await mallory.post('/api/me/walk', { type: 'next', student: 'alice' })).status).toBe(409);
     await mallory.me();
     expect(mallory.state?.current).toBeUndefined();
     expect((await alice.me()).current?.status).toBe('running');

@@ -15,8 +15,8 @@ import { Store } from '../../serve/store.js';
 import { isLoopback } from '../../ui/server.js';
 import { defineCommand } from '../command.js';
 import { IMAGE_OPTION, prepareImage, stderrRenderer } from '../run-tracked.js';
-import { stateDir } from '../state.js';
-import { VERSION } from '../version.js';
+import { stateDir } from '../../walk/state-files.js';
+import { VERSION } from '../../version.js';
 
 const DEFAULT_PORT = 7358;
 

@@ -90,26 +90,55 @@ function notice(text) {
   byId('notice-text').textContent = text ?? '';
 }
 
+/** Paragraphs of a lab's prose (a blank line between them; other line breaks are where the YAML wrapped). */
+function paragraphs(/** @type {string} */ text) {
+  return text
+    .split(/\n\s*\n/)
+    .map((p) => p.replace(/\s*\n\s*/g, ' ').trim())
+    .filter(Boolean)
+    .map((p) => el('p', {}, [p]));
+}
+
+/** @param {any} c a Check of the engine */
+function checkItem(c) {
+  return el('li', { 'data-status': c.passed ? 'met' : 'not met' }, [
+    el('span', { class: 'verdict' }, [c.passed ? '✓ met' : '✗ not met']),
+    el('span', { class: 'expected' }, [c.task ? `[task] ${c.expected}` : c.expected]),
+    c.why ? el('span', { class: 'why' }, [c.why]) : undefined,
+    !c.passed && c.seen?.length ? el('span', { class: 'seen' }, [c.seen.slice(0, 3).join('\n')]) : undefined,
+  ]);
+}
+
+/** The walk (src/walk's WalkState), drawn; its choices become buttons that send their intents. */
 function renderWalk(cur) {
   const w = cur.walk;
   const step = w.step;
-  const key = `${cur.slug} ${w.stepIndex} ${w.phase}`;
-  byId('step-number').textContent = `Lab ${cur.lab.id}: ${cur.lab.title} · step ${w.stepIndex + 1} of ${w.total}`;
-  byId('step-title').textContent = w.phase === 'done' ? 'Lab finished' : (step?.title ?? '');
-  byId('busy').textContent = w.busy ?? '';
-  byId('walk').setAttribute('aria-busy', String(!!w.busy));
-  // Where the walk is, for style and for tests: the step (1-based) and the phase.
-  byId('walk').dataset.step = String(w.stepIndex + 1);
-  byId('walk').dataset.phase = w.busy ? 'busy' : w.phase;
-  byId('explain').replaceChildren(...(step && w.phase !== 'done' ? step.explain.map((/** @type {string} */ p) => el('p', {}, [p])) : []));
+  const walk = byId('walk');
+  walk.dataset.step = step ? String(step.index + 1) : '0';
+  walk.dataset.phase = w.phase;
+  walk.setAttribute('aria-busy', String(w.phase === 'busy'));
+  byId('step-number').textContent = `Lab ${w.lab.id}: ${w.lab.title}${step ? ` · step ${step.index + 1} of ${w.lab.steps}` : ''}`;
+  byId('step-title').textContent = step?.title ?? w.lab.title;
+  byId('busy').textContent = w.phase === 'busy' ? `${w.doing ?? 'working'}…` : '';
+  const key = `${cur.slug} ${step?.index} ${w.phase}`;
+  byId('explain').replaceChildren(...(step ? paragraphs(step.explain) : paragraphs(w.lab.intro)));
+  byId('commands').replaceChildren(
+    ...(step?.actions ?? []).map((/** @type {any} */ a) =>
+      el('li', {}, [
+        el('code', {}, [`${a.node}${a.typed ? '$' : ':'} ${a.display}`]),
+        a.output ? el('pre', {}, [a.output]) : undefined,
+        a.exitCode ? el('span', { class: 'note' }, [` (exit ${a.exitCode})`]) : undefined,
+      ]),
+    ),
+  );
   // The prediction: lettered choices, none chosen, before anything runs.
-  const form = byId('predict');
-  const asking = w.phase === 'predict' && !!step?.predict && !w.busy;
-  show(form, asking);
+  const p = step?.prediction;
+  const asking = w.phase === 'predict' && !!p;
+  show(byId('predict'), asking);
   if (asking && page.stepKey !== key) {
-    byId('predict-q').textContent = step.predict.question;
+    byId('predict-q').textContent = p.question;
     byId('predict-choices').replaceChildren(
-      ...step.predict.choices.map((/** @type {any} */ c) =>
+      ...p.choices.map((/** @type {any} */ c) =>
         el('label', { class: 'choice' }, [
           el('input', { type: 'radio', name: 'choice', value: c.key, disabled: readOnly }),
           ` ${c.key}) ${c.text}`,
@@ -117,7 +146,6 @@ function renderWalk(cur) {
       ),
     );
   }
-  const p = step?.predict;
   const answer = byId('answer');
   show(answer, !!p?.answer);
   if (p?.answer) {
@@ -127,34 +155,63 @@ function renderWalk(cur) {
       el('p', {}, [el('strong', {}, ['Answer: ']), `${p.answer}: ${p.why}`]),
     );
   }
-  const task = step?.task && ['task', 'checking'].includes(w.phase);
+  const task = step?.task;
   show(byId('task'), !!task);
-  byId('task-text').replaceChildren(...(task ? step.task.prompt.map((/** @type {string} */ t) => el('p', {}, [t])) : []));
-  const idle = !w.busy && !readOnly;
-  show(byId('check'), idle && w.phase === 'task');
-  show(byId('hint'), idle && w.phase === 'task' && step?.task?.hints > 0);
-  show(byId('solve'), idle && w.phase === 'task');
-  show(byId('continue'), idle && w.phase === 'review');
-  byId('continue').textContent = w.stepIndex + 1 >= w.total ? 'Finish the lab' : 'Continue to the next step';
-  show(byId('hint-text'), !!w.hint);
-  byId('hint-text').textContent = w.hint ? `Hint: ${w.hint}` : '';
-  show(byId('checks-title'), w.checks.length > 0);
-  byId('checks-title').textContent = w.attempts ? `Checks (attempt ${w.attempts})` : 'Checks';
+  byId('task-text').replaceChildren(
+    ...(task ? paragraphs(task.prompt) : []),
+    ...(task?.outcome
+      ? [el('p', { class: 'outcome' }, [task.outcome === 'done' ? '✓ task done' : 'done for you: the task counts as not done'])]
+      : []),
+  );
+  const last = task?.lastCheck;
+  const hints = [...(task?.hintsShown ?? []), ...(last?.hint && !task?.hintsShown.includes(last.hint) ? [last.hint] : [])];
+  show(byId('hint-text'), hints.length > 0);
+  byId('hint-text').replaceChildren(...hints.map((h) => el('p', {}, [`Hint: ${h}`])));
+  const checks = [...(last ? last.checks : []), ...(step?.checks ?? [])];
+  show(byId('checks-title'), checks.length > 0 || !!last);
+  byId('checks-title').textContent = last
+    ? `Checks (attempt ${last.attempt}${last.by === 'lab check' ? ', by lab check' : ''}: ${last.passed ? 'passed' : 'not yet'})`
+    : 'Checks';
   byId('checks').replaceChildren(
-    ...w.checks.map((/** @type {any} */ c) =>
-      el('li', { 'data-status': c.passed ? 'met' : 'not met' }, [
-        el('span', { class: 'verdict' }, [c.passed ? '✓ met' : '✗ not met']),
-        el('span', { class: 'expected' }, [c.task ? `[task] ${c.expected}` : c.expected]),
-        c.why ? el('span', { class: 'why' }, [c.why]) : undefined,
-        !c.passed && c.seen.length ? el('span', { class: 'seen' }, [c.seen.slice(0, 3).join('\n')]) : undefined,
+    ...checks.map(checkItem),
+    ...(step?.now ?? []).map((/** @type {any} */ n) =>
+      el('li', { 'data-status': n.holds ? 'met' : 'not met' }, [
+        el('span', { class: 'verdict' }, [n.holds ? '✓ met now' : '✗ not met now']),
+        el('span', { class: 'expected' }, [n.expected]),
+        !n.holds && n.seen.length ? el('span', { class: 'seen' }, [n.seen.slice(0, 3).join('\n')]) : undefined,
       ]),
+    ),
+  );
+  // What the student can do now: the walk's own choices (a letter goes through the form above; a shell is the
+  // terminal beside; quit is the Stop button).
+  byId('actions').replaceChildren(
+    ...(readOnly ? [] : w.choices)
+      .filter((/** @type {any} */ c) => !['answer', 'quit'].includes(c.intent.type))
+      .map((/** @type {any} */ c) => {
+        const b = el('button', { type: 'button', 'data-intent': c.intent.type, 'data-view': c.intent.view ?? c.intent.node }, [c.label]);
+        b.addEventListener('click', () => {
+          if (c.intent.type === 'shell') {
+            select(c.intent.node);
+            page.terms.get(c.intent.node)?.focus();
+            return;
+          }
+          void act(() => post('/api/me/walk', c.intent));
+        });
+        return b;
+      }),
+  );
+  const view = byId('view');
+  show(view, !!w.view);
+  view.replaceChildren(
+    ...(w.view?.machines ?? []).flatMap((/** @type {any} */ m) =>
+      m.commands.map((/** @type {any} */ c) => el('div', {}, [el('code', {}, [`${m.node}$ ${c.command}`]), el('pre', {}, [c.output])])),
     ),
   );
   const sc = w.score;
   byId('score').textContent =
-    `Score: predictions ${sc.predictions.right}/${sc.predictions.asked} right, checks ${sc.checks.met}/${sc.checks.total} met, tasks ${sc.tasks.done}/${sc.tasks.total} done${w.note ? ` · ${w.note}` : ''}`;
-  show(byId('notes'), !!w.notes);
-  byId('notes').replaceChildren(...(w.notes ?? []).map((/** @type {string} */ n) => el('li', {}, [n])));
+    `Score: predictions ${sc.predictions.right}/${sc.predictions.asked} right, checks ${sc.checks.met}/${sc.checks.total} met, tasks ${sc.tasks.done}/${sc.tasks.total} done`;
+  show(byId('notes'), !!w.ended?.notes?.length);
+  byId('notes').replaceChildren(...(w.ended?.notes ?? []).map((/** @type {string} */ n) => el('li', {}, [n])));
   page.stepKey = key;
 }
 
@@ -194,7 +251,7 @@ function ensureTerminals(cur) {
       readOnly,
       label: `Terminal on the ${n.node}${readOnly ? ' (read-only)' : ''}`,
       onStatus: (s) => box.setAttribute('data-status', s),
-      onLeave: () => (byId('check').hidden ? byId('walk').focus() : byId('check').focus()),
+      onLeave: () => /** @type {HTMLElement | null} */ (byId('actions').querySelector('button') ?? byId('walk')).focus(),
     });
     view.onCtrl = (on) => byId('keys').querySelector('[data-key="ctrl"]')?.setAttribute('aria-pressed', String(on));
     page.terms.set(n.node, view);
@@ -283,13 +340,6 @@ function render(st) {
 }
 
 function wire() {
-  for (const [id, type] of [
-    ['check', 'check'],
-    ['hint', 'hint'],
-    ['solve', 'solve'],
-    ['continue', 'continue'],
-  ])
-    byId(id).addEventListener('click', () => act(() => post('/api/me/walk', { type })));
   byId('predict').addEventListener('submit', (e) => {
     e.preventDefault();
     const chosen = /** @type {HTMLInputElement | null} */ (byId('predict').querySelector('input[name="choice"]:checked'));
@@ -297,7 +347,7 @@ function wire() {
       byId('busy').textContent = 'Choose a letter first: nothing is chosen for you.';
       return;
     }
-    void act(() => post('/api/me/walk', { type: 'predict', choice: chosen.value }));
+    void act(() => post('/api/me/walk', { type: 'answer', key: chosen.value }));
   });
   byId('stop').addEventListener('click', () => act(() => post('/api/me/stop')));
   byId('notice-ok').addEventListener('click', () => (readOnly ? notice(undefined) : act(() => post('/api/me/dismiss'))));
