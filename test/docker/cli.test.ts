@@ -173,9 +173,7 @@ steps:
     }
     // The image this run uses, and what the engine says of it (its id, size and who built it).
     expect(line('image').detail).toBe(`${env.image}: ${describeOrigin((await imageOrigin(env.runtime, env.image))!)}`);
-    expect(line('lab network').detail).toMatch(
-      /^internal bridge 198\.(18|19)\.\d{1,3}\.0\/24, two containers, ready in \d+(\.\d+)? m?s$/,
-    );
+    expect(line('lab network').detail).toMatch(/^internal bridge 198\.(18|19)\.\d{1,3}\.0\/24, two containers, ready in \d+(\.\d+)? m?s$/);
     expect(line('iptables').detail).toBe('a student can add a rule inside a container');
     expect(line('per-node sysctls').detail).toBe('net.ipv4.tcp_syn_retries=2 (asked for 2)');
     expect(line('agent').detail).toMatch(
