@@ -263,13 +263,15 @@ static size_t frame_begin(struct buf *b, uint32_t seq, unsigned kind) {
   put_u8(b, kind);
   return at;
 }
-static void frame_end(struct buf *b, size_t at) {
+/* Fill in the 4-byte length at `at` (a frame's or a nested field's) with what was written after it. */
+static void patch_len(struct buf *b, size_t at) {
   uint32_t n = (uint32_t)(b->len - at - 4);
   b->p[at] = (unsigned char)(n >> 24);
   b->p[at + 1] = (unsigned char)(n >> 16);
   b->p[at + 2] = (unsigned char)(n >> 8);
   b->p[at + 3] = (unsigned char)n;
 }
+static void frame_end(struct buf *b, size_t at) { patch_len(b, at); }
 static void field(struct buf *b, unsigned tag, const void *data, size_t n) {
   put_u8(b, tag);
   put_u32(b, (uint32_t)n);
@@ -279,6 +281,11 @@ static void field_u32(struct buf *b, unsigned tag, uint32_t v) {
   put_u8(b, tag);
   put_u32(b, 4);
   put_u32(b, v);
+}
+static void field_u8(struct buf *b, unsigned tag, unsigned v) {
+  put_u8(b, tag);
+  put_u32(b, 1);
+  put_u8(b, v);
 }
 static void field_u64(struct buf *b, unsigned tag, uint64_t v) {
   put_u8(b, tag);
@@ -294,13 +301,7 @@ static size_t nest_begin(struct buf *b, unsigned tag) {
   put_u32(b, 0);
   return at;
 }
-static void nest_end(struct buf *b, size_t at) {
-  uint32_t n = (uint32_t)(b->len - at - 4);
-  b->p[at] = (unsigned char)(n >> 24);
-  b->p[at + 1] = (unsigned char)(n >> 16);
-  b->p[at + 2] = (unsigned char)(n >> 8);
-  b->p[at + 3] = (unsigned char)n;
-}
+static void nest_end(struct buf *b, size_t at) { patch_len(b, at); }
 
 /* A request's fields, in order of appearance. */
 struct req_field {
@@ -793,9 +794,7 @@ static void put_output(struct buf *b, const struct command *c) {
 
 static void put_status(struct buf *b, const struct command *c) {
   field_str(b, 'n', c->name);
-  put_u8(b, 'r');
-  put_u32(b, 1);
-  put_u8(b, c->running ? 1 : 0);
+  field_u8(b, 'r', c->running ? 1 : 0);
   if (!c->running) {
     field_u32(b, 'x', (uint32_t)c->exit_code);
     if (c->signal) field_u32(b, 'g', (uint32_t)c->signal);
@@ -1126,9 +1125,7 @@ static void handle_signal(struct client *cl, const struct request *r) {
   /* The whole process group, as Ctrl-C in a terminal signals the foreground job. */
   if (c->running) kill(-c->pid, (int)sig);
   at = frame_begin(&cl->out, r->seq, K_OK | K_SIGNAL);
-  put_u8(&cl->out, 'r');
-  put_u32(&cl->out, 1);
-  put_u8(&cl->out, c->running ? 1 : 0);
+  field_u8(&cl->out, 'r', c->running ? 1 : 0);
   frame_end(&cl->out, at);
 }
 

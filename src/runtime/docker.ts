@@ -612,9 +612,14 @@ export class DockerRuntime implements Runtime {
           else closers.push(fn);
         },
         started: async () => {
-          for (let i = 0; i < 500; i++) {
-            const info = await ex.inspect().catch(() => undefined);
-            if (!info || info.Running || info.Pid || info.ExitCode !== null) return;
+          // The engine says Running before it asks containerd for the process (Docker 20.10 sets it first);
+          // only a Pid means the process exists. An inspect that fails is asked again: under load the engine
+          // can be slow to answer, and a started() that gave up early would let the machine look settled
+          // before the command ran.
+          for (const until = performance.now() + 30_000; performance.now() < until; ) {
+            const info = await ex.inspect().catch(() => null);
+            if (info && (info.Pid || info.ExitCode !== null)) return;
+            if (closed) return;
             await new Promise((r) => setTimeout(r, 10));
           }
         },

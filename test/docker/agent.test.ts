@@ -125,7 +125,11 @@ describeDocker('the agent of a lab node', (env) => {
     expect(idle.token).toBe(first.token);
     // A connection made while a look waits ends the wait long before its deadline.
     await inst.runAction({ on: 'client', run: ['nc', '-l', '5590'], name: 'wl', background: true });
-    const before = await agent.look({});
+    // The look to wait from is taken once the listener listens: its LISTEN is a change too.
+    const before = await until('the listener on 5590', async () => {
+      const l = await agent.look({});
+      return l.sockets.some((s) => s.state === 'LISTEN' && s.local.port === 5590) ? l : undefined;
+    });
     t0 = realClock.now();
     const woke = agent.look({ waitMs: 10_000, token: before.token });
     // Another reader (as `lab check` in another terminal would be) connects from the server.
