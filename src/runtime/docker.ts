@@ -616,7 +616,7 @@ export class DockerRuntime implements Runtime {
           // only a Pid means the process exists. An inspect that fails is asked again: under load the engine
           // can be slow to answer, and a started() that gave up early would let the machine look settled
           // before the command ran.
-          for (const until = performance.now() + 30_000; performance.now() < until; ) {
+          for (const until = performance.now() + 30_000; performance.now() < until;) {
             const info = await ex.inspect().catch(() => null);
             if (info && (info.Pid || info.ExitCode !== null)) return;
             if (closed) return;
