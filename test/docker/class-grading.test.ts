@@ -68,16 +68,19 @@ function writeClass(): void {
     'carol.yaml': 'student: carol\nlab: 1\n',
     'mallory.yaml': answer(
       'mallory',
-      // Tries to reach out of the container, each saying what it found, then a fork bomb on the server (its
-      // pids limit holds it). Outside the lab nothing is routable: nc fails at once with "Network is
-      // unreachable", not after a timeout; and the engine's socket is not there to talk to.
+      // A fork bomb on the server (its pids limit holds it).
+      `f() { f | f & }; f`,
+      // On the client, tries to reach out of the container, each saying what it found (there, where no fork bomb
+      // stops a look from reading them): outside the lab nothing is routable, so nc fails at once with "Network
+      // is unreachable", not after a timeout; the engine's socket is not there to talk to; a command
+      // substitution is not run by the host. Then 100 MB of output, then an endless loop.
       [
         `test -e /var/run/docker.sock && echo "docker.sock: there" || echo "docker.sock: none"`,
         `nc -v -w 2 -z 192.0.2.1 80 2>&1; echo "outside: exit $?"`,
-        `f() { f | f & }; f`,
+        `touch ${hostMarker}; echo '$(touch ${hostMarker})'`,
+        'head -c 100000000 /dev/zero',
+        'while :; do :; done',
       ].join('\n'),
-      // 100 MB of output, then an endless loop, on the client.
-      [`touch ${hostMarker}; echo '$(touch ${hostMarker})'`, 'head -c 100000000 /dev/zero', 'while :; do :; done'].join('\n'),
     ),
     'dave.yaml': 'student: dave\nlab: 1\nanswers: [not, closed\n',
     [`${copier}.yaml`]: copiedFile,
@@ -170,7 +173,7 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     for (const a of m.answers ?? []) expect(a.output.length).toBeLessThanOrEqual(64 * 1024);
     expect(m.durationMs).toBeLessThan(120_000);
     expect(existsSync(hostMarker)).toBe(false);
-    const tries = m.answers!.find((a) => a.node === 'server')!.output;
+    const tries = m.answers!.find((a) => a.node === 'client')!.output;
     expect(tries).toMatch(/^docker\.sock: none$/m);
     expect(tries).toMatch(/192\.0\.2\.1.*Network is unreachable\noutside: exit 1$/m);
     expect(doc.counts).toEqual({ passed: 1, failed: 5, ungradable: 1 });
