@@ -2,17 +2,18 @@
 // show its rules, processes and sockets, and check a step's task against its live state.
 import { spawnSync } from 'node:child_process';
 import { LabError } from '../errors.js';
-import { Instance } from '../engine/instance.js';
+import type { Instance } from '../engine/instance.js';
+import { attachInstance } from '../walk/session.js';
 import { currentUser, isMine } from '../identity.js';
 import type { EventSink } from '../engine/events.js';
 import { LABEL } from '../plan/plan.js';
-import { NODE_NAMES, type Expectation, type NodeName, type Step } from '../lab/schema.js';
+import { NODE_NAMES, type NodeName, type Step } from '../lab/schema.js';
 import type { Socket } from '../observe/ss.js';
 import { OBSERVE_PROGRAM, parseObservation } from '../observe/observation.js';
-import { socketMatches, type Check } from '../grade/grade.js';
+import type { Check } from '../grade/grade.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Style } from '../report/style.js';
-import { listRunning, loadEnded, type EndedLab, type RunningLab } from './state.js';
+import { stateFiles, type EndedLab, type RunningLab } from '../walk/state-files.js';
 import { labCommand } from './invocation.js';
 import { sideBySide } from './render.js';
 
@@ -31,7 +32,11 @@ export interface LiveInstance {
 export async function liveInstances(runtime: Runtime): Promise<LiveInstance[]> {
   const containers = await runtime.listContainers({ [LABEL.managed]: 'true' });
   const byId = new Map<string, LiveInstance>();
-  const states = new Map(listRunning().map((r) => [r.instance, r]));
+  const states = new Map(
+    stateFiles()
+      .listRunning()
+      .map((r) => [r.instance, r]),
+  );
   for (const c of containers) {
     const id = c.labels[LABEL.instance];
     const node = c.labels[LABEL.node] as NodeName | undefined;
@@ -138,7 +143,7 @@ export async function shellSession(runtime: Runtime, li: LiveInstance, node: Nod
 /** Did the shell end because its machine went away? What `lab start` or `lab stop` recorded, or the engine says. */
 async function whyShellEnded(runtime: Runtime, li: LiveInstance, node: NodeName, since: number): Promise<string | undefined> {
   const recorded = () => {
-    const ended = loadEnded(li.instance);
+    const ended = stateFiles().loadEnded(li.instance);
     return ended && Date.parse(ended.at) >= since ? ended : undefined;
   };
   if (recorded()) return shellEndedBecause(li, recorded());
@@ -166,42 +171,6 @@ export function shellEndedBecause(li: Pick<LiveInstance, 'instance' | 'lab'>, en
   return `This shell ended because ${lab} ${why} (instance ${li.instance}).`;
 }
 
-async function execText(runtime: Runtime, container: string, argv: string[]): Promise<string> {
-  const r = await runtime.exec(container, argv, { timeoutMs: 10_000 });
-  return (r.stdout + r.stderr).trimEnd();
-}
-
-/** iptables -S and -L -vn (with counters) on every machine. */
-export async function showRules(runtime: Runtime, li: LiveInstance, style: Style): Promise<string> {
-  const parts = await Promise.all(
-    [...li.nodes].map(async ([node, c]) => {
-      const s = await execText(runtime, c, ['iptables', '-S']);
-      const l = await execText(runtime, c, ['iptables', '-L', '-vn']);
-      return `${style.cyan(`${node}$`)} iptables -S\n${indent(s)}\n${style.cyan(`${node}$`)} iptables -L -vn\n${indent(l)}`;
-    }),
-  );
-  return parts.join('\n');
-}
-
-/** The processes on every machine, without the container's own sleep. */
-export async function showProcesses(runtime: Runtime, li: LiveInstance, style: Style): Promise<string> {
-  const parts = await Promise.all(
-    [...li.nodes].map(async ([node, c]) => {
-      const out = await execText(runtime, c, ['ps', '-eo', 'pid,stat,args']);
-      const lines = out.split('\n').filter((l) => !/\bps -eo\b|sleep infinity$/.test(l));
-      return `${style.cyan(`${node}$`)} ps -eo pid,stat,args\n${indent(lines.join('\n'))}`;
-    }),
-  );
-  return parts.join('\n');
-}
-
-function indent(text: string): string {
-  return text
-    .split('\n')
-    .map((l) => `    ${l}`)
-    .join('\n');
-}
-
 /** Every machine's TCP sockets, as ss shows them now. */
 export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<Map<NodeName, Socket[]>> {
   const out = new Map<NodeName, Socket[]>();
@@ -221,12 +190,6 @@ export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<M
   return new Map([...out].sort());
 }
 
-/** The sockets a step is about: those its socket and absent expectations match, on the node they name. */
-export function socketsThatMatter(expectations: Expectation[], vars: Record<string, string>): (node: NodeName, s: Socket) => boolean {
-  return (node, s) =>
-    expectations.some((e) => e.on === node && !!(e.socket ?? e.absent) && socketMatches((e.socket ?? e.absent)!, s, vars));
-}
-
 export function renderSockets(
   observed: Map<NodeName, Socket[]>,
   style: Style,
@@ -240,21 +203,12 @@ export function renderSockets(
 
 /** The engine instance for a running lab that another process started (its plan is in the state file). */
 export function attach(runtime: Runtime, state: RunningLab, opts: { signal?: AbortSignal; emit?: EventSink } = {}): Instance {
-  const instance = new Instance(runtime, state.plan, opts);
-  // Open the observers while the check's probe starts: on a loaded machine that takes a while, and the
-  // expectations' deadlines run from the first look.
-  instance.warmUp();
-  return instance;
+  // The observers open while the check's probe starts: the expectations' deadlines run from the first look.
+  return attachInstance(runtime, state.plan, opts);
 }
 
 /** A task checked against the live lab (its probe, its expectations): the one place every check goes through. */
 export async function checkTask(instance: Instance, step: Step): Promise<Check[]> {
   if (!step.task) throw new LabError(`step ${step.id} has no task`);
   return instance.checkTask(step.id, step.task);
-}
-
-export function hintFor(step: Step, attempts: number): string | undefined {
-  const hints = step.task?.hints ?? [];
-  if (!hints.length) return undefined;
-  return hints[Math.min(Math.max(attempts, 1), hints.length) - 1];
 }

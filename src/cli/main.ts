@@ -6,7 +6,7 @@ import { COMMANDS } from './commands/index.js';
 import type { Command } from './command.js';
 import { parseCommandLine } from './parse.js';
 import { reflow, terminalWidth, wrapText } from './wrap.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../version.js';
 
 function usage(): string {
   return [

@@ -6,7 +6,7 @@ import type { Action, Expectation, NodeName, Step, Task } from '../lab/schema.js
 import { parseDuration } from '../lab/duration.js';
 import { expand } from '../lab/templates.js';
 import type { Plan } from '../plan/plan.js';
-import { shellQuote } from '../plan/shell.js';
+import { shellQuote, withStdin } from '../plan/shell.js';
 import type { ExecResult, Runtime } from '../runtime/runtime.js';
 import { EngineError, LabError } from '../errors.js';
 import { needsOf, observeArgs, OBSERVE_PROGRAM, parseObservation, type CommandStatus, type ObserveNeed } from '../observe/observation.js';
@@ -191,7 +191,7 @@ export class Instance {
     const argv = action.run!.map((a) => expand(a, this.vars));
     const stdin = action.stdin === undefined ? undefined : expand(action.stdin, this.vars);
     const shown = shellQuote(argv);
-    const display = shown + (stdin !== undefined ? `  <<< ${JSON.stringify(stdin)}` : '');
+    const display = stdin !== undefined ? withStdin(shown, stdin) : shown;
     const env = stdin !== undefined ? { TCPLAB_STDIN: stdin } : undefined;
     if (action.background) {
       const r = await this.exec(action.on, ['tcplab-run', 'start', action.name!, ...argv], env ? { env } : {});

@@ -1,5 +1,5 @@
 // Which lab the page is about, and where its walk is. A `lab start` at a terminal leaves its plan and current
-// step in a state file (src/cli/state.ts); a lab started with --yes (or kept after one) leaves none, so its
+// step in a state file (src/walk/state-files.ts); a lab started with --yes (or kept after one) leaves none, so its
 // plan is rebuilt from what the engine says about its containers: the lab (by its label), the instance id and
 // the subnets its networks got are all the planner needs, and planning is pure.
 import type { Lab, NodeName, Topology } from '../lab/schema.js';

@@ -201,7 +201,7 @@ describeDocker('lab ui in a real browser', (env) => {
   });
 
   it("follows the walk's step from its state file, and grows the ladder as new segments arrive", async () => {
-    // What a `lab start` at a terminal publishes (src/cli/state.ts), written here for the kept lab, with this
+    // What a `lab start` at a terminal publishes (src/walk/state-files.ts), written here for the kept lab, with this
     // process as the walk that owns it.
     const { lab: lab2, file } = resolveLab('2');
     const containers = await env.runtime.listContainers({ [LABEL.instance]: instance });

@@ -1,7 +1,8 @@
 // The layers import one way. Reads every import of src/**/*.ts (static, type-only, re-exports and dynamic
 // import()) with TypeScript's own pre-processor and fails on: src/engine importing src/submit or src/cli (they
 // sit above it), any import cycle, dockerode outside the runtime adapter, listr2 or inquirer outside the CLI. Type-only imports count: a type that points the wrong way is a
-// dependency that points the wrong way.
+// dependency that points the wrong way. src/walk, the model of the walk that the terminal and the browser both
+// drive, imports none of its views.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +107,11 @@ describe('imports in src/', () => {
 
   it('never go from src/engine to src/submit or src/cli', () => {
     const against = edges.filter((e) => under(e.from, 'engine') && (under(e.to, 'submit') || under(e.to, 'cli')));
+    expect(against.map((e) => `${e.from} -> ${e.to}`)).toEqual([]);
+  });
+
+  it('never go from src/walk (the walk every view drives) to a view: src/cli, src/serve or src/ui', () => {
+    const against = edges.filter((e) => under(e.from, 'walk') && ['cli', 'serve', 'ui'].some((d) => under(e.to, d)));
     expect(against.map((e) => `${e.from} -> ${e.to}`)).toEqual([]);
   });
 

@@ -11,7 +11,7 @@ import { listInstances } from '../../src/engine/cleanup.js';
 import { currentUser } from '../../src/identity.js';
 import { createInstance } from '../../src/engine/provision.js';
 import { pickInstance, shellEndedBecause } from '../../src/cli/live.js';
-import { loadEnded, recordEnded } from '../../src/cli/state.js';
+import { stateFiles } from '../../src/walk/state-files.js';
 import { isLabError } from '../../src/errors.js';
 import type { Lab } from '../../src/lab/schema.js';
 import { bareLab } from '../helpers/lab.js';
@@ -89,15 +89,17 @@ describe('a shell whose lab went away', () => {
   const li = { instance: 'abcd1234', lab: 'incomplete-handshake' };
 
   it('says how the lab ended, from what its lab start recorded', () => {
-    recordEnded({ instance: 'abcd1234', lab: { id: 2, slug: 'incomplete-handshake' }, how: 'finished' });
-    expect(shellEndedBecause(li, loadEnded('abcd1234'))).toBe(
+    stateFiles().recordEnded({ instance: 'abcd1234', lab: { id: 2, slug: 'incomplete-handshake' }, how: 'finished' });
+    expect(shellEndedBecause(li, stateFiles().loadEnded('abcd1234'))).toBe(
       'This shell ended because Lab 2 (incomplete-handshake) finished in its `lab start`, which removed its machines (instance abcd1234).',
     );
-    recordEnded({ instance: 'abcd1234', lab: { id: 2, slug: 'incomplete-handshake' }, how: 'interrupted' });
-    expect(shellEndedBecause(li, loadEnded('abcd1234'))).toMatch(/was interrupted \(Ctrl-C, or its terminal closed\)/);
+    stateFiles().recordEnded({ instance: 'abcd1234', lab: { id: 2, slug: 'incomplete-handshake' }, how: 'interrupted' });
+    expect(shellEndedBecause(li, stateFiles().loadEnded('abcd1234'))).toMatch(/was interrupted \(Ctrl-C, or its terminal closed\)/);
   });
 
   it('says the machines are gone when nothing was recorded', () => {
-    expect(shellEndedBecause(li, loadEnded('abcd1234'))).toMatch(/The lab incomplete-handshake is gone: its machines were removed/);
+    expect(shellEndedBecause(li, stateFiles().loadEnded('abcd1234'))).toMatch(
+      /The lab incomplete-handshake is gone: its machines were removed/,
+    );
   });
 });

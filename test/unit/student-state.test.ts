@@ -3,18 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  forgetRunning,
-  listRunning,
-  loadAttempts,
-  loadProgress,
-  recordAttempt,
-  saveProgress,
-  saveRunning,
-  stateDir,
-  type Score,
-} from '../../src/cli/state.js';
-import { hintFor, socketsThatMatter } from '../../src/cli/live.js';
+import { stateDir, stateFiles, type Score } from '../../src/walk/state-files.js';
+import { hintFor, socketsThatMatter } from '../../src/walk/views.js';
 import { fill } from '../../src/lab/templates.js';
 import { parseSs } from '../../src/observe/ss.js';
 import type { Step } from '../../src/lab/schema.js';
@@ -49,7 +39,7 @@ describe('state directory', () => {
 
   it('records a running lab and forgets it with its attempts', () => {
     const plan = { instance: 'abcd1234', vars: {} } as never;
-    saveRunning({
+    stateFiles().saveRunning({
       instance: 'abcd1234',
       lab: { id: 2, slug: 's', title: 't', file: '/f.yaml' },
       owner: 'h:1',
@@ -59,30 +49,34 @@ describe('state directory', () => {
       plan,
       keep: false,
     });
-    expect(listRunning().map((r) => r.instance)).toEqual(['abcd1234']);
-    expect(recordAttempt('abcd1234', 'a', false)).toMatchObject({ attempts: 1, passed: false });
-    expect(recordAttempt('abcd1234', 'a', true)).toMatchObject({ attempts: 2, passed: true });
+    expect(
+      stateFiles()
+        .listRunning()
+        .map((r) => r.instance),
+    ).toEqual(['abcd1234']);
+    expect(stateFiles().recordAttempt('abcd1234', 'a', false)).toMatchObject({ attempts: 1, passed: false });
+    expect(stateFiles().recordAttempt('abcd1234', 'a', true)).toMatchObject({ attempts: 2, passed: true });
     // A later failure does not undo a pass.
-    expect(recordAttempt('abcd1234', 'a', false)).toMatchObject({ attempts: 3, passed: true });
-    forgetRunning('abcd1234');
-    expect(listRunning()).toEqual([]);
-    expect(loadAttempts('abcd1234')).toEqual({});
+    expect(stateFiles().recordAttempt('abcd1234', 'a', false)).toMatchObject({ attempts: 3, passed: true });
+    stateFiles().forgetRunning('abcd1234');
+    expect(stateFiles().listRunning()).toEqual([]);
+    expect(stateFiles().loadAttempts('abcd1234')).toEqual({});
   });
 });
 
 describe('progress', () => {
   it('keeps the best score, and completed once completed', () => {
-    saveProgress('lab', score(2, 10, 1), true);
-    saveProgress('lab', score(0, 3, 0), false);
-    const p = loadProgress().lab!;
+    stateFiles().saveProgress('lab', score(2, 10, 1), true);
+    stateFiles().saveProgress('lab', score(0, 3, 0), false);
+    const p = stateFiles().loadProgress().lab!;
     expect(p.completed).toBe(true);
     expect(p.last.checks.met).toBe(3);
     expect(p.best!.checks.met).toBe(10);
   });
 
   it('is not completed by a partial run', () => {
-    saveProgress('other', score(1, 4, 0), false);
-    expect(loadProgress().other!.completed).toBe(false);
+    stateFiles().saveProgress('other', score(1, 4, 0), false);
+    expect(stateFiles().loadProgress().other!.completed).toBe(false);
   });
 });
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import stripAnsi from 'strip-ansi';
 import { reflow, wrapLine, wrapText } from '../../src/cli/wrap.js';
-import { choiceKeys, shuffled } from '../../src/cli/shuffle.js';
+import { choiceKeys, shuffled } from '../../src/walk/shuffle.js';
 import { labCommandFor } from '../../src/cli/invocation.js';
 import { sideBySide } from '../../src/cli/render.js';
 import { makeStyle } from '../../src/report/style.js';

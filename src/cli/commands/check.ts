@@ -7,8 +7,9 @@ import { defineCommand } from '../command.js';
 import type { Context } from '../context.js';
 import { fill } from '../../lab/templates.js';
 import { renderChecks } from '../../report/text.js';
-import { ALL_OPTION, attach, checkTask, hintFor, pickInstance, type LiveInstance } from '../live.js';
-import { recordAttempt } from '../state.js';
+import { ALL_OPTION, attach, checkTask, pickInstance, type LiveInstance } from '../live.js';
+import { hintFor } from '../../walk/views.js';
+import { stateFiles } from '../../walk/state-files.js';
 import { labCommand } from '../invocation.js';
 
 /** Everything one check of a task found, as `lab check --json` prints it (see docs/students.md "lab check --json"). */
@@ -52,7 +53,7 @@ async function checkCurrentTask(ctx: Context, li: LiveInstance, emit?: (e: LabEv
     instance.close();
   }
   const passed = checks.every((c) => c.passed);
-  const rec = recordAttempt(li.instance, step.id, passed);
+  const rec = stateFiles().recordAttempt(li.instance, step.id, passed);
   const hint = passed ? undefined : hintFor(step, rec.attempts);
   return {
     instance: li.instance,

@@ -32,7 +32,7 @@ import {
 import { defineCommand } from '../command.js';
 import type { Context } from '../context.js';
 import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from '../run-tracked.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../../version.js';
 import { StepWindows, writeTrace } from '../trace.js';
 import type { Instance } from '../../engine/instance.js';
 

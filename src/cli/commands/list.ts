@@ -1,7 +1,7 @@
 // `lab list`: the labs, their topology and the TCP states each makes observable, with the student's progress.
 import { catalogue, observableStates } from '../../lab/catalogue.js';
 import { defineCommand } from '../command.js';
-import { loadProgress } from '../state.js';
+import { stateFiles } from '../../walk/state-files.js';
 
 export const listCommand = defineCommand({
   name: 'list',
@@ -9,7 +9,7 @@ export const listCommand = defineCommand({
   summary: 'the labs, and the TCP states each makes observable',
   options: {},
   async run(ctx) {
-    const progress = loadProgress();
+    const progress = stateFiles().loadProgress();
     const labs = catalogue().map(({ file, lab }) => ({
       id: lab.id,
       slug: lab.slug,

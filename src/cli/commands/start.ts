@@ -13,7 +13,7 @@ import { runInteractive } from '../interactive.js';
 import { labCommand } from '../invocation.js';
 import { reflow, terminalWidth, wrapText } from '../wrap.js';
 import type { LabResult } from '../../grade/grade.js';
-import { saveProgress, type Score } from '../state.js';
+import { stateFiles, type Score } from '../../walk/state-files.js';
 
 export const startCommand = defineCommand({
   name: 'start',
@@ -81,7 +81,7 @@ function saveHeadlessProgress(lab: Lab, result: LabResult): void {
     steps: { done: result.steps.length, total: lab.steps.length },
   };
   try {
-    saveProgress(lab.slug, score, false);
+    stateFiles().saveProgress(lab.slug, score, false);
   } catch {
     // A read-only home must not fail a lab run.
   }

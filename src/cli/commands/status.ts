@@ -5,8 +5,9 @@ import { currentUser, isMine } from '../../identity.js';
 import { realClock } from '../../engine/clock.js';
 import { defineCommand } from '../command.js';
 import type { Context } from '../context.js';
-import { ALL_OPTION, liveInstances, liveSockets, renderSockets, socketsThatMatter } from '../live.js';
-import { loadAttempts } from '../state.js';
+import { ALL_OPTION, liveInstances, liveSockets, renderSockets } from '../live.js';
+import { socketsThatMatter } from '../../walk/views.js';
+import { stateFiles } from '../../walk/state-files.js';
 import { labCommand } from '../invocation.js';
 import { wrapText } from '../wrap.js';
 
@@ -61,7 +62,7 @@ export const statusCommand = defineCommand({
             }
             const step = lab?.steps[st.stepIndex];
             if (step && lab) {
-              const tried = loadAttempts(li.instance)[step.id];
+              const tried = stateFiles().loadAttempts(li.instance)[step.id];
               head += `, step ${st.stepIndex + 1}/${lab.steps.length}: ${step.title}`;
               if (step.task)
                 head += tried?.passed

@@ -4,7 +4,7 @@ import { addRemoved, describeRemoved, removeInstance, type Removed } from '../..
 import { listInstances } from '../../engine/cleanup.js';
 import { currentUser } from '../../identity.js';
 import { defineCommand } from '../command.js';
-import { forgetRunning, listRunning, recordEnded } from '../state.js';
+import { stateFiles } from '../../walk/state-files.js';
 
 export const stopCommand = defineCommand({
   name: 'stop',
@@ -25,7 +25,7 @@ export const stopCommand = defineCommand({
     for (const id of ids) {
       // Recorded first, so that a shell open in it, which ends as soon as its machine goes, can say why.
       const info = known.get(id);
-      if (info) recordEnded({ instance: id, lab: { id: 0, slug: info.lab }, how: 'stopped' });
+      if (info) stateFiles().recordEnded({ instance: id, lab: { id: 0, slug: info.lab }, how: 'stopped' });
       removed = addRemoved(removed, await removeInstance(ctx.runtime, id));
     }
     forgetStopped(ids);
@@ -42,5 +42,5 @@ export const stopCommand = defineCommand({
 
 /** After `lab stop`: the state files of the instances it removed. */
 function forgetStopped(ids: string[]): void {
-  for (const r of listRunning()) if (ids.includes(r.instance)) forgetRunning(r.instance);
+  for (const r of stateFiles().listRunning()) if (ids.includes(r.instance)) stateFiles().forgetRunning(r.instance);
 }

@@ -1,5 +1,5 @@
 // lab submit: the student's hand-in, written from what they typed in each task of their last walk of a lab.
-// Offline: it reads only the record the walk left in the state directory (src/cli/capture.ts).
+// Offline: it reads only the record the walk left in the state directory (src/walk/capture.ts).
 import { writeFileSync } from 'node:fs';
 import { LabError, formatProblem } from '../../errors.js';
 import { resolveLab } from '../../lab/catalogue.js';
@@ -9,8 +9,8 @@ import { variantValues } from '../../lab/variants.js';
 import { renderSubmission, type TaskNote } from '../../submit/render.js';
 import { validateSubmissionText, type Submission } from '../../submit/submission.js';
 import { defineCommand } from '../command.js';
-import { latestWork, loadWork, type LabWork } from '../state.js';
-import { VERSION } from '../version.js';
+import { stateFiles, type LabWork } from '../../walk/state-files.js';
+import { VERSION } from '../../version.js';
 
 export const submitCommand = defineCommand({
   name: 'submit',
@@ -26,7 +26,7 @@ export const submitCommand = defineCommand({
   async run(ctx, values, positionals) {
     if (positionals.length > 1) throw new LabError('lab submit takes at most one lab', 'for example `lab submit 2`');
     const known = positionals[0] ? resolveLab(positionals[0]) : undefined;
-    const work = known ? loadWork(known.lab.slug) : latestWork();
+    const work = known ? stateFiles().loadWork(known.lab.slug) : stateFiles().latestWork();
     if (!work)
       throw new LabError(
         known ? `nothing was recorded for lab ${known.lab.id} (${known.lab.slug}) yet` : 'nothing was recorded yet',

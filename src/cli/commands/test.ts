@@ -12,7 +12,7 @@ import { mutantFiles, testLabs, type LabTestReport } from '../../submit/lab-test
 import { loadSubmission } from '../../submit/submission.js';
 import { defineCommand } from '../command.js';
 import { IMAGE_OPTION, prepareImage, stderrRenderer } from '../run-tracked.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../../version.js';
 
 const DEFAULT_POLL_MS = 100;
 

@@ -15,7 +15,7 @@ import { LabWatch } from '../../ui/watch.js';
 import { defineCommand } from '../command.js';
 import type { Context } from '../context.js';
 import { pickInstance, type LiveInstance } from '../live.js';
-import { listRunning } from '../state.js';
+import { stateFiles } from '../../walk/state-files.js';
 
 /** Tried first when --port is not given, so that a bookmark keeps working; any free port when it is taken. */
 const DEFAULT_PORT = 7357;
@@ -125,7 +125,9 @@ export const uiCommand = defineCommand({
         // The walk publishes its step and its own process (host:pid) in its state file; without one, the
         // containers' owner label says whether the process that made the lab still runs.
         walk: () => {
-          const state = listRunning().find((r) => r.instance === li.instance);
+          const state = stateFiles()
+            .listRunning()
+            .find((r) => r.instance === li.instance);
           const alive = state ? ownerAlive(state.owner, state.startedAt) : ownerAlive(labels[LABEL.pid], labels[LABEL.created]);
           return walkOf(state, alive, lab?.steps.length);
         },

@@ -7,8 +7,8 @@ import type { Instance } from '../engine/instance.js';
 import type { Lab, NodeName, Step } from '../lab/schema.js';
 import { labHash } from '../submit/submission.js';
 import { parseShellLog, taskAnswer, type ShellCommand } from '../submit/record.js';
-import { saveTaskWork, type TaskWork } from './state.js';
-import { VERSION } from './version.js';
+import type { StateFiles, TaskWork } from './state-files.js';
+import { VERSION } from '../version.js';
 
 const SHELL_LOG = '/tmp/tcplab-shell.log';
 /** Read at most the last MiB of a machine's log. */
@@ -18,11 +18,12 @@ interface CaptureContext {
   lab: Lab;
   file: string;
   student?: string;
-  instance: Instance;
+  instance: Pick<Instance, 'id' | 'plan' | 'vars' | 'exec'>;
+  store: StateFiles;
 }
 
 /** Every machine's shell log, parsed; a machine that cannot be read (it is going away) contributes nothing. */
-async function shellLogs(instance: Instance): Promise<Map<NodeName, ShellCommand[]>> {
+async function shellLogs(instance: CaptureContext['instance']): Promise<Map<NodeName, ShellCommand[]>> {
   const logs = new Map<NodeName, ShellCommand[]>();
   await Promise.all(
     instance.plan.nodes.map(async (n) => {
@@ -56,7 +57,7 @@ export async function captureTask(
     ...(outcome.solvedByTcplab ? { solvedByTcplab: true } : {}),
     answer,
   };
-  saveTaskWork(
+  c.store.saveTaskWork(
     {
       ...(c.student ? { student: c.student } : {}),
       lab: { id: c.lab.id, slug: c.lab.slug, title: c.lab.title, file: c.file, hash },
