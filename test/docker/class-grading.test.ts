@@ -18,7 +18,7 @@ import { variantValues } from '../../src/lab/variants.js';
 import type { NullAnswer, SubmissionResult } from '../../src/submit/batch.js';
 import { renderSubmission } from '../../src/submit/render.js';
 import { labHash } from '../../src/submit/submission.js';
-import { VERSION } from '../../src/cli/version.js';
+import { VERSION } from '../../src/version.js';
 
 const run = promisify(execFile);
 const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
