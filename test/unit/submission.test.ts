@@ -6,6 +6,13 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { answersOf, labHash, loadSubmission, validateSubmissionText } from '../../src/submit/submission.js';
 import { renderSubmission } from '../../src/submit/render.js';
+import { runLab } from '../../src/engine/run-lab.js';
+import type { LabEvent } from '../../src/engine/events.js';
+import { maxScoreOf, scoreLab, taskSteps } from '../../src/grade/score.js';
+import type { Lab } from '../../src/lab/schema.js';
+import type { AnswerScript } from '../../src/lab/answer-script.js';
+import { FakeClock, FakeRuntime } from '../reliability/fake-runtime.js';
+import { nullAnswerOf } from '../../src/submit/batch.js';
 
 const lab2 = resolveLab('2').lab;
 const lab1 = resolveLab('1').lab;
@@ -17,6 +24,27 @@ answers:
     client: |
       iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP
 `;
+
+/** A lab replayed on a fake engine, as a submission is graded: each step's commands as shown, the answers'
+ *  outputs, the result. answers undefined: the lab's own solutions. */
+async function replay(lab: Lab, answers: { byStep: Record<string, AnswerScript[]> } | undefined) {
+  const actions = new Map<string, string[]>();
+  const answered: string[] = [];
+  let step = '';
+  const result = await runLab(new FakeRuntime(), lab, {
+    image: 'x',
+    instance: 'sub00001',
+    clock: new FakeClock(),
+    student: 'carol',
+    ...(answers ? { answers } : {}),
+    emit: (e: LabEvent) => {
+      if (e.type === 'step') step = e.id;
+      if (e.type === 'action') actions.set(step, [...(actions.get(step) ?? []), `${e.node}$ ${e.display}`]);
+      if (e.type === 'answer') answered.push(`${e.step} ${e.node}`);
+    },
+  });
+  return { actions, answers: answered, result };
+}
 
 function problems(text: string, lab = lab2) {
   const r = validateSubmissionText(text, lab);
@@ -35,8 +63,35 @@ describe('submission files', () => {
     expect(problems(good.replace('lab: 2', 'lab: "2"'))).toEqual([]);
   });
 
-  it('an empty submission (no answers) is gradable: every task just goes unanswered', () => {
-    expect(problems('student: carol\nlab: 2\n')).toEqual([]);
+  it('an empty submission (no answers) is gradable: every task goes unanswered (its solution never runs) and scores 0', async () => {
+    // Replayed as `lab grade --submissions` does (runLab with the submission's answers), against a fake engine:
+    // the commands each task step runs, and the score. The lab's own solutions, replayed the same way, show
+    // what an answered task would have run. test/docker/class-grading.test.ts grades empty answers for real.
+    for (const lab of [lab1, lab2]) {
+      const r = validateSubmissionText(`student: carol\nlab: ${lab.id}\n`, lab);
+      expect(r.ok && r.submission.student).toBe('carol');
+      if (!r.ok) return;
+      const graded = await replay(lab, { byStep: answersOf(r.submission) });
+      const solved = await replay(lab, undefined);
+      for (const step of taskSteps(lab)) {
+        const task = step.task!;
+        const solution = task.solution ?? [];
+        // What the grader ran in the task's step: the probe a check tries, and nothing of the solution.
+        expect(graded.actions.get(step.id) ?? [], `${lab.slug} ${step.id}`).toHaveLength((task.probe ?? []).length);
+        expect(solved.actions.get(step.id) ?? [], `${lab.slug} ${step.id}`).toHaveLength((task.probe ?? []).length + solution.length);
+        expect(solution.length, `${lab.slug} ${step.id}`).toBeGreaterThan(0);
+        for (const ran of solved.actions.get(step.id)!.slice(0, solution.length))
+          expect(graded.actions.get(step.id) ?? [], `${lab.slug} ${step.id}`).not.toContain(ran);
+      }
+      expect(graded.answers).toEqual([]);
+      // Scored as the batch scores it: beside the null answer's run (no answer at all, in the same world), whose
+      // met checks pay nothing. (In the fake world nothing ever happens, so an absent check holds for both.)
+      const nullRun = await replay(lab, { byStep: {} });
+      const nullMet = new Set(nullAnswerOf(lab, [{ ...nullRun.result, outputs: [], instance: 'sub00002' }]).met.map((c) => c.key));
+      const score = scoreLab(lab, graded.result.steps, graded.result.error, { nullMet });
+      expect(score).toMatchObject({ score: 0, passed: false, maxScore: maxScoreOf(lab) });
+      for (const section of score.sections.filter((x) => x.step !== null)) expect(section).toMatchObject({ passed: false, score: 0 });
+    }
   });
 
   it('keeps the order of the machines as written: that is the order the replay starts them in', () => {
