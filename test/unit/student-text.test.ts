@@ -124,6 +124,24 @@ describe('the command a student can type', () => {
     expect(inv({ script: '/root/.npm/_npx/abc/node_modules/.bin/lab', env: { PATH: '/usr/bin', npm_command: 'exec' } })).toBe('npx lab');
   });
 
+  it('is `npx lab` under npx even though npx put a `lab` that is this tcplab at the front of the PATH', () => {
+    // What `npx lab start 7` in a clone gets: npm links the clone into its cache and puts the cache's .bin first.
+    const cache = '/root/.npm/_npx/3513fdd5/node_modules/.bin';
+    files[`${cache}/lab`] = ours;
+    const path = [
+      cache,
+      '/home/ana/tcplab/node_modules/.bin',
+      '/usr/lib/node_modules/npm/node_modules/@npmcli/run-script/lib/node-gyp-bin',
+      '/usr/bin',
+    ];
+    expect(inv({ script: `${cache}/lab`, env: { PATH: path.join(':'), npm_command: 'exec', npm_lifecycle_event: 'npx' } })).toBe('npx lab');
+    // Installed with npm install -g as well: `lab` works in any terminal, and is the shorter.
+    expect(inv({ script: `${cache}/lab`, env: { PATH: [...path, '/usr/local/bin'].join(':'), npm_command: 'exec' } })).toBe('lab');
+    // Without npx, a node_modules/.bin on the PATH is the student's own choice, and counts.
+    files['/home/ana/tcplab/node_modules/.bin/lab'] = ours;
+    expect(inv({ env: { PATH: '/home/ana/tcplab/node_modules/.bin:/usr/bin' } })).toBe('lab');
+  });
+
   it('is the node command as typed otherwise: relative inside the folder, absolute outside', () => {
     expect(inv({})).toBe('node bin/lab.js');
     expect(inv({ cwd: '/tmp' })).toBe(`node ${ours}`);
