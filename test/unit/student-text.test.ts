@@ -40,6 +40,21 @@ describe('wrapping to the terminal', () => {
     expect(lines[0]).toContain(red('✗ not met'));
   });
 
+  it("never breaks a line between a lab's number and its name", () => {
+    const text = 'This shell ended because Lab 7 (fin-wait-1) finished in its `npx lab start`, which removed its machines.';
+    for (let width = 20; width <= text.length; width++) {
+      const lines = wrapLine(text, width);
+      expect(lines.join(' ')).toBe(text);
+      expect(
+        lines.some((l) => l.includes('Lab 7 (fin-wait-1)')),
+        `at ${width} columns: ${lines.join(' | ')}`,
+      ).toBe(true);
+    }
+    const head = wrapLine('instance 9ed2d1ac  Lab 7 fin-wait-1, step 5/5: Your task: hold the server in FIN_WAIT_1', 32);
+    expect(head.some((l) => l.includes('Lab 7 fin-wait-1,'))).toBe(true);
+    expect(wrapLine(`  ${prose} Lab 12: Half-open`, 40).some((l) => l.includes('Lab 12: Half-open'))).toBe(true);
+  });
+
   it('leaves a word wider than the line whole, on a line of its own', () => {
     const word = 'x'.repeat(30);
     expect(wrapLine(`short ${word} end`, 20)).toEqual(['short', word, 'end']);
