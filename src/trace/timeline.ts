@@ -371,7 +371,12 @@ function stateEvents(samples: StateSample[], txs: Transmission[]): TimelineEvent
           // a cause before the clock, one just after it counts, never past the node's next sample.
           const late = Math.min(sample.at + LOOK_SLACK_MS, list[i + 1]?.at ?? Infinity);
           const found =
-            findCause(c.from, c.to, inInterval) ?? findCause(c.from, c.to, seen.filter((x) => x.s.at > sample.at && x.s.at < late));
+            findCause(c.from, c.to, inInterval) ??
+            findCause(
+              c.from,
+              c.to,
+              seen.filter((x) => x.s.at > sample.at && x.s.at < late),
+            );
           if (found) {
             cause = found.tx.id;
             at = found.s.at + (found.s.dir === 'out' ? -NUDGE_MS : NUDGE_MS);
