@@ -33,9 +33,9 @@ function labelWidth(plain: string): number {
   return m ? m[0].length - /^\s*/.exec(plain)![0].length : 0;
 }
 
-/** A lab named by its number, and what follows it ("Lab 7: A FIN...", "Lab 7 fin-wait-1", "Lab 7 (fin-wait-1)"):
- *  read as one, never broken across lines. */
-const GLUED = /\bLab \d+:? (?=\S)/;
+/** Read as one, never broken across lines: a lab named by its number and what follows it ("Lab 7: A FIN...",
+ *  "Lab 7 fin-wait-1", "Lab 7 (fin-wait-1)"), and a short command to type (`npx lab check`). */
+const GLUED = /\bLab \d+:? (?=\S)|`[^`\n]{1,40}`/;
 /** Stands for a space that must not break a line while a line is wrapped (a private-use character). */
 const NO_BREAK = '\uE000';
 
@@ -54,7 +54,10 @@ function unglue(line: string): string {
  */
 export function wrapLine(line: string, width: number, hang?: number): string[] {
   if (visibleWidth(line) <= width) return [line];
-  if (GLUED.test(line)) return wrapLine(glue(line), width, hang).map(unglue);
+  return GLUED.test(line) ? breakLine(glue(line), width, hang).map(unglue) : breakLine(line, width, hang);
+}
+
+function breakLine(line: string, width: number, hang?: number): string[] {
   const plain = stripAnsi(line);
   const indent = /^\s*/.exec(plain)![0].length;
   const lead = ' '.repeat(indent);

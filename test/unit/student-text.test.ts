@@ -40,7 +40,7 @@ describe('wrapping to the terminal', () => {
     expect(lines[0]).toContain(red('✗ not met'));
   });
 
-  it("never breaks a line between a lab's number and its name", () => {
+  it("never breaks a line between a lab's number and its name, nor inside a short command", () => {
     const text = 'This shell ended because Lab 7 (fin-wait-1) finished in its `npx lab start`, which removed its machines.';
     for (let width = 20; width <= text.length; width++) {
       const lines = wrapLine(text, width);
@@ -53,6 +53,13 @@ describe('wrapping to the terminal', () => {
     const head = wrapLine('instance 9ed2d1ac  Lab 7 fin-wait-1, step 5/5: Your task: hold the server in FIN_WAIT_1', 32);
     expect(head.some((l) => l.includes('Lab 7 fin-wait-1,'))).toBe(true);
     expect(wrapLine(`  ${prose} Lab 12: Half-open`, 40).some((l) => l.includes('Lab 12: Half-open'))).toBe(true);
+    // Nor in the middle of a short command to type.
+    const work = '  Work in `npx lab shell <machine>` (here from the menu, or in another terminal), then `npx lab check`.';
+    for (let width = 40; width <= work.length; width++)
+      expect(
+        wrapLine(work, width).some((l) => l.includes('`npx lab check`')),
+        `at ${width} columns`,
+      ).toBe(true);
   });
 
   it('leaves a word wider than the line whole, on a line of its own', () => {
