@@ -26,8 +26,20 @@ import { mb, median, ms, summary, timed } from './stats.js';
 import { must, run } from './shell.js';
 import { LISTEN_LATER } from './probes.js';
 import { gradeClass, type ClassRun } from './submissions.js';
+import { classroomBench, type ClassRound } from './classroom.js';
 
-const SECTIONS = ['warm', 'snapshot', 'detect', 'capture', 'catalogue', 'density', 'image', 'teardown', 'submissions'] as const;
+const SECTIONS = [
+  'warm',
+  'snapshot',
+  'detect',
+  'capture',
+  'catalogue',
+  'density',
+  'image',
+  'teardown',
+  'submissions',
+  'classroom',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -40,13 +52,14 @@ const { values } = parseArgs({
     json: { type: 'string' },
     'class-parallel': { type: 'string' },
     'class-size': { type: 'string' },
+    students: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
   process.stdout.write(
     'usage: npm run bench -- [--quick] [--runs N] [--only warm,snapshot,detect,capture,catalogue,density,image,teardown,submissions]\n' +
-      '                        [--density 10,20,30] [--wave N] [--class-size 100] [--class-parallel 8,16,24] [--json FILE]\n',
+      '                        [--density 10,20,30] [--wave N] [--class-size 100] [--class-parallel 8,16,24] [--students 1,10,30] [--json FILE]\n',
   );
   process.exit(0);
 }
@@ -736,6 +749,76 @@ async function submissions(): Promise<void> {
   });
 }
 
+/** lab serve with N simulated students (issue 18): echo latency, memory, idle CPU, a class pressing Start at once. */
+async function classroom(): Promise<void> {
+  const counts = (values.students ?? (quick ? '1,2' : '1,10,30')).split(',').map(Number);
+  heading(
+    `Classroom: lab serve with ${counts.join(', ')} simulated students (Lab 2: Start together, a terminal, keys, idle, Check), ${cpus().length} cores`,
+  );
+  const rounds = await classroomBench({
+    bin: `${ROOT}bin/lab.js`,
+    runtime,
+    counts,
+    keys: quick ? 5 : 20,
+    idleSeconds: quick ? 5 : 20,
+    log: (s) => process.stdout.write(`${s}\n`),
+    onRound: (r) => reportRound(r),
+  });
+  raw.classroom = rounds;
+}
+
+function reportRound(r: ClassRound): void {
+  {
+    const at30 = r.n >= 30;
+    if (r.error) {
+      report({
+        section: 'classroom',
+        name: `N=${r.n}: the round`,
+        value: `did not finish: ${r.error}`,
+        target: 'every lab ready and graded',
+        met: false,
+      });
+      return;
+    }
+    report({
+      section: 'classroom',
+      name: `N=${r.n}: keystroke echo through the server`,
+      value: `p50 ${r.echo.p50.toFixed(1)} ms, p95 ${r.echo.p95.toFixed(1)} ms (max ${r.echo.max.toFixed(0)} ms, ${r.echo.samples} keys)`,
+      ...(at30 ? { target: 'p95 <= 30 ms at N = 30', met: r.echo.p95 <= 30 } : {}),
+    });
+    report({
+      section: 'classroom',
+      name: `N=${r.n}: all pressed Start together, all ready`,
+      value: `${ms(r.allReadyMs)} (first ${ms(Math.min(...r.readyMs))})`,
+      ...(at30 ? { target: '30 ready within 60 s', met: r.allReadyMs <= 60_000 } : {}),
+    });
+    const perStudent = (r.rss - r.rssBefore) / r.n;
+    report({
+      section: 'classroom',
+      name: `N=${r.n}: server memory`,
+      value: `${mb(r.rss)} resident (${mb(r.rssBefore)} before any student; ${mb(perStudent)} per student)`,
+      target: `<= 150 MB + 2 MB per student`,
+      met: r.rss <= 150e6 + 2e6 * r.n,
+    });
+    const c = r.idleCores;
+    const per = (c.server + c.engine + c.labs) / r.n;
+    report({
+      section: 'classroom',
+      name: `N=${r.n}: CPU per idle student, page open`,
+      value: `${(per * 100).toFixed(2)}% of a core (server ${(c.server * 100).toFixed(1)}%, engine ${(c.engine * 100).toFixed(1)}%, inside the labs ${(c.labs * 100).toFixed(1)}% in all, over ${c.seconds.toFixed(0)} s)`,
+      target: '<= 0.5% of a core',
+      met: per <= 0.005,
+    });
+    report({
+      section: 'classroom',
+      name: `N=${r.n}: tasks graded right`,
+      value: `${r.graded.right}/${r.graded.total}${r.graded.wrong.length ? ` (${r.graded.wrong.join('; ')})` : ''}`,
+      target: 'all',
+      met: r.graded.right === r.graded.total,
+    });
+  }
+}
+
 async function machine(): Promise<void> {
   const info = await runtime.info();
   const kernel = (await run(['uname', '-r'])).stdout.trim();
@@ -767,6 +850,7 @@ async function main(): Promise<number> {
     if (only.has('catalogue')) await wholeCatalogue();
     if (only.has('density')) await density();
     if (only.has('submissions')) await submissions();
+    if (only.has('classroom')) await classroom();
   } finally {
     await cleanup();
   }

@@ -23,6 +23,8 @@ import {
   type NetworkSpec,
   type Resource,
   type Runtime,
+  type TerminalOptions,
+  type TerminalSession,
 } from './runtime.js';
 import { NODE_SECURITY } from '../plan/plan.js';
 import { describeEndpoint, resolveEndpoint, sshArgv, type Endpoint } from './endpoint.js';
@@ -600,6 +602,67 @@ export class DockerRuntime implements Runtime {
       };
     } catch (e) {
       throw explain(e, `start ${argv[0]} in ${container}`, this.where);
+    }
+  }
+
+  async openTerminal(container: string, argv: string[], opts: TerminalOptions): Promise<TerminalSession> {
+    logExec('%s: terminal %o (%dx%d)', container, argv, opts.cols, opts.rows);
+    try {
+      const ex = await this.docker.getContainer(container).exec({
+        Cmd: argv,
+        Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: true,
+      });
+      // With a TTY the engine sends the terminal's bytes as they are: no stream headers to take apart.
+      const stream = (await ex.start({ hijack: true, stdin: true, Tty: true } as object)) as NodeJS.ReadWriteStream & {
+        destroy(): void;
+        end(): void;
+      };
+      let closed = false;
+      const closers: (() => void)[] = [];
+      const finish = () => {
+        if (closed) return;
+        closed = true;
+        logExec('%s: terminal %s closed', container, argv[0]);
+        for (const f of closers) f();
+      };
+      stream.on('end', finish);
+      stream.on('close', finish);
+      stream.on('error', (e: Error) => {
+        logExec('%s: terminal error: %s', container, e.message);
+        finish();
+      });
+      const resize = async (cols: number, rows: number) => {
+        if (closed) return;
+        // The exec may not have started its process yet (a resize right after start): not worth an error.
+        await ex.resize({ h: rows, w: cols }).catch((e: Error) => logExec('%s: resize: %s', container, e.message));
+      };
+      await resize(opts.cols, opts.rows);
+      return {
+        write: (data) => {
+          if (!closed) stream.write(typeof data === 'string' ? data : Buffer.from(data));
+        },
+        resize,
+        onData: (fn) => stream.on('data', (b: Buffer) => fn(b)),
+        onClose: (fn) => {
+          if (closed) fn();
+          else closers.push(fn);
+        },
+        close: () => {
+          if (closed) return;
+          try {
+            stream.end();
+          } finally {
+            stream.destroy();
+            finish();
+          }
+        },
+      };
+    } catch (e) {
+      throw explain(e, `open a terminal (${argv[0]}) in ${container}`, this.where);
     }
   }
 }

@@ -96,6 +96,27 @@ export interface ExecSession {
   close(): void;
 }
 
+/** An interactive program on a terminal (a shell in a lab machine), for a browser's terminal: raw bytes both ways,
+ *  since a TTY merges stdout and stderr, and a size that follows the browser's window. See Runtime.openTerminal. */
+export interface TerminalSession {
+  /** Keystrokes, pasted text, escape sequences: to the program's terminal. */
+  write(data: string | Uint8Array): void;
+  /** The terminal's size in characters (the program sees SIGWINCH). */
+  resize(cols: number, rows: number): Promise<void>;
+  /** What the program writes to its terminal, as it arrives. */
+  onData(fn: (chunk: Uint8Array) => void): void;
+  /** Called once when the program exits, its container goes away, or close() was called. */
+  onClose(fn: () => void): void;
+  /** Hang up: drop the connection (the program sees its terminal go). */
+  close(): void;
+}
+
+export interface TerminalOptions {
+  cols: number;
+  rows: number;
+  env?: Record<string, string>;
+}
+
 export interface Resource {
   id: string;
   name: string;
@@ -143,6 +164,9 @@ export interface Runtime {
   /** Start a long-running command with stdin attached; it never keeps this process alive on its own.
    *  Optional: without it the engine observes with one exec per look. */
   openExec?(container: string, argv: string[]): Promise<ExecSession>;
+  /** Start a program on a terminal (a TTY) in a container: a browser's shell (lab serve). Optional: a backend
+   *  without it has no terminals in the browser. */
+  openTerminal?(container: string, argv: string[], opts: TerminalOptions): Promise<TerminalSession>;
 }
 
 /** The engine refused because the subnet is taken (by another lab started at the same moment, say). */

@@ -10,6 +10,7 @@ import { imageCommand } from './image.js';
 import { listCommand } from './list.js';
 import { newCommand } from './new.js';
 import { planCommand } from './plan.js';
+import { serveCommand } from './serve.js';
 import { shellCommand } from './shell.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
@@ -35,6 +36,7 @@ export const COMMANDS: Command[] = [
   checkCommand,
   statusCommand,
   uiCommand,
+  serveCommand,
   submitCommand,
   newCommand,
 ];

@@ -1,0 +1,130 @@
+// The hub's rules with an in-memory engine: a full host queues Starts in order and tells each student their
+// place, never building more than the class allows; a lab that cannot start leaves nothing and says why; an idle
+// lab is warned about, then stopped (progress kept); a restart reattaches what is still whole, removes the rest
+// and tells the student; the live gradebook scores like `lab grade`.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { catalogue } from '../../src/lab/catalogue.js';
+import { EngineError } from '../../src/errors.js';
+import { defaultClass, type ClassConfig } from '../../src/serve/class-file.js';
+import { Classroom } from '../../src/serve/classroom.js';
+import { Store } from '../../src/serve/store.js';
+import { FakeRuntime } from '../reliability/fake-runtime.js';
+
+const labs = catalogue().filter((l) => l.lab.id === 1 || l.lab.id === 2);
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  vi.useRealTimers();
+  for (const c of cleanups.splice(0)) await c();
+});
+
+function setup(
+  limits: Partial<ClassConfig['limits']> = {},
+  runtime = new FakeRuntime(),
+  dir = mkdtempSync(join(tmpdir(), 'tcplab-serve-hub-')),
+) {
+  const cls = { ...defaultClass(dir), joinCode: 'ABCDEFGH', limits: { ...defaultClass(dir).limits, ...limits } };
+  const store = new Store(dir);
+  const classroom = new Classroom({ runtime, config: cls, labs, image: 'fake', store, version: 'test' });
+  cleanups.push(async () => {
+    await classroom.close();
+  });
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return { classroom, store, runtime, dir, cls };
+}
+
+type State = { current?: { status: string; place?: number }; notice?: string; error?: string };
+const stateOf = (c: Classroom, id: string) => c.state(id) as State;
+
+async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('the class hub', () => {
+  it('queues Starts beyond the host limit, in order, and starts the next when a lab stops', async () => {
+    const { classroom, runtime } = setup({ runningLabs: 2 });
+    const ids = ['a', 'b', 'c', 'd'].map((n) => classroom.joinWithName(n).id);
+    for (const id of ids) classroom.start(id, 'basic-states');
+    await until('two running', () => ids.filter((id) => stateOf(classroom, id).current?.status === 'running').length === 2);
+    expect(stateOf(classroom, ids[2]!).current).toMatchObject({ status: 'queued', place: 1 });
+    expect(stateOf(classroom, ids[3]!).current).toMatchObject({ status: 'queued', place: 2 });
+    expect(new Set([...runtime.containers.values()].map((c) => c.spec.labels['io.tcplab.instance'])).size).toBe(2);
+    await classroom.stop(ids[0]!, 'student');
+    await until('the first in the queue running', () => stateOf(classroom, ids[2]!).current?.status === 'running');
+    expect(stateOf(classroom, ids[3]!).current).toMatchObject({ status: 'queued', place: 1 });
+    expect(() => classroom.start(ids[1]!, 'incomplete-handshake')).toThrow(/already have another lab/);
+    await classroom.stopAll();
+    expect(runtime.containers.size).toBe(0);
+  });
+
+  it('tells a student why their lab could not start, and leaves nothing of it', async () => {
+    const runtime = new FakeRuntime();
+    runtime.before = (call) => {
+      if (call === 'startContainer') throw new EngineError('Docker could not start container: out of memory');
+    };
+    const { classroom } = setup({}, runtime);
+    const id = classroom.joinWithName('x').id;
+    classroom.start(id, 'basic-states');
+    await until('the failure told', () => !!stateOf(classroom, id).error);
+    expect(stateOf(classroom, id).error).toMatch(/Lab 1 could not start: .*out of memory.*Nothing of it was left running/);
+    expect(stateOf(classroom, id).current).toBeUndefined();
+    expect(runtime.containers.size).toBe(0);
+    expect(runtime.networks.size).toBe(0);
+  });
+
+  it('warns about an idle lab, then stops it and says so; any activity starts the clock again', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'Date'] });
+    const { classroom, runtime } = setup({ idleMs: 10 * 60_000, idleWarningMs: 2 * 60_000 });
+    const id = classroom.joinWithName('sleepy').id;
+    classroom.start(id, 'basic-states');
+    await vi.waitUntil(() => stateOf(classroom, id).current?.status === 'running');
+    vi.advanceTimersByTime(8 * 60_000 + 20_000);
+    await vi.waitUntil(() => (stateOf(classroom, id).current as { idle?: { warning: boolean } })?.idle?.warning === true);
+    classroom.touch(id);
+    expect((stateOf(classroom, id).current as { idle?: { warning: boolean } }).idle?.warning).toBe(false);
+    vi.advanceTimersByTime(10 * 60_000 + 20_000);
+    await vi.waitUntil(() => stateOf(classroom, id).current === undefined);
+    expect(stateOf(classroom, id).notice).toMatch(/stopped after 10 minutes without a key typed/);
+    await vi.waitUntil(() => runtime.containers.size === 0);
+  });
+
+  it('after a restart reattaches a whole lab, removes a broken one and strays, and tells that student', async () => {
+    const runtime = new FakeRuntime();
+    const dir = mkdtempSync(join(tmpdir(), 'tcplab-serve-hub-'));
+    const first = setup({}, runtime, dir);
+    const keep = first.classroom.joinWithName('keeper').id;
+    const lose = first.classroom.joinWithName('loser').id;
+    first.classroom.start(keep, 'basic-states');
+    first.classroom.start(lose, 'basic-states');
+    await until('both running', () => [keep, lose].every((id) => stateOf(first.classroom, id).current?.status === 'running'));
+    await first.classroom.close();
+    // While the server is down, one of the labs loses a machine.
+    const broken = [...runtime.containers.keys()].find((n) =>
+      runtime.containers.get(n)!.spec.labels['io.tcplab.owner']!.endsWith(`/${lose}`),
+    )!;
+    runtime.containers.delete(broken);
+    const second = new Classroom({ runtime, config: first.cls, labs, image: 'fake', store: new Store(dir), version: 'test' });
+    cleanups.unshift(() => second.close().then(() => undefined));
+    expect(await second.recover()).toEqual({ reattached: 1, removed: 1 });
+    expect(stateOf(second, keep).current?.status).toBe('running');
+    expect(stateOf(second, lose).current).toBeUndefined();
+    expect(stateOf(second, lose).notice).toMatch(/could not be kept while the server restarted, so it was removed/);
+    expect([...runtime.containers.values()].every((c) => c.spec.labels['io.tcplab.owner']!.endsWith(`/${keep}`))).toBe(true);
+    await second.stopAll();
+  });
+
+  it('scores live work for the gradebook as lab grade does: nothing for a walk not started', () => {
+    const { classroom } = setup();
+    classroom.joinWithName('idle student');
+    const { results } = classroom.liveResults('basic-states');
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatchObject({ gradable: false, reason: 'not started', score: 0, passed: false });
+    expect(results[0]!.maxScore).toBeGreaterThan(0);
+  });
+});
