@@ -103,7 +103,10 @@ function describeInstance(i: LiveInstance): string {
 
 export function parseNode(text: string | undefined): NodeName {
   if (!text || !(NODE_NAMES as readonly string[]).includes(text)) {
-    throw new LabError(`which machine? '${text ?? ''}' is not one of ${NODE_NAMES.join(', ')}`, 'for example `lab shell client`');
+    throw new LabError(
+      `which machine? '${text ?? ''}' is not one of ${NODE_NAMES.join(', ')}`,
+      `for example \`${labCommand()} shell client\``,
+    );
   }
   return text as NodeName;
 }

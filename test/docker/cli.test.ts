@@ -1,6 +1,6 @@
 // The built CLI, end to end, as a user runs it.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -96,6 +96,59 @@ describe('lab without an engine', () => {
     const r = await lab(['start', '42']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no lab 42/);
+  });
+});
+
+describe('the commands lab names are the ones that work where the student is', () => {
+  // `npx lab start 7` in a clone: npm links the clone into its npx cache and puts the cache's node_modules/.bin
+  // (with a `lab` that is this very tcplab) first on the PATH of that one run; a terminal opened later has no
+  // `lab`. Offline: lab submit reads a walk's record and names the command that grades it.
+  const state = join(dir, 'npx-state');
+  const cache = join(dir, '_npx', '3513fdd5', 'node_modules', '.bin');
+  const labFile = new URL('../../labs/02-incomplete-handshake.yaml', import.meta.url).pathname;
+  mkdirSync(join(state, 'work'), { recursive: true });
+  mkdirSync(cache, { recursive: true });
+  symlinkSync(bin, join(cache, 'lab'));
+  const at = new Date().toISOString();
+  writeFileSync(
+    join(state, 'work', 'incomplete-handshake.json'),
+    JSON.stringify({
+      student: 'alice',
+      lab: { id: 2, slug: 'incomplete-handshake', title: 'A firewall breaks the handshake', file: labFile, hash: '' },
+      tcplab: '0.1.0',
+      instance: 'abcd1234',
+      updatedAt: at,
+      tasks: {
+        'drop-syn': {
+          title: 'Your task',
+          startedAt: at,
+          endedAt: at,
+          passed: true,
+          attempts: 1,
+          answer: [{ node: 'client', lines: ['iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP'] }],
+        },
+      },
+    }),
+  );
+  const out = join(dir, 'npx-submission.yaml');
+  // PATH as the tests run with it, minus any `lab` of this clone's own node_modules/.bin (there is none).
+  const basePath = process.env.PATH ?? '';
+
+  it('under npx: `npx lab ...`, not the `lab` npx put on the PATH for its one run', async () => {
+    const r = await lab(['submit', '-o', out], {
+      TCPLAB_STATE_DIR: state,
+      PATH: `${cache}:${basePath}`,
+      npm_command: 'exec',
+      npm_lifecycle_event: 'npx',
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(stripAnsi(r.stdout)).toContain(`check it as your instructor will: npx lab grade 2 --submission ${out}`);
+  });
+
+  it('started as node bin/lab.js: that, as typed', async () => {
+    const r = await lab(['submit', '-o', out], { TCPLAB_STATE_DIR: state, npm_command: '', npm_lifecycle_event: '' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(stripAnsi(r.stdout)).toContain(`check it as your instructor will: node bin/lab.js grade 2 --submission ${out}`);
   });
 });
 

@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { buildTimeline, statesAt, type Transmission } from '../../src/trace/timeline.js';
 import { HeadTail, LabRecorder } from '../../src/trace/recorder.js';
 import { loadCaptureFixture, record } from '../helpers/capture-fixtures.js';
+import { renderLadder } from '../../src/report/ladder-text.js';
+import type { Segment } from '../../src/observe/segments.js';
+import { parseEndpoint, parseSs } from '../../src/observe/ss.js';
 
 const names = (tx: Transmission) => tx.flags.filter((f) => f !== 'PSH').join('|');
 
@@ -125,6 +128,64 @@ describe('the timeline of a routed lab (Lab 7: the firewall drops the client FIN
       seenUntil: { client: lastFin.at + 10, firewall: lastFin.at - 1, server: lastFin.at - 1 },
     });
     expect(early.transmissions.at(-1)!.fate).toBe('in-flight');
+  });
+});
+
+describe('a state ss saw before the capture stamped its cause', () => {
+  // The look's clock is read before ss runs; on a busy host ss runs tens of ms later and sees CLOSE_WAIT from a
+  // FIN that arrived after the clock (Lab 7 at a 100-column terminal: CLOSE_WAIT at 15.873, the FIN at 15.879).
+  const fin = (node: 'client' | 'server', dir: 'in' | 'out', at: number): Segment => ({
+    node,
+    at,
+    iface: 'eth0',
+    ifindex: 2,
+    dir,
+    src: parseEndpoint('198.18.7.2:40000'),
+    dst: parseEndpoint('198.18.7.3:5555'),
+    flags: ['FIN', 'ACK'],
+    seq: 7,
+    ack: 1,
+    len: 0,
+    win: 502,
+    ipId: 9,
+    ttl: 64,
+    hex: '',
+    origLen: 52,
+  });
+  const t0 = 1_000_000;
+  const server = (at: number, state: string, since?: number) => ({
+    node: 'server' as const,
+    at,
+    sockets: parseSs(`${state} 0 0 198.18.7.3:5555 198.18.7.2:40000`),
+    ...(since !== undefined ? { since } : {}),
+  });
+  const build = (later: number) =>
+    buildTimeline({
+      topology: 'direct',
+      addresses: { client: ['198.18.7.2'], server: ['198.18.7.3'] },
+      segments: [fin('client', 'out', t0 + 15_878), fin('server', 'in', t0 + 15_879)],
+      samples: [server(t0, 'ESTAB'), server(t0 + 15_873, 'CLOSE-WAIT', t0 + 15_600), server(later, 'LAST-ACK', later - 50)],
+    });
+
+  it('is placed after that segment, which caused it, and the ladder writes it there', () => {
+    const t = build(t0 + 16_500);
+    const closeWait = t.events.find((e) => e.kind === 'state' && e.to === 'CLOSE_WAIT')!;
+    const finIn = t.transmissions.find((x) => x.flags.includes('FIN'))!;
+    expect(closeWait.kind === 'state' && closeWait.cause).toBe(finIn.id);
+    expect(closeWait.at).toBeGreaterThan(t0 + 15_879);
+    const rows = renderLadder(t, { width: 90, origin: t0 }).split('\n');
+    const finRow = rows.findIndex((r) => r.includes('FIN|ACK'));
+    const stateRow = rows.findIndex((r) => r.includes('[CLOSE_WAIT]'));
+    expect(finRow).toBeGreaterThan(0);
+    expect(stateRow).toBeGreaterThan(finRow);
+  });
+
+  it('but never takes a segment from after the next look for its cause', () => {
+    // The node's next sample came before the FIN was stamped: that FIN cannot explain the earlier state.
+    const t = build(t0 + 15_875);
+    const closeWait = t.events.find((e) => e.kind === 'state' && e.to === 'CLOSE_WAIT')!;
+    expect(closeWait.kind === 'state' && closeWait.cause).toBeUndefined();
+    expect(closeWait.at).toBe(t0 + 15_873);
   });
 });
 

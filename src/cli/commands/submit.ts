@@ -11,6 +11,7 @@ import { validateSubmissionText, type Submission } from '../../submit/submission
 import { defineCommand } from '../command.js';
 import { stateFiles, type LabWork } from '../../walk/state-files.js';
 import { VERSION } from '../../version.js';
+import { labCommand } from '../invocation.js';
 
 export const submitCommand = defineCommand({
   name: 'submit',
@@ -30,7 +31,7 @@ export const submitCommand = defineCommand({
     if (!work)
       throw new LabError(
         known ? `nothing was recorded for lab ${known.lab.id} (${known.lab.slug}) yet` : 'nothing was recorded yet',
-        'walk a lab with tasks at a terminal (`lab start 1`), do its tasks in `lab shell`, then run `lab submit`',
+        `walk a lab with tasks at a terminal (\`${labCommand()} start 1\`), do its tasks in \`${labCommand()} shell\`, then run \`${labCommand()} submit\``,
       );
     const lab = known?.lab ?? resolveLab(work.lab.file).lab;
     const student = studentOf(lab, work, values.student);
@@ -78,7 +79,7 @@ export const submitCommand = defineCommand({
       ctx.print(
         `wrote ${out}: lab ${lab.id} (${lab.slug}) for ${student}, ${summary.tasks.length} of ${summary.tasks.length + missing.length} tasks`,
       );
-      ctx.print(ctx.style.dim(`check it as your instructor will: lab grade ${lab.id} --submission ${out}`));
+      ctx.print(ctx.style.dim(`check it as your instructor will: ${labCommand()} grade ${lab.id} --submission ${out}`));
     }
     for (const id of missing) ctx.err.write(`${ctx.errStyle.yellow('note:')} no commands were recorded for task ${id}\n`);
     return 0;
@@ -95,7 +96,7 @@ function studentOf(lab: Lab, work: LabWork, given: string | undefined): string {
     if (theirs !== JSON.stringify(variantValues(lab, given)))
       throw new LabError(
         `you walked lab ${lab.id} as ${walked}, whose values (${theirs}) differ from ${given}'s: the answers would fail`,
-        `walk it again as ${given}: \`lab start ${lab.id} --student ${given}\`, then \`lab submit\``,
+        `walk it again as ${given}: \`${labCommand()} start ${lab.id} --student ${given}\`, then \`${labCommand()} submit\``,
       );
   }
   return given ?? walked ?? resolveStudent(undefined).id;
