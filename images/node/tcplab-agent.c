@@ -903,20 +903,26 @@ static void command_ended(struct command *c, int status) {
   if (c->foreground) answer_foreground(c);
 }
 
-static void flush_stdin(struct command *c) {
-  while (c->in_fd >= 0 && buf_unread(&c->in_pending)) {
-    ssize_t n = write(c->in_fd, c->in_pending.p + c->in_pending.off, buf_unread(&c->in_pending));
+/* Write what b holds to a non-blocking fd, as much as it takes now: 0 when done or it would block, -1 when
+ * the other end is gone (b keeps what was not written). */
+static int drain(int fd, struct buf *b) {
+  while (buf_unread(b)) {
+    ssize_t n = write(fd, b->p + b->off, buf_unread(b));
     if (n > 0) {
-      c->in_pending.off += (size_t)n;
+      b->off += (size_t)n;
       continue;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    /* The command closed its input: what was not read is lost, as in a terminal. */
-    c->in_pending.off = c->in_pending.len;
-    close(c->in_fd);
-    c->in_fd = -1;
-    return;
+    return n < 0 && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
   }
+  return 0;
+}
+
+static void flush_stdin(struct command *c) {
+  if (c->in_fd < 0 || drain(c->in_fd, &c->in_pending) == 0) return;
+  /* The command closed its input: what was not read is lost, as in a terminal. */
+  c->in_pending.off = c->in_pending.len;
+  close(c->in_fd);
+  c->in_fd = -1;
 }
 
 /* Start argv. stdin_bytes: its whole standard input (then EOF); NULL with keep_open: a pipe that stays open
@@ -1474,13 +1480,7 @@ static void client_read(struct client *c) {
 }
 
 static void client_write(struct client *c) {
-  while (c->fd >= 0 && buf_unread(&c->out)) {
-    ssize_t n = write(c->fd, c->out.p + c->out.off, buf_unread(&c->out));
-    if (n > 0) {
-      c->out.off += (size_t)n;
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+  if (c->fd >= 0 && drain(c->fd, &c->out) < 0) {
     client_drop(c);
     return;
   }
