@@ -276,7 +276,7 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
       await instanceGone(id);
       expect(existsSync(join(stateDir, 'running', `${id}.json`))).toBe(false);
       // The shell ended with the lab, and said why.
-      await until('shell', /This shell ended because Lab 2 \(incomplete-handshake\) finished in its `lab\s+start`/);
+      await until('shell', /This shell ended because Lab 2 \(incomplete-handshake\) finished in its\s+`lab\s+start`/);
       // lab ui saw the lab go, said so, and ended (exit 0).
       await until('term', /lab ui stops:[\s\S]*\n\$ $/m);
       run('term', 'echo UI=$?');
