@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, required } from '../helpers/docker.js';
 import { LABEL } from '../../src/plan/plan.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
-import { validateSubmissionText } from '../../src/submit/submission.js';
+import { answersOf, validateSubmissionText } from '../../src/submit/submission.js';
 import type { SubmissionResult } from '../../src/submit/batch.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 import { haveTmux, studentEnv, terminal } from '../helpers/tmux.js';
@@ -85,14 +85,13 @@ describeDocker('lab submit through a real terminal', (denv) => {
     const loaded = validateSubmissionText(text, resolveLab('2').lab);
     expect(loaded.ok).toBe(true);
     expect(loaded.ok && loaded.submission.student).toBe('alice');
-    expect(loaded.ok && loaded.submission.answers?.['drop-syn']?.client).toBe(
-      [
-        'iptables -I OUTPUT -p tcp --dport 5555 -j REJECT',
-        'ip route get {{server.ip}} >/dev/null',
-        'iptables -D OUTPUT -p tcp --dport 5555 -j REJECT; iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP',
-        '',
-      ].join('\n'),
-    );
+    // One timeline: each command on its machine, in the order typed, with how it ended.
+    const answer = loaded.ok ? answersOf(loaded.submission)['drop-syn'] : undefined;
+    expect(answer?.map((a) => [a.node, a.script, a.end?.by, a.end?.by === 'exit' ? a.end.exit : undefined])).toEqual([
+      ['client', 'iptables -I OUTPUT -p tcp --dport 5555 -j REJECT', 'exit', 0],
+      ['client', 'ip route get {{server.ip}} >/dev/null', 'exit', 0],
+      ['client', 'iptables -D OUTPUT -p tcp --dport 5555 -j REJECT; iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP', 'exit', 0],
+    ]);
     expect(text).toContain('(lab check passed at attempt 2)');
     expect(text).not.toContain('iptables -S OUTPUT');
     expect(text).not.toContain(server);
