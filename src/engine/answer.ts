@@ -104,7 +104,8 @@ export function replayOrder(scripts: AnswerScript[]): Step[] {
   scripts.forEach((s, i) => {
     last = s.at ?? last;
     steps.push({ kind: 'start', i, t: last, timed: s.at !== undefined });
-    if (s.end?.by === 'ctrl-c') steps.push({ kind: 'ctrl-c', i, t: s.end.at, timed: true });
+    // Never before its own start (an entry written without a time starts at the one above's).
+    if (s.end?.by === 'ctrl-c') steps.push({ kind: 'ctrl-c', i, t: Math.max(s.end.at, last), timed: true });
   });
   // Array.prototype.sort is stable: equal times keep the file's order.
   return steps.sort((a, b) => a.t - b.t);

@@ -257,4 +257,12 @@ describe('the order of a timeline', () => {
     // The rule listing had ended before the next command: it must have ended before that command starts.
     expect(mustEndBefore(scripts, order)).toEqual([undefined, undefined, undefined, 5, undefined]);
   });
+
+  it('a Ctrl-C never comes before its command started, even when a hand-written entry has no time of its own', () => {
+    const scripts: AnswerScript[] = [
+      { node: 'server', script: 'sleep 1', at: 4000 },
+      { node: 'server', script: 'nc -l 5556', end: { by: 'ctrl-c', at: 2000 } },
+    ];
+    expect(replayOrder(scripts).map((s) => `${s.kind} ${s.i} ${s.t}`)).toEqual(['start 0 4000', 'start 1 4000', 'ctrl-c 1 4000']);
+  });
 });
