@@ -123,10 +123,14 @@
 #define MAX_ORIGLEN 65535
 #define RING 16384
 
-/* How often a waiting look re-reads the sockets: soon after anything happened, then less often. */
+/* How often a waiting look re-reads the sockets: soon after anything happened (a segment, a command's start,
+ * end or output), then less often, down to once a second. A socket changes state with a segment, except a
+ * listener that opens or closes and a TIME_WAIT that ends: those, after a quiet second, are seen within one.
+ * A read walks the host's whole TCP hash table (about a millisecond of CPU), so the quiet rate is the idle
+ * cost of a watched machine. */
 #define POLL_FIRST_MS 2
 #define POLL_MIN_MS 5
-#define POLL_MAX_MS 250
+#define POLL_MAX_MS 1000
 
 static void die(int code, const char *fmt, ...) {
   va_list ap;
