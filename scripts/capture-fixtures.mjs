@@ -1,12 +1,14 @@
-// Records test/fixtures/capture/<scenario>/: what tcplab-observe answers on each node of a real lab while a
-// scenario runs (sockets, the kernel clock, the segments tcplab-capture recorded), for the unit tests of the
-// segment parser, the timeline join and the ladder. Needs a Docker engine and a build (npm run build).
+// Records test/fixtures/capture/<scenario>/: every look answer of each node's agent in a real lab while a
+// scenario runs (sockets, the kernel clock, the segments the agent recorded), as the frames came, for the unit
+// tests of the segment decoder, the timeline join and the ladder. Needs a Docker engine and a build.
 //   node scripts/capture-fixtures.mjs [direct|routed]...
-// Each node's file holds every answer in order, each ending with "### end N 0" as the --serve protocol prints.
+// Each node's file holds one line per look: {"from": the segment cursor asked from, "frame": base64}.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { DockerRuntime } from '../dist/runtime/docker.js';
 import { ensureImage } from '../dist/engine/image.js';
-import { createInstance } from '../dist/engine/instance.js';
+import { createInstance } from '../dist/engine/provision.js';
+import { AgentClient } from '../dist/engine/agent-client.js';
+import { encodeFrame } from '../dist/observe/wire.js';
 import { loadLabFile } from '../dist/lab/load.js';
 
 const runtime = new DockerRuntime();
@@ -16,26 +18,27 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function record(name, labFile, scenario) {
   const lab = loadLabFile(labFile).lab;
   const inst = await createInstance(runtime, lab, { image });
-  const answers = new Map(inst.plan.nodes.map((n) => [n.key, []]));
-  const cursors = new Map(inst.plan.nodes.map((n) => [n.key, ['0', '0']]));
-  let seq = 0;
+  const lines = new Map(inst.plan.nodes.map((n) => [n.key, []]));
+  const cursors = new Map(inst.plan.nodes.map((n) => [n.key, 1]));
+  // A reader of its own, as lab ui is: every answer it gets is kept whole.
+  const agents = new Map(
+    inst.plan.nodes.map((n) => {
+      let from = 1;
+      const agent = new AgentClient(runtime, n.name, n.key, {
+        onAnswer: (frame) => {
+          if (frame.kind === 0x82) lines.get(n.key).push(JSON.stringify({ from, frame: encodeFrame(frame).toString('base64') }));
+        },
+      });
+      return [n.key, { agent, setFrom: (f) => (from = f) }];
+    }),
+  );
   const look = async (iptables = false) => {
-    seq++;
     await Promise.all(
       inst.plan.nodes.map(async (n) => {
-        const argv = ['tcplab-observe', '--segments', ...cursors.get(n.key), ...(iptables ? ['--iptables'] : [])];
-        const r = await inst.exec(n.key, argv);
-        answers.get(n.key).push(`${r.stdout}### end ${seq} ${r.exitCode}\n`);
-        // Advance like the engine does: to the last whole line of the last section read.
-        const sections = [...r.stdout.matchAll(/^### segments (\d+) (\d+)\n([\s\S]*?)(?=^### |$(?![\s\S]))/gm)];
-        for (const m of sections) {
-          const content = m[3].endsWith('\n') ? m[3].slice(0, -1) : m[3];
-          const parts = content.split('\n');
-          const tail = parts.pop();
-          const consumed = parts.reduce((k, l) => k + l.length + 1, 0);
-          cursors.set(n.key, [m[1], String(Number(m[2]) + consumed)]);
-          if (tail) break;
-        }
+        const { agent, setFrom } = agents.get(n.key);
+        setFrom(cursors.get(n.key));
+        const l = await agent.look({ iptables, segmentsFrom: cursors.get(n.key) });
+        cursors.set(n.key, l.segments.next);
       }),
     );
   };
@@ -46,24 +49,22 @@ async function record(name, labFile, scenario) {
       await sleep(every);
     }
   };
+  const act = (a) => inst.runAction(a);
   try {
-    for (const n of inst.plan.nodes) {
-      const r = await inst.exec(n.key, ['tcplab-capture', 'start']);
-      if (r.exitCode !== 0) throw new Error(`capture on ${n.key}: ${r.stderr}`);
-    }
     await look(true);
-    await scenario({ inst, look, poll, run: (node, argv, env) => inst.exec(node, argv, env ? { env } : {}) });
+    await scenario({ inst, look, poll, act });
     await look(true);
     const dir = new URL(`../test/fixtures/capture/${name}/`, import.meta.url);
     mkdirSync(dir, { recursive: true });
-    for (const [node, list] of answers) writeFileSync(new URL(`${node}.txt`, dir), list.join(''));
+    for (const [node, list] of lines) writeFileSync(new URL(`${node}.frames`, dir), list.join('\n') + '\n');
     const addresses = Object.fromEntries(inst.plan.nodes.map((n) => [n.key, n.interfaces.map((i) => i.ip)]));
     writeFileSync(
       new URL('lab.json', dir),
       JSON.stringify({ topology: inst.plan.topology, addresses, vars: inst.plan.vars }, null, 2) + '\n',
     );
-    console.log(`${name}: ${[...answers.values()].map((l) => l.length).join('+')} answers`);
+    console.log(`${name}: ${[...lines.values()].map((l) => l.length).join('+')} answers`);
   } finally {
+    for (const { agent } of agents.values()) agent.close();
     await inst.down();
   }
 }
@@ -72,42 +73,49 @@ const scenarios = {
   // Lab 2's story: a SYN dropped in the client's OUTPUT, then a SYN|ACK dropped in the server's OUTPUT and
   // released; then data and a close by the client.
   direct: () =>
-    record('direct', 'labs/02-incomplete-handshake.yaml', async ({ inst, look, poll, run }) => {
+    record('direct', 'labs/02-incomplete-handshake.yaml', async ({ inst, look, poll, act }) => {
       const server = inst.plan.vars['server.ip'];
-      await run('server', ['tcplab-run', 'start', 'l1', 'nc', '-l', '5555']);
-      await run('client', ['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--dport', '5555', '--tcp-flags', 'SYN', 'SYN', '-j', 'DROP']);
+      await act({ on: 'server', run: ['nc', '-l', '5555'], name: 'l1', background: true });
+      await act({
+        on: 'client',
+        run: ['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--dport', '5555', '--tcp-flags', 'SYN', 'SYN', '-j', 'DROP'],
+      });
       await look(true);
-      await run('client', ['tcplab-run', 'start', 'c1', 'nc', server, '5555']);
+      await act({ on: 'client', run: ['nc', server, '5555'], name: 'c1', background: true });
       await poll(2200);
       await look(true);
-      await run('client', ['tcplab-run', 'stop', 'c1']);
-      await run('client', ['iptables', '-F', 'OUTPUT']);
-      await run('server', ['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--sport', '5555', '--tcp-flags', 'SYN,ACK', 'SYN,ACK', '-j', 'DROP']);
+      await act({ on: 'client', stop: 'c1' });
+      await act({ on: 'client', run: ['iptables', '-F', 'OUTPUT'] });
+      await act({
+        on: 'server',
+        run: ['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--sport', '5555', '--tcp-flags', 'SYN,ACK', 'SYN,ACK', '-j', 'DROP'],
+      });
       await look(true);
-      await run('client', ['tcplab-run', 'start', 'c2', 'nc', server, '5555']);
+      await act({ on: 'client', run: ['nc', server, '5555'], name: 'c2', background: true });
       await poll(2200);
       await look(true);
-      await run('server', ['iptables', '-F', 'OUTPUT']);
+      await act({ on: 'server', run: ['iptables', '-F', 'OUTPUT'] });
       await poll(3500);
-      await run('client', ['sh', '-c', 'echo hello | tcplab-run write c2']).catch(() => {});
+      await act({ on: 'client', write: 'c2', stdin: 'hello\n' });
       await poll(600);
-      await run('client', ['tcplab-run', 'stop', 'c2']);
+      await act({ on: 'client', stop: 'c2' });
       await poll(1200);
     }),
   // Lab 7's story, routed: the firewall drops the client's FINs in FORWARD, then lets them through.
   routed: () =>
-    record('routed', 'labs/07-fin-wait-1.yaml', async ({ inst, look, poll, run }) => {
+    record('routed', 'labs/07-fin-wait-1.yaml', async ({ inst, look, poll, act }) => {
       const server = inst.plan.vars['server.ip'];
       const client = inst.plan.vars['client.ip'];
-      await run('server', ['tcplab-run', 'start', 'server', 'nc', '-l', '5555']);
-      await run('client', ['tcplab-run', 'start', 'client', 'nc', server, '5555'], { TCPLAB_STDIN: 'hello\n' });
+      const rule = ['FORWARD', '-s', client, '-p', 'tcp', '--tcp-flags', 'FIN', 'FIN', '-j', 'DROP'];
+      await act({ on: 'server', run: ['nc', '-l', '5555'], name: 'server', background: true });
+      await act({ on: 'client', run: ['nc', server, '5555'], name: 'client', background: true, stdin: 'hello\n' });
       await poll(800);
-      await run('firewall', ['iptables', '-A', 'FORWARD', '-s', client, '-p', 'tcp', '--tcp-flags', 'FIN', 'FIN', '-j', 'DROP']);
+      await act({ on: 'firewall', run: ['iptables', '-A', ...rule] });
       await look(true);
-      await run('client', ['tcplab-run', 'stop', 'client']);
+      await act({ on: 'client', stop: 'client' });
       await poll(2500);
       await look(true);
-      await run('firewall', ['iptables', '-D', 'FORWARD', '-s', client, '-p', 'tcp', '--tcp-flags', 'FIN', 'FIN', '-j', 'DROP']);
+      await act({ on: 'firewall', run: ['iptables', '-D', ...rule] });
       await poll(2500);
     }),
 };

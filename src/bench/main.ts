@@ -1,11 +1,13 @@
-// npm run bench [-- --quick] [--runs N] [--only a,b] [--density 10,20,30] [--wave N] [--class-size N] [--class-parallel 8,16] [--json FILE]
+// npm run bench [-- --quick] [--runs N] [--only a,b] [--density 10,20,30] [--wave N] [--class-size N] [--class-parallel 8,16]
+//               [--students 1,10,30] [--cpu-rounds N] [--idle-seconds S] [--before DIR] [--json FILE]
 // Measures tcplab on this machine against the same containers made by hand, and says which targets are met.
 // Nothing here fails on a slow machine: a missed target is printed as "not met", never an exit code. The exit
 // code is non-zero only when the benchmark itself could not run (no engine, a baseline command failed, a lab
 // did not grade correctly), so CI can run `--quick` to prove it works.
 import { parseArgs } from 'node:util';
 import { cpus, totalmem } from 'node:os';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DockerRuntime } from '../runtime/docker.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -27,8 +29,12 @@ import { must, run } from './shell.js';
 import { LISTEN_LATER } from './probes.js';
 import { gradeClass, type ClassRun } from './submissions.js';
 import { classroomBench, type ClassRound } from './classroom.js';
+import { canMeter } from './cpu.js';
+import { idleRound, measureRun, rightAnswer, type IdleRound, type RunCpu, type Version } from './lab-cpu.js';
 
 const SECTIONS = [
+  'cpu',
+  'idle',
   'warm',
   'snapshot',
   'detect',
@@ -40,6 +46,9 @@ const SECTIONS = [
   'submissions',
   'classroom',
 ] as const;
+/** What --quick runs when --only does not say: not the idle page (a minute of waiting), nor the whole catalogue
+ *  (CI's lab test grades every lab already). */
+const QUICK_SECTIONS = SECTIONS.filter((s) => s !== 'idle' && s !== 'catalogue');
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -53,19 +62,25 @@ const { values } = parseArgs({
     'class-parallel': { type: 'string' },
     'class-size': { type: 'string' },
     students: { type: 'string' },
+    'cpu-rounds': { type: 'string' },
+    'idle-seconds': { type: 'string' },
+    before: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench -- [--quick] [--runs N] [--only warm,snapshot,detect,capture,catalogue,density,image,teardown,submissions]\n' +
-      '                        [--density 10,20,30] [--wave N] [--class-size 100] [--class-parallel 8,16,24] [--students 1,10,30] [--json FILE]\n',
+    `usage: npm run bench -- [--quick] [--runs N] [--only ${SECTIONS.join(',')}]\n` +
+      '                        [--density 10,20,30] [--wave N] [--class-size 100] [--class-parallel 8,16,24] [--students 1,10,30]\n' +
+      '                        [--cpu-rounds 5] [--idle-seconds 60] [--before DIR] [--json FILE]\n' +
+      '  --before DIR: a built checkout of an earlier tcplab (its bin/lab.js); the cpu and idle sections measure it\n' +
+      '                too, alternating with this one, so that both see the same load\n',
   );
   process.exit(0);
 }
 const quick = !!values.quick;
 const runs = Number(values.runs ?? (quick ? 2 : 7));
-const only = new Set((values.only ?? SECTIONS.join(',')).split(',').map((s) => s.trim()) as Section[]);
+const only = new Set((values.only ?? (quick ? QUICK_SECTIONS : SECTIONS).join(',')).split(',').map((s) => s.trim()) as Section[]);
 for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}; the sections are ${SECTIONS.join(', ')}`);
 const densityCounts = (values.density ?? (quick ? '2' : '10,20,30')).split(',').map(Number);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -336,8 +351,8 @@ async function snapshot(image: string): Promise<void> {
       for (let i = 0; i < n; i++) {
         all.push((await timed(() => inst.observeAll()))[0]);
         one.push((await timed(() => inst.observe(new Map([['client', { iptables: false, commands: new Set<string>() }]]))))[0]);
-        // For comparison, how every look was taken before: one `docker exec tcplab-observe` per node.
-        oneShot.push((await timed(() => Promise.all(inst.plan.nodes.map((nd) => inst.exec(nd.key, ['tcplab-observe'])))))[0]);
+        // For comparison, what a look cost before the agent: one `docker exec ss` per node.
+        oneShot.push((await timed(() => Promise.all(inst.plan.nodes.map((nd) => inst.exec(nd.key, ['ss', '-tanoiH'])))))[0]);
       }
       raw[`snapshot ${topology}`] = { readyMs, first, all, one, oneShot };
       report({
@@ -349,7 +364,11 @@ async function snapshot(image: string): Promise<void> {
       });
       report({ section: 'snapshot', name: `one node (${topology})`, value: summary(one) });
       report({ section: 'snapshot', name: `first look, right after ready (${topology})`, value: ms(first) });
-      report({ section: 'snapshot', name: `all nodes with one docker exec each, the old way (${topology})`, value: summary(oneShot) });
+      report({
+        section: 'snapshot',
+        name: `all nodes with one docker exec of ss each, as before the agent (${topology})`,
+        value: summary(oneShot),
+      });
     } finally {
       await inst.down();
       mine.delete(id);
@@ -385,9 +404,9 @@ async function detectLatencies(image: string, n: number): Promise<number[]> {
       const seenAt = Date.now();
       if (!checks.every((c) => c.passed))
         throw new Error(`the grader did not see LISTEN on port ${port}: ${checks.map((c) => c.seen.join(' | ')).join('; ')}`);
-      const status = await inst.exec('server', ['tcplab-run', 'status', name]);
-      const changedAt = Number(status.stdout.split('\n')[1]) * 1000;
-      if (!Number.isFinite(changedAt) || changedAt <= 0) throw new Error(`no timestamp from the program: ${status.stdout}`);
+      const output = (await inst.agent('server').look({ commands: [name] })).commands[name]?.output ?? '';
+      const changedAt = Number(output.split('\n')[0]) * 1000;
+      if (!Number.isFinite(changedAt) || changedAt <= 0) throw new Error(`no timestamp from the program: ${output}`);
       lat.push(seenAt - changedAt);
       await inst.runAction({ on: 'server', stop: name, signal: 'TERM' });
     }
@@ -819,6 +838,120 @@ function reportRound(r: ClassRound): void {
   }
 }
 
+/** This checkout, and with --before DIR an earlier one, measured alternately. */
+function versions(): Version[] {
+  const before = values.before ? resolve(values.before) : undefined;
+  if (before && !existsSync(join(before, 'dist', 'cli', 'main.js')))
+    throw new Error(`--before ${values.before}: no dist/cli/main.js there; run npm ci and npm run build in it first`);
+  return [{ label: 'now', bin: `${ROOT}bin/lab.js` }, ...(before ? [{ label: 'before', bin: join(before, 'bin', 'lab.js') }] : [])];
+}
+
+const s1 = (x: number) => x.toFixed(2);
+const range = (xs: number[]) => `${s1(median(xs))} (min ${s1(Math.min(...xs))}, max ${s1(Math.max(...xs))}, n=${xs.length})`;
+
+/** CPU-seconds per lab run, host-wide and split (lab-cpu.ts), alternating versions round by round. */
+async function cpuPerRun(): Promise<void> {
+  const rounds = Number(values['cpu-rounds'] ?? (quick ? 1 : 5));
+  const idleMs = quick ? 3000 : 8000;
+  const vs = versions();
+  heading(
+    `CPU-seconds per Lab 2 run, host-wide (/proc/stat, the idle rate of the ${idleMs / 1000} s before each run subtracted), ` +
+      `${rounds} round${rounds === 1 ? '' : 's'}${vs.length > 1 ? ', before and now alternating' : ''}`,
+  );
+  if (!canMeter()) {
+    report({
+      section: 'cpu',
+      name: 'CPU-seconds per lab run',
+      value: "not measured: needs Linux, the containers' cgroups and the engine's files (root)",
+    });
+    return;
+  }
+  const answer = rightAnswer();
+  // --quick (CI): `lab grade 2` alone, about 12 s; one submission runs the task and every later step (~50 s).
+  const cases = [
+    { key: 'lab grade 2', args: ['grade', '2'] },
+    ...(quick ? [] : [{ key: 'lab grade 2 --submission right.yaml', args: ['grade', '2', '--submission', answer.file] }]),
+  ];
+  const all: RunCpu[] = [];
+  try {
+    // One unmeasured run of each version first (an image to build, the page cache), unless --quick.
+    if (!quick) for (const v of vs) await measureRun(runtime, v, 'warm-up', cases[0]!.args, 0);
+    for (let r = 0; r < rounds; r++)
+      for (const c of cases) for (const v of shuffle(vs)) all.push(await measureRun(runtime, v, c.key, c.args, idleMs));
+  } finally {
+    answer.remove();
+  }
+  raw.cpu = all;
+  for (const c of cases)
+    for (const v of vs) {
+      const xs = all.filter((x) => x.case === c.key && x.version === v.label);
+      const med = (f: (x: RunCpu) => number) => s1(median(xs.map(f)));
+      const failed = xs.filter((x) => x.exitCode !== 0).length;
+      const host = median(xs.map((x) => x.host));
+      report({
+        section: 'cpu',
+        name: `${c.key}${vs.length > 1 ? ` (${v.label})` : ''}, CPU-s host-wide`,
+        value: range(xs.map((x) => x.host)),
+        ...(v.label === 'now' ? { target: '<= 2.5 CPU-s', met: host <= 2.5 } : {}),
+        note:
+          `split (medians): containers ${med((x) => x.containers)}, tcplab ${med((x) => x.tcplab)}, dockerd+containerd ${med((x) => x.daemons)}, ` +
+          `shims ${med((x) => x.shims)}, kernel and the rest ${med((x) => x.rest)}; ` +
+          `attributed (all but the rest) ${range(xs.map((x) => x.containers + x.tcplab + x.daemons + x.shims))}; ` +
+          `wall ${med((x) => x.wallS)} s; idle host ${med((x) => x.idleCores)} cores subtracted; load ${xs.map((x) => x.load.split(' ')[0]).join(', ')}` +
+          (failed ? `; ${failed} run(s) did not pass (exit ${xs.map((x) => x.exitCode).join(', ')})` : ''),
+      });
+    }
+}
+
+/** A kept lab where nothing changes: what `lab ui` with its page open costs per machine (lab-cpu.ts). */
+async function idlePage(): Promise<void> {
+  const seconds = Number(values['idle-seconds'] ?? (quick ? 10 : 60));
+  const rounds = Number(values['cpu-rounds'] ?? (quick ? 1 : 2));
+  const vs = versions();
+  heading(
+    `A kept Lab 2 with lab ui open and nothing changing: % of a core per machine over ${seconds} s, ` +
+      `minus the same lab with nobody looking; ${rounds} round${rounds === 1 ? '' : 's'}`,
+  );
+  if (!canMeter()) {
+    report({
+      section: 'idle',
+      name: 'lab ui, idle',
+      value: "not measured: needs Linux, the containers' cgroups and the engine's files (root)",
+    });
+    return;
+  }
+  const all: IdleRound[] = [];
+  for (let r = 0; r < rounds; r++) for (const v of shuffle(vs)) all.push(await idleRound(runtime, v, seconds * 1000));
+  raw.idle = all;
+  const pct = (cpu: number, w: { seconds: number }, nodes: number) => (cpu / w.seconds / nodes) * 100;
+  for (const v of vs) {
+    const xs = all.filter((x) => x.version === v.label);
+    const part = (f: (w: IdleRound['page']) => number) =>
+      xs.map((x) => pct(f(x.page), x.page, x.nodes) - pct(f(x.nobody), x.nobody, x.nodes));
+    const containers = part((w) => w.containers);
+    const shims = part((w) => w.shims);
+    const daemonsPart = part((w) => w.daemons);
+    const ui = part((w) => w.ui);
+    const total = xs.map((_, i) => containers[i]! + shims[i]! + daemonsPart[i]! + ui[i]!);
+    const host = part((w) => w.host);
+    const f = (ys: number[]) => `${median(ys).toFixed(3)}%`;
+    const nodes = xs[0]?.nodes ?? 0;
+    report({
+      section: 'idle',
+      name: `lab ui open on a kept Lab 2, nothing changing${vs.length > 1 ? ` (${v.label})` : ''}, per machine`,
+      value:
+        `${f(total)} of a core (min ${Math.min(...total).toFixed(3)}%, max ${Math.max(...total).toFixed(3)}%, n=${total.length}); ` +
+        `the lab's ${nodes} machines ${(median(total) * nodes).toFixed(3)}% of a core, ${((median(total) * nodes) / cpus().length).toFixed(3)}% of this ${cpus().length}-core machine`,
+      ...(v.label === 'now' ? { target: '<= 0.3% of a core', met: median(total) <= 0.3 } : {}),
+      note:
+        `split (medians, per machine): containers ${f(containers)}, shims ${f(shims)}, dockerd+containerd ${f(daemonsPart)}, the lab ui process ${f(ui)}; ` +
+        `host-wide (all processes and the kernel; others' work included) ${f(host)}; ` +
+        `nobody looking: containers ${f(xs.map((x) => pct(x.nobody.containers, x.nobody, x.nodes)))}; ` +
+        `page sent ${xs.map((x) => x.pageBytes).join(', ')} bytes; load ${xs.map((x) => x.load.split(' ')[0]).join(', ')}`,
+    });
+  }
+}
+
 async function machine(): Promise<void> {
   const info = await runtime.info();
   const kernel = (await run(['uname', '-r'])).stdout.trim();
@@ -842,6 +975,8 @@ async function main(): Promise<number> {
     if (e.type === 'image' && e.phase === 'building') process.stdout.write(`building ${e.tag} ...\n`);
   });
   try {
+    if (only.has('cpu')) await cpuPerRun();
+    if (only.has('idle')) await idlePage();
     if (only.has('warm') || only.has('teardown')) await warmAndTeardown(img);
     if (only.has('snapshot')) await snapshot(img);
     if (only.has('detect')) await detect(img);

@@ -1,4 +1,4 @@
-// Programs the latency measurements run in a lab node, shared by the benchmark and scripts/compare-recorders.mjs.
+// Programs the latency measurements run in a lab node.
 
 /**
  * python3 -c LISTEN_LATER PORT: binds PORT, waits a random 150-450 ms (so a look cannot be timed to it), then

@@ -6,6 +6,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import { removeInstance } from '../engine/teardown.js';
 import { colorWanted, makeStyle, type Style } from '../report/style.js';
 import { terminalWidth, wrapText } from './wrap.js';
+import { labCommand } from './invocation.js';
 
 const log = createDebug('lab');
 
@@ -38,7 +39,7 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
       // Only a command that created a lab removes one; a watcher (lab ui, lab status --watch) just stops.
       process.stderr.write(
         live.size
-          ? `\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`lab clean\`)\n`
+          ? `\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`${labCommand()} stop ${[...live].join(' ')}\`)\n`
           : `\n${sig}: stopping\n`,
       );
       controller.abort(sig);
@@ -51,7 +52,12 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
     } else if (sig === 'SIGINT') {
       // Only a person pressing Ctrl-C again means "leave now"; a closing terminal sends SIGHUP more than once
       // (the kernel, then the shell), and that must not cut the cleanup short.
-      process.stderr.write(`${sig} again: leaving now; \`lab clean\` removes anything left\n`);
+      // Only this process's labs: `lab clean` would remove every lab on the engine, other students' too.
+      process.stderr.write(
+        live.size
+          ? `${sig} again: leaving now; \`${labCommand()} stop ${[...live].join(' ')}\` removes what is left\n`
+          : `${sig} again: leaving now\n`,
+      );
       process.exit(sig === 'SIGINT' ? 130 : 143);
     }
   };

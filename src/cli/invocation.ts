@@ -27,17 +27,21 @@ function realpathOrUndefined(path: string): string | undefined {
 /** The words that start tcplab, as this user can type them again (pure: everything it looks at is passed in). */
 export function labCommandFor(inv: Invocation, ourBin = OUR_BIN): string {
   const ours = inv.realpath(ourBin) ?? ourBin;
-  // `lab` on the PATH, if it is this tcplab: the first `lab` the shell would find.
+  // npx (npm exec) sets these for the program it runs; a shell the student opens later does not have them.
+  const npx = inv.env.npm_command === 'exec' || inv.env.npm_lifecycle_event === 'npx';
+  // `lab` on the PATH, if it is this tcplab: the first `lab` the shell would find. Under npx, not in the folders
+  // npm put at the front of the PATH for this one run (node_modules/.bin, and the npx cache's, whose `lab` is
+  // this very tcplab): another terminal has none of them, and `lab` there is not found.
   for (const dir of (inv.env.PATH ?? '').split(delimiter)) {
     if (!dir || !isAbsolute(dir)) continue;
+    if (npx && /[\\/](node_modules[\\/]\.bin|node-gyp-bin)[\\/]?$/.test(dir)) continue;
     const found = inv.realpath(join(dir, 'lab'));
     if (found) {
       if (found === ours) return 'lab';
       break;
     }
   }
-  // npx (npm exec) sets these for the program it runs; a shell the student opens later does not have them.
-  if (inv.env.npm_command === 'exec' || inv.env.npm_lifecycle_event === 'npx') return 'npx lab';
+  if (npx) return 'npx lab';
   if (!inv.script) return 'npx lab';
   const script = resolve(inv.cwd, inv.script);
   const rel = relative(inv.cwd, script);

@@ -9,7 +9,8 @@ import type { EventSink } from '../engine/events.js';
 import { LABEL } from '../plan/plan.js';
 import { NODE_NAMES, type NodeName, type Step } from '../lab/schema.js';
 import type { Socket } from '../observe/ss.js';
-import { OBSERVE_PROGRAM, parseObservation } from '../observe/observation.js';
+import { studentArgv } from '../observe/agent-protocol.js';
+import { AgentClient } from '../engine/agent-client.js';
 import type { Check } from '../grade/grade.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { Style } from '../report/style.js';
@@ -102,7 +103,10 @@ function describeInstance(i: LiveInstance): string {
 
 export function parseNode(text: string | undefined): NodeName {
   if (!text || !(NODE_NAMES as readonly string[]).includes(text)) {
-    throw new LabError(`which machine? '${text ?? ''}' is not one of ${NODE_NAMES.join(', ')}`, 'for example `lab shell client`');
+    throw new LabError(
+      `which machine? '${text ?? ''}' is not one of ${NODE_NAMES.join(', ')}`,
+      `for example \`${labCommand()} shell client\``,
+    );
   }
   return text as NodeName;
 }
@@ -113,9 +117,14 @@ function openShell(li: LiveInstance, node: NodeName, write: (s: string) => void)
   if (!container) throw new LabError(`this lab has no ${node}`, `its machines are ${[...li.nodes.keys()].join(', ')}`);
   const tty = !!process.stdin.isTTY;
   write(`Shell on the ${node} of lab instance ${li.instance} (${container}). Only /tmp is writable. exit or Ctrl-D returns.`);
-  const r = spawnSync('docker', ['exec', tty ? '-it' : '-i', '-e', 'TERM=' + (process.env.TERM ?? 'xterm'), container, 'bash', '-l'], {
-    stdio: 'inherit',
-  });
+  // As the student: root with NET_ADMIN and NET_RAW only (tcplab-agent student), like an answer in grading.
+  const r = spawnSync(
+    'docker',
+    ['exec', tty ? '-it' : '-i', '-e', 'TERM=' + (process.env.TERM ?? 'xterm'), container, ...studentArgv(['bash', '-l'])],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
     throw new LabError(
@@ -171,20 +180,23 @@ export function shellEndedBecause(li: Pick<LiveInstance, 'instance' | 'lab'>, en
   return `This shell ended because ${lab} ${why} (instance ${li.instance}).`;
 }
 
-/** Every machine's TCP sockets, as ss shows them now. */
+/** Sessions with agents, kept for the life of the process: `lab status --watch` looks every second. */
+const agents = new Map<string, AgentClient>();
+
+/** Every machine's TCP sockets now, as its agent reads them. */
 export async function liveSockets(runtime: Runtime, li: LiveInstance): Promise<Map<NodeName, Socket[]>> {
   const out = new Map<NodeName, Socket[]>();
   await Promise.all(
     [...li.nodes].map(async ([node, c]) => {
+      let agent = agents.get(c);
+      if (!agent) agents.set(c, (agent = new AgentClient(runtime, c, node, { openTimeoutMs: 5000 })));
       // An instance can go away while we look (its lab finished, cut off mid-answer): show it empty, not fail.
-      const r = await runtime.exec(c, [OBSERVE_PROGRAM], { timeoutMs: 10_000 }).catch(() => undefined);
-      let sockets: Socket[] = [];
-      try {
-        if (r?.exitCode === 0) sockets = parseObservation(r.stdout).sockets;
-      } catch {
-        sockets = [];
-      }
-      out.set(node, sockets);
+      const look = await agent.look({}, { timeoutMs: 10_000 }).catch(() => {
+        agent.close();
+        agents.delete(c);
+        return undefined;
+      });
+      out.set(node, look?.sockets ?? []);
     }),
   );
   return new Map([...out].sort());

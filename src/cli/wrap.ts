@@ -33,6 +33,20 @@ function labelWidth(plain: string): number {
   return m ? m[0].length - /^\s*/.exec(plain)![0].length : 0;
 }
 
+/** Read as one, never broken across lines: a lab named by its number and what follows it ("Lab 7: A FIN...",
+ *  "Lab 7 fin-wait-1", "Lab 7 (fin-wait-1)"), and a short command to type (`npx lab check`). */
+const GLUED = /\bLab \d+:? (?=\S)|`[^`\n]{1,40}`/;
+/** Stands for a space that must not break a line while a line is wrapped (a private-use character). */
+const NO_BREAK = '\uE000';
+
+function glue(line: string): string {
+  return line.replace(new RegExp(GLUED.source, 'g'), (m) => m.replace(/ /g, NO_BREAK));
+}
+
+function unglue(line: string): string {
+  return line.replaceAll(NO_BREAK, ' ');
+}
+
 /**
  * Break every line longer than `width` at spaces. A continuation line gets the original line's indentation plus
  * `hang` more spaces (by default, the width of a leading label). A single word wider than the line is left whole
@@ -40,6 +54,10 @@ function labelWidth(plain: string): number {
  */
 export function wrapLine(line: string, width: number, hang?: number): string[] {
   if (visibleWidth(line) <= width) return [line];
+  return GLUED.test(line) ? breakLine(glue(line), width, hang).map(unglue) : breakLine(line, width, hang);
+}
+
+function breakLine(line: string, width: number, hang?: number): string[] {
   const plain = stripAnsi(line);
   const indent = /^\s*/.exec(plain)![0].length;
   const lead = ' '.repeat(indent);

@@ -16,8 +16,18 @@ export type LabEvent =
   /** display: the command as a person would type it (typed), or what happened in words (a Ctrl-C). */
   | { type: 'action'; node: NodeName; display: string; typed: boolean; exitCode?: number; output?: string; background: boolean }
   | { type: 'check'; check: Check }
-  /** A submitted answer's output on one machine, after its task's checks (exit: its shell's status, once done). */
-  | { type: 'answer'; step: string; node: NodeName; running: boolean; exit?: number; output: string }
+  /** A submitted answer's command (its first line) and its output on one machine, after its task's checks (exit:
+   *  its shell's status, once done; interrupted: the replay sent it the student's Ctrl-C). */
+  | {
+      type: 'answer';
+      step: string;
+      node: NodeName;
+      command?: string;
+      running: boolean;
+      exit?: number;
+      interrupted?: boolean;
+      output: string;
+    }
   | { type: 'observed'; node: NodeName; sockets: Socket[] }
   /** Segments a node's capture recorded since the last look (kernel clock). */
   | { type: 'segments'; node: NodeName; segments: Segment[] }

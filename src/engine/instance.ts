@@ -8,8 +8,10 @@ import { expand } from '../lab/templates.js';
 import type { Plan } from '../plan/plan.js';
 import { shellQuote, withStdin } from '../plan/shell.js';
 import type { ExecResult, Runtime } from '../runtime/runtime.js';
-import { EngineError, LabError } from '../errors.js';
-import { needsOf, observeArgs, OBSERVE_PROGRAM, parseObservation, type CommandStatus, type ObserveNeed } from '../observe/observation.js';
+import { EngineError, InterruptedError, LabError } from '../errors.js';
+import { needsOf, type ObserveNeed } from '../observe/observation.js';
+import { AgentRefused, SIGNALS, type CommandStatus, type Look } from '../observe/agent-protocol.js';
+import { WireError } from '../observe/wire.js';
 import {
   commandFailure,
   decide,
@@ -20,17 +22,16 @@ import {
   type NodeSnapshot,
   type Sample,
   type StepResult,
+  withinOf,
 } from '../grade/grade.js';
 import { throwIfAborted } from './abort.js';
 import { realClock, type Clock } from './clock.js';
 import type { EventSink } from './events.js';
-import { retryTransient } from './retry.js';
-import { MAX_ANSWER_BYTES, Sampler } from './sampler.js';
-import { segmentArgs } from '../observe/segments.js';
+import { AgentClient, AgentLost } from './agent-client.js';
 import { LabRecorder } from '../trace/recorder.js';
 import type { Timeline } from '../trace/timeline.js';
 import { removeInstance, type Removed } from './teardown.js';
-import { reportAnswer, startAnswer } from './answer.js';
+import { reportAnswer, startAnswer, type AnswerHost, type RunningAnswer } from './answer.js';
 import type { AnswerScript } from '../lab/answer-script.js';
 
 /** A student's answer to one task (lab grade --submissions), in place of the task's solution. */
@@ -43,9 +44,9 @@ export interface StepAnswer {
 const log = createDebug('lab');
 const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 const OBSERVE_TIMEOUT_MS = 10_000;
-/** Beyond a foreground command's own timeout: its kill-after second and the exec's round trip. */
-const EXEC_SLACK_MS = 10_000;
 const POLL_INTERVAL_MS = 20;
+/** A wait asks each node's agent to answer when something changed, or after this long at the latest. */
+const LONG_POLL_MS = 250;
 /** How long a stopped probe may take to exit. */
 const PROBE_STOP_MS = 3000;
 
@@ -83,6 +84,19 @@ class ActionFailed extends LabError {
   }
 }
 
+/** A machine of the lab stopped on its own (its agent, the node's main process, ended: out of memory, say), not
+ *  removed by hand and not the engine failing: the lab cannot go on, and that is the lab's (or, in grading,
+ *  the answer's) failure, not the engine's. */
+class MachineStopped extends LabError {
+  override name = 'MachineStopped';
+  constructor(
+    readonly node: NodeName,
+    message: string,
+  ) {
+    super(message, 'a command or an answer used up what the machine has (memory, processes); `lab stop` and start again', 1);
+  }
+}
+
 const SIGNAL_WORDS: Record<NonNullable<Action['signal']>, string> = {
   INT: 'Ctrl-C in',
   TERM: 'kill (SIGTERM)',
@@ -96,12 +110,14 @@ export class Instance {
   private readonly clock: Clock;
   private readonly signal: AbortSignal | undefined;
   private readonly pollMs: number;
-  /** Named foreground commands that have finished. */
-  private readonly finished = new Map<string, CommandStatus>();
-  /** Named background commands, with the command as shown to a person. */
-  private readonly background = new Map<string, string>();
-  /** One persistent observer per node, opened on the first look. */
-  private readonly samplers = new Map<NodeName, Sampler>();
+  /** Named commands, as shown to a person (for "Ctrl-C in `nc -l 5555`"). */
+  private readonly shown = new Map<string, string>();
+  /** One session with each node's agent, opened on first use. */
+  private readonly agents = new Map<NodeName, AgentClient>();
+  /** Submitted answers still running (their streams stay open, as a terminal would). */
+  private readonly answers: RunningAnswer[] = [];
+  /** Per node, the agent's change token of the latest look: a long poll returns when it moves. */
+  private readonly tokens = new Map<NodeName, bigint>();
   private readonly onAbort = () => this.close();
   /** Segments, socket states and drop counters of every node on the kernel's clock, bounded (trace/recorder.ts). */
   readonly recorder: LabRecorder;
@@ -109,8 +125,6 @@ export class Instance {
   readonly capture: boolean;
   /** Kernel time of the last look before the current step began: where its ladder and segment checks start. */
   private stepFrom: number | undefined;
-  /** One look at a time per node: each look moves that node's capture cursor. */
-  private readonly looks = new Map<NodeName, Promise<unknown>>();
 
   constructor(
     readonly runtime: Runtime,
@@ -170,56 +184,141 @@ export class Instance {
     }
   }
 
-  /** Run one action of a lab file; a failure is an ActionFailed on the action's node. */
+  /** The session with a node's agent (opened on first use). */
+  agent(node: NodeName): AgentClient {
+    let a = this.agents.get(node);
+    if (!a) {
+      a = new AgentClient(this.runtime, this.container(node), node, this.signal ? { signal: this.signal } : {});
+      this.agents.set(node, a);
+    }
+    return a;
+  }
+
+  /**
+   * An agent that cannot be reached: say why, from what the engine knows of its container. Removed (by hand,
+   * or by `lab stop` elsewhere): the engine's trouble, exit 3, as before. Stopped on its own: MachineStopped,
+   * the lab's failure (an answer that used up the machine's memory fails its task; it is not "not gradable").
+   * Still running: the engine's trouble (exit 3).
+   */
+  private async lost(node: NodeName, e: unknown): Promise<never> {
+    throwIfAborted(this.signal, 'agent');
+    if (e instanceof InterruptedError) throw e;
+    const name = this.container(node);
+    // A container being removed or killed still shows as running for a moment after its session broke: look
+    // again for up to two seconds before calling it the engine's trouble.
+    const until = performance.now() + 2000;
+    for (;;) {
+      let state: { Running?: boolean; Status?: string; ExitCode?: number; OOMKilled?: boolean } | undefined;
+      try {
+        state = ((await this.runtime.inspectContainer(name)) as { State?: typeof state } | undefined)?.State;
+      } catch (err) {
+        // The engine itself is gone: its own words (and what to do) say it best.
+        if (!/No such container|404/i.test((err as Error).message)) throw err;
+        throw new EngineError(
+          `the ${node} container (${name}) is gone or stopped: ${(err as Error).message}`,
+          'was it removed by hand? run `lab clean` and start the lab again',
+          3,
+        );
+      }
+      // Being removed (by hand, or `lab stop` elsewhere): gone, as if it were already.
+      if (state && (state.Status === 'removing' || state.Status === 'dead'))
+        throw new EngineError(
+          `the ${node} container (${name}) is gone or stopped: it is being removed`,
+          'was it removed by hand? run `lab clean` and start the lab again',
+          3,
+        );
+      if (state && !state.Running) {
+        const how = state.OOMKilled ? 'it ran out of memory' : `its main process exited (${state.ExitCode ?? '?'})`;
+        throw new MachineStopped(node, `the ${node} machine stopped: ${how}`);
+      }
+      if (performance.now() >= until) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new EngineError(`${(e as Error).message}`, '`lab doctor` checks the engine; `lab stop` and start the lab again', 3);
+  }
+
+  /** Run one action of a lab file; a failure is an ActionFailed on the action's node. Lab commands run in the
+   *  node through its agent, as the agent's user: nothing a student does in the node can touch them. */
   async runAction(action: Action): Promise<void> {
     throwIfAborted(this.signal, 'action');
+    const agent = this.agent(action.on);
     if (action.stop) {
       const signal = action.signal ?? 'INT';
-      const what = this.background.get(action.stop) ?? action.stop;
-      const r = await this.exec(action.on, ['tcplab-run', 'stop', action.stop, signal]);
+      const what = this.shown.get(action.stop) ?? action.stop;
+      let refused: string | undefined;
+      try {
+        await agent.signal(action.stop, SIGNALS[signal]);
+      } catch (e) {
+        if (!(e instanceof AgentRefused)) await this.lost(action.on, e);
+        refused = (e as Error).message;
+      }
       this.emit({
         type: 'action',
         node: action.on,
         display: `${SIGNAL_WORDS[signal]} \`${what}\``,
         typed: false,
-        exitCode: r.exitCode,
+        exitCode: refused ? 1 : 0,
         background: false,
       });
-      if (r.exitCode !== 0) throw new ActionFailed(action.on, `could not stop ${action.stop} on ${action.on}: ${r.stderr.trim()}`);
+      if (refused) throw new ActionFailed(action.on, `could not stop ${action.stop} on ${action.on}: ${refused}`);
+      return;
+    }
+    const stdin = action.stdin === undefined ? undefined : expand(action.stdin, this.vars);
+    // Typing into a background command's terminal; [tcplab-run, write, NAME] is how lab files said it before
+    // the agent, and still works.
+    const legacy = action.run?.length === 3 && action.run[0] === 'tcplab-run' && action.run[1] === 'write' ? action.run[2] : undefined;
+    if (action.write !== undefined || legacy !== undefined) {
+      const name = (action.write ?? legacy)!;
+      const display = `(typed into \`${this.shown.get(name) ?? name}\`) ${JSON.stringify(stdin ?? '')}`;
+      let refused: string | undefined;
+      try {
+        await agent.write(name, stdin ?? '');
+      } catch (e) {
+        if (!(e instanceof AgentRefused)) await this.lost(action.on, e);
+        refused = (e as Error).message;
+      }
+      this.emit({ type: 'action', node: action.on, display, typed: true, exitCode: refused ? 1 : 0, background: false });
+      if (refused) throw new ActionFailed(action.on, `could not type into ${name} on ${action.on}: ${refused}`);
       return;
     }
     const argv = action.run!.map((a) => expand(a, this.vars));
-    const stdin = action.stdin === undefined ? undefined : expand(action.stdin, this.vars);
     const shown = shellQuote(argv);
     const display = stdin !== undefined ? withStdin(shown, stdin) : shown;
-    const env = stdin !== undefined ? { TCPLAB_STDIN: stdin } : undefined;
     if (action.background) {
-      const r = await this.exec(action.on, ['tcplab-run', 'start', action.name!, ...argv], env ? { env } : {});
-      if (r.exitCode !== 0)
-        throw new ActionFailed(action.on, `could not start ${display} on ${action.on}: ${(r.stderr || r.stdout).trim()}`);
-      this.background.set(action.name!, shown);
-      this.finished.delete(action.name!);
+      try {
+        await agent.run({ name: action.name!, argv, background: true, ...(stdin !== undefined ? { stdin } : {}) });
+      } catch (e) {
+        if (!(e instanceof AgentRefused)) await this.lost(action.on, e);
+        throw new ActionFailed(action.on, `could not start ${display} on ${action.on}: ${(e as Error).message}`);
+      }
+      this.shown.set(action.name!, shown);
       this.emit({ type: 'action', node: action.on, display: `${display} &`, typed: true, background: true });
       return;
     }
     const timeoutMs = action.timeout ? parseDuration(action.timeout) : DEFAULT_COMMAND_TIMEOUT_MS;
-    const secs = (timeoutMs / 1000).toFixed(3);
-    const wrapped = env
-      ? ['timeout', '-k', '1', secs, 'sh', '-c', 'printf "%s" "$TCPLAB_STDIN" | "$@"', 'sh', ...argv]
-      : ['timeout', '-k', '1', secs, ...argv];
-    // `timeout` in the container ends the command; the exec's own deadline only guards against an engine that
-    // never answers, so it leaves room for the exec's round trip, seconds on a loaded machine (a 2 s command
-    // given a 2 s exec deadline failed the lab instead of exiting 124).
-    const r = await this.exec(action.on, wrapped, { timeoutMs: timeoutMs + EXEC_SLACK_MS, ...(env ? { env } : {}) });
-    const output = (r.stdout + r.stderr).trimEnd();
-    this.emit({ type: 'action', node: action.on, display, typed: true, exitCode: r.exitCode, output, background: false });
+    let status;
+    try {
+      status = (
+        await agent.run({
+          argv,
+          timeoutMs,
+          ...(action.name ? { name: action.name } : {}),
+          ...(stdin !== undefined ? { stdin } : {}),
+        })
+      ).status!;
+    } catch (e) {
+      if (!(e instanceof AgentRefused)) await this.lost(action.on, e);
+      throw new ActionFailed(action.on, `could not start ${display} on ${action.on}: ${(e as Error).message}`);
+    }
+    const output = status.output.trimEnd();
+    const exitCode = status.exit ?? -1;
+    this.emit({ type: 'action', node: action.on, display, typed: true, exitCode, output, background: false });
     if (action.name) {
-      this.background.delete(action.name);
-      this.finished.set(action.name, { running: false, exit: r.exitCode, output });
+      this.shown.set(action.name, shown);
       return;
     }
-    if (r.exitCode === 124) throw new ActionFailed(action.on, `${display} on ${action.on} did not finish within ${timeoutMs / 1000} s`);
-    if (r.exitCode !== 0) throw new ActionFailed(action.on, `${display} failed on ${action.on} (exit ${r.exitCode}): ${output}`);
+    if (status.timedOut) throw new ActionFailed(action.on, `${display} on ${action.on} did not finish within ${timeoutMs / 1000} s`);
+    if (exitCode !== 0) throw new ActionFailed(action.on, `${display} failed on ${action.on} (exit ${exitCode}): ${output}`);
   }
 
   /**
@@ -240,49 +339,72 @@ export class Instance {
   }
 
   /** One look at some nodes: sockets always, counters and command status where asked, and (with capture on)
-   *  the segments each node recorded since its last look, which go to the recorder. */
+   *  the segments each node recorded since the last look, which go to the recorder. */
   async observe(needs: Map<NodeName, ObserveNeed>): Promise<Map<NodeName, NodeSnapshot>> {
     const out = new Map<NodeName, NodeSnapshot>();
-    await Promise.all(
-      [...needs].map(async ([node, need]) => {
-        const prev = this.looks.get(node) ?? Promise.resolve();
-        const look = prev.catch(() => {}).then(() => this.lookAt(node, need));
-        this.looks.set(node, look);
-        out.set(node, await look);
-      }),
-    );
+    await Promise.all([...needs].map(async ([node, need]) => out.set(node, await this.lookAt(node, need))));
     return out;
   }
 
-  private async lookAt(node: NodeName, need: ObserveNeed): Promise<NodeSnapshot> {
-    const args = [
-      ...observeArgs({ iptables: need.iptables, commands: new Set([...need.commands].filter((c) => this.background.has(c))) }),
-      ...(this.capture ? segmentArgs(this.recorder.cursor(node)) : []),
-    ];
-    const s = await this.sampler(node).sample(args, { timeoutMs: OBSERVE_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
-    // Without a sampler, one exec per look; observing only reads, so a dropped connection or a 5xx from the
-    // engine is safe to retry.
-    // The same bound as the sampler's: a look is graded whole or not at all, never with its middle cut out.
-    const r: Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr' | 'cutBytes'> = s
-      ? { exitCode: s.exitCode, stdout: s.text, stderr: 'ss failed' }
-      : await retryTransient(() => this.exec(node, [OBSERVE_PROGRAM, ...args], { maxOutputBytes: MAX_ANSWER_BYTES }), {
-          clock: this.clock,
-          ...(this.signal ? { signal: this.signal } : {}),
-          onRetry: (e, n) => log('observe %s: retry %d after %s', node, n, e.message),
-        });
-    if (r.exitCode !== 0) throw new EngineError(`could not observe ${node}: ${r.stderr.trim()}`);
-    if (r.cutBytes?.stdout) throw new EngineError(`could not observe ${node}: it printed more than ${MAX_ANSWER_BYTES} bytes`);
-    const obs = parseObservation(r.stdout);
-    const rec = this.recorder.ingest(node, r.stdout, obs.sockets);
+  /**
+   * One look at a node through its agent. waitMs: a long poll, answered as soon as something a check can see
+   * changed there, or after waitMs. An answer that does not parse, or a session that broke, is a snapshot that
+   * can tell nothing (`unknown`): its checks are not met by it, and the next look opens a new session. A
+   * machine that stopped or went away ends the wait (see lost()).
+   */
+  private async lookAt(node: NodeName, need: ObserveNeed, waitMs = 0): Promise<NodeSnapshot> {
+    const from = this.capture ? this.recorder.cursor(node) : undefined;
+    const token = this.tokens.get(node);
+    let look: Look;
+    try {
+      look = await this.agent(node).look({
+        iptables: need.iptables,
+        commands: need.commands,
+        ...(from !== undefined ? { segmentsFrom: from } : {}),
+        ...(waitMs > 0 && token !== undefined ? { waitMs, token } : {}),
+      });
+    } catch (e) {
+      if (e instanceof InterruptedError) throw e;
+      if (e instanceof WireError || e instanceof AgentRefused) {
+        log('look at %s: %s', node, (e as Error).message);
+        return {
+          node,
+          at: this.clock.now(),
+          sockets: [],
+          unknown: `the answer of ${node}'s agent was not usable: ${(e as Error).message}`,
+        };
+      }
+      if (e instanceof AgentLost && !e.opening) {
+        // The session broke; if the machine is still there the next look opens another. Say "can't tell" now.
+        const running = await this.runtime
+          .inspectContainer(this.container(node))
+          .then((i) => (i as { State?: { Running?: boolean } } | undefined)?.State?.Running === true)
+          .catch(() => false);
+        if (running) return { node, at: this.clock.now(), sockets: [], unknown: e.message };
+      }
+      return this.lost(node, e);
+    }
+    this.tokens.set(node, look.token);
+    const rec = this.recorder.ingest(node, look, from);
     if (rec.segments.length) this.emit({ type: 'segments', node, segments: rec.segments });
+    const loss = need.segments
+      ? this.capture
+        ? this.recorder.lossSince(node, this.stepFrom)
+        : 'capture is off in this run (TCPLAB_CAPTURE=0)'
+      : undefined;
+    const commands: Record<string, CommandStatus> = {};
+    for (const [k, v] of Object.entries(look.commands)) if (v) commands[k] = v;
     return {
       node,
       at: this.clock.now(),
-      sockets: obs.sockets,
-      ...(rec.clock !== undefined ? { clock: rec.clock } : {}),
-      ...(obs.counters ? { counters: obs.counters } : {}),
-      commands: { ...Object.fromEntries(this.finished), ...obs.commands },
+      sockets: look.sockets,
+      clock: look.clock,
+      ...(look.socketsError ? { unknown: `${node}'s sockets could not be read: ${look.socketsError}` } : {}),
+      ...(look.counters ? { counters: look.counters } : {}),
+      ...(need.iptables && look.countersError ? { countersError: look.countersError } : {}),
+      commands,
       ...(need.segments ? { segments: this.recorder.segmentsOf(node, this.stepFrom) } : {}),
+      ...(loss ? { segmentsLost: loss } : {}),
     };
   }
 
@@ -335,28 +457,67 @@ export class Instance {
     return expectations.map((e) => ({ e, evaluation: evaluate(e, snaps.get(e.on)!, this.vars) }));
   }
 
-  /** Poll until every expectation is settled; each becomes a check. */
+  /**
+   * Wait until every expectation is settled; each becomes a check. The first look at every node is immediate;
+   * after it, each node's agent is asked to answer when something changed there (a segment, a state, a
+   * command's end) or after LONG_POLL_MS, and the expectations are judged again as each answer comes: a change
+   * on one machine is seen within milliseconds, and an idle lab is looked at four times a second, not fifty.
+   */
   async waitFor(stepId: string, expectations: Expectation[], task = false): Promise<Check[]> {
     const start = this.clock.now();
     const pending = expectations.map((e) => ({ e, samples: [] as Sample[], check: undefined as Check | undefined }));
     const needs = this.withEveryNode(needsOf(expectations));
-    while (pending.some((p) => !p.check)) {
-      throwIfAborted(this.signal, 'wait');
-      const before = this.clock.now();
-      const snaps = await this.observe(needs);
-      for (const p of pending) {
-        if (p.check) continue;
-        const snap = snaps.get(p.e.on)!;
-        p.samples.push({ at: snap.at, evaluation: evaluate(p.e, snap, this.vars) });
-        const d = decide(p.e, p.samples, start, snap.at);
-        if (d.done) {
-          p.check = toCheck(stepId, p.e, this.vars, d, start, task);
-          p.samples.length = 0;
-          this.emit({ type: 'check', check: p.check });
+    const inflight = new Map<NodeName, Promise<[NodeName, NodeSnapshot]>>();
+    const lastAt = new Map<NodeName, number>();
+    let fresh = await this.observe(needs);
+    try {
+      for (;;) {
+        const now = this.clock.now();
+        for (const p of pending) {
+          if (p.check) continue;
+          const snap = fresh.get(p.e.on);
+          if (snap) p.samples.push({ at: snap.at, evaluation: evaluate(p.e, snap, this.vars) });
+          const d = decide(p.e, p.samples, start, Math.max(now, snap?.at ?? 0));
+          if (d.done) {
+            p.check = toCheck(stepId, p.e, this.vars, d, start, task);
+            p.samples.length = 0;
+            this.emit({ type: 'check', check: p.check });
+          }
         }
+        if (pending.every((p) => p.check)) break;
+        throwIfAborted(this.signal, 'wait');
+        for (const n of fresh.keys()) lastAt.set(n, this.clock.now());
+        // Never later than the nearest deadline of what is still pending, so that a check fails on time.
+        const left = Math.min(...pending.filter((p) => !p.check).map((p) => start + withinOf(p.e) - this.clock.now()));
+        const waitMs = Math.max(this.pollMs, Math.min(LONG_POLL_MS, left + this.pollMs));
+        for (const [node, need] of needs) {
+          if (inflight.has(node)) continue;
+          // At most one look per poll interval and node, even when a node changes without pause.
+          const gap = this.pollMs - (this.clock.now() - (lastAt.get(node) ?? 0));
+          inflight.set(
+            node,
+            (gap > 0 ? this.clock.sleep(gap, this.signal) : Promise.resolve()).then(async () => [
+              node,
+              await this.lookAt(node, need, waitMs),
+            ]),
+          );
+        }
+        const [node, snap] = await Promise.race(inflight.values());
+        inflight.delete(node);
+        fresh = new Map([[node, snap]]);
       }
-      const spent = this.clock.now() - before;
-      if (pending.some((p) => !p.check) && spent < this.pollMs) await this.clock.sleep(this.pollMs - spent, this.signal);
+    } finally {
+      // Looks still waiting on other nodes answer now: nothing waits for them any more.
+      if (inflight.size) {
+        await Promise.all(
+          [...inflight.keys()].map((n) =>
+            this.agent(n)
+              .wake()
+              .catch(() => {}),
+          ),
+        );
+        await Promise.allSettled(inflight.values());
+      }
     }
     return pending.map((p) => p.check!);
   }
@@ -378,18 +539,24 @@ export class Instance {
     }
   }
 
-  /** Stop background commands at once (SIGKILL: their sockets go with them) and wait until each has exited. */
+  /** Stop background commands at once (SIGKILL to their process groups: their sockets go with them) and wait
+   *  until each has exited. */
   private async stopAll(actions: Action[]): Promise<void> {
     await Promise.all(
       actions.map(async (a) => {
-        await this.exec(a.on, ['tcplab-run', 'stop', a.name!, 'KILL']);
+        const agent = this.agent(a.on);
+        const r = await agent.signal(a.name!, SIGNALS.KILL).catch(() => ({ running: false }));
         const deadline = this.clock.now() + PROBE_STOP_MS;
-        while (this.clock.now() < deadline) {
-          const r = await this.exec(a.on, ['tcplab-run', 'status', a.name!]);
-          if (!r.stdout.startsWith('running')) break;
-          await this.clock.sleep(this.pollMs, this.signal);
+        let running = r.running;
+        while (running && this.clock.now() < deadline) {
+          const look = await agent
+            .look({ commands: [a.name!], waitMs: PROBE_STOP_MS, token: this.tokens.get(a.on) ?? 0n })
+            .catch(() => undefined);
+          if (!look) break;
+          this.tokens.set(a.on, look.token);
+          running = look.commands[a.name!]?.running === true;
         }
-        this.background.delete(a.name!);
+        this.shown.delete(a.name!);
       }),
     );
   }
@@ -406,26 +573,36 @@ export class Instance {
     if (failed) checks.push(failed);
     else {
       if (step.task && opts.answer) {
-        const host = {
-          exec: this.exec.bind(this),
+        const host: AnswerHost = {
+          startStudent: (node, argv) => this.runtime.openExec(this.container(node), argv),
+          busy: async (node) =>
+            (
+              await this.agent(node)
+                .look({ busy: true })
+                .catch(() => undefined)
+            )?.busy,
+          sleep: (ms) => this.clock.sleep(ms, this.signal),
+          now: () => this.clock.now(),
           vars: this.vars,
           emit: this.emit,
-          // Answers are background commands like any other: their status is read through the observer.
-          status: async (node: NodeName, name: string) => {
-            this.background.set(name, name);
-            const snap = await this.observe(new Map([[node, { iptables: false, commands: new Set([name]) }]]));
-            return snap.get(node)?.commands?.[name];
-          },
         };
-        const where = { id: step.id, index };
-        // The observers must be open before the answer starts, so that the first look of the task's checks is
-        // not the one that waits for a session (a task can be a lab's first step, right after bring-up).
-        await Promise.all(this.plan.nodes.map((n) => this.sampler(n.key).open()));
-        const unstarted = await startAnswer(host, where, opts.answer.scripts, opts.answer.timeoutMs);
-        checks.push(
-          ...(unstarted ? [commandFailure(step.id, unstarted.node, unstarted.message)] : await this.checkTask(step.id, step.task)),
+        // The agents' sessions must be open before the answer starts, so that the first look of the task's
+        // checks is not the one that waits for a session (a task can be a lab's first step, right after bring-up).
+        await Promise.all(
+          this.plan.nodes.map((n) =>
+            this.agent(n.key)
+              .open()
+              .catch(() => {}),
+          ),
         );
-        await reportAnswer(host, where, opts.answer.scripts);
+        const started = await startAnswer(host, opts.answer.scripts, opts.answer.timeoutMs);
+        this.answers.push(...started.running);
+        checks.push(
+          ...(started.failed
+            ? [commandFailure(step.id, started.failed.node, started.failed.message)]
+            : await this.checkTask(step.id, step.task)),
+        );
+        reportAnswer(host, { id: step.id }, started.running);
       } else if (step.task && opts.solveTask !== false) {
         const unsolved = await this.runActions(step.id, step.task.solution ?? []);
         checks.push(...(unsolved ? [unsolved] : await this.checkTask(step.id, step.task)));
@@ -441,22 +618,22 @@ export class Instance {
     return result;
   }
 
-  /** Start opening every node's observer in the background. */
+  /** Start opening every node's agent session in the background. */
   warmUp(): void {
-    for (const n of this.plan.nodes) void this.sampler(n.key).open();
+    for (const n of this.plan.nodes)
+      void this.agent(n.key)
+        .open()
+        .catch(() => {});
   }
 
-  private sampler(node: NodeName): Sampler {
-    let s = this.samplers.get(node);
-    if (!s) this.samplers.set(node, (s = new Sampler(this.runtime, this.container(node))));
-    return s;
-  }
-
-  /** Close the persistent observers (they never keep the process alive, but a kept lab should not hold them). */
+  /** Close the agent sessions and the answers' streams (they never keep the process alive, but a kept lab
+   *  should not hold them). */
   close(): void {
     this.signal?.removeEventListener('abort', this.onAbort);
-    for (const s of this.samplers.values()) s.close();
-    this.samplers.clear();
+    for (const a of this.agents.values()) a.close();
+    this.agents.clear();
+    for (const a of this.answers) a.session.close();
+    this.answers.length = 0;
   }
 
   async down(): Promise<Removed> {

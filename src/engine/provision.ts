@@ -6,7 +6,6 @@ import createDebug from 'debug';
 import type { Lab } from '../lab/schema.js';
 import { networksOf } from '../lab/topology.js';
 import { LABEL, NODE_SECURITY, planLab, type NodePlan, type Plan } from '../plan/plan.js';
-import { shellQuote } from '../plan/shell.js';
 import { SubnetTakenError, type Runtime } from '../runtime/runtime.js';
 import { EngineError } from '../errors.js';
 import { variantValues } from '../lab/variants.js';
@@ -31,20 +30,21 @@ export async function createInstance(runtime: Runtime, lab: Lab, opts: InstanceO
   const t0 = clock.now();
   const id = opts.instance ?? newInstanceId();
   const labels = { ...ownerLabels(opts.owner), ...(opts.keep ? { [LABEL.keep]: 'true' } : {}) };
+  let instance: Instance | undefined;
   try {
     throwIfAborted(opts.signal, 'start');
     const plan = await createNetworks(runtime, lab, id, labels, opts);
+    instance = new Instance(runtime, plan, opts);
+    const inst = instance;
     // allSettled, not all: on a failure the other nodes' calls must finish before cleanup lists what exists.
-    const settled = await Promise.allSettled(plan.nodes.map((node) => createNode(runtime, node, opts)));
+    const settled = await Promise.allSettled(plan.nodes.map((node) => createNode(runtime, node, inst, opts)));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     throwIfAborted(opts.signal, 'start');
     emit({ type: 'ready', instance: id, ms: clock.now() - t0 });
-    const ready = new Instance(runtime, plan, opts);
-    // Open the persistent observers now, without waiting, so the first look of the first step is not slower.
-    ready.warmUp();
-    return ready;
+    return inst;
   } catch (e) {
+    instance?.close();
     await removeInstance(runtime, id).catch((err) => log('cleanup after failed start: %s', (err as Error).message));
     throw e;
   }
@@ -99,18 +99,20 @@ async function createNetworks(
   }
 }
 
-async function createNode(runtime: Runtime, node: NodePlan, opts: InstanceOptions): Promise<void> {
+async function createNode(runtime: Runtime, node: NodePlan, instance: Instance, opts: InstanceOptions): Promise<void> {
   throwIfAborted(opts.signal, 'container creation');
   const [first, ...rest] = node.interfaces;
+  const capture = opts.capture ?? process.env.TCPLAB_CAPTURE !== '0';
   await runtime.createContainer({
     name: node.name,
     hostname: node.hostname,
     image: node.image,
-    cmd: node.cmd,
+    // Without capture (TCPLAB_CAPTURE=0), the agent opens no packet socket; segment checks then cannot tell.
+    cmd: capture ? node.cmd : [...node.cmd, '--no-capture'],
     labels: node.labels,
     network: { name: first!.networkName, ip: first!.ip },
     sysctls: node.sysctls,
-    capAdd: [...NODE_SECURITY.capAdd],
+    capAdd: [...NODE_SECURITY.capAdd, ...NODE_SECURITY.agentCapAdd],
     capDrop: [...NODE_SECURITY.capDrop],
     securityOpt: [...NODE_SECURITY.securityOpt],
     readOnlyRootfs: NODE_SECURITY.readOnlyRootfs,
@@ -122,25 +124,23 @@ async function createNode(runtime: Runtime, node: NodePlan, opts: InstanceOption
   for (const iface of rest) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
   throwIfAborted(opts.signal, 'container start');
   await runtime.startContainer(node.name);
-  // Wiring and routes (plan.ts); for a routed lab the tunnels need both ends, but each end can be configured
-  // on its own: packets only flow once both are up, before any step runs. All of a node's setup in one exec:
-  // each exec costs a round trip of create, attach, start and inspect (60-100 ms).
-  // The segment recorder starts in the same exec, last, so it is listening before any step runs (it sees every
-  // interface, the tunnels made just before included). TCPLAB_CAPTURE=0 leaves it out.
-  const setup = !(opts.capture ?? process.env.TCPLAB_CAPTURE !== '0') ? node.setup : [...node.setup, CAPTURE_START];
-  if (setup.length) {
-    const res = await runtime.exec(node.name, setupScript(setup), { timeoutMs: SETUP_TIMEOUT_MS });
-    if (res.exitCode !== 0) throw new EngineError(`could not set up the network on ${node.key}: ${(res.stderr || res.stdout).trim()}`);
+  // The agent starts with the container and records segments from its first moment, before any step. The
+  // wiring and routes (plan.ts) go through it too, one command after another, with no exec of their own; for a
+  // routed lab the tunnels need both ends, but each end can be configured on its own: packets only flow once
+  // both are up, before any step runs.
+  const agent = instance.agent(node.key);
+  for (const argv of node.setup) {
+    let status;
+    try {
+      status = (await agent.run({ argv, timeoutMs: SETUP_TIMEOUT_MS })).status!;
+    } catch (e) {
+      throwIfAborted(opts.signal, 'network setup');
+      throw new EngineError(`could not set up the network on ${node.key}: ${(e as Error).message}`, undefined, 3);
+    }
+    if (status.exit !== 0)
+      throw new EngineError(
+        `could not set up the network on ${node.key}: (${argv.join(' ')}) exited ${status.exit}: ${status.output.trim()}`,
+      );
   }
   opts.emit?.({ type: 'node', node: node.key, name: node.name, ips: node.interfaces.map((i) => i.ip) });
-}
-
-/** Starts images/node/tcplab-capture in the background; it returns once its socket is open. */
-const CAPTURE_START = ['tcplab-capture', 'start'];
-
-/** A node's setup commands (planner output, never lab text) as one `sh -c` in the container; the first that
- *  fails stops it and is named on stderr. */
-export function setupScript(setup: string[][]): string[] {
-  const run = 'run() { "$@" || { rc=$?; echo "($*) exited $rc" >&2; exit "$rc"; }; }';
-  return ['sh', '-c', [run, ...setup.map((argv) => `run ${shellQuote(argv)}`)].join('\n')];
 }

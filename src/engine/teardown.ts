@@ -72,5 +72,8 @@ async function removeOnce(runtime: Runtime, id?: string): Promise<Removed> {
 /** "2 containers and 1 network", in words a person reads. */
 export function describeRemoved(r: Removed): string {
   const part = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  // "2 networks", not "0 containers and 2 networks"; nothing at all is said as "0 containers and 0 networks".
+  if (!r.containers && r.networks) return part(r.networks, 'network');
+  if (r.containers && !r.networks) return part(r.containers, 'container');
   return `${part(r.containers, 'container')} and ${part(r.networks, 'network')}`;
 }

@@ -6,9 +6,14 @@ import { expand, UNFILLED } from '../lab/templates.js';
 import { formatEndpoint, type Endpoint, type Socket } from '../observe/ss.js';
 import { ruleMatches, type RuleCounter } from '../observe/iptables.js';
 import { formatSegment, type Segment, type TcpFlag } from '../observe/segments.js';
-import type { CommandStatus } from '../observe/observation.js';
+import type { CommandStatus } from '../observe/agent-protocol.js';
 
 const DEFAULT_WITHIN_MS = 5000;
+
+/** How long an expectation may take to hold, from the start of its wait (ms). */
+export function withinOf(e: Expectation): number {
+  return e.within ? parseDuration(e.within) : DEFAULT_WITHIN_MS;
+}
 
 /** What one node looked like at one moment. Fields are present when the expectations asked for them. */
 export interface NodeSnapshot {
@@ -22,6 +27,14 @@ export interface NodeSnapshot {
   clock?: number;
   /** Segments this node's capture saw since the step began (when an expectation asks for segments). */
   segments?: Segment[];
+  /** Why the segments above may not be all that were sent or received (the recorder is off, fell behind, the
+   *  kernel dropped some): then a check that absence or a maximum could meet cannot be met. */
+  segmentsLost?: string;
+  /** The counters were asked for and could not be read (iptables-save failed), and why. */
+  countersError?: string;
+  /** This look could tell nothing of the node (its agent's answer did not parse, the session broke), and why:
+   *  no expectation holds in it. */
+  unknown?: string;
 }
 
 export interface Evaluation {
@@ -109,6 +122,8 @@ function countOk(count: CountSpec | undefined, n: number, defaultMin: number): b
  * CLOSED holds when no socket matching its addresses is in any other state (or, for its other states, as usual).
  */
 export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string, string>): Evaluation {
+  // "Can't tell" is never "met": an absence, a count of 0 or a maximum must not hold because nothing was seen.
+  if (snap.unknown) return { holds: false, seen: [`can't tell: ${snap.unknown}`] };
   if (e.socket || e.absent) {
     const m = (e.socket ?? e.absent)!;
     const matching = snap.sockets.filter((s) => socketMatches(m, s, vars));
@@ -133,6 +148,14 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
     const seen = shown.map((s) => formatSegment(s, snap.segments![0]!.at));
     if (matching.length > 6) seen.splice(3, 0, `... ${matching.length - 6} more`);
     if (matching.length) seen.unshift(`${matching.length} segment${matching.length === 1 ? '' : 's'}:`);
+    if (snap.segmentsLost) {
+      // Segments went unseen in this window: what was seen still counts towards a minimum, but an absence, an
+      // exact count, a maximum or a retransmission flag could be met only by what is missing.
+      const max = typeof m.count === 'number' ? m.count : m.count?.max;
+      const min = typeof m.count === 'number' ? m.count : (m.count?.min ?? 1);
+      if (max === undefined && m.retransmission === undefined && matching.length >= min) return { holds: true, seen };
+      return { holds: false, seen: [`can't tell: ${snap.segmentsLost}`, ...seen] };
+    }
     return { holds: countOk(m.count, matching.length, 1), seen };
   }
   if (e.iptables) {
@@ -140,6 +163,7 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
     const table = c.table ?? 'filter';
     const words = c.rule.map((w) => expand(w, vars));
     const chain = (snap.counters ?? []).filter((r) => r.table === table && r.chain === c.chain);
+    if (snap.countersError) return { holds: false, seen: [`can't tell: ${snap.countersError}`] };
     const rules = chain.filter((r) => ruleMatches(r, words));
     if (rules.length === 0) {
       // Say what is there instead: the student's REJECT rule, or an empty chain.

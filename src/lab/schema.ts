@@ -179,14 +179,21 @@ export const ActionSchema = z
     timeout: Duration.optional().describe('For a foreground command: kill it after this long (default 10s).'),
     stop: Name.optional().describe('Stop the named background command, like Ctrl-C.'),
     signal: z.enum(['INT', 'TERM', 'KILL', 'HUP']).optional(),
+    write: Name.optional().describe(
+      'Type `stdin` into the named background command (one started without stdin), as if typed in its terminal.',
+    ),
   })
   .superRefine((a, ctx) => {
-    if ((a.run === undefined) === (a.stop === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'an action needs exactly one of run or stop' });
+    if ([a.run, a.stop, a.write].filter((x) => x !== undefined).length !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'an action needs exactly one of run, stop or write' });
     }
     if (a.stop !== undefined && (a.background || a.stdin || a.timeout || a.name)) {
       ctx.addIssue({ code: 'custom', message: 'stop takes only on, stop and signal' });
     }
+    if (a.write !== undefined && (a.background || a.timeout || a.name || a.signal)) {
+      ctx.addIssue({ code: 'custom', message: 'write takes only on, write and stdin' });
+    }
+    if (a.write !== undefined && a.stdin === undefined) ctx.addIssue({ code: 'custom', message: 'write needs stdin: what to type' });
     if (a.run !== undefined && a.signal) ctx.addIssue({ code: 'custom', message: 'signal goes with stop, not run' });
     if (a.background && !a.name) ctx.addIssue({ code: 'custom', message: 'a background command needs a name' });
     if (a.background && a.timeout) ctx.addIssue({ code: 'custom', message: 'timeout is for foreground commands' });

@@ -1,10 +1,7 @@
-// What tcplab-capture records in a node -> TCP segments as data. Pure: the observer's text in, values out.
-//
-// A capture line (images/node/tcplab-capture):
-//   SECONDS.NANOSECONDS IFNAME IFINDEX in|out HEX ORIGLEN
-// HEX holds the IP and TCP headers only. Times are the kernel's CLOCK_REALTIME, the clock tcplab-observe stamps
-// its ss section with ("### clock T"): sockets and segments of every node of a lab share one time line (all
-// containers share the host's kernel; on Docker Desktop, its VM's).
+// TCP segments as data: the IP and TCP headers a node's agent recorded (images/node/tcplab-agent.c), decoded.
+// Pure. Times are the kernel's CLOCK_REALTIME, the clock the agent stamps its socket snapshots with: sockets
+// and segments of every node of a lab share one time line (all containers share the host's kernel; on Docker
+// Desktop, its VM's).
 import type { NodeName } from '../lab/schema.js';
 import type { Endpoint } from './ss.js';
 
@@ -38,100 +35,6 @@ export interface Segment {
   origLen: number;
   /** This node's capture saw the same sequence range from this sender before (set by the recorder). */
   retransmission?: boolean;
-}
-
-/** Where the engine is in a node's capture files: file generation and byte offset. gen 0: from the oldest. */
-export interface CaptureCursor {
-  gen: number;
-  offset: number;
-}
-
-export const START_CURSOR: CaptureCursor = { gen: 0, offset: 0 };
-
-interface CaptureRead {
-  /** Complete lines, in order. */
-  lines: string[];
-  /** Where the next read starts. */
-  next: CaptureCursor;
-  /** Files rotated away before they were read: segments lost to tcplab (the node's tmpfs is bounded). */
-  gap?: { from: number; to: number };
-  /** The node records nothing (tcplab-capture was not started). */
-  off: boolean;
-  /** The recorder's counters (### capture), when asked. */
-  status?: Record<string, number>;
-}
-
-/** The arguments that ask tcplab-observe for the segments after a cursor. */
-export function segmentArgs(c: CaptureCursor): string[] {
-  return ['--segments', String(c.gen), String(c.offset)];
-}
-
-/**
- * Read the capture sections of one tcplab-observe answer (the whole text, as printed). Each
- * "### segments G O" section is the file seg.G from byte O, followed by one newline that tcplab-observe adds:
- * a section whose text before that newline does not end in a newline has a last line still being written;
- * that line and every later section are left for the next read, so no line is ever taken in two halves.
- */
-export function readCapture(text: string, from: CaptureCursor): CaptureRead {
-  const out: CaptureRead = { lines: [], next: { ...from }, off: false };
-  const headers = [...text.matchAll(/^### (.*)$/gm)];
-  let stopped = false;
-  headers.forEach((h, i) => {
-    const title = h[1]!.trim();
-    const bodyStart = h.index + h[0].length + 1;
-    const bodyEnd = i + 1 < headers.length ? headers[i + 1]!.index : text.length;
-    const body = bodyStart <= bodyEnd ? text.slice(bodyStart, bodyEnd) : '';
-    let m: RegExpExecArray | null;
-    if (title === 'capture off') out.off = true;
-    else if ((m = /^segments-gap (\d+) (\d+)$/.exec(title))) out.gap = { from: Number(m[1]), to: Number(m[2]) };
-    else if (title === 'capture') out.status = parseStatus(body);
-    else if ((m = /^segments (\d+) (\d+)$/.exec(title)) && !stopped) {
-      const gen = Number(m[1]);
-      const offset = Number(m[2]);
-      // Drop the newline tcplab-observe added after the file's bytes.
-      const content = body.endsWith('\n') ? body.slice(0, -1) : body;
-      const parts = content.split('\n');
-      const tail = parts.pop()!; // '' when content ended with a newline (or was empty): every line is whole
-      const whole = parts.filter((l) => l.length > 0);
-      out.lines.push(...whole);
-      const consumed = parts.reduce((n, l) => n + l.length + 1, 0);
-      out.next = { gen, offset: offset + consumed };
-      if (tail.length > 0) stopped = true;
-    }
-  });
-  return out;
-}
-
-function parseStatus(body: string): Record<string, number> {
-  const r: Record<string, number> = {};
-  for (const line of body.split('\n')) {
-    const [k, v] = line.trim().split(/\s+/);
-    if (k && v !== undefined && /^\d+$/.test(v)) r[k] = Number(v);
-  }
-  return r;
-}
-
-/** One capture line -> a segment; undefined for a line that is not one (a different protocol, a torn line). */
-export function parseSegmentLine(node: NodeName, line: string): Segment | undefined {
-  const f = line.trim().split(/\s+/);
-  if (f.length !== 6) return undefined;
-  const [time, iface, ifindex, dir, hex, origLen] = f as [string, string, string, string, string, string];
-  const tm = /^(\d+)\.(\d{1,9})$/.exec(time);
-  if (!tm || (dir !== 'in' && dir !== 'out') || !/^(?:[0-9a-f]{2})+$/i.test(hex)) return undefined;
-  const at = Number(tm[1]) * 1000 + Number(tm[2]!.padEnd(9, '0')) / 1e6;
-  const b = Buffer.from(hex, 'hex');
-  const h = parseHeaders(b);
-  if (!h) return undefined;
-  return { node, at, iface, ifindex: Number(ifindex), dir, ...h, hex: hex.toLowerCase(), origLen: Number(origLen) };
-}
-
-export function parseSegments(node: NodeName, lines: string[]): Segment[] {
-  const out: Segment[] = [];
-  for (const l of lines) {
-    const s = parseSegmentLine(node, l);
-    if (s) out.push(s);
-  }
-  return out;
 }
 
 type Headers = Pick<Segment, 'src' | 'dst' | 'flags' | 'seq' | 'ack' | 'len' | 'win' | 'ipId' | 'ttl'>;
@@ -176,7 +79,7 @@ export function parseHeaders(b: Buffer): Headers | undefined {
   };
 }
 
-function ipv6(b: Buffer): string {
+export function ipv6(b: Buffer): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
   // The longest run of zero groups becomes '::' (RFC 5952).

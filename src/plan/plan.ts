@@ -33,7 +33,12 @@ const NETWORK_OPTIONS = { 'com.docker.network.bridge.inhibit_ipv4': 'true' } as 
 /** The hardening every lab node gets (see docs/reliability.md "Least privilege"). */
 export const NODE_SECURITY = {
   capDrop: ['ALL'],
+  /** What every student process has (`lab shell`, an answer, a terminal): root with these two, nothing else. */
   capAdd: ['NET_ADMIN', 'NET_RAW'],
+  /** Also in the container's bounding set, for tcplab-agent only: it uses them once, at start, to become its own
+   *  user (SETUID, SETGID) and to drop every other capability for good (SETPCAP); `tcplab-agent student`, which
+   *  every student process goes through, drops all three before anything of the student's runs. */
+  agentCapAdd: ['SETUID', 'SETGID', 'SETPCAP'],
   securityOpt: ['no-new-privileges'],
   readOnlyRootfs: true,
   tmpfs: { '/tmp': 'rw,nosuid,nodev,size=16m', '/run': 'rw,nosuid,nodev,size=4m' },
@@ -174,7 +179,9 @@ export function planLab({ lab, instance, image, subnets, labels = {}, variables 
       setup: setupOf(n, routes),
       sysctls: { ...n.sysctls, ...stringify(lab.nodes?.[n.name]?.sysctls ?? {}) },
       labels: { ...common, [LABEL.node]: n.name },
-      cmd: ['sleep', 'infinity'],
+      // The agent is the node's main process (under the engine's init): the grader's eyes and hands, out of the
+      // student's reach (images/node/tcplab-agent.c).
+      cmd: ['tcplab-agent'],
     };
   });
 

@@ -57,8 +57,11 @@ export function runOutput(r: SubmissionResult, labName: string): string {
   if (r.error) lines.push(`the lab stopped: ${r.error}`);
   for (const w of r.warnings ?? []) lines.push(`note: ${w}`);
   for (const a of r.answers ?? []) {
-    const state = a.running ? 'still running when its checks were done' : a.exit !== undefined ? `exit ${a.exit}` : 'finished';
-    lines.push(`answer to ${a.step} on ${a.node} (${state})${a.output ? ':' : ', no output'}`);
+    const state = a.running
+      ? 'still running when its checks were done'
+      : `${a.exit !== undefined ? `exit ${a.exit}` : 'finished'}${a.interrupted ? ', after the Ctrl-C the replay sent' : ''}`;
+    const what = a.command !== undefined ? ` \`${a.command}\`` : '';
+    lines.push(`answer to ${a.step} on ${a.node}${what} (${state})${a.output ? ':' : ', no output'}`);
     if (a.output)
       lines.push(
         ...clip(a.output, 2048)

@@ -66,6 +66,11 @@ export class BoundedOutput {
     } else this.ringLength = grown;
   }
 
+  /** Bytes of memory held for what is kept: the head's and the tail's buffers, which never grow past their bounds. */
+  get keptBytes(): number {
+    return (this.head?.length ?? 0) + (this.ring?.length ?? 0);
+  }
+
   /** Bytes dropped so far (those the text leaves out, including a character split by the cut). */
   get cutBytes(): number {
     return this.read().cut;

@@ -21,6 +21,7 @@ import {
   type ExecSession,
   type ImageInfo,
   type NetworkSpec,
+  type OpenExecOptions,
   type Resource,
   type Runtime,
   type TerminalOptions,
@@ -400,9 +401,11 @@ export class DockerRuntime implements Runtime {
         Image: spec.image,
         Cmd: spec.cmd,
         Labels: spec.labels,
-        // The engine's own tiny init reaps the processes that labs start and stop.
+        // No init of the engine's: the image's command (tcplab-agent) is pid 1 and reaps every orphan itself. An
+        // init running as root would forward the signals a student sends it to its child and, unable to (the
+        // agent is another user), exit: the machine would stop (docker-init does exactly that).
         HostConfig: {
-          Init: true,
+          Init: false,
           NetworkMode: spec.network.name,
           Sysctls: spec.sysctls,
           CapAdd: spec.capAdd,
@@ -455,6 +458,7 @@ export class DockerRuntime implements Runtime {
       const ex = await this.docker.getContainer(container).exec({
         Cmd: argv,
         Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...(opts.user ? { User: opts.user } : {}),
         AttachStdout: true,
         AttachStderr: true,
         AttachStdin: false,
@@ -554,23 +558,33 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  async openExec(container: string, argv: string[]): Promise<ExecSession> {
+  async openExec(container: string, argv: string[], opts: OpenExecOptions = {}): Promise<ExecSession> {
     logExec('%s: open %o', container, argv);
     try {
-      const ex = await this.docker
-        .getContainer(container)
-        .exec({ Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false });
+      const ex = await this.docker.getContainer(container).exec({
+        Cmd: argv,
+        Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+        ...(opts.user ? { User: opts.user } : {}),
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
       const stream = (await ex.start({ hijack: true, stdin: true })) as NodeJS.ReadWriteStream & {
         destroy(): void;
         unref?(): void;
         end(): void;
       };
-      // A sampler left open (lab start --keep) must not keep the CLI from exiting.
-      stream.unref?.();
-      (stream as unknown as { socket?: { unref?(): void } }).socket?.unref?.();
+      if (!opts.ref) {
+        // A session left open (an observer of lab start --keep) must not keep the CLI from exiting.
+        stream.unref?.();
+        (stream as unknown as { socket?: { unref?(): void } }).socket?.unref?.();
+      }
       const stdout = new PassThrough();
-      this.docker.modem.demuxStream(stream, stdout, new PassThrough().resume());
+      const stderr = new PassThrough();
+      this.docker.modem.demuxStream(stream, stdout, stderr);
       let closed = false;
+      let ended = false;
       const closers: ((err?: Error) => void)[] = [];
       const finish = (err?: Error) => {
         if (closed) return;
@@ -582,13 +596,42 @@ export class DockerRuntime implements Runtime {
       stream.on('close', () => finish());
       stream.on('error', (e: Error) => finish(e));
       return {
-        write: (text) => {
-          if (!closed) stream.write(text);
+        write: (data) => {
+          if (!closed && !ended) stream.write(data);
         },
-        onStdout: (fn) => stdout.on('data', (b: Buffer) => fn(b.toString('utf8'))),
+        end: () => {
+          if (closed || ended) return;
+          ended = true;
+          // Half-close: the engine ends the command's input and keeps sending its output.
+          stream.end();
+        },
+        onStdout: (fn) => stdout.on('data', (b: Buffer) => fn(b)),
+        onStderr: (fn) => stderr.on('data', (b: Buffer) => fn(b)),
         onClose: (fn) => {
           if (closed) fn();
           else closers.push(fn);
+        },
+        started: async () => {
+          // The engine says Running before it asks containerd for the process (Docker 20.10 sets it first);
+          // only a Pid means the process exists. An inspect that fails is asked again: under load the engine
+          // can be slow to answer, and a started() that gave up early would let the machine look settled
+          // before the command ran.
+          for (const until = performance.now() + 30_000; performance.now() < until;) {
+            const info = await ex.inspect().catch(() => null);
+            if (info && (info.Pid || info.ExitCode !== null)) return;
+            if (closed) return;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        },
+        exitCode: async () => {
+          // The stream can end a moment before the engine records the exit code.
+          for (let i = 0; i < 100; i++) {
+            const info = await ex.inspect().catch(() => undefined);
+            if (!info) return undefined;
+            if (!info.Running) return info.ExitCode ?? undefined;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          return undefined;
         },
         close: () => {
           if (closed) return;

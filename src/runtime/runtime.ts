@@ -67,8 +67,10 @@ export interface ExecOptions {
   /** Kill the command in the container after this long (ms); the call fails a little later if it still hangs. */
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** Environment for the command (how tcplab passes standard input to tcplab-run). */
+  /** Environment for the command. */
   env?: Record<string, string>;
+  /** Run as this user (uid[:gid], or a name the image knows) instead of the image's default (root). */
+  user?: string;
   /** Bytes kept of each of stdout and stderr, half from the start and half from the end (default 64 KiB);
    *  what lies between is dropped and counted (ExecResult.cutBytes). */
   maxOutputBytes?: number;
@@ -84,16 +86,34 @@ export interface ExecResult {
   cutBytes?: { stdout: number; stderr: number };
 }
 
-/** A command that keeps running in a container, fed lines on stdin; see Runtime.openExec. */
+/** A command that keeps running in a container, with its standard input open; see Runtime.openExec. */
 export interface ExecSession {
   /** Write to the command's standard input. */
-  write(text: string): void;
-  /** Standard output as it arrives (stderr is dropped). */
-  onStdout(fn: (chunk: string) => void): void;
+  write(data: string | Buffer): void;
+  /** End its standard input (the command sees EOF); its output still comes, and exitCode() tells how it ended. */
+  end(): void;
+  /** Standard output as it arrives, bytes as sent. */
+  onStdout(fn: (chunk: Buffer) => void): void;
+  /** Standard error as it arrives. */
+  onStderr(fn: (chunk: Buffer) => void): void;
   /** Called once when the session ends: the command exited, the container went away, or close() was called. */
   onClose(fn: (err?: Error) => void): void;
-  /** End its standard input (the command sees EOF) and drop the connection. */
+  /** Once the session has ended: the command's exit code as the engine recorded it (undefined if it cannot
+   *  tell: the container is gone). */
+  exitCode(): Promise<number | undefined>;
+  /** Settles once the engine says the command's process exists (or has already ended): a session is open
+   *  before its process has started. */
+  started(): Promise<void>;
+  /** Drop the connection (the command sees EOF on its input and goes on, or ends, as it will). */
   close(): void;
+}
+
+export interface OpenExecOptions {
+  user?: string;
+  env?: Record<string, string>;
+  /** Keep the process alive while the session is open (a command whose end is awaited); default: the session
+   *  never keeps the process alive on its own (an observer left open by lab start --keep). */
+  ref?: boolean;
 }
 
 /** An interactive program on a terminal (a shell in a lab machine), for a browser's terminal: raw bytes both ways,
@@ -161,9 +181,8 @@ export interface Runtime {
   listContainers(labels: Record<string, string>): Promise<Resource[]>;
   inspectContainer(name: string): Promise<unknown>;
   exec(container: string, argv: string[], opts?: ExecOptions): Promise<ExecResult>;
-  /** Start a long-running command with stdin attached; it never keeps this process alive on its own.
-   *  Optional: without it the engine observes with one exec per look. */
-  openExec?(container: string, argv: string[]): Promise<ExecSession>;
+  /** Start a long-running command with stdin attached: the agent's relay, a student's answer. */
+  openExec(container: string, argv: string[], opts?: OpenExecOptions): Promise<ExecSession>;
   /** Start a program on a terminal (a TTY) in a container: a browser's shell (lab serve). Optional: a backend
    *  without it has no terminals in the browser. */
   openTerminal?(container: string, argv: string[], opts: TerminalOptions): Promise<TerminalSession>;

@@ -3,6 +3,7 @@
 // the same shell and get its recent screen replayed from a ring buffer. The student's socket types and sets the
 // size; the instructor's sockets only watch.
 import createDebug from 'debug';
+import { studentArgv } from '../observe/agent-protocol.js';
 import type { Runtime, TerminalSession } from '../runtime/runtime.js';
 
 const log = createDebug('lab:serve');
@@ -11,12 +12,12 @@ const log = createDebug('lab:serve');
 const RING_BYTES = 128 * 1024;
 
 /**
- * What a student's terminal runs in their machine: the same as `lab shell` (src/cli/live.ts), a login bash, so
- * the machine's tcplab-bashrc records the commands of each task. One place, so that running it as the student
- * (`tcplab-agent student`, issue 16) is a change of this line.
+ * What a student's terminal runs in their machine: the same as `lab shell` (src/cli/live.ts), a login bash as
+ * the student (root with only the network's capabilities, out of the agent's reach: docs/agent.md), so the
+ * machine's tcplab-bashrc records the commands of each task.
  */
 function terminalArgv(): string[] {
-  return ['bash', '-l'];
+  return studentArgv(['bash', '-l']);
 }
 
 /** The last `max` bytes written, and how many went before them. */

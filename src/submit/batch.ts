@@ -16,14 +16,18 @@ import { runLab } from '../engine/run-lab.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { labChecks, maxScoreOf, scoreLab, type LabCheck, type Section } from '../grade/score.js';
 import type { StepResult } from '../grade/grade.js';
-import { answersOf, labHash, loadSubmission } from './submission.js';
+import { answersOf, answerTexts, labHash, loadSubmission } from './submission.js';
 import { printable, printableDeep } from '../printable.js';
 
 export interface AnswerOutput {
   step: string;
   node: string;
+  /** The command (its first line); absent for output of older runs. */
+  command?: string;
   running: boolean;
   exit?: number;
+  /** The replay sent it Ctrl-C, as the student did. */
+  interrupted?: boolean;
   output: string;
 }
 
@@ -143,6 +147,28 @@ export interface Prepared {
   warnings: string[];
 }
 
+/** A submission file, read and checked against the lab: what to replay, with the warnings it earns, or its
+ *  result already (a file that cannot be graded). */
+export function prepareSubmission(file: string, lab: Lab, hash: string, version: string): Prepared {
+  const loaded = loadSubmission(file, lab);
+  if (!loaded.ok) {
+    const reason = loaded.problems.map((p) => formatProblem(file, p)).join('\n');
+    return { file, result: ungradable(lab, file, loaded.student ?? null, reason), warnings: [] };
+  }
+  const s = loaded.submission;
+  const warnings: string[] = [];
+  if (s.labHash && s.labHash !== hash)
+    warnings.push('the lab file differs from the one the student worked with (its labHash does not match): the tasks may have changed');
+  if (s.tcplab && s.tcplab !== version) warnings.push(`written by tcplab ${s.tcplab}; graded with ${version}`);
+  // Answers are literal: a template of a variant is not filled in, or one file would pass for every student.
+  const variantTemplates = new Set(answerTexts(s).flatMap((t) => t.match(/\{\{\s*variant\.[a-z]+\s*\}\}/g) ?? []));
+  if (variantTemplates.size)
+    warnings.push(
+      `the answers contain ${[...variantTemplates].join(', ')}, which is not filled in: an answer is graded as written, with the student's own values`,
+    );
+  return { file, student: s.student, answers: answersOf(s), warnings };
+}
+
 /** Grade every file (already sharded), at most `parallel` at a time; results in the files' order. */
 export async function gradeSubmissions(
   files: string[],
@@ -150,29 +176,7 @@ export async function gradeSubmissions(
 ): Promise<{ results: SubmissionResult[]; engineFailed: boolean; nullAnswer?: NullAnswer }> {
   const { lab } = opts;
   const hash = labHash(opts.labText);
-  const prepared: Prepared[] = files.map((file) => {
-    const loaded = loadSubmission(file, lab);
-    if (!loaded.ok) {
-      const reason = loaded.problems.map((p) => formatProblem(file, p)).join('\n');
-      return { file, result: ungradable(lab, file, loaded.student ?? null, reason), warnings: [] };
-    }
-    const s = loaded.submission;
-    const warnings: string[] = [];
-    if (s.labHash && s.labHash !== hash)
-      warnings.push('the lab file differs from the one the student worked with (its labHash does not match): the tasks may have changed');
-    if (s.tcplab && s.tcplab !== opts.version) warnings.push(`written by tcplab ${s.tcplab}; graded with ${opts.version}`);
-    // Answers are literal: a template of a variant is not filled in, or one file would pass for every student.
-    const variantTemplates = new Set(
-      Object.values(s.answers ?? {}).flatMap((byNode) =>
-        Object.values(byNode).flatMap((t) => t?.match(/\{\{\s*variant\.[a-z]+\s*\}\}/g) ?? []),
-      ),
-    );
-    if (variantTemplates.size)
-      warnings.push(
-        `the answers contain ${[...variantTemplates].join(', ')}, which is not filled in: an answer is graded as written, with the student's own values`,
-      );
-    return { file, student: s.student, answers: answersOf(s), warnings };
-  });
+  const prepared = files.map((file) => prepareSubmission(file, lab, hash, opts.version));
   // Two files for one student: which one counts is the instructor's call, not ours.
   const byStudent = new Map<string, string[]>();
   for (const p of prepared) if (p.student) byStudent.set(p.student, [...(byStudent.get(p.student) ?? []), p.file]);
@@ -393,8 +397,10 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
           outputs.push({
             step: e.step,
             node: e.node,
+            ...(e.command !== undefined ? { command: e.command } : {}),
             running: e.running,
             ...(e.exit !== undefined ? { exit: e.exit } : {}),
+            ...(e.interrupted ? { interrupted: true } : {}),
             output: shownOutput(e.output),
           });
       },

@@ -1,5 +1,8 @@
 // What a student typed, from the log every lab machine keeps of its `lab shell` sessions
-// (images/node/tcplab-bashrc), to the commands of each task. Pure: log text and times in, commands out.
+// (images/node/tcplab-bashrc), to the commands of each task: one timeline across the machines, each command
+// with when it started and how it ended (its exit status, or the Ctrl-C that ended it, and when). Pure: log
+// text and times in, commands out. `lab submit` (through the walk) and `lab serve` both record with this.
+import type { AnswerEnd } from '../lab/answer-script.js';
 import type { NodeName } from '../lab/schema.js';
 
 /** One command line as a shell ran it. */
@@ -93,7 +96,71 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
-/** A task's answer per machine, ordered by each machine's first command (the order the replay starts them). */
+/** One command of a task, as the student ran it: times in ms from the task's first command (on any machine). */
+export interface TimelineEntry {
+  node: NodeName;
+  /** The command line as typed (several lines for a multi-line command), addresses as templates. */
+  command: string;
+  at: number;
+  /** How it ended before the task did: its exit status, or Ctrl-C. Absent: still running when the task ended. */
+  end?: AnswerEnd;
+}
+
+/** bash's $? for a foreground command that SIGINT (Ctrl-C) ended: 128 + 2. */
+const CTRL_C_STATUS = 130;
+/** bash's $? for a foreground job that Ctrl-Z (or reading or writing the terminal in the background) stopped:
+ *  128 + SIGTSTP, SIGTTIN, SIGTTOU. The job is stopped, not ended: the prompt is back, the process still there. */
+const STOPPED_STATUS = new Set([148, 149, 150]);
+/** `fg` and `bg` (job control: the replay has no jobs, so these are not commands). Taken to mean the job stopped
+ *  last, as they do without an argument; `fg %1` with several jobs stopped is rare enough to be taken so too. */
+const RESUME = /^\s*(fg|bg)(\s+%([%+]|\d+)?)?\s*$/;
+
+/**
+ * The commands of a task on every machine, as one timeline: those started in [from, to] (the task's step began;
+ * the check that passed), in the order they started, each with how it ended if it ended by `to`. A command the
+ * student stopped with Ctrl-Z and took back with `fg` ends as the `fg` did (a Ctrl-C there ends it); one sent on
+ * with `bg`, or left stopped, counts as still running. Leaving the shell is left out.
+ */
+export function taskTimeline(logs: Map<NodeName, ShellCommand[]>, from: number, to: number, vars: Record<string, string>): TimelineEntry[] {
+  const inside = [...logs]
+    .flatMap(([node, commands]) => commands.map((c) => ({ node, c })))
+    .filter(({ c }) => c.at >= from && c.at <= to && c.text.trim() !== '' && !LEAVING.test(c.text))
+    .sort((a, b) => a.c.at - b.c.at);
+  const t0 = inside[0]?.c.at ?? 0;
+  const ms = (t: number) => Math.max(0, Math.round(t - t0));
+  const out: TimelineEntry[] = [];
+  /** Per shell (machine and pid): the entries whose command is stopped (Ctrl-Z), the last one last. */
+  const stopped = new Map<string, TimelineEntry[]>();
+  for (const { node, c } of inside) {
+    const shell = `${node} ${c.key.split(':')[0]}`;
+    const ended = c.endedAt !== undefined && c.exit !== undefined && c.endedAt <= to;
+    const resume = RESUME.exec(c.text);
+    if (resume) {
+      const job = stopped.get(shell)?.pop();
+      if (job) {
+        // fg: the job is in the foreground again, and ends as the fg line does (or is stopped again); bg: it
+        // runs on, as does a job still in the foreground when the task ended.
+        if (resume[1] === 'fg' && ended) {
+          if (STOPPED_STATUS.has(c.exit!)) stopped.get(shell)!.push(job);
+          else job.end = endOf(c.exit!, ms(c.endedAt!));
+        }
+        continue;
+      }
+    }
+    const entry: TimelineEntry = { node, command: templatize(c.text, vars), at: ms(c.at) };
+    if (ended && STOPPED_STATUS.has(c.exit!)) stopped.set(shell, [...(stopped.get(shell) ?? []), entry]);
+    else if (ended) entry.end = endOf(c.exit!, ms(c.endedAt!));
+    out.push(entry);
+  }
+  return out;
+}
+
+function endOf(exit: number, at: number): AnswerEnd {
+  return exit === CTRL_C_STATUS ? { by: 'ctrl-c', at } : { by: 'exit', exit, at };
+}
+
+/** A task's answer per machine, ordered by each machine's first command (the order the replay starts them): the
+ *  older form of a submission, which per-machine readers (and older tcplab) still take. */
 export function taskAnswer(
   logs: Map<NodeName, ShellCommand[]>,
   from: number,

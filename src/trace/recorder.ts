@@ -1,10 +1,11 @@
 // What a lab run keeps of its observations, bounded: segments, socket states and drop counters of every node,
-// on the kernel's clock, ready for buildTimeline(). Pure (no I/O): the engine feeds it each tcplab-observe
-// answer, and asks it which capture cursor to send with the next look.
+// on the kernel's clock, ready for buildTimeline(). Pure (no I/O): the engine feeds it each answer of a node's
+// agent (observe/agent-protocol.ts), and asks it which segment cursor to send with the next look.
 import type { NodeName, Topology } from '../lab/schema.js';
-import { parseSs, type Socket } from '../observe/ss.js';
-import { parseIptablesSave, type RuleCounter } from '../observe/iptables.js';
-import { parseSegments, readCapture, START_CURSOR, type CaptureCursor, type Segment } from '../observe/segments.js';
+import type { Socket } from '../observe/ss.js';
+import type { RuleCounter } from '../observe/iptables.js';
+import type { Segment } from '../observe/segments.js';
+import type { Look } from '../observe/agent-protocol.js';
 import { buildTimeline, type CounterSample, type StateSample, type Timeline } from './timeline.js';
 
 interface RecorderLimits {
@@ -18,30 +19,31 @@ interface RecorderLimits {
 /** Connections (per direction and node) whose sequence numbers are followed for retransmissions. */
 const MAX_TRACKED = 10_000;
 
+/** For messages: how many segments a node's agent keeps (its ring, tcplab-agent.c). */
+const RING_HINT = '16384';
+
 const DEFAULT_LIMITS: RecorderLimits = { segmentsHead: 5000, segmentsTail: 15000, samples: 4000 };
 
-/** One tcplab-observe answer, read. */
+/** One answer of a node's agent, as kept. */
 interface Observation {
   node: NodeName;
-  /** Kernel time of the ss snapshot (ms since the epoch), when the observer printed "### clock". */
-  clock?: number;
+  /** Kernel time of the socket snapshot (ms since the epoch). */
+  clock: number;
   sockets: Socket[];
   counters?: RuleCounter[];
   /** Segments new since the previous look. */
   segments: Segment[];
 }
 
-/** "### clock 1795657050.058489" -> ms. */
-export function readClock(text: string): number | undefined {
-  const m = /^### clock (\d+)(?:[.,](\d+))?\s*$/m.exec(text);
-  if (!m) return undefined;
-  return Number(m[1]) * 1000 + Number(`0.${m[2] ?? '0'}`) * 1000;
-}
-
-function section(text: string, name: string): string | undefined {
-  const re = new RegExp(`^### ${name}\\n([\\s\\S]*?)(?=^### |(?![\\s\\S]))`, 'm');
-  const m = re.exec(text);
-  return m ? m[1] : undefined;
+/** Where segments went missing for a reader: the agent's ring moved past them, the kernel dropped them, or the
+ *  node records nothing. Each with the kernel time it was noticed at; a check whose window holds one cannot
+ *  tell "nothing was sent" from "nothing was seen". */
+interface SegmentLoss {
+  /** Kernel time of the look that noticed it; the loss happened between the look before it and this one. */
+  at: number;
+  /** Kernel time of the previous look (undefined: since the lab began). */
+  since?: number;
+  reason: string;
 }
 
 /** A bounded list: the first `head` items, then a ring of the latest `tail`; how many fell out between. */
@@ -83,7 +85,11 @@ export class HeadTail<T> {
 }
 
 export class LabRecorder {
-  private readonly cursors = new Map<NodeName, CaptureCursor>();
+  /** Per node: the sequence number of the next segment to ask its agent for. */
+  private readonly cursors = new Map<NodeName, number>();
+  /** Per node: the agent's count of the kernel's drops, as last read. */
+  private readonly drops = new Map<NodeName, number>();
+  private readonly losses = new Map<NodeName, SegmentLoss[]>();
   private readonly segments: HeadTail<Segment>;
   private readonly samples: HeadTail<StateSample>;
   private readonly counters: HeadTail<CounterSample>;
@@ -94,10 +100,10 @@ export class LabRecorder {
   private readonly seenUntil: Partial<Record<NodeName, number>> = {};
   /** Per node and direction: the connection's first SYN and the highest sequence number sent, to spot retransmissions. */
   private readonly sent = new Map<string, { syn?: number; top: number }>();
-  /** Segments the node's own files rotated away before they were read. */
+  /** Segments the nodes' agents no longer held when asked, or the kernel dropped. */
   gaps = 0;
-  /** Nodes whose observer said no recorder runs there. */
-  readonly off = new Set<NodeName>();
+  /** Nodes whose agent said it records nothing, and why. */
+  readonly off = new Map<NodeName, string>();
 
   constructor(
     readonly topology: Topology,
@@ -109,50 +115,86 @@ export class LabRecorder {
     this.counters = new HeadTail(Math.ceil(limits.samples / 4), Math.floor((limits.samples * 3) / 4));
   }
 
-  /** What to add to the next look at this node: tcplab-observe's --segments GEN OFFSET. */
-  cursor(node: NodeName): CaptureCursor {
-    return this.cursors.get(node) ?? START_CURSOR;
+  /** The segment cursor for the next look at this node (1: from the first its agent recorded). */
+  cursor(node: NodeName): number {
+    return this.cursors.get(node) ?? 1;
   }
 
-  /** Read one answer of `tcplab-observe --segments GEN OFFSET` (the cursor given by cursor(node)). */
-  ingest(node: NodeName, text: string, parsedSockets?: Socket[]): Observation {
-    const clock = readClock(text);
-    const sockets = parsedSockets ?? parseSs(section(text, 'ss') ?? '');
-    const read = readCapture(text, this.cursor(node));
-    if (read.off) this.off.add(node);
-    if (read.gap) this.gaps++;
-    this.cursors.set(node, read.next);
-    const segments = parseSegments(node, read.lines);
-    for (const s of segments) {
-      this.markRetransmission(s);
-      this.segments.push(s);
-    }
-    const obs: Observation = { node, sockets, segments };
-    if (clock !== undefined) {
-      obs.clock = clock;
-      this.seenUntil[node] = Math.max(this.seenUntil[node] ?? 0, clock);
-      const sig = sockets
-        .map((s) => `${s.local.host}:${s.local.port}|${s.peer.host}:${s.peer.port}|${s.state}`)
-        .sort()
-        .join(' ');
-      const since = this.lastLook.get(node);
-      if (this.lastState.get(node) !== sig) {
-        this.lastState.set(node, sig);
-        this.samples.push({ node, at: clock, sockets, ...(since !== undefined ? { since } : {}) });
+  /**
+   * Keep one answer of a node's agent. `from` is the cursor the look asked from. Looks may overlap (a long poll
+   * and a plain look at once): segments already kept are skipped by their sequence number, and a snapshot
+   * older than the node's latest is not a state change.
+   */
+  ingest(node: NodeName, look: Look, from?: number): Observation {
+    const since = this.lastLook.get(node);
+    const segments: Segment[] = [];
+    const read = look.segments;
+    if (read) {
+      const cursor = this.cursor(node);
+      const lost = (reason: string) => {
+        const list = this.losses.get(node) ?? [];
+        if (list.length < 1000) list.push({ at: look.clock, ...(since !== undefined ? { since } : {}), reason });
+        this.losses.set(node, list);
+      };
+      if (read.off) {
+        if (!this.off.has(node)) lost(`${node} records no segments: ${read.off}`);
+        this.off.set(node, read.off);
+      } else this.off.delete(node);
+      if (from !== undefined && read.missed > 0 && from >= cursor) {
+        this.gaps += read.missed;
+        lost(`${read.missed} segment${read.missed === 1 ? '' : 's'} of ${node} went by unread (its agent keeps the latest ${RING_HINT})`);
       }
-      this.lastLook.set(node, clock);
+      const before = this.drops.get(node);
+      if (before !== undefined && read.kernelDrops > before) {
+        this.gaps += read.kernelDrops - before;
+        lost(
+          `the kernel dropped ${read.kernelDrops - before} segment${read.kernelDrops - before === 1 ? '' : 's'} before ${node}'s agent read them`,
+        );
+      } else if (before === undefined && read.kernelDrops > 0 && cursor === 1) {
+        lost(`the kernel dropped ${read.kernelDrops} segments before ${node}'s agent read them`);
+      }
+      this.drops.set(node, Math.max(before ?? 0, read.kernelDrops));
+      read.segments.forEach((s, i) => {
+        if (read.seqs[i]! >= cursor) segments.push(s);
+      });
+      if (read.next > cursor) this.cursors.set(node, read.next);
+      for (const s of segments) {
+        this.markRetransmission(s);
+        this.segments.push(s);
+      }
     }
-    const ipt = section(text, 'iptables');
-    if (ipt !== undefined) {
-      const counters = parseIptablesSave(ipt);
-      obs.counters = counters;
-      const sig = counters.map((r) => `${r.table} ${r.chain} ${r.spec} ${r.packets}`).join('\n');
-      if (clock !== undefined && this.lastCounters.get(node) !== sig) {
-        this.lastCounters.set(node, sig);
-        this.counters.push({ node, at: clock, counters });
+    const obs: Observation = { node, clock: look.clock, sockets: look.sockets, segments };
+    if (look.counters) obs.counters = look.counters;
+    const latest = this.lastLook.get(node);
+    if (latest !== undefined && look.clock < latest) return obs; // an older snapshot, answered late
+    this.seenUntil[node] = Math.max(this.seenUntil[node] ?? 0, look.clock);
+    const sig = look.sockets
+      .map((s) => `${s.local.host}:${s.local.port}|${s.peer.host}:${s.peer.port}|${s.state}`)
+      .sort()
+      .join(' ');
+    if (this.lastState.get(node) !== sig) {
+      this.lastState.set(node, sig);
+      this.samples.push({ node, at: look.clock, sockets: look.sockets, ...(since !== undefined ? { since } : {}) });
+    }
+    this.lastLook.set(node, look.clock);
+    if (look.counters) {
+      const csig = look.counters.map((r) => `${r.table} ${r.chain} ${r.spec} ${r.packets}`).join('\n');
+      if (this.lastCounters.get(node) !== csig) {
+        this.lastCounters.set(node, csig);
+        this.counters.push({ node, at: look.clock, counters: look.counters });
       }
     }
     return obs;
+  }
+
+  /** Why this node's segments since `from` (kernel ms; undefined: since the lab began) may be incomplete, or
+   *  undefined when every segment of that window was seen. */
+  lossSince(node: NodeName, from?: number): string | undefined {
+    const list = this.losses.get(node) ?? [];
+    const hit = list.find((l) => from === undefined || l.at >= from);
+    if (hit) return hit.reason;
+    const off = this.off.get(node);
+    return off !== undefined ? `${node} records no segments: ${off}` : undefined;
   }
 
   private markRetransmission(s: Segment): void {

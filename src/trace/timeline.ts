@@ -324,6 +324,8 @@ const ENTERED_BY_RECEIPT: Partial<Record<TcpState, TcpFlag>> = {
 };
 /** How far before or after its cause a state change is placed, so that it sorts on the right side of it. */
 const NUDGE_MS = 0.0005;
+/** How long after a look's clock its ss may still see a change (a look takes this long at most on a busy host). */
+const LOOK_SLACK_MS = 250;
 
 function socketKey(s: Socket): string {
   return `${endpointKey(s.local)}|${endpointKey(s.peer)}`;
@@ -344,7 +346,7 @@ function stateEvents(samples: StateSample[], txs: Transmission[]): TimelineEvent
     list.sort((a, b) => a.at - b.at);
     let prev = new Map<string, Socket>();
     let prevAt: number | undefined;
-    for (const sample of list) {
+    for (const [i, sample] of list.entries()) {
       const now = new Map(sample.sockets.map((s) => [socketKey(s), s]));
       const changes: { s: Socket; from?: TcpState; to: TcpState }[] = [];
       for (const [k, s] of now) {
@@ -362,8 +364,19 @@ function stateEvents(samples: StateSample[], txs: Transmission[]): TimelineEvent
         let cause: number | undefined;
         const after = sample.since ?? prevAt;
         if (conn && after !== undefined) {
-          const inInterval = (sightings.get(`${node} ${conn}`) ?? []).filter((x) => x.s.at > after && x.s.at <= sample.at);
-          const found = findCause(c.from, c.to, inInterval);
+          const seen = sightings.get(`${node} ${conn}`) ?? [];
+          const inInterval = seen.filter((x) => x.s.at > after && x.s.at <= sample.at);
+          // A look's clock is read before ss runs, and on a busy machine ss runs tens of ms later: it can show
+          // a state caused by a segment stamped after the clock (CLOSE_WAIT at 15.873, its FIN at 15.879). Without
+          // a cause before the clock, one just after it counts, never past the node's next sample.
+          const late = Math.min(sample.at + LOOK_SLACK_MS, list[i + 1]?.at ?? Infinity);
+          const found =
+            findCause(c.from, c.to, inInterval) ??
+            findCause(
+              c.from,
+              c.to,
+              seen.filter((x) => x.s.at > sample.at && x.s.at < late),
+            );
           if (found) {
             cause = found.tx.id;
             at = found.s.at + (found.s.dir === 'out' ? -NUDGE_MS : NUDGE_MS);

@@ -16,6 +16,8 @@ const log = createDebug('lab:ui');
 /** At most this many pages open at once (each holds one event stream). */
 const MAX_CLIENTS = 32;
 const HEARTBEAT_MS = 15_000;
+/** How long /latest.json waits for the first view before it answers with what there is. */
+const FIRST_VIEW_WAIT_MS = 10_000;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -104,6 +106,8 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
   const files = loadStatic(opts.dir ?? staticDir());
   const clients = new Set<ServerResponse>();
   const latest = new Map<string, string>();
+  /** /latest.json requests that came before the first view, and their time-outs. */
+  const waiting = new Map<() => void, NodeJS.Timeout>();
   const server = createServer((req, res) => handle(req, res));
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -118,10 +122,23 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/events') return openStream(req, res);
     if (path === '/latest.json') {
-      // The latest of each event, as one document: for a script, or a look without a browser.
-      const body = `{${[...latest].map(([event, json]) => `${JSON.stringify(event)}:${json}`).join(',')}}`;
-      res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8' });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      // The latest of each event, as one document: for a script, or a look without a browser. Until the first
+      // view (the first look at every machine takes a moment), the request waits for it rather than answer {}.
+      const answer = () => {
+        const body = `{${[...latest].map(([event, json]) => `${JSON.stringify(event)}:${json}`).join(',')}}`;
+        res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      };
+      if (latest.has('view') || latest.has('end')) return answer();
+      const timer = setTimeout(() => {
+        waiting.delete(answer);
+        answer();
+      }, FIRST_VIEW_WAIT_MS);
+      waiting.set(answer, timer);
+      req.on('close', () => {
+        clearTimeout(timer);
+        waiting.delete(answer);
+      });
       return;
     }
     const file = files.get(path === '/' ? '/index.html' : path);
@@ -184,12 +201,23 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       if (latest.get(event) === json) return;
       latest.set(event, json);
       for (const c of clients) c.write(frame(event, json));
+      if (event === 'view' || event === 'end')
+        for (const [answer, timer] of waiting) {
+          clearTimeout(timer);
+          waiting.delete(answer);
+          answer();
+        }
     },
     get clients() {
       return clients.size;
     },
     async close() {
       clearInterval(heartbeat);
+      for (const [answer, timer] of waiting) {
+        clearTimeout(timer);
+        answer();
+      }
+      waiting.clear();
       for (const c of clients) c.end();
       clients.clear();
       await closeServer(server);

@@ -7,12 +7,12 @@ import type { LabWatch, Look } from './watch.js';
 
 const log = createDebug('lab:ui');
 
-/** Four looks a second while the lab moves: a state a person can see come and go. */
+/** At most four views a second while the lab moves: a state a person can see come and go. */
 const POLL_MS = 250;
-/** One a second once nothing has changed for IDLE_AFTER_MS: a look costs each node ss and iptables-save (about
- *  20 ms of CPU here), and a lab kept for a class may sit idle for an hour. The ladder loses nothing by it:
- *  segments carry the capture's own times. */
-const IDLE_POLL_MS = 1000;
+/** Once nothing has changed for IDLE_AFTER_MS, a look waits this long for a change before it answers anyway.
+ *  A look waits in the node's agent (no process, no fork), which answers the moment a segment, a state or a
+ *  command changes: an idle lab kept for a class costs next to nothing, and nothing is seen later for it. */
+const IDLE_POLL_MS = 5000;
 const IDLE_AFTER_MS = 5000;
 /** Rounds in a row in which the engine could not even list the lab's containers before the page gives up. */
 const MAX_ENGINE_FAILURES = 8;
@@ -95,7 +95,10 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
     lastStep = stepKey;
     const step = opts.lab && walk.kind !== 'unknown' ? opts.lab.steps[walk.stepIndex] : undefined;
     const commands = [...(step?.task?.expect ?? []), ...(step?.expect ?? [])].flatMap((e) => (e.command ? [e.command.name] : []));
-    const look = await watch.look([...new Set(commands)]);
+    // Wait in the agents for a change, as long as the pace allows: the walk's moves in another process are
+    // read each round, and a step's commands change the lab, which ends the wait.
+    const waitMs = Math.max(0, pollDelay(Date.now(), Date.now(), Math.max(watch.lastChange, stepChangedAt), pollMs, idlePollMs));
+    const look = await watch.look([...new Set(commands)], { waitMs });
     if (opts.signal.aborted) break;
     if (look.failed.size) {
       let present: boolean;
@@ -117,7 +120,8 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
       log('a look failed while the lab is still there: %o', Object.fromEntries(look.failed));
     }
     send(make(walk, look, 'live'));
-    const wait = pollDelay(Date.now(), started, Math.max(watch.lastChange, stepChangedAt), pollMs, idlePollMs);
+    // Never more than one view per pollMs, however often the lab changes.
+    const wait = pollMs - (Date.now() - started);
     if (wait > 0) await sleep(wait, opts.signal);
   }
   return finish({ reason: 'stopped' });

@@ -1,22 +1,20 @@
-// The live page's own view of a running lab: one persistent observer per node (as the walk has), and its own
-// recorder with its own capture cursors. Capture files are read, never consumed (tcplab-observe --segments
-// GEN OFFSET prints from an offset the reader keeps), so the page and the walk each see every segment and
-// neither takes one from the other. It only reads: it never starts, keeps or removes anything.
+// The live page's own view of a running lab: its own session with each node's agent (as the walk has), and its
+// own recorder with its own segment cursors. The agent keeps segments for every reader (each asks from its
+// own cursor), so the page and the walk each see every segment and neither takes one from the other. It only
+// reads: it never starts, keeps or removes anything.
 import createDebug from 'debug';
 import type { NodeName } from '../lab/schema.js';
 import type { Plan } from '../plan/plan.js';
 import { LABEL } from '../plan/plan.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { EngineError } from '../errors.js';
-import { Sampler } from '../engine/sampler.js';
+import { AgentClient } from '../engine/agent-client.js';
 import type { NodeSnapshot } from '../grade/grade.js';
-import { observeArgs, OBSERVE_PROGRAM, parseObservation } from '../observe/observation.js';
-import { segmentArgs } from '../observe/segments.js';
 import { LabRecorder } from '../trace/recorder.js';
 import type { Timeline } from '../trace/timeline.js';
 
 const log = createDebug('lab:ui');
-const LOOK_TIMEOUT_MS = 10_000;
+/** Counters cost the agent a fork of iptables-save: asked for when something else changed, or this often. */
+const COUNTERS_EVERY_MS = 10_000;
 
 export interface Look {
   snapshots: Map<NodeName, NodeSnapshot>;
@@ -25,7 +23,11 @@ export interface Look {
 }
 
 export class LabWatch {
-  private readonly samplers = new Map<NodeName, Sampler>();
+  private readonly agents = new Map<NodeName, AgentClient>();
+  private readonly tokens = new Map<NodeName, bigint>();
+  private readonly inflight = new Map<NodeName, Promise<NodeSnapshot>>();
+  private readonly latest = new Map<NodeName, NodeSnapshot>();
+  private countersAt = 0;
   private readonly recorder: LabRecorder;
   private readonly addresses: Partial<Record<NodeName, string[]>>;
   private cached: Timeline | undefined;
@@ -56,7 +58,7 @@ export class LabWatch {
 
   /** Nodes that record no segments (capture not started there). */
   get captureOff(): NodeName[] {
-    return [...this.recorder.off];
+    return [...this.recorder.off.keys()];
   }
 
   get droppedSegments(): number {
@@ -68,55 +70,95 @@ export class LabWatch {
     this.stepFrom = this.recorder.latestClock;
   }
 
-  /** Look at every node once: sockets, counters, the named commands' status, new segments. */
-  async look(commands: string[] = []): Promise<Look> {
+  /**
+   * Look at every node: sockets, counters, the named commands' status, new segments. waitMs: answer as soon as
+   * something changed on any node (each node's agent is asked to wait for a change), or after waitMs; a node
+   * that did not change keeps its previous snapshot.
+   */
+  async look(commands: string[] = [], opts: { waitMs?: number } = {}): Promise<Look> {
     const snapshots = new Map<NodeName, NodeSnapshot>();
     const failed = new Map<NodeName, string>();
-    await Promise.all(
-      this.plan.nodes.map(async (n) => {
-        try {
-          snapshots.set(n.key, await this.lookAt(n.key, n.name, commands));
-        } catch (e) {
+    const counters = Date.now() - this.countersAt >= COUNTERS_EVERY_MS || this.dirty;
+    if (counters) this.countersAt = Date.now();
+    const waitMs = opts.waitMs ?? 0;
+    const ask = (node: NodeName) => {
+      let p = this.inflight.get(node);
+      if (!p) {
+        p = this.lookAt(node, commands, waitMs, counters).finally(() => this.inflight.delete(node));
+        this.inflight.set(node, p);
+      }
+      return p;
+    };
+    const settled = this.plan.nodes.map((n) =>
+      ask(n.key).then(
+        (snap) => {
+          this.latest.set(n.key, snap);
+          return n.key;
+        },
+        (e: unknown) => {
           failed.set(n.key, (e as Error).message);
-        }
-      }),
+          return n.key;
+        },
+      ),
     );
+    // Without a wait, every node's answer; with one, the first (the others keep waiting for their next round,
+    // or their previous snapshot stands).
+    if (waitMs > 0 && this.latest.size === this.plan.nodes.length) await Promise.race(settled);
+    else await Promise.all(settled);
+    for (const n of this.plan.nodes) {
+      const snap = this.latest.get(n.key);
+      if (snap && !failed.has(n.key)) snapshots.set(n.key, snap);
+    }
     return { snapshots, failed };
   }
 
-  private async lookAt(node: NodeName, container: string, commands: string[]): Promise<NodeSnapshot> {
-    const args = [...observeArgs({ iptables: true, commands: new Set(commands) }), ...segmentArgs(this.recorder.cursor(node))];
-    let sampler = this.samplers.get(node);
-    if (!sampler) this.samplers.set(node, (sampler = new Sampler(this.runtime, container)));
-    const s = await sampler.sample(args, { timeoutMs: LOOK_TIMEOUT_MS, ...(this.signal ? { signal: this.signal } : {}) });
-    // Without a persistent observer (it could not open, or broke), one exec per look, as the engine does.
-    const r = s
-      ? { exitCode: s.exitCode, stdout: s.text, stderr: '' }
-      : await this.runtime.exec(container, [OBSERVE_PROGRAM, ...args], {
-          timeoutMs: LOOK_TIMEOUT_MS,
-          ...(this.signal ? { signal: this.signal } : {}),
-        });
-    if (r.exitCode !== 0) throw new EngineError(`could not observe the ${node}: ${(r.stderr || r.stdout).trim().slice(0, 200)}`);
-    const obs = parseObservation(r.stdout);
-    const rec = this.recorder.ingest(node, r.stdout, obs.sockets);
+  private agent(node: NodeName): AgentClient {
+    let a = this.agents.get(node);
+    if (!a) {
+      const container = this.plan.nodes.find((n) => n.key === node)!.name;
+      a = new AgentClient(this.runtime, container, node, this.signal ? { signal: this.signal } : {});
+      this.agents.set(node, a);
+    }
+    return a;
+  }
+
+  private async lookAt(node: NodeName, commands: string[], waitMs: number, counters: boolean): Promise<NodeSnapshot> {
+    const from = this.recorder.cursor(node);
+    const token = this.tokens.get(node);
+    const look = await this.agent(node).look({
+      iptables: counters,
+      commands,
+      segmentsFrom: from,
+      ...(waitMs > 0 && token !== undefined ? { waitMs, token } : {}),
+    });
+    this.tokens.set(node, look.token);
+    const rec = this.recorder.ingest(node, look, from);
+    const previous = this.latest.get(node);
+    const kept = look.counters ?? previous?.counters;
     // A new segment, a socket that changed, a counter that moved: the time line has something new.
     const sig = [
-      ...obs.sockets.map((x) => `${x.state} ${x.local.host}:${x.local.port} ${x.peer.host}:${x.peer.port}`),
-      ...(obs.counters ?? []).map((c) => `${c.table} ${c.chain} ${c.spec} ${c.packets}`),
+      ...look.sockets.map((x) => `${x.state} ${x.local.host}:${x.local.port} ${x.peer.host}:${x.peer.port}`),
+      ...(look.counters ?? []).map((c) => `${c.table} ${c.chain} ${c.spec} ${c.packets}`),
     ].join('\n');
     if (rec.segments.length || this.signatures.get(node) !== sig) {
       this.dirty = true;
       this.lastChange = Date.now();
     }
     this.signatures.set(node, sig);
+    const cmds: NonNullable<NodeSnapshot['commands']> = {};
+    for (const [k, v] of Object.entries(look.commands)) if (v) cmds[k] = v;
     return {
       node,
       at: Date.now(),
-      sockets: obs.sockets,
-      ...(obs.counters ? { counters: obs.counters } : {}),
-      commands: obs.commands,
+      sockets: look.sockets,
+      clock: look.clock,
+      ...(kept ? { counters: kept } : {}),
+      commands: cmds,
       // Segment checks count from the start of the step; before this page saw one begin, none are counted.
       segments: this.stepFrom === undefined ? [] : this.recorder.segmentsOf(node, this.stepFrom),
+      ...(this.stepFrom !== undefined && this.recorder.lossSince(node, this.stepFrom)
+        ? { segmentsLost: this.recorder.lossSince(node, this.stepFrom)! }
+        : {}),
     };
   }
 
@@ -139,8 +181,8 @@ export class LabWatch {
   }
 
   close(): void {
-    for (const s of this.samplers.values()) s.close();
-    this.samplers.clear();
-    log('closed the observers of %s', this.plan.instance);
+    for (const a of this.agents.values()) a.close();
+    this.agents.clear();
+    log('closed the agent sessions of %s', this.plan.instance);
   }
 }

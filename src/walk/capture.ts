@@ -1,12 +1,13 @@
 // At the end of a task in the walk: read what the student typed in `lab shell` on each machine (the log
 // images/node/tcplab-bashrc keeps in its /tmp), keep the commands typed during the task, up to the `lab check`
-// that passed, and save them for `lab submit`. Reading happens while the lab still runs: its machines, and
+// that passed, as one timeline across the machines with how each command ended (src/submit/record.ts), and save
+// them for `lab submit`. Reading happens while the lab still runs: its machines, and
 // their logs, go when the walk ends.
 import { readFileSync } from 'node:fs';
 import type { Instance } from '../engine/instance.js';
 import type { Lab, NodeName, Step } from '../lab/schema.js';
 import { labHash } from '../submit/submission.js';
-import { parseShellLog, taskAnswer, type ShellCommand } from '../submit/record.js';
+import { parseShellLog, taskAnswer, taskTimeline, type ShellCommand } from '../submit/record.js';
 import type { StateFiles, TaskWork } from './state-files.js';
 import { VERSION } from '../version.js';
 
@@ -42,6 +43,7 @@ export async function captureTask(
 ): Promise<TaskWork> {
   const logs = await shellLogs(c.instance);
   const answer = taskAnswer(logs, window.startedAt, window.endedAt, c.instance.vars).map(({ node, lines }) => ({ node, lines }));
+  const timeline = taskTimeline(logs, window.startedAt, window.endedAt, c.instance.vars);
   let hash = '';
   try {
     hash = labHash(readFileSync(c.file, 'utf8'));
@@ -56,6 +58,7 @@ export async function captureTask(
     attempts: outcome.attempts,
     ...(outcome.solvedByTcplab ? { solvedByTcplab: true } : {}),
     answer,
+    timeline,
   };
   c.store.saveTaskWork(
     {

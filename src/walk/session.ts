@@ -862,7 +862,7 @@ export class WalkSession {
       return undefined;
     });
     if (work) {
-      task.recorded = work.answer.reduce((k, a) => k + a.lines.length, 0);
+      task.recorded = work.timeline?.length ?? work.answer.reduce((k, a) => k + a.lines.length, 0);
       this.emit({ type: 'recorded', commands: task.recorded });
     }
     if (how === 'quit') return;

@@ -13,6 +13,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, wri
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Plan } from '../plan/plan.js';
+import type { TimelineEntry } from '../submit/record.js';
 
 export function stateDir(): string {
   if (process.env.TCPLAB_STATE_DIR) return process.env.TCPLAB_STATE_DIR;
@@ -100,8 +101,12 @@ export interface TaskWork {
   attempts: number;
   /** The student asked tcplab to do it (the menu's "Show me the solution"). */
   solvedByTcplab?: boolean;
-  /** Per machine, in the order the student first used them: the command lines, addresses as templates. */
+  /** Per machine, in the order the student first used them: the command lines, addresses as templates (the
+   *  older form of a hand-in; kept for the readers of it). */
   answer: { node: string; lines: string[] }[];
+  /** Every command of the task on every machine, in the order they started, with how each ended: what `lab
+   *  submit` hands in. Absent in a record of an older tcplab. */
+  timeline?: TimelineEntry[];
 }
 
 /** What a student did in a lab's walk: the commands of each task, for `lab submit`. */

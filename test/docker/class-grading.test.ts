@@ -1,8 +1,10 @@
 // A class, graded in one batch by the real CLI against the real engine: Lab 1, whose task uses a per-student
 // port. Seven submissions: right, wrong, empty, hostile (a fork bomb, an endless loop, 100 MB of output, tries at
-// the host), a broken file, one student's right answer copied by another, and an answer written with the
+// the host), a broken file, one student's right answer copied whole by another, and an answer written with the
 // variant's template (which would fit everyone if it were filled in). Every output format is read back
-// and checked; the hostile one must cost only its own task; nothing may be left behind.
+// and checked; the hostile one must cost only its own task; nothing may be left behind (describeDocker compares
+// the engine's labelled containers and networks with those before the file, so a retried run counts too).
+// Then empty answers of several kinds to Lab 2, whose task gives partial credit: each scores 0.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,12 +15,14 @@ import { describeDocker } from '../helpers/docker.js';
 import { gradescopeProblems, parseCsv, parseJunit, prairieLearnProblems } from '../helpers/formats.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { variantValues } from '../../src/lab/variants.js';
-import { LABEL } from '../../src/plan/plan.js';
-import type { SubmissionResult } from '../../src/submit/batch.js';
+import type { NullAnswer, SubmissionResult } from '../../src/submit/batch.js';
+import { renderSubmission } from '../../src/submit/render.js';
+import { labHash } from '../../src/submit/submission.js';
+import { VERSION } from '../../src/version.js';
 
 const run = promisify(execFile);
 const bin = new URL('../../bin/lab.js', import.meta.url).pathname;
-const lab1 = resolveLab('1').lab;
+const { lab: lab1, file: lab1File } = resolveLab('1');
 const portOf = (student: string) => variantValues(lab1, student)['variant.port']!;
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-class-'));
@@ -40,22 +44,46 @@ const indent = (text: string) =>
 // Someone whose port is not alice's, to copy her answer.
 const copier = ['eve', 'erin', 'eli', 'ezra', 'emma'].find((s) => portOf(s) !== portOf('alice'))!;
 
+/** Alice's right answer, as `lab submit` writes it: her own port typed in, the lab's hash, the version. */
+const aliceFile = renderSubmission(
+  {
+    student: 'alice',
+    lab: 1,
+    answers: { 'your-turn': { server: `nc -l ${portOf('alice')}`, client: `echo hi | nc -q0 {{server.ip}} ${portOf('alice')}` } },
+    tcplab: VERSION,
+    labHash: labHash(readFileSync(lab1File!, 'utf8')),
+    submittedAt: new Date().toISOString(),
+  },
+  [{ step: 'your-turn', title: 'Your task', status: 'lab check passed at attempt 1' }],
+);
+/** The copy: her file, every byte, with only the name changed. */
+const copiedFile = aliceFile.replace(/^student: alice$/m, `student: ${copier}`);
+
 function writeClass(): void {
   rmSync(subs, { recursive: true, force: true });
   const files: Record<string, string> = {
-    'alice.yaml': answer('alice', `nc -l ${portOf('alice')}`, `echo hi | nc -q0 {{server.ip}} ${portOf('alice')}`),
+    'alice.yaml': aliceFile,
     // Wrong: no listener, so the connection is refused and nothing is left in TIME_WAIT.
     'bob.yaml': answer('bob', undefined, `echo hi | nc -q0 {{server.ip}} ${portOf('bob')}`),
     'carol.yaml': 'student: carol\nlab: 1\n',
     'mallory.yaml': answer(
       'mallory',
-      // A fork bomb on the server (its pids limit holds it), then tries to reach out of the container.
-      [`f() { f | f & }; f`, `touch ${hostMarker}`, `cat /var/run/docker.sock`, `nc -w 1 -z 192.0.2.1 80`].join('\n'),
-      // 100 MB of output, then an endless loop, on the client.
-      [`touch ${hostMarker}; echo '$(touch ${hostMarker})'`, 'head -c 100000000 /dev/zero', 'while :; do :; done'].join('\n'),
+      // A fork bomb on the server (its pids limit holds it).
+      `f() { f | f & }; f`,
+      // On the client, tries to reach out of the container, each saying what it found (there, where no fork bomb
+      // stops a look from reading them): outside the lab nothing is routable, so nc fails at once with "Network
+      // is unreachable", not after a timeout; the engine's socket is not there to talk to; a command
+      // substitution is not run by the host. Then 100 MB of output, then an endless loop.
+      [
+        `test -e /var/run/docker.sock && echo "docker.sock: there" || echo "docker.sock: none"`,
+        `nc -v -w 2 -z 192.0.2.1 80 2>&1; echo "outside: exit $?"`,
+        `touch ${hostMarker}; echo '$(touch ${hostMarker})'`,
+        'head -c 100000000 /dev/zero',
+        'while :; do :; done',
+      ].join('\n'),
     ),
     'dave.yaml': 'student: dave\nlab: 1\nanswers: [not, closed\n',
-    [`${copier}.yaml`]: answer(copier, `nc -l ${portOf('alice')}`, `echo hi | nc -q0 {{server.ip}} ${portOf('alice')}`),
+    [`${copier}.yaml`]: copiedFile,
     // A template answer, which would fit every student if it were filled in: answers are literal, so it fails.
     'tina.yaml': answer('tina', 'nc -l {{variant.port}}', 'echo hi | nc -q0 {{server.ip}} {{variant.port}}'),
   };
@@ -71,6 +99,8 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
 
   it('grades right, wrong, empty, hostile, broken, copied and template submissions, in every format, and leaves nothing', async () => {
     expect(portOf(copier)).not.toBe(portOf('alice'));
+    // A copy of the whole file, not a retyped answer: only the student differs.
+    expect(copiedFile.split('\n').filter((l, i) => l !== aliceFile.split('\n')[i])).toEqual([`student: ${copier}`]);
     writeClass();
     const args = [
       'grade',
@@ -120,9 +150,15 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     expect(by.bob).toMatchObject({ gradable: true, passed: false, score: 0, attempts: 2 });
     expect(by.alice!.attempts).toBeUndefined();
     expect(by.carol).toMatchObject({ gradable: true, passed: false, score: 0 });
-    // Copied: the same lines that pass for alice fail for a student whose port is another.
+    // Copied: the file that passes for alice fails for a student whose port is another, and for that reason
+    // alone: the copy did what it does for alice (her port in TIME_WAIT on the client), which is not the
+    // copier's task.
     expect(by[copier]).toMatchObject({ gradable: true, passed: false, score: 0 });
-    expect(by[copier]!.tasks[0]!.items[0]!.checks[0]!.expected).toContain(`:${portOf(copier)}`);
+    expect(by[copier]!.warnings).toBeUndefined();
+    const timeWait = by[copier]!.tasks[0]!.items[0]!.checks[0]!;
+    expect(timeWait).toMatchObject({ passed: false, ran: true });
+    expect(timeWait.expected).toContain(`:${portOf(copier)}`);
+    expect(timeWait.seen.join('\n')).toMatch(new RegExp(`TIME_WAIT .*:${portOf('alice')}\\b`));
     // The template answer: graded as written (nc is given the text {{variant.port}}), and the result says why.
     expect(by.tina).toMatchObject({ gradable: true, passed: false, score: 0 });
     expect(by.tina!.warnings!.join('\n')).toMatch(/contain \{\{variant\.port\}\}, which is not filled in/);
@@ -131,12 +167,15 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     const broken = doc.submissions.find((r) => r.file.endsWith('dave.yaml'))!;
     expect(broken).toMatchObject({ gradable: false, student: null });
     expect(broken.reason).toMatch(/dave\.yaml:\d+:\d+: .*indented and end with a \]/);
-    // Hostile: its own task lost, bounded output, bounded time, nothing on the host.
+    // Hostile: its own task lost, bounded output, bounded time, nothing on the host, nothing outside reached.
     const m = by.mallory!;
     expect(m).toMatchObject({ gradable: true, passed: false, score: 0 });
     for (const a of m.answers ?? []) expect(a.output.length).toBeLessThanOrEqual(64 * 1024);
     expect(m.durationMs).toBeLessThan(120_000);
     expect(existsSync(hostMarker)).toBe(false);
+    const tries = m.answers!.find((a) => a.node === 'client')!.output;
+    expect(tries).toMatch(/^docker\.sock: none$/m);
+    expect(tries).toMatch(/192\.0\.2\.1.*Network is unreachable\noutside: exit 1$/m);
     expect(doc.counts).toEqual({ passed: 1, failed: 5, ungradable: 1 });
     console.log(`class of ${doc.submissions.length} graded in ${seconds.toFixed(1)} s`);
 
@@ -176,10 +215,9 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
       if (r.gradable) expect(pl.score).toBe(r.score / r.maxScore);
     }
 
-    // Nothing left: no container or network of any instance this batch made.
+    // Nothing left: no labelled container or network that was not on the engine before this file began, those
+    // of the runs it reports, of bob's first run (retried, so not the one reported) and of the null answer alike.
     expect(await env.leftovers()).toEqual([]);
-    const mine = await env.runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.lab]: 'basic-states' });
-    expect(mine.filter((c) => doc.submissions.some((r) => r.instance === c.labels[LABEL.instance]))).toEqual([]);
   });
 
   it('an answer that keeps running (a client left connected) is graded while it runs, and each machine waits for the one before', async () => {
@@ -207,6 +245,46 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     expect(r).toMatchObject({ student: 'frank', gradable: true, passed: true, score: 2, maxScore: 2 });
     expect(r.answers).toEqual([{ step: 'your-turn', node: 'client', running: true, output: '' }]);
     expect(code).toBe(0);
+    expect(await env.leftovers()).toEqual([]);
+  });
+
+  it('empty answers score 0 on a lab whose task gives partial credit too (Lab 2: 6 + 6 + 8), however they are empty', async () => {
+    // Lab 1's task is all or nothing; Lab 2's gives points to single checks, and an empty answer must earn none
+    // of them: no answers at all, the task named with no machine, a machine with no lines.
+    const empty = join(dir, 'empty');
+    mkdirSync(empty, { recursive: true });
+    writeFileSync(join(empty, 'nadia.yaml'), 'student: nadia\nlab: 2\n');
+    writeFileSync(join(empty, 'omar.yaml'), 'student: omar\nlab: 2\nanswers:\n  drop-syn: {}\n');
+    writeFileSync(join(empty, 'pia.yaml'), 'student: pia\nlab: 2\nanswers:\n  drop-syn:\n    client: ""\n');
+    let stdout = '';
+    let code = 0;
+    try {
+      ({ stdout } = await run('node', [bin, 'grade', '2', '--submissions', empty, '--parallel', '4', '--retries', '0', '--json'], {
+        env: { ...process.env, TCPLAB_STATE_DIR: dir },
+      }));
+    } catch (e) {
+      const x = e as { code: number; stdout: string; stderr: string };
+      ({ stdout, code } = x);
+      console.log(x.stderr);
+    }
+    const doc = JSON.parse(stdout) as { submissions: SubmissionResult[]; nullAnswer: NullAnswer };
+    for (const r of doc.submissions) if (r.instance) env.track(r.instance);
+    expect(code).toBe(0);
+    expect(doc.nullAnswer).toMatchObject({ score: 0, passed: false });
+    expect(doc.submissions.map((r) => r.student)).toEqual(['nadia', 'omar', 'pia']);
+    for (const r of doc.submissions) {
+      expect(r, r.student!).toMatchObject({ gradable: true, passed: false, score: 0, maxScore: 20 });
+      const items = r.tasks.flatMap((t) => t.items);
+      // The checks that carry points of their own are there, and each was looked at and not met.
+      const partial = items.filter((i) => i.partial);
+      expect(
+        partial.map((i) => i.maxPoints),
+        r.student!,
+      ).toEqual([6, 6]);
+      for (const i of partial) expect(i, `${r.student}: ${i.name}`).toMatchObject({ passed: false, points: 0 });
+      expect(items.find((i) => i.whole)).toMatchObject({ passed: false, points: 0, maxPoints: 8 });
+      expect(items.reduce((n, i) => n + i.points, 0)).toBe(0);
+    }
     expect(await env.leftovers()).toEqual([]);
   });
 });

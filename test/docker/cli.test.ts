@@ -1,6 +1,6 @@
 // The built CLI, end to end, as a user runs it.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -99,6 +99,59 @@ describe('lab without an engine', () => {
   });
 });
 
+describe('the commands lab names are the ones that work where the student is', () => {
+  // `npx lab start 7` in a clone: npm links the clone into its npx cache and puts the cache's node_modules/.bin
+  // (with a `lab` that is this very tcplab) first on the PATH of that one run; a terminal opened later has no
+  // `lab`. Offline: lab submit reads a walk's record and names the command that grades it.
+  const state = join(dir, 'npx-state');
+  const cache = join(dir, '_npx', '3513fdd5', 'node_modules', '.bin');
+  const labFile = new URL('../../labs/02-incomplete-handshake.yaml', import.meta.url).pathname;
+  mkdirSync(join(state, 'work'), { recursive: true });
+  mkdirSync(cache, { recursive: true });
+  symlinkSync(bin, join(cache, 'lab'));
+  const at = new Date().toISOString();
+  writeFileSync(
+    join(state, 'work', 'incomplete-handshake.json'),
+    JSON.stringify({
+      student: 'alice',
+      lab: { id: 2, slug: 'incomplete-handshake', title: 'A firewall breaks the handshake', file: labFile, hash: '' },
+      tcplab: '0.1.0',
+      instance: 'abcd1234',
+      updatedAt: at,
+      tasks: {
+        'drop-syn': {
+          title: 'Your task',
+          startedAt: at,
+          endedAt: at,
+          passed: true,
+          attempts: 1,
+          answer: [{ node: 'client', lines: ['iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP'] }],
+        },
+      },
+    }),
+  );
+  const out = join(dir, 'npx-submission.yaml');
+  // PATH as the tests run with it, minus any `lab` of this clone's own node_modules/.bin (there is none).
+  const basePath = process.env.PATH ?? '';
+
+  it('under npx: `npx lab ...`, not the `lab` npx put on the PATH for its one run', async () => {
+    const r = await lab(['submit', '-o', out], {
+      TCPLAB_STATE_DIR: state,
+      PATH: `${cache}:${basePath}`,
+      npm_command: 'exec',
+      npm_lifecycle_event: 'npx',
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(stripAnsi(r.stdout)).toContain(`check it as your instructor will: npx lab grade 2 --submission ${out}`);
+  });
+
+  it('started as node bin/lab.js: that, as typed', async () => {
+    const r = await lab(['submit', '-o', out], { TCPLAB_STATE_DIR: state, npm_command: '', npm_lifecycle_event: '' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(stripAnsi(r.stdout)).toContain(`check it as your instructor will: node bin/lab.js grade 2 --submission ${out}`);
+  });
+});
+
 describeDocker('lab grade, the CLI', (env) => {
   it('grade 1 2 --json passes and reports every check; nothing is left', async () => {
     const r = await lab(['grade', '1', '2', '--json', '--junit', join(dir, 'j.xml')]);
@@ -154,7 +207,7 @@ steps:
       'lab network',
       'iptables',
       'per-node sysctls',
-      'ss',
+      'agent',
       'isolation',
     ]);
     const line = (name: string) => report.checks.find((c) => c.name === name)!;
@@ -173,12 +226,12 @@ steps:
     }
     // The image this run uses, and what the engine says of it (its id, size and who built it).
     expect(line('image').detail).toBe(`${env.image}: ${describeOrigin((await imageOrigin(env.runtime, env.image))!)}`);
-    expect(line('lab network').detail).toMatch(
-      /^internal bridge 198\.(18|19)\.\d{1,3}\.0\/24, two containers with NET_ADMIN only, ready in \d+(\.\d+)? m?s$/,
-    );
-    expect(line('iptables').detail).toBe('a rule can be added inside a container');
+    expect(line('lab network').detail).toMatch(/^internal bridge 198\.(18|19)\.\d{1,3}\.0\/24, two containers, ready in \d+(\.\d+)? m?s$/);
+    expect(line('iptables').detail).toBe('a student can add a rule inside a container');
     expect(line('per-node sysctls').detail).toBe('net.ipv4.tcp_syn_retries=2 (asked for 2)');
-    expect(line('ss').detail).toBe('ss runs');
+    expect(line('agent').detail).toMatch(
+      /^every node's agent answers \(\d+ socket\(s\) read, segments recorded\); a student's processes have NET_ADMIN and NET_RAW only$/,
+    );
     // Isolation is checked, not assumed: no route out of the lab, and no answer from the host at the probe
     // network's own gateway (the bridge named on the lab network line).
     const subnet = /internal bridge (\d+\.\d+\.\d+)\.0\/24/.exec(line('lab network').detail)![1];

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
+import { AgentClient } from '../../src/engine/agent-client.js';
 import { describeDocker, required } from '../helpers/docker.js';
 import { COMPOSE_TOPOLOGIES, planCompose, renderCompose, topologyLab } from '../../src/plan/compose.js';
 import { COMPOSE_IMAGE } from '../../src/plan/plan.js';
@@ -45,7 +46,7 @@ describeDocker('compose files in real containers', (env) => {
           Image: string;
           HostConfig: { CapAdd: string[]; ReadonlyRootfs: boolean; Privileged: boolean; Ulimits: { Name: string; Soft: number }[] };
         };
-        expect(inspected.HostConfig.CapAdd.sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
+        expect(inspected.HostConfig.CapAdd.sort()).toEqual(['NET_ADMIN', 'NET_RAW', 'SETGID', 'SETPCAP', 'SETUID']);
         expect(inspected.HostConfig.ReadonlyRootfs).toBe(true);
         expect(inspected.HostConfig.Privileged).toBe(false);
         // The explicit ulimits that let rootful Podman start the nodes are in the file too.
@@ -59,8 +60,11 @@ describeDocker('compose files in real containers', (env) => {
           ).toBe(0);
         // A listener on the server, a connection from the client (the routed setup runs in the container's
         // command, so allow it a moment).
-        const started = await env.runtime.exec(server.name, ['tcplab-run', 'start', 'srv', 'nc', '-l', '5555'], { timeoutMs: 10_000 });
-        expect(started.exitCode).toBe(0);
+        // Through the server's agent, the main process of a container Compose made, as tcplab would.
+        const agent = new AgentClient(env.runtime, server.name, 'server');
+        const started = await agent.run({ name: 'srv', argv: ['nc', '-l', '5555'], background: true });
+        agent.close();
+        expect(started.pid).toBeGreaterThan(0);
         let probe = { exitCode: -1, stdout: '', stderr: '' };
         for (let i = 0; i < 20 && probe.exitCode !== 0; i++) {
           probe = await env.runtime.exec(client.name, ['nc', '-z', '-v', '-w', '2', plan.vars['server.ip']!, '5555'], {

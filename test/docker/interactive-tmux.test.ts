@@ -251,6 +251,16 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
       out = await until('lab', 'You predicted: SYN_SENT and SYN_RECV  ✓ right');
       await menu('lab', 'Continue to the next step');
 
+      // lab ui beside the walk: /latest.json has a view from its first answer on (not {} while the first look is
+      // under way), and when the lab finishes, lab ui says so within the terminal's width (the last test checks
+      // every line of every window).
+      run('term', 'node bin/lab.js ui --no-open');
+      const page = /Live page for [\s\S]*?(http:\/\/127\.0\.0\.1:\d+\/)/.exec(
+        await until('term', /Live page for [\s\S]*?http:\/\/127\.0\.0\.1:\d+\//),
+      )![1]!;
+      const latest = (await (await fetch(`${page}latest.json`)).json()) as { view?: { instance: string } };
+      expect(latest.view?.instance).toBe(id);
+
       // A shell stays open in the second terminal while the lab finishes.
       run('shell', shellCommand);
       await until('shell', 'Shell on the client of lab instance', { times: 2 });
@@ -266,7 +276,11 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
       await instanceGone(id);
       expect(existsSync(join(stateDir, 'running', `${id}.json`))).toBe(false);
       // The shell ended with the lab, and said why.
-      await until('shell', /This shell ended because Lab 2 \(incomplete-handshake\) finished in its `lab\s+start`/);
+      await until('shell', /This shell ended because Lab 2 \(incomplete-handshake\) finished in its\s+`lab\s+start`/);
+      // lab ui saw the lab go, said so, and ended (exit 0).
+      await until('term', /lab ui stops:[\s\S]*\n\$ $/m);
+      run('term', 'echo UI=$?');
+      expect((await until('term', /^UI=\d+$/m)).match(/^UI=(\d+)$/m)![1]).toBe('0');
 
       r = await command('term', `node bin/lab.js list`);
       expect(r.code, r.out).toBe(0);

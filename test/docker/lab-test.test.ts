@@ -1,4 +1,6 @@
-// `lab test` on every shipped lab, by the real CLI against the real engine: each lab's solutions pass, its null
+// `lab test` on every shipped lab, by the real CLI against the real engine: each lab's solutions pass (the
+// catalogue test: a lab passes because the kernel really showed the states, counters and command results its
+// expectations name, graded by the same engine path as `lab grade N`), its null
 // answer (every task left undone) scores 0 and fails, no check the null answer meets carries points of its own,
 // and every mutant answer beside a lab fails. Then the test itself must be able to fail: a lab that pays for
 // what the null answer does, with a "mutant" that is in fact right, fails it; a broken mutant file is exit 2.

@@ -23,7 +23,7 @@ function run(args: string[], env: Record<string, string> = {}): LabRun {
 /** Interrupted: exit code of the signal, a plain message, no stack, nothing of this run left. */
 async function expectCleanInterrupt(r: LabRun, code: number): Promise<void> {
   const exit = await r.exited;
-  expect(exit.code, exit.stdout + exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, '')).toBe(code);
+  expect(exit.code, exit.stdout + exit.stderr.replace(/^.*lab:(exec|docker|agent).*\n/gm, '')).toBe(code);
   expect(exit.stderr).toMatch(/interrupted|stopping and removing/);
   expectNoStack(exit.stdout + exit.stderr);
   expect(await leftoversOf(r.owner)).toEqual([]);
@@ -106,11 +106,11 @@ describeDocker('reliability: interruptions', () => {
   for (const [cmd, sig, code, at] of [
     ['start', 'SIGINT', 130, /Step 2\/\d/],
     ['start', 'SIGTERM', 143, /Step 3\/\d/],
-    ['grade', 'SIGINT', 130, /tcplab-observe/],
-    ['grade', 'SIGTERM', 143, /tcplab-observe/],
+    ['grade', 'SIGINT', 130, /lab:agent server: run nc -l/],
+    ['grade', 'SIGTERM', 143, /lab:agent server: run nc -l/],
   ] as const) {
     it(`${sig} during a step of lab ${cmd}: exit ${code}, nothing left`, async () => {
-      const r = run([cmd, '2'], { DEBUG: 'lab:exec' });
+      const r = run([cmd, '2'], { DEBUG: 'lab:agent' });
       await r.waitForOutput(at);
       r.kill(sig);
       await expectCleanInterrupt(r, code);
@@ -118,7 +118,7 @@ describeDocker('reliability: interruptions', () => {
   }
 
   it('SIGINT during a long foreground command: the exec is abandoned at once, exit 130, nothing left', async () => {
-    const r = run(['grade', slowLab], { DEBUG: 'lab:exec' });
+    const r = run(['grade', slowLab], { DEBUG: 'lab:agent' });
     await r.waitForOutput(/sleep/);
     const t0 = performance.now();
     r.kill('SIGINT');
@@ -127,7 +127,7 @@ describeDocker('reliability: interruptions', () => {
   });
 
   it('Ctrl-C twice: the second one leaves at once, and `lab clean --stale` removes the rest', async () => {
-    const r = run(['grade', slowLab], { DEBUG: 'lab:exec' });
+    const r = run(['grade', slowLab], { DEBUG: 'lab:agent' });
     await r.waitForOutput(/sleep/);
     r.kill('SIGINT');
     // Signals are not queued: the second must come after the first was handled.
@@ -155,7 +155,7 @@ describeDocker('reliability: interruptions', () => {
   });
 
   it('SIGKILL (a crash) mid-lab: things are left, doctor reports them as stale, `lab clean --stale` removes them', async () => {
-    const r = run(['grade', slowLab], { DEBUG: 'lab:exec' });
+    const r = run(['grade', slowLab], { DEBUG: 'lab:agent' });
     await r.waitForOutput(/sleep/);
     r.kill('SIGKILL');
     const exit = await r.exited;
@@ -178,7 +178,7 @@ describeDocker('reliability: interruptions', () => {
     // A preload that throws from a timer on SIGUSR2: the same path as any bug outside a command's try/catch.
     const preload = join(dirs[0]!, 'crash-on-usr2.mjs');
     writeFileSync(preload, "process.on('SIGUSR2', () => setTimeout(() => { throw new Error('simulated bug'); }));\n");
-    const r = run(['grade', slowLab], { DEBUG: 'lab:exec', NODE_OPTIONS: `--import=${preload}` });
+    const r = run(['grade', slowLab], { DEBUG: 'lab:agent', NODE_OPTIONS: `--import=${preload}` });
     await r.waitForOutput(/sleep/);
     r.kill('SIGUSR2');
     const exit = await r.exited;
@@ -189,7 +189,7 @@ describeDocker('reliability: interruptions', () => {
   });
 
   it('`lab clean --stale` leaves a live run and a kept lab alone', async () => {
-    const live = run(['grade', slowLab], { DEBUG: 'lab:exec' });
+    const live = run(['grade', slowLab], { DEBUG: 'lab:agent' });
     await live.waitForOutput(/sleep/);
     const [liveId] = await instancesOf(live.owner);
     const keptRun = run(['start', quickLab, '--keep']);
@@ -210,16 +210,19 @@ describeDocker('reliability: interruptions', () => {
   });
 
   it('a lab container removed by hand mid-lab: a clear error, exit 3, the rest removed', async () => {
-    const r = run(['grade', slowLab], { DEBUG: 'lab:exec' });
+    const r = run(['grade', slowLab], { DEBUG: 'lab:agent' });
     await r.waitForOutput(/sleep/);
     const [id] = await instancesOf(r.owner);
     await docker.removeContainer(`tcplab-${id}-client`);
     const exit = await r.exited;
-    const said = exit.stderr.replace(/^.*lab:(exec|docker).*\n/gm, '');
+    const said = exit.stderr.replace(/^.*lab:(exec|docker|agent).*\n/gm, '');
     expect(exit.code, exit.stdout + said).toBe(3);
     // Which container is gone, and what to do about it; not a verdict on the lab.
     expect(said).toMatch(
-      new RegExp(`^error: the client container \\(tcplab-${id}-client\\) is gone or stopped: .*(No such container|is not running)`, 'm'),
+      new RegExp(
+        `^error: the client container \\(tcplab-${id}-client\\) is gone or stopped: .*(No such container|is not running|being removed)`,
+        'm',
+      ),
     );
     expect(said).toMatch(/^hint: was it removed by hand\? run `lab clean` and start the lab again$/m);
     expect(exit.stdout).not.toMatch(/PASS|FAIL/);

@@ -3,6 +3,7 @@
 // 198.18.0.0/15 made by this test, and to the bridge gateway address; nothing else is aimed at.
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { createServer, type Server } from 'node:net';
+import { studentArgv } from '../../src/observe/agent-protocol.js';
 import { describeDocker } from '../helpers/docker.js';
 import type { Instance } from '../../src/engine/instance.js';
 import { createInstance, newInstanceId } from '../../src/engine/provision.js';
@@ -128,8 +129,7 @@ function describe_privilege(env: Parameters<Parameters<typeof describeDocker>[1]
       [a, 7100],
       [b, 7200],
     ] as const) {
-      const r = await inst.exec('server', ['tcplab-run', 'start', 'l', 'nc', '-lk', String(port)]);
-      expect(r.exitCode).toBe(0);
+      await inst.runAction({ on: 'server', run: ['nc', '-lk', String(port)], name: 'l', background: true });
     }
     // A listener on the host, on every address, so that reaching the gateway address would connect.
     hostListener = createServer((s) => s.destroy());
@@ -153,7 +153,9 @@ function describe_privilege(env: Parameters<Parameters<typeof describeDocker>[1]
         };
         const h = c.HostConfig;
         expect(h.CapDrop).toEqual(['ALL']);
-        expect([...(h.CapAdd as string[])].sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
+        // NET_ADMIN and NET_RAW for everything a student runs; SETUID, SETGID and SETPCAP only for the agent to
+        // become its own user at start (inside: no student process has them, below).
+        expect([...(h.CapAdd as string[])].sort()).toEqual(['NET_ADMIN', 'NET_RAW', 'SETGID', 'SETPCAP', 'SETUID']);
         expect(h.SecurityOpt).toContain('no-new-privileges');
         expect(h.Privileged).toBe(false);
         expect(h.ReadonlyRootfs).toBe(true);
@@ -179,20 +181,29 @@ function describe_privilege(env: Parameters<Parameters<typeof describeDocker>[1]
     }
   });
 
-  it('from inside: only NET_ADMIN and NET_RAW, no-new-privileges, a read-only root, no docker socket', async () => {
+  it('from inside: a student has only NET_ADMIN and NET_RAW, no-new-privileges, a read-only root, no docker socket', async () => {
     for (const node of a.plan.nodes) {
-      const status = await a.exec(node.key, ['grep', '-E', '^(CapEff|CapBnd|NoNewPrivs)', '/proc/self/status']);
-      // CAP_NET_ADMIN = 12, CAP_NET_RAW = 13: 0x3000 and nothing else.
+      // As `lab shell` and every answer run: through tcplab-agent student.
+      const student = (argv: string[]) => a.exec(node.key, studentArgv(argv));
+      const status = await student(['grep', '-E', '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs)', '/proc/self/status']);
+      // CAP_NET_ADMIN = 12, CAP_NET_RAW = 13: 0x3000 and nothing else, in every set, for good.
       expect(status.stdout).toMatch(/CapEff:\s+0000000000003000/);
+      expect(status.stdout).toMatch(/CapPrm:\s+0000000000003000/);
       expect(status.stdout).toMatch(/CapBnd:\s+0000000000003000/);
+      expect(status.stdout).toMatch(/CapAmb:\s+0000000000000000/);
       expect(status.stdout).toMatch(/NoNewPrivs:\s+1/);
-      expect((await a.exec(node.key, ['touch', '/etc/tcplab-rel'])).exitCode).not.toBe(0);
-      expect((await a.exec(node.key, ['mount', '-t', 'tmpfs', 'x', '/mnt'])).exitCode).not.toBe(0);
-      expect((await a.exec(node.key, ['test', '-e', '/var/run/docker.sock'])).exitCode).not.toBe(0);
-      expect((await a.exec(node.key, ['test', '-e', '/run/docker.sock'])).exitCode).not.toBe(0);
+      expect((await student(['touch', '/etc/tcplab-rel'])).exitCode).not.toBe(0);
+      expect((await student(['mount', '-t', 'tmpfs', 'x', '/mnt'])).exitCode).not.toBe(0);
+      expect((await student(['test', '-e', '/var/run/docker.sock'])).exitCode).not.toBe(0);
+      expect((await student(['test', '-e', '/run/docker.sock'])).exitCode).not.toBe(0);
       // What the lab needs still works: iptables (NET_ADMIN) and a writable /tmp.
-      expect((await a.exec(node.key, ['iptables', '-S'])).exitCode).toBe(0);
-      expect((await a.exec(node.key, ['touch', '/tmp/ok'])).exitCode).toBe(0);
+      expect((await student(['iptables', '-S'])).exitCode).toBe(0);
+      expect((await student(['touch', '/tmp/ok'])).exitCode).toBe(0);
+      // The agent itself, and so every lab command: its own user, the same two capabilities, no others.
+      const agent = await student(['grep', '-E', '^(Uid|CapEff|CapBnd)', '/proc/1/status']);
+      expect(agent.stdout).toMatch(/Uid:\s+990\s/);
+      expect(agent.stdout).toMatch(/CapEff:\s+0000000000003000/);
+      expect(agent.stdout).toMatch(/CapBnd:\s+0000000000003000/);
     }
   });
 

@@ -16,6 +16,7 @@ import { EngineError, InterruptedError } from '../../src/errors.js';
 import { LABEL } from '../../src/plan/plan.js';
 import { SubnetTakenError } from '../../src/runtime/runtime.js';
 import { droppedConnection, engineGone, FakeClock, FakeRuntime } from './fake-runtime.js';
+import { KIND } from '../../src/observe/wire.js';
 
 const lab = parseLab(`id: 901
 slug: fault-probe
@@ -109,40 +110,32 @@ describe('retryTransient', () => {
 });
 
 describe('faults during a lab (fake runtime)', () => {
-  it('an observation that fails twice with a dropped connection / 5xx is retried and the lab passes', async () => {
+  it('a look whose session breaks tells nothing (never met), the next opens another, and the lab passes', async () => {
     const rt = new FakeRuntime();
-    let failures = 0;
-    let observed = 0;
-    rt.before = (call, args) => {
-      if (call === 'exec' && args[1] === 'tcplab-observe') observed++;
-      if (call === 'exec' && args[1] === 'tcplab-observe' && failures < 2) {
-        failures++;
-        throw failures === 1
-          ? droppedConnection()
-          : markTransient(new EngineError('Docker could not run tcplab-observe: 500 server error'));
-      }
-    };
+    let dropped = 0;
+    rt.onAgent = (_c, frame) => (frame.kind === KIND.look && dropped++ < 2 ? 'drop' : undefined);
     const result = await runLab(rt, lab, { image: 'x', instance: 'aaaa0001', clock: new FakeClock() });
-    // Both faults hit the same look (its two retries), which the third attempt then answered.
-    expect(failures).toBe(2);
-    expect(observed).toBeGreaterThan(2);
+    expect(dropped).toBeGreaterThan(2);
+    // One session per node for the set-up, and another after each one that broke.
+    expect(rt.calls.filter((c) => c.startsWith('openExec')).length).toBeGreaterThanOrEqual(4);
     expect(result.passed).toBe(true);
     expect(rt.containers.size + rt.networks.size).toBe(0);
   });
 
-  it("an observation that keeps failing ends the run with the engine's words and exit 3, and the lab is removed", async () => {
+  it("an agent no session can reach ends the run with the engine's words and exit 3, and the lab is removed", async () => {
     const rt = new FakeRuntime();
     let faults = 0;
+    let up = false;
     rt.before = (call, args) => {
-      if (call === 'exec' && args[1] === 'tcplab-observe') {
+      if (call === 'agent' && args[1] === KIND.run && args[2] === true) up = true;
+      // Once a step runs, every session breaks and none can be opened again.
+      if (up && (call === 'openExec' || (call === 'agent' && args[1] === KIND.look))) {
         faults++;
-        throw droppedConnection();
+        throw droppedConnection('start tcplab-agent');
       }
     };
     const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0002', clock: new FakeClock() }).catch((e: unknown) => e);
-    // Every look was tried three times (two retries) before it was given up: nothing was graded, so no verdict.
-    expect(faults).toBeGreaterThanOrEqual(3);
-    expect(faults % 3).toBe(0);
+    expect(faults).toBeGreaterThanOrEqual(2);
     expect(err).toBeInstanceOf(EngineError);
     expect((err as EngineError).message).toMatch(/dropped the connection/);
     expect((err as EngineError).exitCode).toBe(3);
@@ -158,9 +151,9 @@ describe('faults during a lab (fake runtime)', () => {
         refused++;
         throw engineGone(call);
       }
-      if (call === 'exec' && args[1] === 'tcplab-run') {
+      if (call === 'agent' && args[1] === KIND.run && args[2] === true) {
         gone = true;
-        throw engineGone('run tcplab-run');
+        throw engineGone('run a command');
       }
     };
     const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0003', clock: new FakeClock() }).catch((e: unknown) => e);
@@ -178,9 +171,10 @@ describe('faults during a lab (fake runtime)', () => {
     const rt = new FakeRuntime();
     let removed = 0;
     rt.before = (call, args) => {
-      if (call === 'exec' && args[1] === 'tcplab-run') {
+      if (call === 'agent' && args[0] === 'tcplab-aaaa0004-server' && args[1] === KIND.run && args[2] === true && !removed) {
         removed++;
         rt.containers.delete('tcplab-aaaa0004-server');
+        throw new Error('the container went away');
       }
     };
     const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0004', clock: new FakeClock() }).catch((e: unknown) => e);
@@ -194,15 +188,33 @@ describe('faults during a lab (fake runtime)', () => {
     expect(rt.containers.size + rt.networks.size).toBe(0);
   });
 
+  it("a machine that stopped on its own (its agent ended, out of memory): the lab's failure, graded, not exit 3", async () => {
+    const rt = new FakeRuntime();
+    let stopped = 0;
+    rt.before = (call, args) => {
+      if (call === 'agent' && args[0] === 'tcplab-aaaa0010-server' && args[1] === KIND.run && args[2] === true && !stopped) {
+        stopped++;
+        rt.containers.get('tcplab-aaaa0010-server')!.running = false;
+        throw new Error('the agent ended');
+      }
+    };
+    const result = await runLab(rt, lab, { image: 'x', instance: 'aaaa0010', clock: new FakeClock() });
+    expect(stopped).toBe(1);
+    expect(result.passed).toBe(false);
+    expect(result.error).toMatch(/^the server machine stopped: its main process exited/);
+    expect(rt.containers.size + rt.networks.size).toBe(0);
+  });
+
   it('an interrupt while a step fails for it (containers removed under it) is reported as the interrupt', async () => {
     const rt = new FakeRuntime();
     const ac = new AbortController();
     let interrupted = 0;
     rt.before = (call, args) => {
-      if (call === 'exec' && args[1] === 'tcplab-run') {
+      if (call === 'agent' && args[1] === KIND.run && args[2] === true && !interrupted) {
         interrupted++;
         ac.abort('SIGTERM');
         rt.containers.clear();
+        throw new Error('gone');
       }
     };
     const err = await runLab(rt, lab, { image: 'x', instance: 'aaaa0005', clock: new FakeClock(), signal: ac.signal }).catch(

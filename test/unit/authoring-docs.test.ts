@@ -53,7 +53,8 @@ function around(text: string): string | undefined {
   if (!Array.isArray(data) || data.length === 0 || !data.every(isObj)) return undefined;
   if (data.every((x) => 'title' in x)) return lab(data);
   if (data.every((x) => KINDS.some((k) => k in x))) return lab([{ id: 'x', title: 't', explain: 'e', expect: data }]);
-  if (data.every((x) => 'run' in x || 'stop' in x)) return lab([{ id: 'x', title: 't', explain: 'e', run: data, expect: checksSomething }]);
+  if (data.every((x) => 'run' in x || 'stop' in x || 'write' in x))
+    return lab([{ id: 'x', title: 't', explain: 'e', run: data, expect: checksSomething }]);
   return undefined;
 }
 

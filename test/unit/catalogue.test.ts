@@ -92,9 +92,12 @@ describe('tasks', () => {
   });
 });
 
-/** The TCP states a text names (whole words). */
+/** The words of RFC 793's state diagram that name a transition into one state: saying them names the state. */
+const NAMED_BY: Partial<Record<TcpState, RegExp>> = { LISTEN: /\bpassive open/i, SYN_SENT: /\bactive open/i };
+
+/** The TCP states a text names (whole words, or the transition that enters them). */
 function statesIn(text: string): TcpState[] {
-  return TCP_STATES.filter((s) => new RegExp(`\\b${s}\\b`).test(text));
+  return TCP_STATES.filter((s) => new RegExp(`\\b${s}\\b`).test(text) || !!NAMED_BY[s]?.test(text));
 }
 
 describe('predictions are asked before anything gives them away', () => {
@@ -117,6 +120,10 @@ describe('predictions are asked before anything gives them away', () => {
       ).toBe(false);
     expect(lab.intro).not.toContain(p.why.slice(0, 40));
     expect(p.choices).toContain(p.answer);
+  });
+
+  it('would catch a step that names its answer by its transition (Lab 1 step 1 as it was: "a passive open")', () => {
+    expect(statesIn('socket(), bind() and listen(), a passive open. The client does nothing yet.')).toEqual(['LISTEN']);
   });
 
   it('would catch a step that gives its answer away (Lab 2 step 7 as it was)', () => {

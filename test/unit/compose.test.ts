@@ -39,7 +39,8 @@ describe('compose files', () => {
     for (const node of plan.nodes) {
       const s = file.services[node.key]!;
       expect(s.image).toBe(COMPOSE_IMAGE);
-      expect(s.cap_add).toEqual([...NODE_SECURITY.capAdd]);
+      // The student's two, and the three the agent uses once to become its own user (never a student's).
+      expect(s.cap_add).toEqual(['NET_ADMIN', 'NET_RAW', 'SETUID', 'SETGID', 'SETPCAP']);
       expect(s.cap_drop).toEqual(['ALL']);
       expect(s.security_opt).toContain('no-new-privileges');
       expect(s.read_only).toBe(true);
@@ -49,8 +50,9 @@ describe('compose files', () => {
       expect(Object.fromEntries(Object.entries(s.networks).map(([k, v]) => [k, v.ipv4_address]))).toEqual(
         Object.fromEntries(node.interfaces.map((i) => [i.network, i.ip])),
       );
-      // The setup commands (tunnels and routes of a routed lab) run before the container idles.
+      // The setup commands (tunnels and routes of a routed lab) run before the agent starts, and the agent is last.
       for (const argv of node.setup) expect(s.command.join(' ')).toContain(argv.join(' '));
+      expect(s.command.join(' ')).toMatch(/tcplab-agent$/);
     }
     for (const net of plan.networks) {
       expect(file.networks[net.key]).toMatchObject({ name: net.name, internal: true, ipam: { config: [{ subnet: net.subnet }] } });

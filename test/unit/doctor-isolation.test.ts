@@ -5,6 +5,7 @@ import { isolation } from '../../src/cli/commands/doctor.js';
 import type { ExecResult } from '../../src/runtime/runtime.js';
 import { planLab } from '../../src/plan/plan.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
+import { studentArgv } from '../../src/observe/agent-protocol.js';
 
 const plan = planLab({ lab: resolveLab('1').lab, instance: 'aaaa0001', image: 'x', subnets: ['198.18.9.0/24'] });
 
@@ -15,7 +16,8 @@ function node(answers: Record<string, Partial<ExecResult>>) {
     calls,
     async exec(_node: string, argv: string[]): Promise<ExecResult> {
       calls.push(argv);
-      const a = answers[argv[0]!] ?? {};
+      // Run as the student: tcplab-agent student -- CMD...
+      const a = answers[argv[argv.indexOf('--') + 1]!] ?? {};
       return { argv, exitCode: 1, stdout: '', stderr: '', durationMs: 1, ...a };
     },
   };
@@ -26,10 +28,7 @@ describe("doctor's isolation check", () => {
     const n = node({ ip: { exitCode: 2, stderr: 'RTNETLINK answers: Network is unreachable' }, nc: { stderr: 'timed out' } });
     const c = await isolation(n);
     expect(c).toMatchObject({ name: 'isolation', ok: true });
-    expect(n.calls).toEqual([
-      ['ip', 'route', 'get', '192.0.2.1'],
-      ['nc', '-vz', '-w', '1', '198.18.9.1', '22'],
-    ]);
+    expect(n.calls).toEqual([studentArgv(['ip', 'route', 'get', '192.0.2.1']), studentArgv(['nc', '-vz', '-w', '1', '198.18.9.1', '22'])]);
   });
 
   it('fails when a node has a default route out of the lab', async () => {

@@ -217,6 +217,38 @@ describe('JUnit', () => {
     expect(j.suites[1]).toMatchObject({ tests: 21, failures: 1, errors: 1 });
     expect(j).toMatchObject({ tests: 41, failures: 1, errors: 1 });
   });
+  it("lab grade's run that stopped part-way: one <error> case for it, with the lab's error as its message, the checks it reached as they were", () => {
+    const error = `the Docker engine failed: container tcplab-cccc-client was removed <&> "by hand" ${HOSTILE}`;
+    const reached = run(lab, { 'drop-syn': [0] }, 9).slice(0, 2);
+    const stopped: LabResult = {
+      lab: { id: 2, slug: lab.slug, title: lab.title },
+      instance: 'cccc',
+      passed: false,
+      steps: reached,
+      score: { passed: 0, total: 0 },
+      durationMs: 1,
+      error,
+    };
+    const xml = renderJunit([stopped]);
+    expect(schema(xml)).toEqual([]);
+    expect(junitCountProblems(xml)).toEqual([]);
+    expect(hasUnsafe(xml)).toBe(false);
+    const [suite] = parseJunit(xml).suites;
+    const checks = reached.flatMap((s) => s.checks);
+    // Every check the run reached, as it was, and then the run itself, as an error (not a failure).
+    expect(suite!.cases.slice(0, -1).map((c) => [c.name, !!c.failure])).toEqual(checks.map((c) => [c.name, !c.passed]));
+    expect(suite!.cases.at(-1)).toEqual({ classname: lab.slug, name: 'lab ran to the end', error: { message: printable(error) } });
+    expect(suite!.cases.filter((c) => c.error)).toHaveLength(1);
+    expect(suite).toMatchObject({ tests: checks.length + 1, failures: checks.filter((c) => !c.passed).length, errors: 1 });
+    expect(xml).toContain('&lt;&amp;&gt; &quot;by hand&quot;');
+
+    // Stopped before its first step: a suite of the error alone, still valid. Ran to its end: no error case.
+    const early = renderJunit([{ ...stopped, steps: [] }]);
+    expect(schema(early)).toEqual([]);
+    expect(parseJunit(early).suites[0]).toMatchObject({ tests: 1, failures: 0, errors: 1, cases: [{ name: 'lab ran to the end' }] });
+    const { error: _, ...finished } = stopped;
+    expect(parseJunit(renderJunit([finished])).suites[0]!.cases.some((c) => c.error)).toBe(false);
+  });
 });
 
 describe('Gradescope results.json', () => {

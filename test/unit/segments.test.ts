@@ -1,61 +1,63 @@
 import { describe, expect, it } from 'vitest';
-import {
-  connectionKey,
-  flagLetters,
-  flagNames,
-  parseHeaders,
-  parseSegmentLine,
-  readCapture,
-  segmentArgs,
-} from '../../src/observe/segments.js';
-import { parseSs } from '../../src/observe/ss.js';
+import { connectionKey, flagLetters, flagNames, parseHeaders } from '../../src/observe/segments.js';
+import { decodeLook, decodeSocket, formatTimerValue } from '../../src/observe/agent-protocol.js';
+import { encodeFrame, field, FrameReader, u32, u64 } from '../../src/observe/wire.js';
 import { loadCaptureFixture } from '../helpers/capture-fixtures.js';
 
-// A SYN the client sent in the direct fixture (recorded from the image by scripts/capture-fixtures.mjs).
-const SYN =
-  '1795657286.116009910 eth0 441 out 4500003cbabe400040069fd2c612aa02c612aa03bdbc15b358df92ca00000000a002faf0e0590000020405b40402080a2a6e6af7000000000103030a 60';
+const direct = loadCaptureFixture('direct');
+const segmentsOf = (node: 'client' | 'server') => direct.answers[node]!.flatMap((a) => a.look.segments?.segments ?? []);
 
-describe('parseSegmentLine on lines tcplab-capture wrote in the image', () => {
-  it('reads time, interface, direction, addresses, flags, seq/ack, length and window', () => {
-    const s = parseSegmentLine('client', SYN)!;
-    expect(s.at).toBeCloseTo(1795657286116.01, 2);
+describe('segments the agent recorded in the image (test/fixtures/capture, real frames)', () => {
+  it('reads time, interface, direction, addresses, flags, seq/ack, length and window of the first SYN', () => {
+    const s = segmentsOf('client').find((x) => x.flags.includes('SYN') && !x.flags.includes('ACK'))!;
     expect(s).toMatchObject({
       node: 'client',
       iface: 'eth0',
-      ifindex: 441,
       dir: 'out',
-      src: { host: '198.18.170.2', port: 48572 },
-      dst: { host: '198.18.170.3', port: 5555 },
+      src: { host: direct.vars['client.ip'] },
+      dst: { host: direct.vars['server.ip'], port: 5555 },
       flags: ['SYN'],
-      seq: 0x58df92ca,
       ack: 0,
       len: 0,
       win: 64240,
-      ipId: 0xbabe,
       ttl: 64,
-      origLen: 60,
     });
+    expect(s.ifindex).toBeGreaterThan(0);
+    expect(s.origLen).toBe(60);
+    // On the kernel's clock: the SYN was sent after the first look and before the last.
+    const clocks = direct.answers.client!.map((a) => a.look.clock);
+    expect(s.at).toBeGreaterThan(clocks[0]!);
+    expect(s.at).toBeLessThan(clocks[clocks.length - 1]!);
     expect(flagLetters(s.flags)).toBe('S');
   });
 
   it('counts the payload from the IP length, not the captured bytes (headers only are kept)', () => {
-    const f = loadCaptureFixture('direct');
-    const data = f.answers
-      .client!.join('\n')
-      .split('\n')
-      .map((l) => parseSegmentLine('client', l))
-      .find((s) => s?.flags.includes('PSH'))!;
+    const data = segmentsOf('client').find((s) => s.flags.includes('PSH'))!;
     expect(data.len).toBe(6); // "hello\n"
     expect(flagLetters(data.flags)).toBe('P.');
     expect(flagNames(data.flags)).toBe('ACK');
   });
 
-  it('rejects lines that are not segments', () => {
-    expect(parseSegmentLine('client', '')).toBeUndefined();
-    expect(parseSegmentLine('client', SYN.slice(0, 60))).toBeUndefined();
-    expect(parseSegmentLine('client', SYN.replace(' out ', ' sideways '))).toBeUndefined();
-    // UDP (protocol 17) is not TCP.
-    expect(parseSegmentLine('client', SYN.replace('40069fd2', '40119fd2'))).toBeUndefined();
+  it('every segment is seen once per reader: the cursors of successive looks follow each other', () => {
+    const a = direct.answers.client!;
+    for (let i = 1; i < a.length; i++) expect(a[i]!.from).toBe(a[i - 1]!.look.segments!.next);
+    expect(a.every((x) => x.look.segments!.missed === 0 && x.look.segments!.kernelDrops === 0)).toBe(true);
+  });
+
+  it('a record whose headers are not TCP is skipped, the others kept', () => {
+    const rec = (seq: number, hdr: Buffer) =>
+      field('G', Buffer.concat([u64(seq), u64(1_000_000_000n), u32(2), u32(hdr.length), Buffer.from([1]), Buffer.alloc(16), hdr]));
+    const syn = Buffer.from(segmentsOf('client')[0]!.hex, 'hex');
+    const udp = Buffer.from(syn);
+    udp[9] = 17;
+    const frame = encodeFrame({
+      seq: 1,
+      kind: 0x82,
+      fields: [field('t', u64(1)), field('T', u64(1n)), rec(5, syn), rec(6, udp), field('N', u64(7)), field('O', u64(1))],
+    });
+    const look = decodeLook('client', new FrameReader().push(frame)[0]!, 5);
+    expect(look.segments!.seqs).toEqual([5]);
+    expect(look.segments!.next).toBe(7);
   });
 
   it('reads IPv6 headers too', () => {
@@ -86,49 +88,29 @@ describe('parseSegmentLine on lines tcplab-capture wrote in the image', () => {
   });
 });
 
-describe('readCapture: the observer sections, read without ever splitting a line', () => {
-  it('takes whole lines and moves the cursor past them', () => {
-    const text = `### clock 1.5\n### ss\n### segments 1 100\n${SYN}\n${SYN}\n\n`;
-    const r = readCapture(text, { gen: 1, offset: 100 });
-    expect(r.lines).toEqual([SYN, SYN]);
-    expect(r.next).toEqual({ gen: 1, offset: 100 + 2 * (SYN.length + 1) });
-    expect(segmentArgs(r.next)).toEqual(['--segments', '1', String(100 + 2 * (SYN.length + 1))]);
-  });
-
-  it('leaves a line still being written, and every later file, for the next look', () => {
-    const half = SYN.slice(0, 40);
-    const text = `### segments 2 0\n${SYN}\n${half}\n### segments 3 0\n${SYN}\n\n`;
-    const r = readCapture(text, { gen: 2, offset: 0 });
-    expect(r.lines).toEqual([SYN]);
-    expect(r.next).toEqual({ gen: 2, offset: SYN.length + 1 });
-  });
-
-  it('goes on to the next file when one is complete, and reports files rotated away unread', () => {
-    const text = `### segments-gap 1 3\n### segments 3 0\n${SYN}\n\n### segments 4 0\n\n`;
-    const r = readCapture(text, { gen: 1, offset: 5 });
-    expect(r.gap).toEqual({ from: 1, to: 3 });
-    expect(r.lines).toEqual([SYN]);
-    expect(r.next).toEqual({ gen: 4, offset: 0 });
-  });
-
-  it('says when no recorder runs, and reads the recorder status', () => {
-    expect(readCapture('### ss\n### capture off\n', { gen: 0, offset: 0 }).off).toBe(true);
-    const r = readCapture('### capture\npid 14\nsegments 9\nkernel_drops 0\ngen 1\n', { gen: 0, offset: 0 });
-    expect(r.status).toEqual({ pid: 14, segments: 9, kernel_drops: 0, gen: 1 });
-  });
-});
-
-describe('parseSs with tcp_info lines (ss -tanoiH, as the observer asks)', () => {
-  it('keeps the timer with its retransmissions and the info line with retrans and unacked', () => {
-    const f = loadCaptureFixture('direct');
-    const answer = f.answers.client!.find((a) => /SYN-SENT.*timer:\(on,\S+,1\)/.test(a))!;
-    const ss = /^### ss\n([\s\S]*?)(?=^### )/m.exec(answer)![1]!;
-    const sockets = parseSs(ss);
-    const synSent = sockets.find((s) => s.state === 'SYN_SENT')!;
+describe('sockets as the agent reads them (sock_diag with tcp_info)', () => {
+  it('keep the timer with its retransmissions and tcp_info with retrans and unacked, and print as ss does', () => {
+    const answer = direct.answers.client!.find((a) => a.look.sockets.some((s) => s.state === 'SYN_SENT' && s.timer?.retransmits === 1))!;
+    const synSent = answer.look.sockets.find((s) => s.state === 'SYN_SENT')!;
     expect(synSent.timer).toMatchObject({ name: 'on', retransmits: 1 });
     expect(synSent.sendQ).toBe(1);
     expect(synSent.info).toMatchObject({ rtoMs: 1000, unacked: 1, retrans: { current: 0, total: 1 } });
-    // Every socket line became a socket; info lines did not.
-    expect(sockets.length).toBe(ss.split('\n').filter((l) => /^\S/.test(l) && !l.includes('127.0.0.11')).length);
+    expect(synSent.line).toMatch(/^SYN-SENT 0 1 \S+:\d+ \S+:5555 timer:\(on,\d[\d.]*(ms|sec),1\)$/);
+  });
+
+  it('print timers as ss does (iproute2 print_ms_timer)', () => {
+    expect(formatTimerValue(1692)).toBe('1.692ms');
+    expect(formatTimerValue(58_000)).toBe('58sec');
+    expect(formatTimerValue(90_000)).toBe('1min30sec');
+    expect(formatTimerValue(200)).toBe('200ms');
+    expect(formatTimerValue(12_345)).toBe('12sec');
+  });
+
+  it('a record of the wrong size, state or family is a WireError, never a guess', () => {
+    expect(() => decodeSocket(Buffer.alloc(10))).toThrow(/socket record/);
+    const bad = Buffer.alloc(112);
+    bad[0] = 4;
+    bad[1] = 99;
+    expect(() => decodeSocket(bad)).toThrow(/state 99/);
   });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stateDir, stateFiles, type Score } from '../../src/walk/state-files.js';
 import { hintFor, socketsThatMatter } from '../../src/walk/views.js';
+import { taskNote } from '../../src/cli/commands/status.js';
 import { fill } from '../../src/lab/templates.js';
 import { parseSs } from '../../src/observe/ss.js';
 import type { Step } from '../../src/lab/schema.js';
@@ -106,5 +107,14 @@ describe('task helpers', () => {
     });
     expect(socks.map((s) => matter('client', s))).toEqual([true, false]);
     expect(matter('server', socks[0]!)).toBe(false);
+  });
+});
+
+describe("lab status's word for a task", () => {
+  it('counts attempts in English: 1 attempt, 2 attempts', () => {
+    expect(taskNote(undefined)).toBe('task open');
+    expect(taskNote({ attempts: 1, passed: false })).toBe('task open, 1 attempt');
+    expect(taskNote({ attempts: 2, passed: false })).toBe('task open, 2 attempts');
+    expect(taskNote({ attempts: 2, passed: true })).toBe('task done');
   });
 });

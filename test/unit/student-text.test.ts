@@ -40,6 +40,28 @@ describe('wrapping to the terminal', () => {
     expect(lines[0]).toContain(red('✗ not met'));
   });
 
+  it("never breaks a line between a lab's number and its name, nor inside a short command", () => {
+    const text = 'This shell ended because Lab 7 (fin-wait-1) finished in its `npx lab start`, which removed its machines.';
+    for (let width = 20; width <= text.length; width++) {
+      const lines = wrapLine(text, width);
+      expect(lines.join(' ')).toBe(text);
+      expect(
+        lines.some((l) => l.includes('Lab 7 (fin-wait-1)')),
+        `at ${width} columns: ${lines.join(' | ')}`,
+      ).toBe(true);
+    }
+    const head = wrapLine('instance 9ed2d1ac  Lab 7 fin-wait-1, step 5/5: Your task: hold the server in FIN_WAIT_1', 32);
+    expect(head.some((l) => l.includes('Lab 7 fin-wait-1,'))).toBe(true);
+    expect(wrapLine(`  ${prose} Lab 12: Half-open`, 40).some((l) => l.includes('Lab 12: Half-open'))).toBe(true);
+    // Nor in the middle of a short command to type.
+    const work = '  Work in `npx lab shell <machine>` (here from the menu, or in another terminal), then `npx lab check`.';
+    for (let width = 40; width <= work.length; width++)
+      expect(
+        wrapLine(work, width).some((l) => l.includes('`npx lab check`')),
+        `at ${width} columns`,
+      ).toBe(true);
+  });
+
   it('leaves a word wider than the line whole, on a line of its own', () => {
     const word = 'x'.repeat(30);
     expect(wrapLine(`short ${word} end`, 20)).toEqual(['short', word, 'end']);
@@ -122,6 +144,24 @@ describe('the command a student can type', () => {
 
   it('is `npx lab` when npx started it', () => {
     expect(inv({ script: '/root/.npm/_npx/abc/node_modules/.bin/lab', env: { PATH: '/usr/bin', npm_command: 'exec' } })).toBe('npx lab');
+  });
+
+  it('is `npx lab` under npx even though npx put a `lab` that is this tcplab at the front of the PATH', () => {
+    // What `npx lab start 7` in a clone gets: npm links the clone into its cache and puts the cache's .bin first.
+    const cache = '/root/.npm/_npx/3513fdd5/node_modules/.bin';
+    files[`${cache}/lab`] = ours;
+    const path = [
+      cache,
+      '/home/ana/tcplab/node_modules/.bin',
+      '/usr/lib/node_modules/npm/node_modules/@npmcli/run-script/lib/node-gyp-bin',
+      '/usr/bin',
+    ];
+    expect(inv({ script: `${cache}/lab`, env: { PATH: path.join(':'), npm_command: 'exec', npm_lifecycle_event: 'npx' } })).toBe('npx lab');
+    // Installed with npm install -g as well: `lab` works in any terminal, and is the shorter.
+    expect(inv({ script: `${cache}/lab`, env: { PATH: [...path, '/usr/local/bin'].join(':'), npm_command: 'exec' } })).toBe('lab');
+    // Without npx, a node_modules/.bin on the PATH is the student's own choice, and counts.
+    files['/home/ana/tcplab/node_modules/.bin/lab'] = ours;
+    expect(inv({ env: { PATH: '/home/ana/tcplab/node_modules/.bin:/usr/bin' } })).toBe('lab');
   });
 
   it('is the node command as typed otherwise: relative inside the folder, absolute outside', () => {

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { buildTimeline, statesAt, type Transmission } from '../../src/trace/timeline.js';
-import { HeadTail, LabRecorder, readClock } from '../../src/trace/recorder.js';
+import { HeadTail, LabRecorder } from '../../src/trace/recorder.js';
 import { loadCaptureFixture, record } from '../helpers/capture-fixtures.js';
+import { renderLadder } from '../../src/report/ladder-text.js';
+import type { Segment } from '../../src/observe/segments.js';
+import { parseEndpoint, parseSs } from '../../src/observe/ss.js';
 
 const names = (tx: Transmission) => tx.flags.filter((f) => f !== 'PSH').join('|');
 
@@ -73,9 +76,8 @@ describe('the timeline of a direct lab (Lab 2: SYN dropped in OUTPUT, then SYN|A
   });
 
   it('stamps sockets and segments with the same kernel clock', () => {
-    expect(readClock('### clock 1795657050.058489\n### ss\n')).toBeCloseTo(1795657050058.489, 3);
     const segs = rec.allSegments();
-    const clocks = f.answers.client!.map((a) => readClock(a)!);
+    const clocks = f.answers.client!.map((a) => a.look.clock);
     // Every segment falls between the first and the last look.
     expect(Math.min(...segs.map((s) => s.at))).toBeGreaterThan(clocks[0]!);
     expect(Math.max(...segs.map((s) => s.at))).toBeLessThan(clocks[clocks.length - 1]!);
@@ -129,6 +131,64 @@ describe('the timeline of a routed lab (Lab 7: the firewall drops the client FIN
   });
 });
 
+describe('a state ss saw before the capture stamped its cause', () => {
+  // The look's clock is read before ss runs; on a busy host ss runs tens of ms later and sees CLOSE_WAIT from a
+  // FIN that arrived after the clock (Lab 7 at a 100-column terminal: CLOSE_WAIT at 15.873, the FIN at 15.879).
+  const fin = (node: 'client' | 'server', dir: 'in' | 'out', at: number): Segment => ({
+    node,
+    at,
+    iface: 'eth0',
+    ifindex: 2,
+    dir,
+    src: parseEndpoint('198.18.7.2:40000'),
+    dst: parseEndpoint('198.18.7.3:5555'),
+    flags: ['FIN', 'ACK'],
+    seq: 7,
+    ack: 1,
+    len: 0,
+    win: 502,
+    ipId: 9,
+    ttl: 64,
+    hex: '',
+    origLen: 52,
+  });
+  const t0 = 1_000_000;
+  const server = (at: number, state: string, since?: number) => ({
+    node: 'server' as const,
+    at,
+    sockets: parseSs(`${state} 0 0 198.18.7.3:5555 198.18.7.2:40000`),
+    ...(since !== undefined ? { since } : {}),
+  });
+  const build = (later: number) =>
+    buildTimeline({
+      topology: 'direct',
+      addresses: { client: ['198.18.7.2'], server: ['198.18.7.3'] },
+      segments: [fin('client', 'out', t0 + 15_878), fin('server', 'in', t0 + 15_879)],
+      samples: [server(t0, 'ESTAB'), server(t0 + 15_873, 'CLOSE-WAIT', t0 + 15_600), server(later, 'LAST-ACK', later - 50)],
+    });
+
+  it('is placed after that segment, which caused it, and the ladder writes it there', () => {
+    const t = build(t0 + 16_500);
+    const closeWait = t.events.find((e) => e.kind === 'state' && e.to === 'CLOSE_WAIT')!;
+    const finIn = t.transmissions.find((x) => x.flags.includes('FIN'))!;
+    expect(closeWait.kind === 'state' && closeWait.cause).toBe(finIn.id);
+    expect(closeWait.at).toBeGreaterThan(t0 + 15_879);
+    const rows = renderLadder(t, { width: 90, origin: t0 }).split('\n');
+    const finRow = rows.findIndex((r) => r.includes('FIN|ACK'));
+    const stateRow = rows.findIndex((r) => r.includes('[CLOSE_WAIT]'));
+    expect(finRow).toBeGreaterThan(0);
+    expect(stateRow).toBeGreaterThan(finRow);
+  });
+
+  it('but never takes a segment from after the next look for its cause', () => {
+    // The node's next sample came before the FIN was stamped: that FIN cannot explain the earlier state.
+    const t = build(t0 + 15_875);
+    const closeWait = t.events.find((e) => e.kind === 'state' && e.to === 'CLOSE_WAIT')!;
+    expect(closeWait.kind === 'state' && closeWait.cause).toBeUndefined();
+    expect(closeWait.at).toBe(t0 + 15_873);
+  });
+});
+
 describe('bounded store', () => {
   it('keeps the first and the latest items and counts the rest', () => {
     const h = new HeadTail<number>(3, 4);
@@ -141,8 +201,7 @@ describe('bounded store', () => {
     const f = loadCaptureFixture('direct');
     const rec = new LabRecorder(f.topology, f.addresses, { segmentsHead: 2, segmentsTail: 3, samples: 8 });
     for (let i = 0; i < f.answers.client!.length; i++) {
-      rec.ingest('client', f.answers.client![i]!);
-      rec.ingest('server', f.answers.server![i]!);
+      for (const n of ['client', 'server'] as const) rec.ingest(n, f.answers[n]![i]!.look, f.answers[n]![i]!.from);
     }
     expect(rec.allSegments()).toHaveLength(5);
     expect(rec.droppedSegments).toBeGreaterThan(10);
@@ -154,7 +213,31 @@ describe('bounded store', () => {
     const rec = record(f);
     const keys = rec.allSegments().map((s) => `${s.node} ${s.at} ${s.hex}`);
     expect(new Set(keys).size).toBe(keys.length);
-    expect(rec.cursor('client').gen).toBe(1);
-    expect(rec.cursor('client').offset).toBeGreaterThan(0);
+    expect(rec.cursor('client')).toBe(f.answers.client!.at(-1)!.look.segments!.next);
+    // The same answer twice (a long poll and a plain look that overlapped): nothing is kept twice.
+    const again = f.answers.client!.at(-3)!;
+    const before = rec.allSegments().length;
+    rec.ingest('client', again.look, again.from);
+    expect(rec.allSegments()).toHaveLength(before);
+  });
+
+  it('says when a window lost segments: the ring moved past the cursor, the kernel dropped some, capture off', () => {
+    const f = loadCaptureFixture('direct');
+    const rec = record(f);
+    const last = f.answers.client!.at(-1)!;
+    expect(rec.lossSince('client', f.answers.client![0]!.look.clock)).toBeUndefined();
+    const at = last.look.clock + 100;
+    rec.ingest('client', { ...last.look, clock: at, segments: { ...last.look.segments!, missed: 40 } }, rec.cursor('client'));
+    expect(rec.lossSince('client', at - 1)).toMatch(/40 segments of client went by unread/);
+    rec.ingest('server', { ...last.look, clock: at, segments: { ...last.look.segments!, kernelDrops: 3 } }, rec.cursor('server'));
+    expect(rec.lossSince('server', at - 1)).toMatch(/kernel dropped 3 segments/);
+    // A window that ended before the loss is whole.
+    expect(rec.lossSince('server', at + 1)).toBeUndefined();
+    rec.ingest(
+      'client',
+      { ...last.look, clock: at + 5, segments: { ...last.look.segments!, off: 'capture is off' } },
+      rec.cursor('client'),
+    );
+    expect(rec.lossSince('client', at + 10)).toMatch(/records no segments: capture is off/);
   });
 });

@@ -91,6 +91,7 @@ describe('the live page server', () => {
     // A page on evil.example that resolves its name to 127.0.0.1 (DNS rebinding) must not read the lab.
     expect((await get(server.url, { host: `evil.example:${server.port}` })).status).toBe(421);
     expect((await get(server.url, { host: `localhost:${server.port}` })).status).toBe(200);
+    server.publish('view', { n: 1 });
     expect((await get(`${server.url}latest.json`, { host: `[::1]:${server.port}` })).status).toBe(200);
   });
 
@@ -118,6 +119,23 @@ describe('the live page server', () => {
       ladder: { rows: [] },
       end: { reason: 'gone' },
     });
+  });
+
+  it('answers /latest.json with the first view, never with {} while the first look is under way', async () => {
+    server = await startUiServer({ host: '127.0.0.1', port: 0 });
+    let answered = false;
+    const early = get(`${server.url}latest.json`).then((r) => {
+      answered = true;
+      return r;
+    });
+    // The request is in: give the server time to answer if it were going to answer at once.
+    for (const deadline = Date.now() + 300; Date.now() < deadline && !answered;) await new Promise((r) => setTimeout(r, 10));
+    expect(answered).toBe(false);
+    server.publish('ladder', { rows: [] });
+    server.publish('view', { n: 1 });
+    const r = await early;
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body)).toEqual({ ladder: { rows: [] }, view: { n: 1 } });
   });
 
   it('refuses a port in use with a clear error, and says so for an address this machine does not have', async () => {

@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import type { NodeName } from '../../src/lab/schema.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { planLab } from '../../src/plan/plan.js';
-import { parseObservation } from '../../src/observe/observation.js';
 import type { NodeSnapshot } from '../../src/grade/grade.js';
 import { LabRecorder } from '../../src/trace/recorder.js';
 import { pollDelay, runSession, type Watch } from '../../src/ui/session.js';
@@ -18,7 +17,7 @@ const f = loadCaptureFixture('direct');
 /** A watch that replays the fixture one round per look; after `rounds` looks the lab is gone. */
 function recorded(rounds: number): Watch & { stepStarts: number } {
   const rec = new LabRecorder(f.topology, f.addresses);
-  const plan = planLab({ lab, instance: 'abcd1234', image: 'img', subnets: ['198.18.170.0/24'] });
+  const plan = planLab({ lab, instance: 'abcd1234', image: 'img', subnets: ['198.19.118.0/24'] });
   let i = 0;
   let now: number | undefined;
   const w = {
@@ -38,14 +37,14 @@ function recorded(rounds: number): Watch & { stepStarts: number } {
       const snapshots = new Map<NodeName, NodeSnapshot>();
       const failed = new Map<NodeName, string>();
       for (const n of ['client', 'server'] as const) {
-        const text = i < rounds ? f.answers[n]![i] : undefined;
-        if (text === undefined) {
+        const a = i < rounds ? f.answers[n]![i] : undefined;
+        if (a === undefined) {
           failed.set(n, 'No such container');
           continue;
         }
-        const o = rec.ingest(n, text);
+        const o = rec.ingest(n, a.look, a.from);
         if (o.clock) now = Math.max(now ?? 0, o.clock);
-        snapshots.set(n, { node: n, at: i, sockets: parseObservation(text).sockets, ...(o.counters ? { counters: o.counters } : {}) });
+        snapshots.set(n, { node: n, at: i, sockets: a.look.sockets, ...(o.counters ? { counters: o.counters } : {}) });
       }
       i++;
       return { snapshots, failed };
@@ -104,12 +103,12 @@ describe('a live page session', () => {
     expect(views.at(-1)).toMatchObject({ status: 'stopped', message: 'lab ui was stopped; the lab itself is still running' });
   });
 
-  it('looks four times a second while the lab moves, once a second when nothing changed for 5 s', () => {
+  it('waits in the agents for at most a quarter second while the lab moves, 5 s once nothing changed for 5 s', () => {
     const t = 1_000_000;
     // A look that took 40 ms, something new 1 s ago: the next one 210 ms later.
     expect(pollDelay(t, t - 40, t - 1000)).toBe(210);
-    // Nothing new for 6 s: 960 ms later.
-    expect(pollDelay(t, t - 40, t - 6000)).toBe(960);
+    // Nothing new for 6 s: a wait of up to 5 s (a change ends it at once).
+    expect(pollDelay(t, t - 40, t - 6000)).toBe(4960);
     // A look slower than the interval: the next one at once.
     expect(pollDelay(t, t - 400, t)).toBeLessThan(0);
   });

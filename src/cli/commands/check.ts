@@ -32,12 +32,12 @@ async function checkCurrentTask(ctx: Context, li: LiveInstance, emit?: (e: LabEv
   const state = li.state;
   if (!state)
     throw new LabError(
-      `instance ${li.instance} was not started by \`lab start\` at a terminal, so it has no current step`,
+      `instance ${li.instance} was not started by \`${labCommand()} start\` at a terminal, so it has no current step`,
       `start a lab with \`${labCommand()} start 2\` and leave it running; check from another terminal`,
     );
   const lab = loadLabFile(state.lab.file).lab;
   const step = lab.steps[state.stepIndex];
-  if (!step) throw new LabError(`lab ${lab.id} has not reached its first step yet`, 'wait until `lab start` shows step 1');
+  if (!step) throw new LabError(`lab ${lab.id} has not reached its first step yet`, `wait until \`${labCommand()} start\` shows step 1`);
   if (!step.task) {
     const withTask = lab.steps.flatMap((st, i) => (st.task ? [`${i + 1} (${st.id})`] : []));
     throw new LabError(
@@ -108,7 +108,7 @@ export const checkCommand = defineCommand({
     } else {
       ctx.say(s.bold(`Lab ${r.lab.id}, step ${r.step.index}: ${r.step.title} (attempt ${r.attempt})`));
       ctx.say(renderChecks(r.checks, s));
-      ctx.say(r.passed ? s.green('task done: go back to `lab start`, it moves on by itself') : s.red('not yet'));
+      ctx.say(r.passed ? s.green(`task done: go back to \`${labCommand()} start\`, it moves on by itself`) : s.red('not yet'));
       if (r.hint) ctx.say(`${s.yellow('hint:')} ${r.hint}`);
     }
     return r.passed ? 0 : 1;

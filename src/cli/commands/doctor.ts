@@ -6,6 +6,7 @@ import { formatDuration } from '../../lab/duration.js';
 import { describeOrigin, imageOrigin } from '../../engine/image.js';
 import { createInstance, newInstanceId } from '../../engine/provision.js';
 import type { Instance } from '../../engine/instance.js';
+import { studentArgv } from '../../observe/agent-protocol.js';
 import { removeInstance } from '../../engine/teardown.js';
 import { listInstances } from '../../engine/cleanup.js';
 import { defineCommand } from '../command.js';
@@ -94,13 +95,14 @@ export const doctorCommand = defineCommand({
       say({
         name: 'lab network',
         ok: true,
-        detail: `internal bridge ${inst.plan.networks[0]!.subnet}, two containers with NET_ADMIN only, ready in ${formatDuration(performance.now() - t0)}`,
+        detail: `internal bridge ${inst.plan.networks[0]!.subnet}, two containers, ready in ${formatDuration(performance.now() - t0)}`,
       });
-      const rule = await inst.exec('client', ['iptables', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '9', '-j', 'DROP']);
+      // As a student would, in `lab shell`: root with NET_ADMIN and NET_RAW only.
+      const rule = await inst.exec('client', studentArgv(['iptables', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '9', '-j', 'DROP']));
       say({
         name: 'iptables',
         ok: rule.exitCode === 0,
-        detail: rule.exitCode === 0 ? 'a rule can be added inside a container' : rule.stderr.trim(),
+        detail: rule.exitCode === 0 ? 'a student can add a rule inside a container' : rule.stderr.trim(),
         ...(rule.exitCode === 0
           ? {}
           : { fix: 'the kernel needs the iptables (nf_tables) modules; on Docker Desktop update to a current version' }),
@@ -111,8 +113,7 @@ export const doctorCommand = defineCommand({
         ok: sysctl.stdout.trim() === '2',
         detail: `net.ipv4.tcp_syn_retries=${sysctl.stdout.trim()} (asked for 2)`,
       });
-      const ss = await inst.exec('server', ['ss', '-tanoH']);
-      say({ name: 'ss', ok: ss.exitCode === 0, detail: ss.exitCode === 0 ? 'ss runs' : ss.stderr.trim() });
+      say(await agentCheck(inst));
       say(await isolation(inst));
     } catch (e) {
       say({
@@ -129,6 +130,31 @@ export const doctorCommand = defineCommand({
   },
 });
 
+/** The agent of each node answers (sockets through sock_diag, the segment recorder on), and a student's
+ *  process has NET_ADMIN and NET_RAW and nothing else. */
+async function agentCheck(inst: Instance): Promise<DoctorCheck> {
+  try {
+    const look = await inst.agent('server').look({ segmentsFrom: 1 });
+    if (look.segments?.off) return { name: 'agent', ok: false, detail: `the agent records no segments: ${look.segments.off}` };
+    const caps = await inst.exec('server', studentArgv(['grep', '^CapBnd', '/proc/self/status']));
+    const bnd = /CapBnd:\s*([0-9a-f]+)/.exec(caps.stdout)?.[1];
+    if (bnd !== '0000000000003000')
+      return { name: 'agent', ok: false, detail: `a student's process has capabilities ${bnd ?? '?'}, not NET_ADMIN and NET_RAW only` };
+    return {
+      name: 'agent',
+      ok: true,
+      detail: `every node's agent answers (${look.sockets.length} socket(s) read, segments recorded); a student's processes have NET_ADMIN and NET_RAW only`,
+    };
+  } catch (e) {
+    return {
+      name: 'agent',
+      ok: false,
+      detail: (e as Error).message,
+      fix: 'the image may be from another tcplab: `lab clean --images`, then `lab doctor` builds it again',
+    };
+  }
+}
+
 /**
  * Is a lab node cut off from everything outside its lab? Asked without sending anything out: the kernel's
  * route lookup for an outside address must fail (no default route), and so must the route to the host's
@@ -136,7 +162,7 @@ export const doctorCommand = defineCommand({
  * (the bridge has no address on the host side), stays inside the bridge.
  */
 export async function isolation(inst: Pick<Instance, 'exec' | 'plan'>): Promise<DoctorCheck> {
-  const route = await inst.exec('client', ['ip', 'route', 'get', OUTSIDE_ADDRESS]);
+  const route = await inst.exec('client', studentArgv(['ip', 'route', 'get', OUTSIDE_ADDRESS]));
   if (route.exitCode === 0) {
     return {
       name: 'isolation',
@@ -146,7 +172,7 @@ export async function isolation(inst: Pick<Instance, 'exec' | 'plan'>): Promise<
     };
   }
   const gateway = inst.plan.networks[0]!.gateway;
-  const probe = await inst.exec('client', ['nc', '-vz', '-w', '1', gateway, '22'], { timeoutMs: 5000 });
+  const probe = await inst.exec('client', studentArgv(['nc', '-vz', '-w', '1', gateway, '22']), { timeoutMs: 5000 });
   const answered = probe.exitCode === 0 || /refused|succeeded/i.test(probe.stdout + probe.stderr);
   return answered
     ? {

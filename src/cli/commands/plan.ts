@@ -46,7 +46,7 @@ export const planCommand = defineCommand({
     }
     ctx.print(
       ctx.style.dim(
-        `every node: image ${plan.image}, caps ${NODE_SECURITY.capAdd.join('+')} only, no-new-privileges, read-only root, ${NODE_SECURITY.memoryBytes >> 20} MiB, ${NODE_SECURITY.pidsLimit} pids`,
+        `every node: image ${plan.image}, student processes ${NODE_SECURITY.capAdd.join('+')} only (the agent: its own user), no-new-privileges, read-only root, ${NODE_SECURITY.memoryBytes >> 20} MiB, ${NODE_SECURITY.pidsLimit} pids`,
       ),
     );
     for (const [i, s] of steps.entries()) {

@@ -64,10 +64,7 @@ export const statusCommand = defineCommand({
             if (step && lab) {
               const tried = stateFiles().loadAttempts(li.instance)[step.id];
               head += `, step ${st.stepIndex + 1}/${lab.steps.length}: ${step.title}`;
-              if (step.task)
-                head += tried?.passed
-                  ? ctx.style.green(' [task done]')
-                  : ctx.style.yellow(` [task open${tried ? `, ${tried.attempts} attempts` : ''}]`);
+              if (step.task) head += (tried?.passed ? ctx.style.green : ctx.style.yellow)(` [${taskNote(tried)}]`);
               matter = socketsThatMatter([...(step.expect ?? []), ...(step.task?.expect ?? [])], st.plan.vars);
             }
           }
@@ -111,4 +108,11 @@ async function watch(ctx: Context, frame: (width: number | undefined) => Promise
   } finally {
     if (tty) ctx.out.write(`${ESC}?25h${ESC}?1049l`);
   }
+}
+
+/** Where a step's task stands, in words: "task done", "task open", "task open, 1 attempt", "task open, 3 attempts". */
+export function taskNote(tried: { attempts: number; passed: boolean } | undefined): string {
+  if (tried?.passed) return 'task done';
+  if (!tried?.attempts) return 'task open';
+  return `task open, ${tried.attempts} attempt${tried.attempts === 1 ? '' : 's'}`;
 }

@@ -16,6 +16,8 @@ import { defineCommand } from '../command.js';
 import type { Context } from '../context.js';
 import { pickInstance, type LiveInstance } from '../live.js';
 import { stateFiles } from '../../walk/state-files.js';
+import { labCommand } from '../invocation.js';
+import { terminalWidth, wrapText } from '../wrap.js';
 
 /** Tried first when --port is not given, so that a bookmark keeps working; any free port when it is taken. */
 const DEFAULT_PORT = 7357;
@@ -106,18 +108,23 @@ export const uiCommand = defineCommand({
       server = await startUiServer({ host, port: 0 });
     }
     const watch = new LabWatch(ctx.runtime, plan, ctx.signal);
+    // Lines for people, fitted to the terminal they go to (stderr with --json).
+    const tell = (text: string) => ctx.info(wrapText(text, ctx.json ? terminalWidth(ctx.err) : ctx.width));
     try {
       const title = lab ? `Lab ${lab.id}: ${lab.title}` : li.lab;
-      ctx.print(`${ctx.style.bold('Live page')} for ${title} (instance ${li.instance}): ${ctx.style.cyan(server.url)}`);
+      // Wrapped at spaces: the address, one word, is never broken.
+      ctx.print(
+        wrapText(`${ctx.style.bold('Live page')} for ${title} (instance ${li.instance}): ${ctx.style.cyan(server.url)}`, ctx.width),
+      );
       if (!isLoopback(host))
-        ctx.info(
+        tell(
           ctx.style.yellow(`listening on ${host}: anyone who can reach this machine on port ${server.port} can see the page (read-only)`),
         );
       if (!values['no-open']) {
         const why = await openBrowser(server.url);
-        if (why) ctx.info(ctx.style.dim(`(not opening a browser: ${why}; open the address above)`));
+        if (why) tell(ctx.style.dim(`(not opening a browser: ${why}; open the address above)`));
       }
-      ctx.info(ctx.style.dim('Ctrl-C stops the page; the lab keeps running.'));
+      tell(ctx.style.dim('Ctrl-C stops the page; the lab keeps running.'));
       const end = await runSession({
         watch,
         ...(lab ? { lab } : {}),
@@ -143,8 +150,8 @@ export const uiCommand = defineCommand({
       server.publish('end', { reason: end.reason });
       await new Promise((r) => setTimeout(r, 300));
       if (end.reason === 'stopped')
-        ctx.info(`lab ui stopped; instance ${li.instance} is still running (\`lab stop ${li.instance}\` removes it)`);
-      else ctx.info(`${ctx.style.yellow('lab ui stops:')} ${end.message}`);
+        tell(`lab ui stopped; instance ${li.instance} is still running (\`${labCommand()} stop ${li.instance}\` removes it)`);
+      else tell(`${ctx.style.yellow('lab ui stops:')} ${end.message}`);
       return end.reason === 'unreachable' ? 3 : 0;
     } finally {
       watch.close();
