@@ -133,7 +133,7 @@ describe('the gradebook from live work', () => {
   it("turns a student's recorded commands into a submission that lab grade reads, without tasks tcplab did for them", async () => {
     const { readFileSync } = await import('node:fs');
     const { submissionText } = await import('../../src/serve/gradebook.js');
-    const { validateSubmissionText } = await import('../../src/submit/submission.js');
+    const { answersOf, validateSubmissionText } = await import('../../src/submit/submission.js');
     const lab2 = labs.find((l) => l.lab.id === 2)!;
     const text = submissionText(
       lab2.lab,
@@ -152,6 +152,15 @@ describe('the gradebook from live work', () => {
             passed: true,
             attempts: 2,
             answer: [{ node: 'client', lines: ['iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP'] }],
+            // What the walk records now: the timeline, which the file holds as lab submit writes it.
+            timeline: [
+              {
+                node: 'client',
+                command: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP',
+                at: 0,
+                end: { by: 'exit', exit: 0, at: 40 },
+              },
+            ],
           },
         },
       },
@@ -159,6 +168,10 @@ describe('the gradebook from live work', () => {
     );
     const v = validateSubmissionText(text, lab2.lab);
     expect(v.ok, JSON.stringify(v)).toBe(true);
-    if (v.ok) expect(v.submission.answers?.['drop-syn']?.client).toBe('iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP\n');
+    expect(text).toMatch(/^ {4}- client: iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP$/m);
+    if (v.ok)
+      expect(answersOf(v.submission)['drop-syn']).toEqual([
+        expect.objectContaining({ node: 'client', script: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP', shell: 'bash', at: 0 }),
+      ]);
   });
 });
