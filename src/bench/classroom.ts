@@ -212,24 +212,31 @@ async function round(
       seconds: secs,
     };
     const rss = rssOf(child.pid!);
-    // Every student's task graded: four in five write the right rule, one a REJECT (which must not pass).
+    // Every student's task graded: four in five write the right rule, one a REJECT (which must not pass). They
+    // press Check within the same 10 s, as a class does when told "now check"; a check that never comes back
+    // counts as graded wrong, with why.
     const wrong: string[] = [];
     let right = 0;
     await Promise.all(
       students.map(async (s, i) => {
         const t = terms[i]!;
         const bad = i % 5 === 4;
-        t.type(`iptables -I OUTPUT -p tcp --dport 5555 --syn -j ${bad ? 'REJECT' : 'DROP'}; echo rule-set-$?\r`);
-        await t.until(/rule-set-0/, 60_000);
-        await s.must('/api/me/walk', { type: 'check' });
-        const st = await s.until(
-          'the check',
-          (x) => (x.current?.walk?.step?.task?.attempts ?? 0) >= 1 && x.current?.walk?.phase !== 'busy',
-          300_000,
-        );
-        const passed = st.current?.walk?.step?.task?.lastCheck?.passed === true;
-        if (passed === !bad) right++;
-        else wrong.push(`${s.state?.student.id}: ${bad ? 'a wrong rule passed' : 'a right rule failed'}`);
+        try {
+          t.type(`iptables -I OUTPUT -p tcp --dport 5555 --syn -j ${bad ? 'REJECT' : 'DROP'}; echo rule-set-$?\r`);
+          await t.until(/rule-set-0/, 60_000);
+          await new Promise((r) => setTimeout(r, Math.random() * 10_000));
+          await s.must('/api/me/walk', { type: 'check' });
+          const st = await s.until(
+            'the check',
+            (x) => (x.current?.walk?.step?.task?.attempts ?? 0) >= 1 && x.current?.walk?.phase !== 'busy',
+            300_000,
+          );
+          const passed = st.current?.walk?.step?.task?.lastCheck?.passed === true;
+          if (passed === !bad) right++;
+          else wrong.push(`${s.state?.student.id}: ${bad ? 'a wrong rule passed' : 'a right rule failed'}`);
+        } catch (e) {
+          wrong.push(`${s.state?.student.id}: ${(e as Error).message.slice(0, 120)}`);
+        }
       }),
     );
     return {

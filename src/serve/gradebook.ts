@@ -4,7 +4,6 @@
 // submission file and are replayed through the same grader (src/submit/batch.ts), in fresh instances.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import type { Lab } from '../lab/schema.js';
 import { maxScoreOf, scoreLab } from '../grade/score.js';
 import type { StepResult } from '../grade/grade.js';
@@ -13,6 +12,7 @@ import { renderSubmissionsJunit } from '../report/junit.js';
 import { gradescopeResults } from '../report/gradescope.js';
 import { prairieLearnResults } from '../report/prairielearn.js';
 import { labHash } from '../submit/submission.js';
+import { handIn } from '../submit/hand-in.js';
 import type { SubmissionResult } from '../submit/batch.js';
 import { printableDeep } from '../printable.js';
 import type { LabWork } from '../walk/state-files.js';
@@ -66,11 +66,8 @@ export function writeExports(dir: string, lab: Lab, results: SubmissionResult[])
 
 /** A student's recorded commands of a lab as a submission file (what `lab submit` would write). */
 export function submissionText(lab: Lab, labText: string, student: string, work: LabWork, version: string): string {
-  const answers: Record<string, Record<string, string>> = {};
-  for (const [step, task] of Object.entries(work.tasks)) {
-    // The student's own work only: a task tcplab did for them is no answer of theirs.
-    if (task.solvedByTcplab) continue;
-    for (const a of task.answer) if (a.lines.length) (answers[step] ??= {})[a.node] = a.lines.join('\n') + '\n';
-  }
-  return stringify({ student, lab: lab.slug, answers, tcplab: version, labHash: labHash(labText), submittedAt: new Date().toISOString() });
+  // The student's own work only: a task tcplab did for them is no answer of theirs. The rest is what `lab submit`
+  // hands in: each task's timeline (or, from an older record, its lines per machine).
+  const tasks = Object.fromEntries(Object.entries(work.tasks).filter(([, t]) => !t?.solvedByTcplab));
+  return handIn(lab, student, tasks, { tcplab: version, labHash: labHash(labText), submittedAt: new Date().toISOString() }).text;
 }

@@ -70,7 +70,12 @@ describe('the packed package, installed globally', () => {
       'labs/01-basic-states.yaml',
       'images/node/Dockerfile',
       'schema/lab.schema.json',
+      'schema/class.schema.json',
       'compose/routed.yaml',
+      // lab serve's pages (copied by the build, as the live page's) and its xterm.js, served from node_modules.
+      'dist/serve/static/student.html',
+      'node_modules/@xterm/xterm/lib/xterm.mjs',
+      'docs/classroom.md',
       // README's links and the commands' help point at these.
       'README.md',
       'docs/students.md',

@@ -128,3 +128,50 @@ describe('the class hub', () => {
     expect(results[0]!.maxScore).toBeGreaterThan(0);
   });
 });
+
+describe('the gradebook from live work', () => {
+  it("turns a student's recorded commands into a submission that lab grade reads, without tasks tcplab did for them", async () => {
+    const { readFileSync } = await import('node:fs');
+    const { submissionText } = await import('../../src/serve/gradebook.js');
+    const { answersOf, validateSubmissionText } = await import('../../src/submit/submission.js');
+    const lab2 = labs.find((l) => l.lab.id === 2)!;
+    const text = submissionText(
+      lab2.lab,
+      readFileSync(lab2.file, 'utf8'),
+      'alice',
+      {
+        lab: { id: 2, slug: lab2.lab.slug, title: lab2.lab.title, file: lab2.file, hash: '' },
+        tcplab: 'test',
+        instance: 'x',
+        updatedAt: '',
+        tasks: {
+          'drop-syn': {
+            title: 't',
+            startedAt: '',
+            endedAt: '',
+            passed: true,
+            attempts: 2,
+            answer: [{ node: 'client', lines: ['iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP'] }],
+            // What the walk records now: the timeline, which the file holds as lab submit writes it.
+            timeline: [
+              {
+                node: 'client',
+                command: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP',
+                at: 0,
+                end: { by: 'exit', exit: 0, at: 40 },
+              },
+            ],
+          },
+        },
+      },
+      'test',
+    );
+    const v = validateSubmissionText(text, lab2.lab);
+    expect(v.ok, JSON.stringify(v)).toBe(true);
+    expect(text).toMatch(/^ {4}- client: iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP$/m);
+    if (v.ok)
+      expect(answersOf(v.submission)['drop-syn']).toEqual([
+        expect.objectContaining({ node: 'client', script: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP', shell: 'bash', at: 0 }),
+      ]);
+  });
+});

@@ -19,6 +19,17 @@ import type { TimelineEntry } from '../../src/submit/record.js';
 
 const lab2 = resolveLab('2').lab;
 const lab1 = resolveLab('1').lab;
+/** Lab 7's task as a student did it: the firewall's rule, the server's listener ended by Ctrl-C, the client. */
+const lab7Timeline = (): TimelineEntry[] => [
+  {
+    node: 'firewall',
+    command: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP',
+    at: 0,
+    end: { by: 'exit', exit: 0, at: 12 },
+  },
+  { node: 'server', command: 'nc -l 5556', at: 6213, end: { by: 'ctrl-c', at: 19_804 } },
+  { node: 'client', command: 'nc {{server.ip}} 5556', at: 12_507 },
+];
 
 const good = `student: alice
 lab: 2
@@ -258,14 +269,7 @@ answers:
 
   it('lab submit renders a recorded timeline that loads back as what was recorded, and says what is still running', () => {
     const recorded: TimelineEntry[] = [
-      {
-        node: 'firewall',
-        command: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP',
-        at: 0,
-        end: { by: 'exit', exit: 0, at: 12 },
-      },
-      { node: 'server', command: 'nc -l 5556', at: 6213, end: { by: 'ctrl-c', at: 19_804 } },
-      { node: 'client', command: 'nc {{server.ip}} 5556', at: 12_507 },
+      ...lab7Timeline(),
       { node: 'client', command: "echo 'a: b' # #x", at: 20_000, end: { by: 'exit', exit: 2, at: 25_000 } },
       { node: 'server', command: 'for i in 1 2; do\n  echo $i\ndone', at: 21_000, end: { by: 'exit', exit: 0, at: 21_002 } },
     ];
@@ -327,16 +331,7 @@ answers:
   });
 
   it('the file lab submit writes reads as a timeline and can be edited by hand: a time changed, a line taken out', () => {
-    const recorded: TimelineEntry[] = [
-      {
-        node: 'firewall',
-        command: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP',
-        at: 0,
-        end: { by: 'exit', exit: 0, at: 12 },
-      },
-      { node: 'server', command: 'nc -l 5556', at: 6213, end: { by: 'ctrl-c', at: 19_804 } },
-      { node: 'client', command: 'nc {{server.ip}} 5556', at: 12_507 },
-    ];
+    const recorded = lab7Timeline();
     const { text } = handIn(
       lab7,
       'alice',
