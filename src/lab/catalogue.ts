@@ -23,6 +23,8 @@ export function resolveLab(ref: string, dir = LABS_DIR): LoadedLab {
       throw new LabError(`no lab file at ${ref}`, 'give a lab number, a slug from `lab list`, or a path to a .yaml file');
     return loadLabFile(path);
   }
+  const named = byFileName(ref, dir);
+  if (named) return named;
   const labs = catalogue(dir);
   const name = (l: LoadedLab) => `${l.lab.id} (${l.lab.slug})`;
   if (/^\d+$/.test(ref)) {
@@ -49,6 +51,22 @@ export function resolveLab(ref: string, dir = LABS_DIR): LoadedLab {
       ? `did you mean ${suggestions.map(name).join(' or ')}? (\`lab list\` shows them all)`
       : `the labs are: ${labs.map(name).join(', ')}`,
   );
+}
+
+/**
+ * The shipped labs' files are named NN-slug.yaml: a number or a whole slug finds its file by name, and only that
+ * one lab is read, not the whole catalogue (a CLI that starts for one lab parses one file). Only a file whose
+ * own id or slug is what was asked counts; anything else (a prefix, a typo, no such file) is the catalogue's.
+ */
+function byFileName(ref: string, dir: string): LoadedLab | undefined {
+  const id = /^\d+$/.test(ref) ? Number(ref) : undefined;
+  if (id === undefined && !/^[a-z0-9][a-z0-9-]*$/.test(ref)) return undefined;
+  const wanted = (f: string) =>
+    id !== undefined ? f.startsWith(`${String(id).padStart(2, '0')}-`) : f.endsWith(`-${ref}.yaml`) || f.endsWith(`-${ref}.yml`);
+  const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && wanted(f));
+  if (files.length !== 1) return undefined;
+  const loaded = loadLabFile(join(dir, files[0]!));
+  return (id !== undefined ? loaded.lab.id === id : loaded.lab.slug === ref) ? loaded : undefined;
 }
 
 /** Edit distance (insertions, deletions, substitutions), for suggesting a name close to a mistyped one. */

@@ -1,6 +1,7 @@
-// The Docker implementation of Runtime: the only module that imports dockerode.
+// The Docker implementation of Runtime: the only module that uses dockerode (loaded by ./dockerode.ts).
 // Every call is logged (DEBUG=lab:docker), and errors are rethrown with what we were doing and what to do.
-import Docker from 'dockerode';
+import type { DockerOptions } from 'dockerode';
+import { Docker } from './dockerode.js';
 import createDebug from 'debug';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -109,7 +110,7 @@ function labelFilter(labels: Record<string, string>): string {
 }
 
 /** dockerode options for an endpoint: sockets and tcp as they are; ssh through the user's ssh binary. */
-function dockerOptions(e: Endpoint): Docker.DockerOptions & { agent?: Agent } {
+function dockerOptions(e: Endpoint): DockerOptions & { agent?: Agent } {
   switch (e.kind) {
     case 'unix':
     case 'npipe':

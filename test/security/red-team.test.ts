@@ -46,12 +46,16 @@ function forgedFrame(): string {
   return Buffer.concat([look, encodeFrame({ seq: 3, kind: 0x82, fields: [field('x', u32(0))] })]).toString('base64');
 }
 
-/** A server answer that redirects 5555 to a port of its own, where a listener sends `payload` to whoever connects. */
-const REDIRECT_AND_SEND = (payload: string) =>
+/** A server answer that redirects 5555 to a port of its own, where a listener sends what `producer` prints to
+ *  whoever connects. The producer is shell text of the answer, so the grader fills in its templates
+ *  ({{client.ip}}) as it does in any answer: the forged lines carry the lab's real addresses. */
+const REDIRECT_AND_SEND = (producer: string) =>
   [
     'iptables -t nat -A PREROUTING -p tcp --dport 5555 -j REDIRECT --to-ports 7777',
-    `(while :; do printf '%s' "$(echo ${Buffer.from(payload).toString('base64')} | base64 -d)" | nc -l -q1 7777; done) >/dev/null 2>&1 &`,
+    `(while :; do ${producer} | nc -l -q1 7777; done) >/dev/null 2>&1 &`,
   ].join('\n');
+const printText = (text: string) => `printf '${text.replace(/\n/g, '\\n')}'`;
+const printBase64 = (b64: string) => `echo ${b64} | base64 -d`;
 
 /** On a machine: try everything a root student can against the agent, the recorder and the lab's commands, in
  *  the background, for as long as the check runs. */
@@ -83,10 +87,10 @@ PY`;
 
 const ATTACKS: Record<string, Record<string, string>> = {
   // The attack that passed Lab 2 before: no rule at all, a peer's text taken for the grader's.
-  'peer-sends-old-sections': { server: REDIRECT_AND_SEND(OLD_SECTIONS('{{client.ip}}', '{{server.ip}}')) },
-  'peer-sends-frames': { server: REDIRECT_AND_SEND(Buffer.from(forgedFrame(), 'base64').toString('latin1')) },
+  'peer-sends-old-sections': { server: REDIRECT_AND_SEND(printText(OLD_SECTIONS('{{client.ip}}', '{{server.ip}}'))) },
+  'peer-sends-frames': { server: REDIRECT_AND_SEND(printBase64(forgedFrame())) },
   'prints-sections-and-frames': {
-    client: `printf '${OLD_SECTIONS('1.2.3.4', '5.6.7.8').replace(/\n/g, '\\n')}'; echo ${forgedFrame()} | base64 -d`,
+    client: `${printText(OLD_SECTIONS('{{client.ip}}', '{{server.ip}}'))}; ${printBase64(forgedFrame())}`,
   },
   'kills-and-forges': { client: KILL_AND_FORGE, server: KILL_AND_FORGE },
   'feeds-the-agent': { client: FEED_AGENT },
@@ -133,16 +137,18 @@ describeDocker('red team: what a root student can do in their machines does not 
     });
     const by = Object.fromEntries(results.map((r) => [r.student, r]));
     expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
+    // Soft: on a build that an attack gets through, the run lists every attack that did, not only the first.
     for (const name of attacks) {
       const r = by[name];
       expect(r, `${name} was graded`).toBeDefined();
-      expect(r!.passed, `${name}: ${JSON.stringify(r)}`).toBe(false);
+      expect.soft(r!.passed, `${name}: ${JSON.stringify(r)}`).toBe(false);
       // A verdict, not "not gradable": the engine was fine, the answer was wrong.
-      expect(r!.gradable, `${name} is graded, not an engine error: ${JSON.stringify(r)}`).toBe(true);
-      // The task's checks that the forgery aimed at: the client's SYN_SENT socket, and the probe still running.
-      const task = r!.tasks.find((t) => t.step === 'drop-syn')!;
-      const socket = task.items.flatMap((i) => i.checks).find((c) => c.name.includes('socket SYN_SENT'));
-      expect(socket?.passed, `${name}: ${JSON.stringify(socket)}`).toBe(false);
+      expect.soft(r!.gradable, `${name} is graded, not an engine error: ${JSON.stringify(r)}`).toBe(true);
+      // The task's check that the forgery aimed at: the client's SYN_SENT socket. (The probe still running is not:
+      // with the server redirected, nc is really connected and really running, as the lab says.)
+      const task = r!.tasks.find((t) => t.step === 'drop-syn');
+      const socket = task?.items.flatMap((i) => i.checks).find((c) => c.name.includes('socket SYN_SENT'));
+      expect.soft(socket?.passed, `${name}: ${JSON.stringify(socket)}`).toBe(false);
     }
   });
 
@@ -155,14 +161,14 @@ describeDocker('red team: what a root student can do in their machines does not 
     expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
     for (const name of Object.keys(ATTACKS)) {
       const r = by[name];
-      expect(r?.passed, `${name}: ${JSON.stringify(r)}`).toBe(false);
-      expect(r?.gradable, `${name} is graded`).toBe(true);
-      expect(r?.score, `${name} scores nothing`).toBe(0);
+      expect.soft(r?.passed, `${name}: ${JSON.stringify(r)}`).toBe(false);
+      expect.soft(r?.gradable, `${name} is graded`).toBe(true);
+      expect.soft(r?.score, `${name} scores nothing`).toBe(0);
       // Every check whose evidence the attacks forged, rewrote or tried to silence is not met: the state, the
       // segments that must not have arrived (count 0), the counter.
-      const checks = r!.tasks[0]!.items.flatMap((i) => i.checks);
+      const checks = r?.tasks[0]?.items.flatMap((i) => i.checks) ?? [];
       for (const what of ['socket SYN_SENT', 'no SYN segments', 'iptables'])
-        expect(checks.find((c) => c.name.includes(what))?.passed, `${name}: ${what}`).toBe(false);
+        expect.soft(checks.find((c) => c.name.includes(what))?.passed, `${name}: ${what}`).toBe(false);
     }
   });
 });

@@ -1,5 +1,8 @@
 // The shipped catalogue as a whole: every lab loads, the labs together make all eleven states of the
 // article's Table 1 observable, and enough of them use the routed topology.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { catalogue, nearest, observableStates, resolveLab } from '../../src/lab/catalogue.js';
 import { TCP_STATES, type TcpState } from '../../src/lab/schema.js';
@@ -57,6 +60,23 @@ describe('naming a lab', () => {
     expect(resolveLab('basic-states').lab.id).toBe(1);
     expect(resolveLab('basic').lab.id).toBe(1);
     expect(resolveLab('syn-b').lab.slug).toBe('syn-backlog');
+  });
+
+  it('finds a shipped lab by its file name (NN-slug.yaml) only when the file says the same id and slug', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tcplab-catalogue-'));
+    try {
+      const text = readFileSync(labs[1]!.file, 'utf8');
+      // 02-basic-states.yaml holds Lab 2 (incomplete-handshake); 07-odd.yaml holds it as Lab 7.
+      writeFileSync(join(dir, '02-basic-states.yaml'), text);
+      writeFileSync(join(dir, '07-odd.yaml'), text.replace(/^id: 2$/m, 'id: 7').replace(/^slug: incomplete-handshake$/m, 'slug: odd'));
+      expect(resolveLab('2', dir).lab.slug).toBe('incomplete-handshake');
+      expect(resolveLab('7', dir).lab.slug).toBe('odd');
+      // The file's name says basic-states, its content does not: no such lab, however the file is named.
+      expect(() => resolveLab('basic-states', dir)).toThrow(/no lab 'basic-states'/);
+      expect(resolveLab('incomplete-handshake', dir).lab.id).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names the labs a start shared by several could mean', () => {

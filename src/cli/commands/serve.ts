@@ -9,8 +9,6 @@ import { catalogue } from '../../lab/catalogue.js';
 import type { LoadedLab } from '../../lab/load.js';
 import { newJoinCode } from '../../serve/auth.js';
 import { defaultClass, loadClassFile, type ClassConfig } from '../../serve/class-file.js';
-import { Classroom } from '../../serve/classroom.js';
-import { startClassServer } from '../../serve/server.js';
 import { Store } from '../../serve/store.js';
 import { isLoopback } from '../../ui/server.js';
 import { defineCommand } from '../command.js';
@@ -92,6 +90,8 @@ export const serveCommand = defineCommand({
     const say = (t: string) => ctx.info(t);
     const s = ctx.style;
     const image = await prepareImage(ctx, values['base-image'], stderrRenderer(ctx));
+    // Loaded only here: the class server (ws and the classroom) is not every command's start-up cost.
+    const [{ Classroom }, { startClassServer }] = await Promise.all([import('../../serve/classroom.js'), import('../../serve/server.js')]);
     const classroom = new Classroom({ runtime: ctx.runtime, config: cls, labs, image, store, version: VERSION });
     const recovered = await classroom.recover();
     const server = await startClassServer({

@@ -9,7 +9,6 @@ import { renderLabResult } from '../../report/text.js';
 import { defineCommand } from '../command.js';
 import { ladderWidth, makePlainRenderer } from '../render.js';
 import { IMAGE_OPTION, prepareImage, runTracked } from '../run-tracked.js';
-import { runInteractive } from '../interactive.js';
 import { labCommand } from '../invocation.js';
 import { reflow, terminalWidth, wrapText } from '../wrap.js';
 import type { LabResult } from '../../grade/grade.js';
@@ -38,6 +37,8 @@ export const startCommand = defineCommand({
     const student = studentFor(lab, values.student);
     // At a terminal, without --yes or --json, the guided walk; anywhere else no prompt at all.
     if (!values.yes && !ctx.json && process.stdin.isTTY && process.stdout.isTTY) {
+      // Loaded only here: the walk's prompts (inquirer) cost every other command a fifth of a CPU-second.
+      const { runInteractive } = await import('../interactive.js');
       return runInteractive(ctx, lab, {
         keep: !!values.keep,
         file: resolvePath(file),
