@@ -82,7 +82,13 @@ export function processOwner(): string {
 /** Labels that tell whose instance this is (the user, for `lab shell` and `lab stop` on a shared engine) and
  *  whether its process is still alive (for `lab clean --stale`). */
 export function ownerLabels(owner = currentUser()): Record<string, string> {
-  return { [LABEL.pid]: processOwner(), [LABEL.owner]: owner, [LABEL.created]: new Date().toISOString() };
+  const run = process.env.TCPLAB_RUN;
+  return {
+    [LABEL.pid]: processOwner(),
+    [LABEL.owner]: owner,
+    [LABEL.created]: new Date().toISOString(),
+    ...(run ? { [LABEL.run]: run.slice(0, 128) } : {}),
+  };
 }
 
 /** Is this process alive? EPERM means it exists but belongs to someone else. */

@@ -14,6 +14,9 @@ export const LABEL = {
   created: 'io.tcplab.created',
   /** Set on instances kept on purpose (lab start --keep), which `lab clean --stale` leaves alone. */
   keep: 'io.tcplab.keep',
+  /** TCPLAB_RUN, when the environment sets it: a tag a harness (the test suite, two files at a time) gives all it
+   *  starts, so that it tells its instances from another run's even after the process that made one is gone. */
+  run: 'io.tcplab.run',
 } as const;
 
 /** The image repository tcplab builds into; each image is tagged by content (src/engine/image.ts). */

@@ -30,9 +30,10 @@ if (required && !dockerReachable) {
  * What marks this test file's processes: this one, and every process it starts with its environment (the CLI
  * runs of the tests). A lab made by a process that is still alive is this file's only if that process carries
  * the mark; one made by any other live process belongs to another run on the same engine (another engineer's
- * lab), which this file must neither count nor remove.
+ * lab), which this file must neither count nor remove. tcplab also labels what it makes with the mark
+ * (io.tcplab.run), which says whose a lab is after its maker is gone: files run two at a time.
  */
-const RUN_MARK = 'TCPLAB_TEST_RUN';
+const RUN_MARK = 'TCPLAB_RUN';
 const RUN_ID = `${process.pid}-${randomBytes(4).toString('hex')}`;
 process.env[RUN_MARK] = RUN_ID;
 
@@ -71,6 +72,10 @@ interface Labelled {
 
 /** Did this file make it, or another run that is still going? See RUN_MARK. */
 function madeHere(labels: Record<string, string>): boolean {
+  // Labelled with its run (src/identity.ts): that says it, even when the process that made it is gone (a lab
+  // serve restarted by its test, a CLI killed on purpose) while another file looks for its own leftovers.
+  const run = labels[LABEL.run];
+  if (run !== undefined) return run === RUN_ID;
   const m = /^(.*):(\d+)$/.exec(labels[LABEL.pid] ?? '');
   // Made by no process we can name: count it, rather than let a leftover pass.
   if (!m) return true;

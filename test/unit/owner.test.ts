@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeRuntime } from '../reliability/fake-runtime.js';
 import { LABEL, planLab } from '../../src/plan/plan.js';
 import { listInstances } from '../../src/engine/cleanup.js';
-import { currentUser } from '../../src/identity.js';
+import { currentUser, ownerLabels } from '../../src/identity.js';
 import { createInstance } from '../../src/engine/provision.js';
 import { pickInstance, shellEndedBecause } from '../../src/cli/live.js';
 import { stateFiles } from '../../src/walk/state-files.js';
@@ -101,5 +101,20 @@ describe('a shell whose lab went away', () => {
     expect(shellEndedBecause(li, stateFiles().loadEnded('abcd1234'))).toMatch(
       /The lab incomplete-handshake is gone: its machines were removed/,
     );
+  });
+});
+
+describe('the run a lab belongs to (io.tcplab.run)', () => {
+  it('is TCPLAB_RUN when the environment sets it, and absent when it does not', () => {
+    const saved = process.env.TCPLAB_RUN;
+    try {
+      process.env.TCPLAB_RUN = 'suite-1';
+      expect(ownerLabels('ann')[LABEL.run]).toBe('suite-1');
+      delete process.env.TCPLAB_RUN;
+      expect(ownerLabels('ann')).not.toHaveProperty(LABEL.run);
+    } finally {
+      if (saved === undefined) delete process.env.TCPLAB_RUN;
+      else process.env.TCPLAB_RUN = saved;
+    }
   });
 });
