@@ -115,14 +115,20 @@ describeDocker('the agent of a lab node', (env) => {
   });
 
   it('a waiting look answers when something changes, and at its deadline when nothing does', async () => {
-    // The client is idle (the server still retransmits the SYN the first test left unanswered).
-    const first = await inst.agent('client').look({});
+    // The client should be idle, but something real may still change in a window (a late segment, the end of an
+    // earlier test's command): a look that answers early must then carry a new token. At least one window in
+    // which nothing changed must last until its deadline, with the token it was given.
     const agent = inst.agent('client');
-    let t0 = realClock.now();
-    const idle = await agent.look({ waitMs: 600, token: first.token });
-    const waited = realClock.now() - t0;
-    expect(waited).toBeGreaterThanOrEqual(550);
-    expect(idle.token).toBe(first.token);
+    const windows: { waited: number; changed: boolean }[] = [];
+    for (let i = 0; i < 5 && !windows.some((w) => !w.changed); i++) {
+      const first = await agent.look({});
+      const t = realClock.now();
+      const idle = await agent.look({ waitMs: 600, token: first.token });
+      const w = { waited: realClock.now() - t, changed: idle.token !== first.token };
+      windows.push(w);
+      if (!w.changed) expect(w.waited).toBeGreaterThanOrEqual(550);
+    }
+    expect(windows.filter((w) => !w.changed).length, JSON.stringify(windows)).toBe(1);
     // A connection made while a look waits ends the wait long before its deadline.
     await inst.runAction({ on: 'client', run: ['nc', '-l', '5590'], name: 'wl', background: true });
     // The look to wait from is taken once the listener listens: its LISTEN is a change too.
@@ -130,7 +136,7 @@ describeDocker('the agent of a lab node', (env) => {
       const l = await agent.look({});
       return l.sockets.some((s) => s.state === 'LISTEN' && s.local.port === 5590) ? l : undefined;
     });
-    t0 = realClock.now();
+    const t0 = realClock.now();
     const woke = agent.look({ waitMs: 10_000, token: before.token });
     // Another reader (as `lab check` in another terminal would be) connects from the server.
     const server = new AgentClient(env.runtime, inst.container('server'), 'server');
