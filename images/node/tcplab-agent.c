@@ -57,6 +57,9 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/inet_diag.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -1199,7 +1202,74 @@ struct counters_job {
   int fd;
   struct buf out;
   int done, status;
+  uint64_t sig; /* nf_tables' fingerprint taken just before the fork */
+  int sig_ok;
 };
+
+/* The counters change only when the kernel's rules or their counts do, and iptables-save costs a fork and
+ * an exec (about 10 ms of CPU) where asking the kernel costs microseconds. So the agent keeps the last
+ * iptables-save's text with a fingerprint of what nf_tables itself says (its tables, chains with their policy
+ * counters, and rules with their counter expressions, through NETLINK_NETFILTER), and forks again only when
+ * that fingerprint changed. The fingerprint is taken before the fork: a change while iptables-save runs makes
+ * the next one differ. A kernel that does not answer (no nf_tables, no permission) means a fork every time. */
+static struct {
+  int fd;
+  int valid;
+  uint64_t sig;
+  struct buf text;
+} ipt_cache = {-1, 0, 0, {0}};
+
+static int nft_dump(uint16_t msg, uint64_t *h) {
+  struct {
+    struct nlmsghdr nh;
+    struct nfgenmsg g;
+  } req;
+  static uint32_t seq;
+  unsigned char buf[65536];
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | msg;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nh.nlmsg_seq = ++seq;
+  req.g.nfgen_family = NFPROTO_IPV4;
+  req.g.version = NFNETLINK_V0;
+  if (send(ipt_cache.fd, &req, sizeof req, 0) != (ssize_t)sizeof req) return -1;
+  for (;;) {
+    ssize_t n = recv(ipt_cache.fd, buf, sizeof buf, 0);
+    struct nlmsghdr *nh;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+      if (nh->nlmsg_seq != seq) continue;
+      if (nh->nlmsg_type == NLMSG_DONE) return 0;
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(nh);
+        errno = e->error ? -e->error : EIO;
+        return -1;
+      }
+      /* Everything after the header: the message type and its attributes, counters included. */
+      *h = fnv(*h, &nh->nlmsg_type, sizeof nh->nlmsg_type);
+      *h = fnv(*h, NLMSG_DATA(nh), nh->nlmsg_len - NLMSG_HDRLEN);
+    }
+  }
+}
+
+/* The fingerprint of the node's IPv4 rules and counters; 0 when the kernel did not say. */
+static int nft_fingerprint(uint64_t *sig) {
+  uint64_t h = 1469598103934665603ULL;
+  if (ipt_cache.fd < 0) {
+    ipt_cache.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (ipt_cache.fd < 0) return 0;
+  }
+  if (nft_dump(NFT_MSG_GETTABLE, &h) || nft_dump(NFT_MSG_GETCHAIN, &h) || nft_dump(NFT_MSG_GETRULE, &h)) {
+    /* A fresh socket next time: a dump cut short leaves answers behind in this one. */
+    close(ipt_cache.fd);
+    ipt_cache.fd = -1;
+    return 0;
+  }
+  *sig = h;
+  return 1;
+}
 
 /* ---- looks, possibly waiting ---- */
 
@@ -1216,6 +1286,7 @@ struct look {
   int waits;
   struct counters_job ipt;
   int wants_ipt;
+  int due; /* answered as soon as its counters (if asked for) are in */
 };
 #define MAX_LOOKS 64
 static struct look looks[MAX_LOOKS];
@@ -1392,21 +1463,43 @@ static void handle_look(struct client *cl, const struct request *r, const unsign
   l->token = token;
   l->deadline_ms = mono_ms() + wait;
   l->wants_ipt = req_get(r, 'i') != NULL;
-  if (l->wants_ipt && ipt_start(l) != 0) {
-    l->wants_ipt = 1;
+  activity();
+}
+
+/* A look is due at once, or (if it waits) when something changed or its time is up. Its counters, if asked
+ * for, are read then, so that they are as fresh as its sockets; it is answered when they are in. */
+static int look_due(struct look *l, long long now) {
+  if (!l->waits) return 1;
+  if (change_token != l->token) return 1;
+  return now >= l->deadline_ms;
+}
+
+static void counters_begin(struct look *l) {
+  uint64_t sig = 0;
+  int ok = nft_fingerprint(&sig);
+  if (ok && ipt_cache.valid && ipt_cache.sig == sig) {
+    buf_put(&l->ipt.out, ipt_cache.text.p ? ipt_cache.text.p + ipt_cache.text.off : (const unsigned char *)"",
+            buf_unread(&ipt_cache.text));
+    l->ipt.status = 0;
+    l->ipt.done = 1;
+    return;
+  }
+  l->ipt.sig = sig;
+  l->ipt.sig_ok = ok;
+  if (ipt_start(l) != 0) {
     l->ipt.status = 127 << 8;
     buf_put(&l->ipt.out, "could not fork", 14);
     l->ipt.done = 1;
   }
-  activity();
 }
 
-/* A look is ready when its counters are in, and (if it waits) something changed or its time is up. */
-static int look_ready(struct look *l, long long now) {
-  if (l->wants_ipt && !l->ipt.done) return 0;
-  if (!l->waits) return 1;
-  if (change_token != l->token) return 1;
-  return now >= l->deadline_ms;
+/* An iptables-save that succeeded is the text for its fingerprint from now on. */
+static void counters_done(struct look *l) {
+  if (!l->ipt.sig_ok || !WIFEXITED(l->ipt.status) || WEXITSTATUS(l->ipt.status) != 0) return;
+  buf_free(&ipt_cache.text);
+  buf_put(&ipt_cache.text, l->ipt.out.p ? l->ipt.out.p + l->ipt.out.off : (const unsigned char *)"", buf_unread(&l->ipt.out));
+  ipt_cache.sig = l->ipt.sig;
+  ipt_cache.valid = 1;
 }
 
 static void handle_hello(struct client *cl, const struct request *r) {
@@ -1547,6 +1640,7 @@ static void reap(void) {
           if (buf_unread(&l->ipt.out) < IPTABLES_MAX) buf_put(&l->ipt.out, tmp, (size_t)n);
         l->ipt.status = status;
         l->ipt.done = 1;
+        counters_done(l);
       }
   }
 }
@@ -1616,12 +1710,15 @@ static int serve(void) {
       struct look *l = &looks[i];
       if (!l->used) continue;
       if (l->wants_ipt && !l->ipt.done && l->ipt.fd >= 0) ADD(l->ipt.fd, POLLIN, 6, l);
-      if (l->waits) {
+      if (l->due) {
+        /* Due, its counters not in yet: their pipe above wakes the loop. */
+        if (!l->wants_ipt || l->ipt.done) timeout = 0;
+      } else if (l->waits) {
         long long t = l->deadline_ms - now;
         waiting = 1;
         if (t < 0) t = 0;
         if (timeout < 0 || t < timeout) timeout = t;
-      } else if (!l->wants_ipt || l->ipt.done)
+      } else
         timeout = 0;
     }
     /* Someone waits for a change: look at the sockets ourselves, soon after anything happened, then less and
@@ -1723,8 +1820,15 @@ static int serve(void) {
       poll_next = now + poll_interval;
     }
 
-    for (i = 0; i < MAX_LOOKS; i++)
-      if (looks[i].used && look_ready(&looks[i], now)) look_answer(&looks[i]);
+    for (i = 0; i < MAX_LOOKS; i++) {
+      struct look *l = &looks[i];
+      if (!l->used) continue;
+      if (!l->due && look_due(l, now)) {
+        l->due = 1;
+        if (l->wants_ipt) counters_begin(l);
+      }
+      if (l->due && (!l->wants_ipt || l->ipt.done)) look_answer(l);
+    }
     for (i = 0; i < MAX_CLIENTS; i++)
       if (clients[i].fd >= 0) client_write(&clients[i]);
   }
