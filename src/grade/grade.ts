@@ -367,6 +367,8 @@ export interface LabResult {
   score: { passed: number; total: number };
   durationMs: number;
   error?: string;
+  /** The run stopped early, and why: nothing left could change its score (grading submissions only). */
+  settled?: string;
 }
 
 export function summarize(lab: LabResult['lab'], instance: string, steps: StepResult[], durationMs: number, error?: string): LabResult {

@@ -14,7 +14,7 @@ import type { LabEvent } from '../engine/events.js';
 import { newInstanceId } from '../engine/provision.js';
 import { runLab } from '../engine/run-lab.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { labChecks, maxScoreOf, scoreLab, type LabCheck, type Section } from '../grade/score.js';
+import { labChecks, maxScoreOf, scoreLab, settledAfter, type LabCheck, type Section } from '../grade/score.js';
 import type { StepResult } from '../grade/grade.js';
 import { answersOf, answerTexts, labHash, loadSubmission } from './submission.js';
 import { printable, printableDeep } from '../printable.js';
@@ -277,7 +277,7 @@ export async function runNullAnswer(opts: BatchOptions): Promise<Run> {
 
 /** What runs of the null answer met (any of them: a check met once tells nothing apart), and what it scored. */
 export function nullAnswerOf(lab: Lab, runs: Run[]): NullAnswer {
-  const scored = runs.map((r) => scoreLab(lab, r.steps, r.error));
+  const scored = runs.map((r) => scoreLab(lab, r.steps, r.error, r.settled ? { settled: r.settled } : {}));
   const met = new Set(scored.flatMap((s) => s.met));
   const warnings: string[] = [];
   const checks = labChecks(lab);
@@ -334,6 +334,8 @@ export async function gradeWithRetries(p: Prepared, opts: BatchOptions, nullAnsw
 export interface Run {
   steps: StepResult[];
   error?: string;
+  /** It stopped once nothing left could change its score (settledAfter): why. */
+  settled?: string;
   outputs: AnswerOutput[];
   durationMs: number;
   instance: string;
@@ -342,7 +344,10 @@ export interface Run {
 /** A run, scored: the null answer's met checks pay nothing of their own. */
 function resultOf(p: Prepared, run: Run, nullAnswer: NullAnswer, lab: Lab): SubmissionResult {
   const student = p.student!;
-  const scored = scoreLab(lab, run.steps, run.error, nullAnswer.error ? {} : { nullMet: new Set(nullAnswer.met.map((c) => c.key)) });
+  const scored = scoreLab(lab, run.steps, run.error, {
+    ...(nullAnswer.error ? {} : { nullMet: new Set(nullAnswer.met.map((c) => c.key)) }),
+    ...(run.settled ? { settled: run.settled } : {}),
+  });
   const lead = leadFailed(scored.sections);
   const variants = variantValues(lab, student);
   const nullNotes = nullAnswer.error
@@ -388,6 +393,9 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
       ...(opts.pollIntervalMs !== undefined ? { pollIntervalMs: opts.pollIntervalMs } : {}),
       // Recording every segment costs each look; a class needs it only for a lab that checks segments.
       capture: usesSegments(lab),
+      // Once an answer has lost every point still at stake, its later steps would only wait out their deadlines.
+      // A lab's own solution (lab test) runs to the end: when it fails, its author needs every step's checks.
+      ...(p.solution ? {} : { stopWhen: (steps: StepResult[]) => settledAfter(lab, steps) }),
       ...(p.solution
         ? {}
         : { answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) } }),
@@ -412,6 +420,7 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
     return {
       steps: result?.steps ?? stepsDone,
       ...(error ? { error } : {}),
+      ...(result?.settled ? { settled: result.settled } : {}),
       outputs,
       durationMs: performance.now() - started,
       instance: id,
