@@ -55,6 +55,8 @@ export interface SubmissionResult {
   answers?: AnswerOutput[];
   /** The lab stopped part-way: what stopped it. The checks it did not reach count as not met. */
   error?: string;
+  /** The run stopped once nothing left could change its score, and why (the checks not made are not met). */
+  settled?: string;
   /** Worth knowing, not fatal: the lab file differs from the one the student worked with, and so on. */
   warnings?: string[];
 }
@@ -367,6 +369,7 @@ function resultOf(p: Prepared, run: Run, nullAnswer: NullAnswer, lab: Lab): Subm
     ...(Object.keys(variants).length ? { variants } : {}),
     ...(run.outputs.length ? { answers: run.outputs } : {}),
     ...(run.error ? { error: run.error } : {}),
+    ...(run.settled ? { settled: run.settled } : {}),
     ...(warnings.length ? { warnings } : {}),
   };
 }
