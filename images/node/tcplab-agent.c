@@ -1308,8 +1308,11 @@ static int nft_dump(uint16_t msg, uint64_t *h) {
 static int nft_fingerprint(uint64_t *sig) {
   uint64_t h = 1469598103934665603ULL;
   if (ipt_cache.fd < 0) {
+    /* The kernel answers at once; a second's limit all the same, so that nothing can hold the agent's loop. */
+    struct timeval tv = {1, 0};
     ipt_cache.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     if (ipt_cache.fd < 0) return 0;
+    setsockopt(ipt_cache.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
   if (nft_dump(NFT_MSG_GETTABLE, &h) || nft_dump(NFT_MSG_GETCHAIN, &h) || nft_dump(NFT_MSG_GETRULE, &h)) {
     /* A fresh socket next time: a dump cut short leaves answers behind in this one. */
