@@ -908,6 +908,15 @@ static struct command *command_named(const char *name) {
   return NULL;
 }
 
+/* The command whose process group this is (a command leads a group of its own); its record may outlive it,
+ * and so may what it left running in its group. */
+static struct command *command_by_pid(pid_t pid) {
+  int i;
+  for (i = 0; i < MAX_COMMANDS; i++)
+    if (commands[i].used && commands[i].pid == pid) return &commands[i];
+  return NULL;
+}
+
 static void command_release(struct command *c) {
   if (c->out_fd >= 0) close(c->out_fd);
   if (c->in_fd >= 0) close(c->in_fd);
@@ -1347,8 +1356,11 @@ static struct look looks[MAX_LOOKS];
 static void activity(void) { last_activity_ms = (unsigned long long)mono_ms(); }
 
 /* Processes runnable (R) or in uninterruptible sleep (D), other than the agent: a submission's answer has
- * settled when there are none. */
-static int busy_count(void) {
+ * settled when there are none. With ours_only, only those in the process group of a command the agent runs
+ * (a lab's command, a task's probe, a submission's answer; not a student's own shell): a state that a check
+ * wants to last must last while those could run, not while they waited for a CPU that another lab's fork
+ * bomb kept busy. */
+static int busy_count_of(int ours_only) {
   DIR *d = opendir("/proc");
   struct dirent *e;
   int n = 0;
@@ -1370,11 +1382,21 @@ static int busy_count(void) {
     if (len <= 0) continue;
     text[len] = 0;
     p = strrchr(text, ')');
-    if (p && p[1] == ' ' && (p[2] == 'R' || p[2] == 'D')) n++;
+    if (!p || p[1] != ' ' || (p[2] != 'R' && p[2] != 'D')) continue;
+    if (ours_only) {
+      /* ") S ppid pgrp ...": the process group, and whether a running command of ours leads it. */
+      int ppid = 0, pgrp = 0;
+      struct command *c;
+      if (sscanf(p + 4, "%d %d", &ppid, &pgrp) != 2) continue;
+      c = command_by_pid((pid_t)pgrp);
+      if (!c) continue;
+    }
+    n++;
   }
   closedir(d);
   return n;
 }
+static int busy_count(void) { return busy_count_of(0); }
 
 static void put_segments(struct buf *b, uint64_t from, uint32_t max) {
   unsigned long long oldest = seg_next > RING ? seg_next - RING : 1, s;
@@ -1418,6 +1440,7 @@ static void look_answer(struct look *l) {
     field_u64(&cl->out, 't', change_token);
     put_sockets(&cl->out);
     if (req_get(&r, 'b')) field_u32(&cl->out, 'b', (uint32_t)busy_count());
+    if (req_get(&r, 'q')) field_u32(&cl->out, 'q', (uint32_t)busy_count_of(1));
     if (req_u64(&r, 's', &from)) {
       req_u32(&r, 'm', &max);
       put_segments(&cl->out, from, max);
