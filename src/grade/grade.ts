@@ -32,7 +32,7 @@ export interface NodeSnapshot {
   segmentsLost?: string;
   /** The counters were asked for and could not be read (iptables-save failed), and why. */
   countersError?: string;
-  /** How many processes of the lab's own commands (probes, answers) were runnable but not running, when asked. */
+  /** How many processes of the lab's own commands (probes, answers) were runnable (on a CPU or waiting for one). */
   runnable?: number;
   /** This look could tell nothing of the node (its agent's answer did not parse, the session broke), and why:
    *  no expectation holds in it. */
