@@ -5,10 +5,12 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // A temp folder per run (TMPDIR), checked for tcplab-* leftovers when the run ends.
     globalSetup: ['test/global-setup.ts'],
-    // Docker-backed tests share one engine and real TCP timers: run files one at a time. Two at a time took the
-    // suite from 21 to 14 minutes here and passed twice, but once `lab ui` did not exit after its lab was gone
-    // (test/docker/interactive-tmux.test.ts), under that load only: back to one at a time until that is found.
-    fileParallelism: false,
+    // Two files at a time (the suite took 14 minutes instead of 21 here). Each file's labs carry its own run label
+    // (TCPLAB_RUN, test/helpers/docker.ts), so one file's leftover check never takes another's lab; and a command
+    // that returned always ends its process (bin/lab.js), which once, under this load, `lab ui` did not.
+    fileParallelism: true,
+    maxWorkers: 2,
+    minWorkers: 1,
     testTimeout: 180_000,
     hookTimeout: 300_000,
     env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },

@@ -42,3 +42,17 @@ if (!existsSync(entry)) {
 }
 const { main } = await import(pathToFileURL(entry).href);
 process.exitCode = await main(process.argv.slice(2));
+// A command has done all its work when main returns: everything it starts is awaited, so the process normally
+// ends right here. A handle still open (an engine request that never answered, a session a removed container
+// took with it) must not keep the terminal: if the process is still alive a moment later, it ends anyway, once
+// what it printed is out. DEBUG=lab names what was left open: each is a leak to fix.
+setTimeout(async () => {
+  if (/\blab\b/.test(process.env.DEBUG ?? ''))
+    process.stderr.write(`lab: still open after the command ended: ${process.getActiveResourcesInfo().join(', ')}\n`);
+  await Promise.all(
+    [process.stdout, process.stderr].map(
+      (s) => new Promise((resolve) => (s.destroyed || s.writableEnded ? resolve() : s.write('', () => resolve()))),
+    ),
+  );
+  process.exit();
+}, 500).unref();

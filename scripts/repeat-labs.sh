@@ -7,6 +7,7 @@ set -euo pipefail
 n=$1; shift
 jobs=${JOBS:-1}
 keep=${KEEP:-$(mktemp -d /tmp/tcplab-repeat.XXXXXX)}
+mkdir -p "$keep"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 one() { # lab run-number

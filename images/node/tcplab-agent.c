@@ -57,6 +57,9 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/inet_diag.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -692,6 +695,54 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   return h;
 }
 
+/* A socket dump walks the kernel's whole TCP hash table, which every network namespace shares with the host
+ * (262,144 buckets here: about 1.2 ms of CPU), however few sockets the node has. While someone waits for a
+ * change, the agent first asks the network namespace's own TCP counters, a few microseconds: a segment sent
+ * (even one a firewall drops before it leaves) or received, a retransmission, a socket hashed or unhashed
+ * (listen, connect, close), a TIME_WAIT that began or ended, each moves one of them. Only when they moved, or
+ * when the last dump is POLL_MAX_MS old (for what moves none: data read by its program, a FIN queued behind
+ * data), does it dump. "inuse" and "tw" of sockstat are this namespace's; its other figures are the host's. */
+static int read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n;
+  if (fd < 0) return -1;
+  n = read(fd, buf, size - 1);
+  close(fd);
+  if (n < 0) return -1;
+  buf[n] = 0;
+  return 0;
+}
+
+/* The number after `key` in text, hashed into h; 0 when key is not there. */
+static int hash_number_after(uint64_t *h, const char *text, const char *key) {
+  const char *q = strstr(text, key);
+  if (!q) return 0;
+  q += strlen(key);
+  *h = fnv(*h, q, strspn(q, "0123456789"));
+  *h = fnv(*h, "/", 1);
+  return 1;
+}
+
+static int tcp_counters(uint64_t *sig) {
+  char b[8192], *p;
+  uint64_t h = 1469598103934665603ULL;
+  /* The second "Tcp:" line of snmp holds the values. */
+  if (read_small("/proc/net/snmp", b, sizeof b) != 0) return 0;
+  p = strstr(b, "\nTcp:");
+  if (!p || !(p = strstr(p + 5, "\nTcp:"))) return 0;
+  h = fnv(h, p, strcspn(p + 1, "\n") + 1);
+  if (read_small("/proc/net/sockstat", b, sizeof b) != 0 || !hash_number_after(&h, b, "TCP: inuse ") ||
+      !hash_number_after(&h, b, " tw "))
+    return 0;
+  /* Without IPv6 in the kernel there is no sockstat6, and no TCP6 socket either. */
+  if (read_small("/proc/net/sockstat6", b, sizeof b) == 0 && !hash_number_after(&h, b, "TCP6: inuse ")) return 0;
+  *sig = h;
+  return 1;
+}
+static uint64_t counters_at_dump;
+static int counters_at_dump_ok;
+static long long dumped_at_ms;
+
 /* Read every TCP socket of the node. Returns 1 if what a lab can check changed since the last read (the time
  * left on a timer does not count: it changes all the time). */
 static int sockets_read(void) {
@@ -699,6 +750,8 @@ static int sockets_read(void) {
   size_t i;
   int failed;
   nrows = 0;
+  counters_at_dump_ok = tcp_counters(&counters_at_dump);
+  dumped_at_ms = mono_ms();
   diag_error[0] = 0;
   if (diag_fd < 0) {
     diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -852,6 +905,15 @@ static struct command *command_named(const char *name) {
   int i;
   for (i = 0; i < MAX_COMMANDS; i++)
     if (commands[i].used && commands[i].name[0] && strcmp(commands[i].name, name) == 0) return &commands[i];
+  return NULL;
+}
+
+/* The command whose process group this is (a command leads a group of its own); its record may outlive it,
+ * and so may what it left running in its group. */
+static struct command *command_by_pid(pid_t pid) {
+  int i;
+  for (i = 0; i < MAX_COMMANDS; i++)
+    if (commands[i].used && commands[i].pid == pid) return &commands[i];
   return NULL;
 }
 
@@ -1199,7 +1261,77 @@ struct counters_job {
   int fd;
   struct buf out;
   int done, status;
+  uint64_t sig; /* nf_tables' fingerprint taken just before the fork */
+  int sig_ok;
 };
+
+/* The counters change only when the kernel's rules or their counts do, and iptables-save costs a fork and
+ * an exec (about 10 ms of CPU) where asking the kernel costs microseconds. So the agent keeps the last
+ * iptables-save's text with a fingerprint of what nf_tables itself says (its tables, chains with their policy
+ * counters, and rules with their counter expressions, through NETLINK_NETFILTER), and forks again only when
+ * that fingerprint changed. The fingerprint is taken before the fork: a change while iptables-save runs makes
+ * the next one differ. A kernel that does not answer (no nf_tables, no permission) means a fork every time. */
+static struct {
+  int fd;
+  int valid;
+  uint64_t sig;
+  struct buf text;
+} ipt_cache = {-1, 0, 0, {0}};
+
+static int nft_dump(uint16_t msg, uint64_t *h) {
+  struct {
+    struct nlmsghdr nh;
+    struct nfgenmsg g;
+  } req;
+  static uint32_t seq;
+  unsigned char buf[65536];
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | msg;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nh.nlmsg_seq = ++seq;
+  req.g.nfgen_family = NFPROTO_IPV4;
+  req.g.version = NFNETLINK_V0;
+  if (send(ipt_cache.fd, &req, sizeof req, 0) != (ssize_t)sizeof req) return -1;
+  for (;;) {
+    ssize_t n = recv(ipt_cache.fd, buf, sizeof buf, 0);
+    struct nlmsghdr *nh;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+      if (nh->nlmsg_seq != seq) continue;
+      if (nh->nlmsg_type == NLMSG_DONE) return 0;
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(nh);
+        errno = e->error ? -e->error : EIO;
+        return -1;
+      }
+      /* Everything after the header: the message type and its attributes, counters included. */
+      *h = fnv(*h, &nh->nlmsg_type, sizeof nh->nlmsg_type);
+      *h = fnv(*h, NLMSG_DATA(nh), nh->nlmsg_len - NLMSG_HDRLEN);
+    }
+  }
+}
+
+/* The fingerprint of the node's IPv4 rules and counters; 0 when the kernel did not say. */
+static int nft_fingerprint(uint64_t *sig) {
+  uint64_t h = 1469598103934665603ULL;
+  if (ipt_cache.fd < 0) {
+    /* The kernel answers at once; a second's limit all the same, so that nothing can hold the agent's loop. */
+    struct timeval tv = {1, 0};
+    ipt_cache.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (ipt_cache.fd < 0) return 0;
+    setsockopt(ipt_cache.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  if (nft_dump(NFT_MSG_GETTABLE, &h) || nft_dump(NFT_MSG_GETCHAIN, &h) || nft_dump(NFT_MSG_GETRULE, &h)) {
+    /* A fresh socket next time: a dump cut short leaves answers behind in this one. */
+    close(ipt_cache.fd);
+    ipt_cache.fd = -1;
+    return 0;
+  }
+  *sig = h;
+  return 1;
+}
 
 /* ---- looks, possibly waiting ---- */
 
@@ -1216,6 +1348,7 @@ struct look {
   int waits;
   struct counters_job ipt;
   int wants_ipt;
+  int due; /* answered as soon as its counters (if asked for) are in */
 };
 #define MAX_LOOKS 64
 static struct look looks[MAX_LOOKS];
@@ -1223,8 +1356,11 @@ static struct look looks[MAX_LOOKS];
 static void activity(void) { last_activity_ms = (unsigned long long)mono_ms(); }
 
 /* Processes runnable (R) or in uninterruptible sleep (D), other than the agent: a submission's answer has
- * settled when there are none. */
-static int busy_count(void) {
+ * settled when there are none. With ours_only, only those in the process group of a command the agent runs
+ * (a lab's command, a task's probe, a submission's answer; not a student's own shell): a state that a check
+ * wants to last must last while those could run, not while they waited for a CPU that another lab's fork
+ * bomb kept busy. */
+static int busy_count_of(int ours_only) {
   DIR *d = opendir("/proc");
   struct dirent *e;
   int n = 0;
@@ -1246,11 +1382,21 @@ static int busy_count(void) {
     if (len <= 0) continue;
     text[len] = 0;
     p = strrchr(text, ')');
-    if (p && p[1] == ' ' && (p[2] == 'R' || p[2] == 'D')) n++;
+    if (!p || p[1] != ' ' || (p[2] != 'R' && p[2] != 'D')) continue;
+    if (ours_only) {
+      /* ") S ppid pgrp ...": the process group, and whether a running command of ours leads it. */
+      int ppid = 0, pgrp = 0;
+      struct command *c;
+      if (sscanf(p + 4, "%d %d", &ppid, &pgrp) != 2) continue;
+      c = command_by_pid((pid_t)pgrp);
+      if (!c) continue;
+    }
+    n++;
   }
   closedir(d);
   return n;
 }
+static int busy_count(void) { return busy_count_of(0); }
 
 static void put_segments(struct buf *b, uint64_t from, uint32_t max) {
   unsigned long long oldest = seg_next > RING ? seg_next - RING : 1, s;
@@ -1294,6 +1440,7 @@ static void look_answer(struct look *l) {
     field_u64(&cl->out, 't', change_token);
     put_sockets(&cl->out);
     if (req_get(&r, 'b')) field_u32(&cl->out, 'b', (uint32_t)busy_count());
+    if (req_get(&r, 'q')) field_u32(&cl->out, 'q', (uint32_t)busy_count_of(1));
     if (req_u64(&r, 's', &from)) {
       req_u32(&r, 'm', &max);
       put_segments(&cl->out, from, max);
@@ -1392,21 +1539,43 @@ static void handle_look(struct client *cl, const struct request *r, const unsign
   l->token = token;
   l->deadline_ms = mono_ms() + wait;
   l->wants_ipt = req_get(r, 'i') != NULL;
-  if (l->wants_ipt && ipt_start(l) != 0) {
-    l->wants_ipt = 1;
+  activity();
+}
+
+/* A look is due at once, or (if it waits) when something changed or its time is up. Its counters, if asked
+ * for, are read then, so that they are as fresh as its sockets; it is answered when they are in. */
+static int look_due(struct look *l, long long now) {
+  if (!l->waits) return 1;
+  if (change_token != l->token) return 1;
+  return now >= l->deadline_ms;
+}
+
+static void counters_begin(struct look *l) {
+  uint64_t sig = 0;
+  int ok = nft_fingerprint(&sig);
+  if (ok && ipt_cache.valid && ipt_cache.sig == sig) {
+    buf_put(&l->ipt.out, ipt_cache.text.p ? ipt_cache.text.p + ipt_cache.text.off : (const unsigned char *)"",
+            buf_unread(&ipt_cache.text));
+    l->ipt.status = 0;
+    l->ipt.done = 1;
+    return;
+  }
+  l->ipt.sig = sig;
+  l->ipt.sig_ok = ok;
+  if (ipt_start(l) != 0) {
     l->ipt.status = 127 << 8;
     buf_put(&l->ipt.out, "could not fork", 14);
     l->ipt.done = 1;
   }
-  activity();
 }
 
-/* A look is ready when its counters are in, and (if it waits) something changed or its time is up. */
-static int look_ready(struct look *l, long long now) {
-  if (l->wants_ipt && !l->ipt.done) return 0;
-  if (!l->waits) return 1;
-  if (change_token != l->token) return 1;
-  return now >= l->deadline_ms;
+/* An iptables-save that succeeded is the text for its fingerprint from now on. */
+static void counters_done(struct look *l) {
+  if (!l->ipt.sig_ok || !WIFEXITED(l->ipt.status) || WEXITSTATUS(l->ipt.status) != 0) return;
+  buf_free(&ipt_cache.text);
+  buf_put(&ipt_cache.text, l->ipt.out.p ? l->ipt.out.p + l->ipt.out.off : (const unsigned char *)"", buf_unread(&l->ipt.out));
+  ipt_cache.sig = l->ipt.sig;
+  ipt_cache.valid = 1;
 }
 
 static void handle_hello(struct client *cl, const struct request *r) {
@@ -1547,6 +1716,7 @@ static void reap(void) {
           if (buf_unread(&l->ipt.out) < IPTABLES_MAX) buf_put(&l->ipt.out, tmp, (size_t)n);
         l->ipt.status = status;
         l->ipt.done = 1;
+        counters_done(l);
       }
   }
 }
@@ -1616,12 +1786,15 @@ static int serve(void) {
       struct look *l = &looks[i];
       if (!l->used) continue;
       if (l->wants_ipt && !l->ipt.done && l->ipt.fd >= 0) ADD(l->ipt.fd, POLLIN, 6, l);
-      if (l->waits) {
+      if (l->due) {
+        /* Due, its counters not in yet: their pipe above wakes the loop. */
+        if (!l->wants_ipt || l->ipt.done) timeout = 0;
+      } else if (l->waits) {
         long long t = l->deadline_ms - now;
         waiting = 1;
         if (t < 0) t = 0;
         if (timeout < 0 || t < timeout) timeout = t;
-      } else if (!l->wants_ipt || l->ipt.done)
+      } else
         timeout = 0;
     }
     /* Someone waits for a change: look at the sockets ourselves, soon after anything happened, then less and
@@ -1717,14 +1890,23 @@ static int serve(void) {
       changed();
     }
     if (waiting && poll_next && now >= poll_next) {
-      if (sockets_read()) changed();
+      uint64_t c;
+      int same = counters_at_dump_ok && now - dumped_at_ms < POLL_MAX_MS && tcp_counters(&c) && c == counters_at_dump;
+      if (!same && sockets_read()) changed();
       else if ((unsigned long long)now - last_activity_ms > (unsigned long long)poll_interval)
         poll_interval = poll_interval * 2 > POLL_MAX_MS ? POLL_MAX_MS : poll_interval * 2;
       poll_next = now + poll_interval;
     }
 
-    for (i = 0; i < MAX_LOOKS; i++)
-      if (looks[i].used && look_ready(&looks[i], now)) look_answer(&looks[i]);
+    for (i = 0; i < MAX_LOOKS; i++) {
+      struct look *l = &looks[i];
+      if (!l->used) continue;
+      if (!l->due && look_due(l, now)) {
+        l->due = 1;
+        if (l->wants_ipt) counters_begin(l);
+      }
+      if (l->due && (!l->wants_ipt || l->ipt.done)) look_answer(l);
+    }
     for (i = 0; i < MAX_CLIENTS; i++)
       if (clients[i].fd >= 0) client_write(&clients[i]);
   }

@@ -36,6 +36,8 @@ import { retryTransient } from './retry.js';
 const log = createDebug('lab');
 /** Every request to an agent, for developers (DEBUG=lab:agent): what ran where, when. */
 const logAgent = createDebug('lab:agent');
+/** Every look (DEBUG=lab:look): how often each reader asks, and for what. */
+const logLook = createDebug('lab:look');
 const OPEN_TIMEOUT_MS = 10_000;
 /** Beyond its own wait, how long an answer may take (a loaded engine relays slowly). */
 const ANSWER_SLACK_MS = 10_000;
@@ -98,6 +100,7 @@ export class AgentClient {
   }
 
   async look(req: LookRequest, opts: CallOptions = {}): Promise<Look> {
+    logLook('%s: look%s%s', this.node, req.iptables ? ' +counters' : '', req.waitMs ? ` wait ${req.waitMs}` : '');
     const f = await this.call((seq) => lookFrame(seq, req), {
       ...opts,
       timeoutMs: (opts.timeoutMs ?? ANSWER_SLACK_MS) + (req.waitMs ?? 0),

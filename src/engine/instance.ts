@@ -20,6 +20,7 @@ import {
   type Check,
   type Evaluation,
   type NodeSnapshot,
+  type Quiet,
   type Sample,
   type StepResult,
   withinOf,
@@ -362,6 +363,7 @@ export class Instance {
         commands: need.commands,
         ...(from !== undefined ? { segmentsFrom: from } : {}),
         ...(waitMs > 0 && token !== undefined ? { waitMs, token } : {}),
+        ...(need.runnable ? { runnable: true } : {}),
       });
     } catch (e) {
       if (e instanceof InterruptedError) throw e;
@@ -402,6 +404,7 @@ export class Instance {
       ...(look.socketsError ? { unknown: `${node}'s sockets could not be read: ${look.socketsError}` } : {}),
       ...(look.counters ? { counters: look.counters } : {}),
       ...(need.iptables && look.countersError ? { countersError: look.countersError } : {}),
+      ...(look.runnable !== undefined ? { runnable: look.runnable } : {}),
       commands,
       ...(need.segments ? { segments: this.recorder.segmentsOf(node, this.stepFrom) } : {}),
       ...(loss ? { segmentsLost: loss } : {}),
@@ -467,17 +470,33 @@ export class Instance {
     const start = this.clock.now();
     const pending = expectations.map((e) => ({ e, samples: [] as Sample[], check: undefined as Check | undefined }));
     const needs = this.withEveryNode(needsOf(expectations));
+    // A state that must last is judged only while every machine's own commands could run (decide()): then every
+    // machine is looked at, and says how many of them wait for a CPU.
+    const readings = new Map<NodeName, { at: number; runnable: number }[]>();
+    if (expectations.some((e) => e.for))
+      for (const n of this.plan.nodes)
+        needs.set(n.key, { ...(needs.get(n.key) ?? { iptables: false, commands: new Set<string>() }), runnable: true });
+    const quiet = quietOf(
+      this.plan.nodes.map((n) => n.key),
+      readings,
+    );
     const inflight = new Map<NodeName, Promise<[NodeName, NodeSnapshot]>>();
     const lastAt = new Map<NodeName, number>();
     let fresh = await this.observe(needs);
     try {
       for (;;) {
         const now = this.clock.now();
+        for (const [node, snap] of fresh) {
+          const list = readings.get(node) ?? [];
+          // A look that could tell nothing counts as one that saw them waiting.
+          list.push({ at: snap.at, runnable: snap.unknown || snap.runnable === undefined ? 1 : snap.runnable });
+          readings.set(node, list);
+        }
         for (const p of pending) {
           if (p.check) continue;
           const snap = fresh.get(p.e.on);
           if (snap) p.samples.push({ at: snap.at, evaluation: evaluate(p.e, snap, this.vars) });
-          const d = decide(p.e, p.samples, start, Math.max(now, snap?.at ?? 0));
+          const d = decide(p.e, p.samples, start, Math.max(now, snap?.at ?? 0), quiet);
           if (d.done) {
             p.check = toCheck(stepId, p.e, this.vars, d, start, task);
             p.samples.length = 0;
@@ -642,4 +661,30 @@ export class Instance {
     this.emit({ type: 'teardown', instance: this.id, removed });
     return removed;
   }
+}
+
+/**
+ * decide()'s question, from each machine's looks in time order: were the lab's own commands all off the run
+ * queue from the last look at or before `from` to the first look at or after `to`, on every machine?
+ */
+export function quietOf(nodes: NodeName[], readings: Map<NodeName, { at: number; runnable: number }[]>): Quiet {
+  return (from, to) => {
+    for (const node of nodes) {
+      const list = readings.get(node) ?? [];
+      let first = -1;
+      for (let k = 0; k < list.length && list[k]!.at <= from; k++) first = k;
+      if (first < 0) return { busy: `${node} was not looked at before it began`, until: from };
+      const last = list.findIndex((r) => r.at >= to);
+      if (last < 0) return 'pending';
+      for (let k = first; k <= last; k++) {
+        const r = list[k]!;
+        if (r.runnable > 0)
+          return {
+            busy: `${r.runnable} of the lab's own processes on ${node} ${r.runnable === 1 ? 'was' : 'were'} runnable (on a CPU or waiting for one), so what would end it may just not have run yet`,
+            until: r.at,
+          };
+      }
+    }
+    return undefined;
+  };
 }

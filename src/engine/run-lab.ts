@@ -23,6 +23,8 @@ interface GradeOptions extends InstanceOptions {
    * the submission has none for it, instead of its solution.
    */
   answers?: { byStep: Record<string, AnswerScript[]>; timeoutMs?: number };
+  /** Asked after each step: a reason to run no further (nothing left could change the score), or undefined. */
+  stopWhen?: (steps: StepResult[]) => string | undefined;
 }
 
 export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Promise<LabResult> {
@@ -33,10 +35,16 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
   const steps: StepResult[] = [];
   let error: string | undefined;
   let failing = false;
+  let settled: string | undefined;
   try {
     for (const [i, step] of lab.steps.entries()) {
       const answer = opts.answers && step.task ? answerFor(step, opts.answers) : undefined;
       steps.push(await instance.runStep(step, i, answer ? { answer } : {}));
+      settled = opts.stopWhen?.(steps);
+      if (settled) {
+        log('%s: stopping after step %s: %s', instance.id, step.id, settled);
+        break;
+      }
     }
     // Ctrl-C's cleanup may remove the containers under a running step, which then fails like a broken lab:
     // once interrupted, the outcome is the interrupt, whatever the step saw.
@@ -61,7 +69,7 @@ export async function runLab(runtime: Runtime, lab: Lab, opts: GradeOptions): Pr
       });
     } else instance.close();
   }
-  return summarize(instance.plan.lab, instance.id, steps, clock.now() - t0, error);
+  return { ...summarize(instance.plan.lab, instance.id, steps, clock.now() - t0, error), ...(settled ? { settled } : {}) };
 }
 
 /** The time limit: the task's own (task.timeout), capped by the grader's (--task-timeout), else the default. */

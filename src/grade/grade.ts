@@ -32,6 +32,8 @@ export interface NodeSnapshot {
   segmentsLost?: string;
   /** The counters were asked for and could not be read (iptables-save failed), and why. */
   countersError?: string;
+  /** How many processes of the lab's own commands (probes, answers) were runnable (on a CPU or waiting for one). */
+  runnable?: number;
   /** This look could tell nothing of the node (its agent's answer did not parse, the session broke), and why:
    *  no expectation holds in it. */
   unknown?: string;
@@ -298,29 +300,61 @@ export interface Sample {
 type Decision = { done: false } | { done: true; passed: boolean; at: number; sample: Sample };
 
 /**
+ * Was the lab quiet from `from` to `to`: did its own commands' processes (probes, answers) have the CPU they
+ * needed, on every machine? undefined: yes. 'pending': not known yet (a machine has not been looked at since
+ * `to`). Otherwise why not, and the time of the last look that saw them waiting, after which a hold may begin.
+ */
+export type Quiet = (from: number, to: number) => undefined | 'pending' | { busy: string; until: number };
+
+/**
  * Settle an expectation from the samples so far (in time order), the wait having started at `start`.
  * Passes once it has held continuously for `for` (0: one sample) starting no later than the deadline;
  * fails when the deadline has passed and no run that began in time is still going.
+ *
+ * A state that must last (`for`) proves something only if what would end it could run meanwhile: a client's
+ * nc that another lab's fork bomb keeps off the CPU connects to nobody, and "no SYN_RECV on the server for
+ * 1s" would hold for an answer that does nothing. So with `quiet`, a hold counts only over a window in which
+ * every machine's own commands were seen not waiting to run, before, during and after it; a window that
+ * saw them waiting starts again after that look, and a check that never gets a quiet window is not met ("can't
+ * tell" is never "met").
  */
-export function decide(e: Expectation, samples: Sample[], start: number, now: number): Decision {
+export function decide(e: Expectation, samples: Sample[], start: number, now: number, quiet?: Quiet): Decision {
   const within = e.within ? parseDuration(e.within) : DEFAULT_WITHIN_MS;
   const hold = e.for ? parseDuration(e.for) : 0;
   const deadline = start + within;
-  let runStart: number | undefined;
-  for (const s of samples) {
-    if (s.evaluation.holds) {
-      if (runStart === undefined) {
-        if (s.at > deadline) break;
-        runStart = s.at;
-      }
-      if (s.at - runStart >= hold) return { done: true, passed: true, at: s.at, sample: s };
-    } else {
-      runStart = undefined;
+  /** Index of the first sample of the run that holds now. */
+  let run: number | undefined;
+  let starved: string | undefined;
+  for (let i = 0; i < samples.length; i++) {
+    const s = samples[i]!;
+    if (!s.evaluation.holds) {
+      run = undefined;
       if (s.at > deadline) break;
+      continue;
+    }
+    if (run === undefined) {
+      if (s.at > deadline) break;
+      run = i;
+    }
+    while (run !== undefined && s.at - samples[run]!.at >= hold) {
+      const q = hold > 0 && quiet ? quiet(samples[run]!.at, s.at) : undefined;
+      if (q === undefined) return { done: true, passed: true, at: s.at, sample: s };
+      if (q === 'pending') return { done: false };
+      starved = q.busy;
+      // Begin again with the run's first sample after the look that saw them waiting (and after this start,
+      // which that look may have come before), if it began in time.
+      let j: number = run + 1;
+      while (j <= i && samples[j]!.at <= q.until) j++;
+      run = j <= i && samples[j]!.at <= deadline ? j : undefined;
     }
   }
   const last = samples[samples.length - 1];
-  if (now > deadline && runStart === undefined && last) return { done: true, passed: false, at: last.at, sample: last };
+  if (now > deadline && run === undefined && last) {
+    const sample = starved
+      ? { ...last, evaluation: { ...last.evaluation, seen: [...last.evaluation.seen, `can't tell whether it lasted: ${starved}`] } }
+      : last;
+    return { done: true, passed: false, at: last.at, sample };
+  }
   return { done: false };
 }
 
@@ -367,6 +401,8 @@ export interface LabResult {
   score: { passed: number; total: number };
   durationMs: number;
   error?: string;
+  /** The run stopped early, and why: nothing left could change its score (grading submissions only). */
+  settled?: string;
 }
 
 export function summarize(lab: LabResult['lab'], instance: string, steps: StepResult[], durationMs: number, error?: string): LabResult {

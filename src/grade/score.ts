@@ -87,12 +87,14 @@ function round(n: number): number {
  * order (the task's, then the step's), each named after its expectation; a failed command is a check without
  * a name, and whatever came after it in that step was not checked.
  */
-function outcomesOf(step: Step, result: StepResult | undefined, error: string | undefined): CheckOutcome[] {
+function outcomesOf(step: Step, result: StepResult | undefined, error: string | undefined, settled?: string): CheckOutcome[] {
   const failure = result?.checks.find((c) => c.name === undefined && !c.passed);
   const notRun = (): string[] =>
     failure
       ? [`not checked: ${failure.seen.join('; ')}`]
-      : [`not checked: ${error ? `the lab stopped (${error})` : 'the lab stopped before this step'}`];
+      : settled && !result
+        ? [`not checked: ${settled}`]
+        : [`not checked: ${error ? `the lab stopped (${error})` : 'the lab stopped before this step'}`];
   const pool: Check[] = [...(result?.checks ?? [])];
   const take = (e: Expectation, task: boolean): CheckOutcome => {
     const name = describeExpectation(e, UNFILLED);
@@ -116,6 +118,8 @@ interface ScoreOptions {
    * own; a section whose every check is among them is worth nothing (it cannot tell any answer from none).
    */
   nullMet?: ReadonlySet<string>;
+  /** The run stopped once nothing left could change its score (settledAfter): why, for the checks not made. */
+  settled?: string;
 }
 
 /** Points of a check of its own (partial credit): only a positive number counts. */
@@ -134,6 +138,7 @@ export function scoreLab(lab: Lab, results: StepResult[], error?: string, opts: 
       step,
       results.find((r) => r.id === step.id),
       error,
+      opts.settled,
     );
     const expectations = [...(step.task?.expect ?? []), ...(step.expect ?? [])];
     parts.at(-1)!.checks.push(...outcomes.map((o, j) => ({ o, e: expectations[j]!, key: checkKey(o, j) })));
@@ -212,4 +217,39 @@ export function labChecks(lab: Lab): LabCheck[] {
     );
   }
   return out;
+}
+
+/**
+ * Can the rest of a run still change what it scores, or what the null answer's run tells? After the steps in
+ * `results` (in the lab's order, from its first step), it cannot when every check not made yet lies in a task
+ * section that has already lost its all-or-nothing points (one of its checks was not met) and has no points of
+ * its own. Then the rest of the lab is only time: a wrong answer's later steps wait out their deadlines for
+ * states that cannot come. Returns why, for the checks left unmade, or undefined while something is at stake.
+ */
+export function settledAfter(lab: Lab, results: StepResult[]): string | undefined {
+  const last = results.length ? lab.steps.findIndex((s) => s.id === results.at(-1)!.id) : -1;
+  if (last < 0 || last === lab.steps.length - 1) return undefined;
+  let task: Step | undefined;
+  let lost: { task: Step; check: string } | undefined;
+  const lostTasks = new Map<string, string>();
+  for (const [i, step] of lab.steps.entries()) {
+    if (step.task) task = step;
+    const expectations = [...(step.task?.expect ?? []), ...(step.expect ?? [])];
+    if (i <= last) {
+      if (!task) continue;
+      const failed = outcomesOf(
+        step,
+        results.find((r) => r.id === step.id),
+        undefined,
+      ).find((o) => !o.passed);
+      if (failed && !lostTasks.has(task.id)) lostTasks.set(task.id, failed.name);
+      continue;
+    }
+    // A step still to come: a new task, or a check of a section still whole or with points of its own.
+    if (step.task || !task || !lostTasks.has(task.id)) return undefined;
+    if (expectations.some((e) => ownPoints(e) > 0)) return undefined;
+    lost ??= { task, check: lostTasks.get(task.id)! };
+  }
+  if (!lost) return undefined;
+  return `task ${lost.task.id} had already lost its points ('${lost.check}' was not met), and no check after it could earn any: the rest of the lab was not run`;
 }

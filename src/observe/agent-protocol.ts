@@ -61,6 +61,9 @@ export interface Look {
   segments?: SegmentRead;
   /** Processes runnable or in disk wait, other than the agent, when asked. */
   busy?: number;
+  /** Of those, the ones in the process group of a command the agent runs (lab commands, probes, answers; not
+   *  a student's own shell), when asked: a state that must last is not judged while they wait for a CPU. */
+  runnable?: number;
 }
 
 export interface LookRequest {
@@ -73,6 +76,7 @@ export interface LookRequest {
   waitMs?: number;
   token?: bigint;
   busy?: boolean;
+  runnable?: boolean;
 }
 
 export interface RunRequest {
@@ -107,6 +111,7 @@ export function lookFrame(seq: number, r: LookRequest): Frame {
   const f: Field[] = [];
   if (r.iptables) f.push(field('i'));
   if (r.busy) f.push(field('b'));
+  if (r.runnable) f.push(field('q'));
   for (const c of r.commands ?? []) f.push(field('c', checkName(c)));
   if (r.segmentsFrom !== undefined) {
     f.push(field('s', u64(r.segmentsFrom)));
@@ -376,6 +381,7 @@ export function decodeLook(node: NodeName, frame: Frame, segmentsFrom?: number):
   };
   if (f.has('E')) look.socketsError = f.str('E')!;
   if (f.has('b')) look.busy = f.u32('b')!;
+  if (f.has('q')) look.runnable = f.u32('q')!;
   if (f.has('i')) look.counters = parseIptablesSave(f.str('i')!);
   if (f.has('I')) look.countersError = f.str('I')!;
   for (const m of f.all('m')) {

@@ -14,7 +14,7 @@ import type { LabEvent } from '../engine/events.js';
 import { newInstanceId } from '../engine/provision.js';
 import { runLab } from '../engine/run-lab.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { labChecks, maxScoreOf, scoreLab, type LabCheck, type Section } from '../grade/score.js';
+import { labChecks, maxScoreOf, scoreLab, settledAfter, type LabCheck, type Section } from '../grade/score.js';
 import type { StepResult } from '../grade/grade.js';
 import { answersOf, answerTexts, labHash, loadSubmission } from './submission.js';
 import { printable, printableDeep } from '../printable.js';
@@ -55,6 +55,8 @@ export interface SubmissionResult {
   answers?: AnswerOutput[];
   /** The lab stopped part-way: what stopped it. The checks it did not reach count as not met. */
   error?: string;
+  /** The run stopped once nothing left could change its score, and why (the checks not made are not met). */
+  settled?: string;
   /** Worth knowing, not fatal: the lab file differs from the one the student worked with, and so on. */
   warnings?: string[];
 }
@@ -277,7 +279,7 @@ export async function runNullAnswer(opts: BatchOptions): Promise<Run> {
 
 /** What runs of the null answer met (any of them: a check met once tells nothing apart), and what it scored. */
 export function nullAnswerOf(lab: Lab, runs: Run[]): NullAnswer {
-  const scored = runs.map((r) => scoreLab(lab, r.steps, r.error));
+  const scored = runs.map((r) => scoreLab(lab, r.steps, r.error, r.settled ? { settled: r.settled } : {}));
   const met = new Set(scored.flatMap((s) => s.met));
   const warnings: string[] = [];
   const checks = labChecks(lab);
@@ -334,6 +336,8 @@ export async function gradeWithRetries(p: Prepared, opts: BatchOptions, nullAnsw
 export interface Run {
   steps: StepResult[];
   error?: string;
+  /** It stopped once nothing left could change its score (settledAfter): why. */
+  settled?: string;
   outputs: AnswerOutput[];
   durationMs: number;
   instance: string;
@@ -342,7 +346,10 @@ export interface Run {
 /** A run, scored: the null answer's met checks pay nothing of their own. */
 function resultOf(p: Prepared, run: Run, nullAnswer: NullAnswer, lab: Lab): SubmissionResult {
   const student = p.student!;
-  const scored = scoreLab(lab, run.steps, run.error, nullAnswer.error ? {} : { nullMet: new Set(nullAnswer.met.map((c) => c.key)) });
+  const scored = scoreLab(lab, run.steps, run.error, {
+    ...(nullAnswer.error ? {} : { nullMet: new Set(nullAnswer.met.map((c) => c.key)) }),
+    ...(run.settled ? { settled: run.settled } : {}),
+  });
   const lead = leadFailed(scored.sections);
   const variants = variantValues(lab, student);
   const nullNotes = nullAnswer.error
@@ -362,6 +369,7 @@ function resultOf(p: Prepared, run: Run, nullAnswer: NullAnswer, lab: Lab): Subm
     ...(Object.keys(variants).length ? { variants } : {}),
     ...(run.outputs.length ? { answers: run.outputs } : {}),
     ...(run.error ? { error: run.error } : {}),
+    ...(run.settled ? { settled: run.settled } : {}),
     ...(warnings.length ? { warnings } : {}),
   };
 }
@@ -388,6 +396,9 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
       ...(opts.pollIntervalMs !== undefined ? { pollIntervalMs: opts.pollIntervalMs } : {}),
       // Recording every segment costs each look; a class needs it only for a lab that checks segments.
       capture: usesSegments(lab),
+      // Once an answer has lost every point still at stake, its later steps would only wait out their deadlines.
+      // A lab's own solution (lab test) runs to the end: when it fails, its author needs every step's checks.
+      ...(p.solution ? {} : { stopWhen: (steps: StepResult[]) => settledAfter(lab, steps) }),
       ...(p.solution
         ? {}
         : { answers: { byStep: p.answers ?? {}, ...(opts.taskTimeoutMs !== undefined ? { timeoutMs: opts.taskTimeoutMs } : {}) } }),
@@ -412,6 +423,7 @@ async function gradeOne(p: Prepared, opts: BatchOptions): Promise<Run> {
     return {
       steps: result?.steps ?? stepsDone,
       ...(error ? { error } : {}),
+      ...(result?.settled ? { settled: result.settled } : {}),
       outputs,
       durationMs: performance.now() - started,
       instance: id,

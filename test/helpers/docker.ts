@@ -76,6 +76,9 @@ function madeHere(labels: Record<string, string>): boolean {
   // serve restarted by its test, a CLI killed on purpose) while another file looks for its own leftovers.
   const run = labels[LABEL.run];
   if (run !== undefined) return run === RUN_ID;
+  // A step of an image build (another file building the lab image meanwhile): its container has only the
+  // label the image itself carries, no lab instance and no maker. The build removes it.
+  if (labels[LABEL.instance] === undefined && labels[LABEL.pid] === undefined) return false;
   const m = /^(.*):(\d+)$/.exec(labels[LABEL.pid] ?? '');
   // Made by no process we can name: count it, rather than let a leftover pass.
   if (!m) return true;

@@ -5,6 +5,7 @@ import type { Expectation } from '../../src/lab/schema.js';
 import { parseSs } from '../../src/observe/ss.js';
 import { parseIptablesSave } from '../../src/observe/iptables.js';
 import { renderJunit } from '../../src/report/junit.js';
+import { quietOf } from '../../src/engine/instance.js';
 
 const vars = { 'client.ip': '198.18.250.11', 'server.ip': '198.18.250.10' };
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
@@ -112,6 +113,99 @@ describe('decide over time', () => {
     });
     // A run that started before the deadline may finish after it; a break after the deadline fails.
     expect(decide(h, [sample(900, true), sample(1200, false)], 0, 1200)).toMatchObject({ done: true, passed: false });
+  });
+});
+
+describe('a state that must last, judged only while the lab could act', () => {
+  // Lab 2's null answer on a starved host: the probe's nc on the client has not had the CPU to connect, so "no
+  // SYN_RECV on the server for 1s" holds at every look. It must not be met while that nc waits to run.
+  const e: Expectation = { on: 'server', absent: { state: ['SYN_RECV'], local: '*:5555' }, for: '1s', within: '5s' };
+  const holding = (from: number, to: number, step = 100) =>
+    Array.from({ length: (to - from) / step + 1 }, (_, k) => sample(from + k * step, true));
+  const looks = (node: string, list: [number, number][]) => [node, list.map(([at, runnable]) => ({ at, runnable }))] as const;
+
+  it('is not met while a machine says its commands wait for a CPU, and says why', () => {
+    const readings = new Map([
+      looks('server', [
+        [0, 0],
+        [2000, 0],
+        [6000, 0],
+      ]),
+      looks('client', [
+        [0, 1],
+        [1000, 1],
+        [2500, 1],
+        [4000, 1],
+        [6000, 1],
+      ]),
+    ]);
+    const d = decide(e, holding(0, 6000), 0, 6000, quietOf(['server', 'client'], readings));
+    expect(d).toMatchObject({ done: true, passed: false });
+    expect((d as { sample: Sample }).sample.evaluation.seen.at(-1)).toMatch(
+      /^can't tell whether it lasted: 1 of the lab's own processes on client was runnable/,
+    );
+    // Without the question, the same samples are met: the hole this closes.
+    expect(decide(e, holding(0, 6000), 0, 6000)).toMatchObject({ done: true, passed: true });
+  });
+
+  it('begins again after the last look that saw them waiting, and is met once a quiet window lasts', () => {
+    const readings = new Map([
+      looks('server', [
+        [0, 0],
+        [3000, 0],
+      ]),
+      looks('client', [
+        [0, 1],
+        [700, 1],
+        [900, 0],
+        [1500, 0],
+        [2100, 0],
+      ]),
+    ]);
+    const quiet = quietOf(['server', 'client'], readings);
+    // From 900 on (the first sample after the look at 700), a second: met at 1900, once the client has been
+    // looked at again after it (2100).
+    expect(decide(e, holding(0, 2000), 0, 2000, quiet)).toMatchObject({ done: true, passed: true, at: 1900 });
+  });
+
+  it('waits while a machine has not been looked at since the window ended', () => {
+    const readings = new Map([
+      looks('server', [
+        [0, 0],
+        [1200, 0],
+      ]),
+      looks('client', [
+        [0, 0],
+        [600, 0],
+      ]),
+    ]);
+    expect(decide(e, holding(0, 1200), 0, 1200, quietOf(['server', 'client'], readings))).toEqual({ done: false });
+    readings.get('client')!.push({ at: 1300, runnable: 0 });
+    expect(decide(e, holding(0, 1200), 0, 1200, quietOf(['server', 'client'], readings))).toMatchObject({
+      done: true,
+      passed: true,
+      at: 1000,
+    });
+  });
+
+  it('does not ask for a state seen once, nor let a wait begin after the deadline', () => {
+    const once: Expectation = { on: 'server', socket: { state: 'LISTEN' }, within: '1s' };
+    const busy = new Map([
+      looks('server', [
+        [0, 1],
+        [500, 1],
+      ]),
+    ]);
+    expect(decide(once, [sample(100, true)], 0, 100, quietOf(['server'], busy))).toMatchObject({ done: true, passed: true });
+    // Waiting until after the deadline (5 s): no window may begin there.
+    const late = new Map([
+      looks('server', [
+        [0, 1],
+        [5100, 0],
+        [7000, 0],
+      ]),
+    ]);
+    expect(decide(e, holding(0, 7000), 0, 7000, quietOf(['server'], late))).toMatchObject({ done: true, passed: false });
   });
 });
 

@@ -6,7 +6,8 @@ import type { Expectation, Lab } from '../../src/lab/schema.js';
 import { validateLabText } from '../../src/lab/load.js';
 import { commandFailure, describeExpectation, type Check, type StepResult } from '../../src/grade/grade.js';
 import { UNFILLED } from '../../src/lab/templates.js';
-import { maxScoreOf, scoreLab } from '../../src/grade/score.js';
+import { labChecks, maxScoreOf, scoreLab, settledAfter } from '../../src/grade/score.js';
+import { catalogue } from '../../src/lab/catalogue.js';
 
 const vars = { 'client.ip': '198.19.9.2', 'server.ip': '198.19.9.3', 'variant.port': '5637' };
 
@@ -193,5 +194,118 @@ steps:
     expect(problems(base('\n      points: 2', ', points: 3'))[0]).toMatch(
       /^21: the task is worth 2, but checks of its section have 3 points/,
     );
+  });
+});
+
+describe('a run stops once nothing left can change its score', () => {
+  /** The score, the checks met that carry points of their own, and the tasks all of whose checks were met: all
+   *  that a run's points and the null answer's verdicts are made of. */
+  const verdict = (lab: Lab, steps: StepResult[], settled?: string) => {
+    const s = scoreLab(lab, steps, undefined, settled ? { settled } : {});
+    const checks = labChecks(lab);
+    const met = new Set(s.met);
+    return {
+      score: s.score,
+      passed: s.passed,
+      partialMet: checks.filter((c) => c.points > 0 && met.has(c.key)).map((c) => c.key),
+      tasksAllMet: [...new Set(checks.map((c) => c.task))].filter((t) => checks.filter((c) => c.task === t).every((c) => met.has(c.key))),
+    };
+  };
+
+  it('Lab 2: a REJECT, the wrong chain and no rule at all stop after the task, with the points of a whole run', () => {
+    for (const failing of [reject, wrongChain, nothing]) {
+      const full = run(lab2, failing);
+      const why = settledAfter(lab2, full.slice(0, 1));
+      expect(why).toMatch(/^task drop-syn had already lost its points \('.+' was not met\)/);
+      expect(verdict(lab2, full.slice(0, 1), why)).toEqual(verdict(lab2, full));
+      // The checks left unmade say why.
+      const unmade = scoreLab(lab2, full.slice(0, 1), undefined, { settled: why! }).sections[0]!.items.find((i) => i.step === 'release');
+      expect(unmade!.checks[0]!.seen).toEqual([`not checked: ${why}`]);
+    }
+  });
+
+  it('never stops a run that can still earn something: every check met so far, or the last step done', () => {
+    const right = run(lab2);
+    for (let k = 1; k <= right.length; k++) expect(settledAfter(lab2, right.slice(0, k))).toBeUndefined();
+    expect(settledAfter(lab2, run(lab2, nothing))).toBeUndefined();
+    expect(settledAfter(lab2, [])).toBeUndefined();
+  });
+
+  it('in every shipped lab, for many ways of failing, a run stopped where it says gives the verdict of the whole run', () => {
+    // A small seeded generator: the same cases on every run of the test.
+    let seed = 20261204;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    let stopped = 0;
+    for (const { lab } of catalogue()) {
+      const ids = lab.steps.map((s) => [s.id, (s.task?.expect?.length ?? 0) + (s.expect?.length ?? 0)] as const);
+      for (let n = 0; n < 40; n++) {
+        const failing: Record<string, number[]> = {};
+        for (const [id, count] of ids) failing[id] = [...Array(count).keys()].filter(() => rand() < 0.15);
+        const full = run(lab, failing);
+        for (let k = 1; k <= full.length; k++) {
+          const why = settledAfter(lab, full.slice(0, k));
+          if (!why) continue;
+          stopped++;
+          expect(verdict(lab, full.slice(0, k), why), `lab ${lab.id} after ${k} steps`).toEqual(verdict(lab, full));
+          break;
+        }
+      }
+    }
+    // The property is not empty: many of those runs stopped early.
+    expect(stopped).toBeGreaterThan(25);
+  });
+
+  it('goes on while a later step has a check with points of its own, or a later task begins', () => {
+    const text = (laterPoints: string, secondTask: boolean) => `id: 7
+slug: tiny
+title: Tiny
+summary: s
+intro: i
+steps:
+  - id: first
+    title: First
+    explain: e
+    task:
+      prompt: connect
+      points: 4
+      solution:
+        - { on: server, run: [nc, -l, "5555"], name: srv, background: true }
+      expect:
+        - { on: server, socket: { state: LISTEN, local: "*:5555" } }
+  - id: later
+    title: Later
+    explain: e
+    run:
+      - { on: client, run: [nc, "{{server.ip}}", "5555"], name: cli, background: true }
+    expect:
+      - { on: client, socket: { state: ESTABLISHED, peer: "{{server.ip}}:5555" }${laterPoints} }
+${
+  secondTask
+    ? `  - id: second
+    title: Second
+    explain: e
+    task:
+      prompt: again
+      solution:
+        - { on: client, run: [nc, "{{server.ip}}", "5555"], name: cli2, background: true }
+      expect:
+        - { on: server, socket: { state: LISTEN, local: "*:5555" } }
+`
+    : ''
+}`;
+    const load = (t: string) => {
+      const v = validateLabText(t);
+      expect(v.problems).toEqual([]);
+      return v.lab!;
+    };
+    const plain = load(text('', false));
+    const firstFails = (lab: Lab) => run(lab, { first: [0] }).slice(0, 1);
+    expect(settledAfter(plain, firstFails(plain))).toMatch(/^task first had already lost its points/);
+    const pointsLater = load(text(', points: 2', false));
+    expect(settledAfter(pointsLater, firstFails(pointsLater))).toBeUndefined();
+    const twoTasks = load(text('', true));
+    expect(settledAfter(twoTasks, firstFails(twoTasks))).toBeUndefined();
+    // Once the second task has lost its points too, the end is near anyway: its step is the last.
+    expect(settledAfter(twoTasks, run(twoTasks, { first: [0], later: [0] }).slice(0, 2))).toBeUndefined();
   });
 });

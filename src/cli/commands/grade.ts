@@ -304,6 +304,7 @@ function renderSubmissionLine(given: SubmissionResult, s: Style, progress: strin
   const lines = [head];
   for (const t of r.tasks) lines.push(`    ${sectionWhy(t) || `${t.step}: ${t.score}/${t.maxScore}`}`);
   if (r.error) lines.push(`    ${s.red('stopped:')} ${r.error}`);
+  else if (r.settled) lines.push(`    ${s.dim('the rest of the lab was not run: nothing in it could change this score')}`);
   for (const w of r.warnings ?? []) lines.push(`    ${s.yellow('note:')} ${w}`);
   return lines.join('\n');
 }
