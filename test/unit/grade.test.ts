@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decide, describeExpectation, evaluate, summarize, toCheck, type NodeSnapshot, type Sample } from '../../src/grade/grade.js';
-import type { Expectation } from '../../src/lab/schema.js';
+import type { Expectation, NodeName } from '../../src/lab/schema.js';
 import { parseSs } from '../../src/observe/ss.js';
 import { parseIptablesSave } from '../../src/observe/iptables.js';
 import { renderJunit } from '../../src/report/junit.js';
@@ -122,7 +122,7 @@ describe('a state that must last, judged only while the lab could act', () => {
   const e: Expectation = { on: 'server', absent: { state: ['SYN_RECV'], local: '*:5555' }, for: '1s', within: '5s' };
   const holding = (from: number, to: number, step = 100) =>
     Array.from({ length: (to - from) / step + 1 }, (_, k) => sample(from + k * step, true));
-  const looks = (node: string, list: [number, number][]) => [node, list.map(([at, runnable]) => ({ at, runnable }))] as const;
+  const looks = (node: NodeName, list: [number, number][]) => [node, list.map(([at, runnable]) => ({ at, runnable }))] as const;
 
   it('is not met while a machine says its commands wait for a CPU, and says why', () => {
     const readings = new Map([
