@@ -18,9 +18,17 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
   if command -v systemctl >/dev/null 2>&1 && systemctl start docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; then
     log "started docker with systemctl"
   else
-    log "starting dockerd in the background (log: /var/log/tcplab-dockerd.log)"
-    nohup dockerd >/var/log/tcplab-dockerd.log 2>&1 &
-    for _ in $(seq 1 60); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 1; done
+    # Twice at most: a dockerd that was stopped (or killed) a moment ago can still hold its containerd, and the
+    # new one then times out waiting for it; a second start, once the first has given up, comes up.
+    for attempt in 1 2; do
+      log "starting dockerd in the background (log: /var/log/tcplab-dockerd.log)"
+      nohup dockerd >/var/log/tcplab-dockerd.log 2>&1 &
+      pid=$!
+      for _ in $(seq 1 60); do timeout 5 docker info >/dev/null 2>&1 && break 2; sleep 1; done
+      log "dockerd did not answer within a minute (attempt $attempt)"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    done
   fi
 fi
 timeout 10 docker info >/dev/null 2>&1 || { log "the Docker engine did not come up; see /var/log/tcplab-dockerd.log"; exit 1; }
