@@ -9,8 +9,8 @@ export interface ObserveNeed {
   commands: Set<string>;
   /** A segments expectation: the snapshot carries the segments since the step began. */
   segments?: boolean;
-  /** An expectation that must hold for a while: the snapshot says how many of the agent's commands' processes
-   *  wait for a CPU (see decide()). */
+  /** The snapshot says how many of the agent's commands' processes are runnable: Instance.waitFor asks it of
+   *  every node while an expectation must hold for a while (see decide()). */
   runnable?: boolean;
 }
 
@@ -22,7 +22,6 @@ export function needsOf(expectations: Expectation[]): Map<NodeName, ObserveNeed>
     if (e.iptables) n.iptables = true;
     if (e.command) n.commands.add(e.command.name);
     if (e.segments) n.segments = true;
-    if (e.for) n.runnable = true;
     needs.set(e.on, n);
   }
   return needs;
