@@ -12,11 +12,17 @@ for (const file of report.testResults ?? []) {
   const name = String(file.name ?? '').replace(/^.*?\/(test\/)/, '$1');
   for (const t of file.assertionResults ?? []) {
     if (t.status !== 'failed') continue;
-    const why = String((t.failureMessages ?? [])[0] ?? '').split('\n')[0].slice(0, 300);
+    const why = String((t.failureMessages ?? [])[0] ?? '')
+      .split('\n')[0]
+      .slice(0, 300);
     console.log(`failed: ${name} > ${t.fullName ?? t.title}\n    ${why}`);
   }
   if ((file.assertionResults ?? []).length === 0 && file.status === 'failed') {
-    console.log(`failed: ${name} (the file itself): ${String(file.message ?? '').split('\n')[0].slice(0, 300)}`);
+    console.log(
+      `failed: ${name} (the file itself): ${String(file.message ?? '')
+        .split('\n')[0]
+        .slice(0, 300)}`,
+    );
   }
 }
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
