@@ -127,7 +127,7 @@ describeDocker('red team: what a root student can do in their machines does not 
           passed: boolean;
           score: number;
           gradable: boolean;
-          tasks: { step: string; items: { checks: { name: string; passed: boolean }[] }[] }[];
+          tasks: { step: string; items: { name: string; points: number; checks: { name: string; passed: boolean }[] }[] }[];
         }[];
       }
     ).submissions;
@@ -158,7 +158,8 @@ describeDocker('red team: what a root student can do in their machines does not 
       expect.soft(socket?.passed, `${name}: ${JSON.stringify(socket)}`).toBe(false);
       // Nor the points a half-right rule earns: each of these is no rule at all. Redirecting the port to a
       // listener of its own keeps 5555 free of connections on the server, but the SYN still reached it.
-      expect.soft(r!.score, `${name} scores nothing: ${JSON.stringify(r)}`).toBe(0);
+      const earned = r!.tasks.flatMap((t) => t.items.filter((i) => i.points > 0).map((i) => i.name));
+      expect.soft(r!.score, `${name} scores nothing, but earned points for: ${earned.join('; ')}`).toBe(0);
     }
   });
 
