@@ -134,6 +134,10 @@
 #define POLL_FIRST_MS 2
 #define POLL_MIN_MS 5
 #define POLL_MAX_MS 1000
+/* The forced dump (for what moves no counter) comes every POLL_MAX_MS right after a change, and further apart
+ * the longer nothing has changed, up to DUMP_IDLE_MAX_MS: a lab kept open with nothing happening dumps its
+ * sockets every few seconds, not every second. */
+#define DUMP_IDLE_MAX_MS 5000
 
 static void die(int code, const char *fmt, ...) {
   va_list ap;
@@ -701,7 +705,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
  * (even one a firewall drops before it leaves) or received, a retransmission, a socket hashed or unhashed
  * (listen, connect, close), a TIME_WAIT that began or ended, each moves one of them. Only when they moved, or
  * when the last dump is POLL_MAX_MS old (for what moves none: data read by its program, a FIN queued behind
- * data), does it dump. "inuse" and "tw" of sockstat are this namespace's; its other figures are the host's. */
+ * data; up to DUMP_IDLE_MAX_MS once nothing has changed for that long), does it dump. "inuse" and "tw" of sockstat are this namespace's; its other figures are the host's. */
 static int read_small(const char *path, char *buf, size_t size) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   ssize_t n;
@@ -941,8 +945,10 @@ static struct command *command_slot(void) {
 static unsigned long long change_token = 1;
 /* The agent's own looks while someone waits: when the next is due, and the pause after it. */
 static long long poll_next, poll_interval = POLL_MIN_MS;
+static long long last_change_ms;
 static void changed(void) {
   change_token++;
+  last_change_ms = mono_ms();
   activity();
   poll_interval = POLL_MIN_MS;
   if (poll_next) poll_next = mono_ms() + POLL_FIRST_MS;
@@ -1891,7 +1897,9 @@ static int serve(void) {
     }
     if (waiting && poll_next && now >= poll_next) {
       uint64_t c;
-      int same = counters_at_dump_ok && now - dumped_at_ms < POLL_MAX_MS && tcp_counters(&c) && c == counters_at_dump;
+      long long quiet = now - last_change_ms;
+      long long dump_every = quiet < POLL_MAX_MS ? POLL_MAX_MS : quiet > DUMP_IDLE_MAX_MS ? DUMP_IDLE_MAX_MS : quiet;
+      int same = counters_at_dump_ok && now - dumped_at_ms < dump_every && tcp_counters(&c) && c == counters_at_dump;
       if (!same && sockets_read()) changed();
       else if ((unsigned long long)now - last_activity_ms > (unsigned long long)poll_interval)
         poll_interval = poll_interval * 2 > POLL_MAX_MS ? POLL_MAX_MS : poll_interval * 2;

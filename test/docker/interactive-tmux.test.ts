@@ -215,8 +215,9 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
       await until('lab', 'Please input a value');
       // A wrong prediction.
       await predict('lab', 'SYN_SENT and SYN_RECV');
-      out = await until('lab', 'You predicted: SYN_SENT and SYN_RECV  ✗ not quite');
-      expect(out).toContain('Answer: SYN_SENT and LISTEN');
+      // The verdict and the answer are two writes: wait for the second, then read both.
+      out = await until('lab', 'Answer: SYN_SENT and LISTEN');
+      expect(out).toContain('You predicted: SYN_SENT and SYN_RECV  ✗ not quite');
       expect(out).toMatch(/SYN_SENT\s+198\.1[89]\.\d+\.2:\d+ -> 198\.1[89]\.\d+\.3:5555/);
       await menu('lab', 'Continue to the next step');
 

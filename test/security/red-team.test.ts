@@ -85,6 +85,9 @@ for _ in range(20):
     time.sleep(0.1)
 PY`;
 
+/** As many busy loops as a machine's process limit leaves room for, each in a session of its own. */
+const STARVE = "for i in $(seq 60); do setsid sh -c 'while :; do :; done' >/dev/null 2>&1 & done";
+
 const ATTACKS: Record<string, Record<string, string>> = {
   // The attack that passed Lab 2 before: no rule at all, a peer's text taken for the grader's.
   'peer-sends-old-sections': { server: REDIRECT_AND_SEND(printText(OLD_SECTIONS('{{client.ip}}', '{{server.ip}}'))) },
@@ -96,6 +99,10 @@ const ATTACKS: Record<string, Record<string, string>> = {
   'feeds-the-agent': { client: FEED_AGENT },
   'floods-output': { client: '(yes "### command check-client" | head -c 50000000) &\nyes running &' },
   'stops-its-machine': { client: '(sleep 0.5; kill -9 -1) &', server: '(sleep 0.5; kill -TERM 1; kill -INT 1; kill -9 -1) &' },
+  // Busy loops in sessions of their own (outside the answer's process group, so not counted as the answer's):
+  // on a machine they fill, the lab's own probe waits for the CPU, and a state that must last "holds" only
+  // because nothing could end it. The lab's probe is counted while it waits (runnable), so no hold is met.
+  'starves-the-probe': { client: STARVE, server: STARVE },
 };
 
 describeDocker('red team: what a root student can do in their machines does not change a verdict', () => {
@@ -120,7 +127,7 @@ describeDocker('red team: what a root student can do in their machines does not 
           passed: boolean;
           score: number;
           gradable: boolean;
-          tasks: { step: string; items: { checks: { name: string; passed: boolean }[] }[] }[];
+          tasks: { step: string; items: { name: string; points: number; checks: { name: string; passed: boolean }[] }[] }[];
         }[];
       }
     ).submissions;
@@ -128,9 +135,9 @@ describeDocker('red team: what a root student can do in their machines does not 
   }
 
   it('Lab 2: forged sections, killing, feeding, flooding and stopping a machine are all graded and none is met; the honest answer passes', async () => {
-    // Each failing answer waits out every later step of Lab 2 (about 45 s): three of the attacks here, all of
-    // them on the one-task lab below.
-    const attacks = ['peer-sends-old-sections', 'kills-and-forges', 'stops-its-machine'];
+    // Four of the attacks here (a failing answer stops once nothing left can earn it points), all of them on the
+    // one-task lab below.
+    const attacks = ['peer-sends-old-sections', 'kills-and-forges', 'stops-its-machine', 'starves-the-probe'];
     const { results } = await grade('2', 'drop-syn', 'lab2', {
       honest: { client: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP' },
       ...Object.fromEntries(attacks.map((a) => [a, ATTACKS[a]!])),
@@ -149,6 +156,10 @@ describeDocker('red team: what a root student can do in their machines does not 
       const task = r!.tasks.find((t) => t.step === 'drop-syn');
       const socket = task?.items.flatMap((i) => i.checks).find((c) => c.name.includes('socket SYN_SENT'));
       expect.soft(socket?.passed, `${name}: ${JSON.stringify(socket)}`).toBe(false);
+      // Nor the points a half-right rule earns: each of these is no rule at all. Redirecting the port to a
+      // listener of its own keeps 5555 free of connections on the server, but the SYN still reached it.
+      const earned = r!.tasks.flatMap((t) => t.items.filter((i) => i.points > 0).map((i) => i.name));
+      expect.soft(r!.score, `${name} scores nothing, but earned points for: ${earned.join('; ')}`).toBe(0);
     }
   });
 

@@ -115,7 +115,7 @@ describe('the CSV gradebook', () => {
     // Partial credit, and which check earned it; then the first check not met.
     expect(rows[2]!.slice(0, 6)).toEqual(['bob', '6', '6', '20', 'false', 'true']);
     expect(rows[2]![7]).toBe(
-      "drop-syn: 6/20, earned 6 for 'server: no socket SYN_RECV|ESTABLISHED, local *:5555 for 1s (within 5s)'; not met: 'client: socket SYN_SENT, peer {{server.ip}}:5555 for 1s (within 5s)' (+4 more)",
+      "drop-syn: 6/20, earned 6 for 'server: no SYN segments to *:5555 on the wire for 1s (within 5s)'; not met: 'client: socket SYN_SENT, peer {{server.ip}}:5555 for 1s (within 5s)' (+4 more)",
     );
     expect(rows[3]!.slice(0, 6)).toEqual(['carol', '0', '0', '20', 'false', 'true']);
     expect(rows[3]![7]).toMatch(/^drop-syn: 0\/20, not met: 'client: socket SYN_SENT/);
@@ -130,7 +130,7 @@ describe('the CSV gradebook', () => {
     const r: SubmissionResult = { ...results[1]!, score: s.score, tasks: s.sections };
     const why = parseCsv(renderGradebook(lab, [r]))[1]![7];
     expect(why).toMatch(
-      /^drop-syn: 0\/20, nothing for 'server: no socket SYN_RECV\|ESTABLISHED, local \*:5555 for 1s \(within 5s\)': the null answer meets it too; not met: /,
+      /^drop-syn: 0\/20, nothing for 'server: no SYN segments to \*:5555 on the wire for 1s \(within 5s\)': the null answer meets it too; not met: /,
     );
   });
 

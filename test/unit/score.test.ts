@@ -75,7 +75,7 @@ describe('points: nothing for nothing', () => {
     expect([r.score, w.score, n.score]).toEqual([6, 6, 0]);
     // Which check earned the points: the one that says the SYN never reached the server, for the REJECT.
     const earned = (s: typeof r) => s.sections[0]!.items.filter((it) => it.points > 0).map((it) => it.name);
-    expect(earned(r)).toEqual(['server: no socket SYN_RECV|ESTABLISHED, local *:5555 for 1s (within 5s)']);
+    expect(earned(r)).toEqual(['server: no SYN segments to *:5555 on the wire for 1s (within 5s)']);
     expect(earned(w)).toEqual(['client: socket SYN_SENT, peer {{server.ip}}:5555 for 1s (within 5s)']);
     expect(earned(n)).toEqual([]);
   });
@@ -96,7 +96,7 @@ describe('points: nothing for nothing', () => {
     const nullMet = new Set(['drop-syn#2', 'listen#0']);
     const r = scoreLab(lab2, run(lab2, reject), undefined, { nullMet });
     expect(r.score).toBe(0);
-    const item = r.sections[0]!.items.find((it) => it.name.startsWith('server: no socket'))!;
+    const item = r.sections[0]!.items.find((it) => it.name.startsWith('server: no SYN segments'))!;
     expect(item).toMatchObject({ points: 0, maxPoints: 0, passed: true, partial: true, nullMet: true });
     // The maximum does not move, and a right answer still gets all of it.
     const full = scoreLab(lab2, run(lab2), undefined, { nullMet });
