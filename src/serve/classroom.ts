@@ -592,11 +592,12 @@ export class Classroom {
         lab: live.lab,
         slug: live.lab.slug,
         walk: () => ({ kind: 'walking', stepIndex: Math.max(0, live.walk.state.step?.index ?? 0) }),
-        // Twice a second while something moves (lab ui's projector page looks four times), every 3 s once quiet:
-        // each look still forks ss and iptables-save in every machine, and a class of open pages is many labs
-        // looked at together (issue 16's agent makes a look a long poll that costs nothing while nothing moves).
+        // Twice a second while something moves (lab ui's projector page looks four times), every 3 s once quiet
+        // while something on the page moves with time (a timer), and rarely once nothing does: a look waits in
+        // the machines' agents, which answer when anything changes, and a step of the walk ends the wait too.
         pollMs: 500,
         idlePollMs: 3000,
+        walkChanges: (poke) => live.walk.on(() => poke()),
         publish: ({ ladder, ...rest }) => {
           for (const [event, data] of [
             ['ladder', ladder],

@@ -4,6 +4,7 @@ import createDebug from 'debug';
 import type { Lab } from '../lab/schema.js';
 import { buildView, type UiView, type Walk } from './view.js';
 import type { LabWatch, Look } from './watch.js';
+import type { Timeline } from '../trace/timeline.js';
 
 const log = createDebug('lab:ui');
 
@@ -14,6 +15,11 @@ const POLL_MS = 250;
  *  command changes: an idle lab kept for a class costs next to nothing, and nothing is seen later for it. */
 const IDLE_POLL_MS = 5000;
 const IDLE_AFTER_MS = 5000;
+/** Once idle, and with nothing on the page that moves with time alone (a socket's timer counting down, an arrow
+ *  of the diagram fading, a segment whose fate is not yet decided), a look waits this long. Anything a check
+ *  can see ends the wait in the agent at once, and the walk moving on ends it through `walkChanges`: what is
+ *  left to this interval is only what neither tells (the walk's process dying without a word). */
+const QUIET_POLL_MS = 30_000;
 /** Rounds in a row in which the engine could not even list the lab's containers before the page gives up. */
 const MAX_ENGINE_FAILURES = 8;
 
@@ -21,7 +27,8 @@ const MAX_ENGINE_FAILURES = 8;
 export type Watch = Pick<
   LabWatch,
   'plan' | 'nodeAddresses' | 'now' | 'captureOff' | 'droppedSegments' | 'stepBegins' | 'look' | 'timeline' | 'present' | 'lastChange'
->;
+> &
+  Partial<Pick<LabWatch, 'wake'>>;
 
 interface SessionOptions {
   watch: Watch;
@@ -33,6 +40,11 @@ interface SessionOptions {
   signal: AbortSignal;
   pollMs?: number;
   idlePollMs?: number;
+  quietPollMs?: number;
+  /** Subscribes to "the walk may have moved" (its state written in another process, a step in this one); returns
+   *  the unsubscribe. Each call ends the looks that wait, so the page follows the walk at once, however long
+   *  they would have waited. */
+  walkChanges?: (poke: () => void) => () => void;
 }
 
 type SessionEnd = { reason: 'stopped' } | { reason: 'gone' | 'unreachable'; message: string };
@@ -41,6 +53,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
   const { watch } = opts;
   const pollMs = opts.pollMs ?? POLL_MS;
   const idlePollMs = opts.idlePollMs ?? IDLE_POLL_MS;
+  const quietPollMs = opts.quietPollMs ?? QUIET_POLL_MS;
   let stepChangedAt = 0;
   let lastStep: string | undefined;
   let stepStartSeen = false;
@@ -82,49 +95,68 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
     return end;
   };
 
-  while (!opts.signal.aborted) {
-    const started = Date.now();
-    const walk = opts.walk();
-    const stepKey = walk.kind === 'unknown' ? 'unknown' : `${walk.kind} ${walk.stepIndex}`;
-    if (lastStep !== undefined && stepKey !== lastStep) {
-      // The walk moved on while we watched: segment checks can count from here.
-      watch.stepBegins();
-      stepStartSeen = walk.kind !== 'unknown';
-      stepChangedAt = Date.now();
-    }
-    lastStep = stepKey;
-    const step = opts.lab && walk.kind !== 'unknown' ? opts.lab.steps[walk.stepIndex] : undefined;
-    const commands = [...(step?.task?.expect ?? []), ...(step?.expect ?? [])].flatMap((e) => (e.command ? [e.command.name] : []));
-    // Wait in the agents for a change, as long as the pace allows: the walk's moves in another process are
-    // read each round, and a step's commands change the lab, which ends the wait.
-    const waitMs = Math.max(0, pollDelay(Date.now(), Date.now(), Math.max(watch.lastChange, stepChangedAt), pollMs, idlePollMs));
-    const look = await watch.look([...new Set(commands)], { waitMs });
-    if (opts.signal.aborted) break;
-    if (look.failed.size) {
-      let present: boolean;
-      try {
-        present = await watch.present();
-        engineFailures = 0;
-      } catch (e) {
-        engineFailures++;
-        log('cannot list the lab: %s', (e as Error).message);
-        if (engineFailures >= MAX_ENGINE_FAILURES)
-          return finish({ reason: 'unreachable', message: `the Docker engine cannot be reached: ${(e as Error).message}` });
-        present = true;
-      }
-      if (!present)
-        return finish({
-          reason: 'gone',
-          message: `the lab is gone: instance ${watch.plan.instance} was stopped or removed (its walk ended, or \`lab stop\`)`,
-        });
-      log('a look failed while the lab is still there: %o', Object.fromEntries(look.failed));
-    }
-    send(make(walk, look, 'live'));
-    // Never more than one view per pollMs, however often the lab changes.
-    const wait = pollMs - (Date.now() - started);
-    if (wait > 0) await sleep(wait, opts.signal);
+  const unsubscribe = opts.walkChanges?.(() => void watch.wake?.());
+  try {
+    return await loop();
+  } finally {
+    unsubscribe?.();
   }
-  return finish({ reason: 'stopped' });
+
+  async function loop(): Promise<SessionEnd> {
+    while (!opts.signal.aborted) {
+      const started = Date.now();
+      const walk = opts.walk();
+      const stepKey = walk.kind === 'unknown' ? 'unknown' : `${walk.kind} ${walk.stepIndex}`;
+      if (lastStep !== undefined && stepKey !== lastStep) {
+        // The walk moved on while we watched: segment checks can count from here.
+        watch.stepBegins();
+        stepStartSeen = walk.kind !== 'unknown';
+        stepChangedAt = Date.now();
+      }
+      lastStep = stepKey;
+      const step = opts.lab && walk.kind !== 'unknown' ? opts.lab.steps[walk.stepIndex] : undefined;
+      const commands = [...(step?.task?.expect ?? []), ...(step?.expect ?? [])].flatMap((e) => (e.command ? [e.command.name] : []));
+      // Wait in the agents for a change, as long as the pace allows: the walk's moves in another process are
+      // read each round, and a step's commands change the lab, which ends the wait.
+      const idleMs = last && !movesWithTime(last, watch.timeline()) ? quietPollMs : idlePollMs;
+      const waitMs = Math.max(0, pollDelay(Date.now(), Date.now(), Math.max(watch.lastChange, stepChangedAt), pollMs, idleMs));
+      const look = await watch.look([...new Set(commands)], { waitMs });
+      if (opts.signal.aborted) break;
+      if (look.failed.size) {
+        let present: boolean;
+        try {
+          present = await watch.present();
+          engineFailures = 0;
+        } catch (e) {
+          engineFailures++;
+          log('cannot list the lab: %s', (e as Error).message);
+          if (engineFailures >= MAX_ENGINE_FAILURES)
+            return finish({ reason: 'unreachable', message: `the Docker engine cannot be reached: ${(e as Error).message}` });
+          present = true;
+        }
+        if (!present)
+          return finish({
+            reason: 'gone',
+            message: `the lab is gone: instance ${watch.plan.instance} was stopped or removed (its walk ended, or \`lab stop\`)`,
+          });
+        log('a look failed while the lab is still there: %o', Object.fromEntries(look.failed));
+      }
+      send(make(walk, look, 'live'));
+      // Never more than one view per pollMs, however often the lab changes.
+      const wait = pollMs - (Date.now() - started);
+      if (wait > 0) await sleep(wait, opts.signal);
+    }
+    return finish({ reason: 'stopped' });
+  }
+}
+
+/** Does the page change with time alone: a socket's timer shown counting down, an arrow of a diagram that fades
+ *  (taken in the last RECENT_MS), a segment still in flight (lost or not is decided by time)? */
+export function movesWithTime(view: UiView, timeline: Timeline): boolean {
+  return (
+    view.sides.some((side) => side.recent.length > 0 || side.sockets.some((s) => s.timer !== undefined)) ||
+    timeline.transmissions.some((t) => t.fate === 'in-flight')
+  );
 }
 
 /** How long to wait before the next look, which began at `started`: the short interval while something changed in

@@ -174,6 +174,18 @@ export class LabWatch {
     return this.cached;
   }
 
+  /** Every look that waits for a change answers now (the walk moved on in another process, say). */
+  async wake(): Promise<void> {
+    await Promise.all(
+      [...this.inflight.keys()].map((node) =>
+        this.agents
+          .get(node)
+          ?.wake()
+          .catch((e: unknown) => log('wake %s: %s', node, (e as Error).message)),
+      ),
+    );
+  }
+
   /** Are the lab's containers all still there and running? (Asked when a look fails.) */
   async present(): Promise<boolean> {
     const list = await this.runtime.listContainers({ [LABEL.managed]: 'true', [LABEL.instance]: this.plan.instance });

@@ -9,7 +9,7 @@
 //                                  whose machine went away; kept a day
 //   progress.json                  per lab slug: best score, completed or not
 //   work/<slug>.json               what the student typed in each task of that lab's last walk (lab submit)
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Plan } from '../plan/plan.js';
@@ -168,6 +168,21 @@ export class StateFiles {
       .filter((n) => /^[a-z0-9]+\.json$/.test(n))
       .map((n) => readJson<RunningLab>(join(this.runningDir, n)))
       .filter((r): r is RunningLab => !!r && typeof r.instance === 'string');
+  }
+
+  /** Calls onChange when the files of this instance's walk are written or removed (inotify, nothing polled);
+   *  returns the function that stops watching. A directory that cannot be watched gives a watch of nothing. */
+  watchRunning(instance: string, onChange: () => void): () => void {
+    try {
+      mkdirSync(this.runningDir, { recursive: true });
+      const w = watch(this.runningDir, (_event, name) => {
+        if (name === null || String(name).startsWith(`${instance}.`)) onChange();
+      });
+      w.on('error', () => w.close());
+      return () => w.close();
+    } catch {
+      return () => {};
+    }
   }
 
   forgetRunning(instance: string): void {

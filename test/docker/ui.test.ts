@@ -13,6 +13,7 @@ import { LABEL } from '../../src/plan/plan.js';
 import type { NodeName } from '../../src/lab/schema.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { rebuildPlan } from '../../src/ui/attach.js';
+import { LabWatch } from '../../src/ui/watch.js';
 import { describeDocker, required } from '../helpers/docker.js';
 import { expectNoStack, LabRun, until } from '../reliability/cli.js';
 
@@ -263,6 +264,37 @@ describeDocker('lab ui in a real browser', (env) => {
     expect((await run.exited).code).toBe(0);
     rmSync(join(stateDir, 'running', `${instance}.json`));
     await page.close();
+  });
+
+  it('a look that waits a long time for a change answers at once when woken (the walk moved on)', async () => {
+    // Once nothing on the page moves with time, lab ui's looks wait 30 s in the agents; the walk's state file
+    // changing wakes them (src/ui/session.ts). Here the wake itself, against the kept lab's real agents.
+    const containers = await env.runtime.listContainers({ [LABEL.instance]: instance });
+    const nodes = new Map(containers.map((c) => [c.labels[LABEL.node] as NodeName, c.name]));
+    const plan = await rebuildPlan(env.runtime, instance, nodes, resolveLab('2').lab);
+    const watch = new LabWatch(env.runtime, plan);
+    try {
+      await watch.look(); // every node's token, so that the next looks wait
+      const started = Date.now();
+      const waiting = watch.look([], { waitMs: 60_000 });
+      // Wake until the look answers (a wake sent before a node's look reached its agent finds nothing waiting).
+      let answered = false;
+      void waiting.then(() => (answered = true));
+      await expect
+        .poll(
+          async () => {
+            await watch.wake();
+            return answered;
+          },
+          { timeout: 30_000, interval: 200 },
+        )
+        .toBe(true);
+      expect((await waiting).failed.size).toBe(0);
+      // Far from the 60 s it would have waited.
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      watch.close();
+    }
   });
 
   it('says on the page and in the terminal when the lab goes away, and ends', async () => {

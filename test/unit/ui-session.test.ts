@@ -6,7 +6,8 @@ import { resolveLab } from '../../src/lab/catalogue.js';
 import { planLab } from '../../src/plan/plan.js';
 import type { NodeSnapshot } from '../../src/grade/grade.js';
 import { LabRecorder } from '../../src/trace/recorder.js';
-import { pollDelay, runSession, type Watch } from '../../src/ui/session.js';
+import { movesWithTime, pollDelay, runSession, type Watch } from '../../src/ui/session.js';
+import type { Timeline } from '../../src/trace/timeline.js';
 import type { UiView, Walk } from '../../src/ui/view.js';
 import type { Look } from '../../src/ui/watch.js';
 import { loadCaptureFixture } from '../helpers/capture-fixtures.js';
@@ -101,6 +102,61 @@ describe('a live page session', () => {
     });
     expect(end).toEqual({ reason: 'stopped' });
     expect(views.at(-1)).toMatchObject({ status: 'stopped', message: 'lab ui was stopped; the lab itself is still running' });
+  });
+
+  it('once idle, waits long only while nothing on the page moves with time; the walk moving on ends the wait', async () => {
+    const watch = recorded(12);
+    const asked: number[] = [];
+    let wakes = 0;
+    let subscribed = 0;
+    const views: UiView[] = [];
+    const look = watch.look.bind(watch);
+    const end = await runSession({
+      watch: {
+        ...watch,
+        timeline: watch.timeline,
+        present: watch.present,
+        look: async (commands, opts) => {
+          asked.push(opts?.waitMs ?? 0);
+          return look(commands, opts);
+        },
+        wake: async () => {
+          wakes++;
+        },
+      },
+      lab,
+      slug: lab.slug,
+      walk: () => ({ kind: 'walking', stepIndex: 2 }),
+      publish: (v) => views.push(structuredClone(v)),
+      signal: new AbortController().signal,
+      pollMs: 1,
+      idlePollMs: 7,
+      quietPollMs: 11,
+      walkChanges: (poke) => {
+        subscribed++;
+        poke();
+        return () => subscribed--;
+      },
+    });
+    expect(end.reason).toBe('gone');
+    // Subscribed for the session's life; a poke wakes the agents' waiting looks.
+    expect(subscribed).toBe(0);
+    expect(wakes).toBe(1);
+    // Idle from the start (nothing changed yet): the first look waits the short interval; each later one the
+    // long interval exactly when the view before it had nothing that moves with time.
+    expect(asked[0]).toBe(7);
+    expect(asked).toContain(11);
+    expect(asked).toContain(7);
+  });
+
+  it('a page moves with time while a timer counts down, an arrow fades or a segment is in flight', () => {
+    const view = (sockets: { timer?: string }[], recent: unknown[] = []) => ({ sides: [{ sockets, recent }] }) as unknown as UiView;
+    const none = { transmissions: [] } as unknown as Timeline;
+    const flying = { transmissions: [{ fate: 'in-flight' }] } as unknown as Timeline;
+    expect(movesWithTime(view([{}]), none)).toBe(false);
+    expect(movesWithTime(view([{ timer: 'timewait 58s' }]), none)).toBe(true);
+    expect(movesWithTime(view([{}], [{ edge: 'x' }]), none)).toBe(true);
+    expect(movesWithTime(view([{}]), flying)).toBe(true);
   });
 
   it('waits in the agents for at most a quarter second while the lab moves, 5 s once nothing changed for 5 s', () => {

@@ -138,6 +138,8 @@ export const uiCommand = defineCommand({
           const alive = state ? ownerAlive(state.owner, state.startedAt) : ownerAlive(labels[LABEL.pid], labels[LABEL.created]);
           return walkOf(state, alive, lab?.steps.length);
         },
+        // The walk moving on (another process writes its state file) ends the looks that wait, at once.
+        walkChanges: (poke) => stateFiles().watchRunning(li.instance, poke),
         // The ladder apart from the rest: a lab's sockets (their timers) change every second, its ladder only
         // when segments arrive, and the ladder is most of the bytes.
         publish: ({ ladder, ...rest }) => {
