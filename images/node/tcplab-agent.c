@@ -1556,9 +1556,16 @@ static int look_due(struct look *l, long long now) {
   return now >= l->deadline_ms;
 }
 
+/* The rules' fingerprint at the last look that read counters: while a look that asks for counters waits, a rule
+ * added or removed, or a counter that moved, since then is a change (a rule moves no TCP counter). */
+static uint64_t rules_read;
+static int rules_read_ok;
+
 static void counters_begin(struct look *l) {
   uint64_t sig = 0;
   int ok = nft_fingerprint(&sig);
+  rules_read = sig;
+  rules_read_ok = ok;
   if (ok && ipt_cache.valid && ipt_cache.sig == sig) {
     buf_put(&l->ipt.out, ipt_cache.text.p ? ipt_cache.text.p + ipt_cache.text.off : (const unsigned char *)"",
             buf_unread(&ipt_cache.text));
@@ -1759,7 +1766,7 @@ static int serve(void) {
     struct pollfd pfd[3 + MAX_CLIENTS + 2 * MAX_COMMANDS + MAX_LOOKS];
     void *owner[3 + MAX_CLIENTS + 2 * MAX_COMMANDS + MAX_LOOKS];
     int kind[3 + MAX_CLIENTS + 2 * MAX_COMMANDS + MAX_LOOKS];
-    int n = 0, waiting = 0, r;
+    int n = 0, waiting = 0, waiting_ipt = 0, r;
     long long now = mono_ms(), timeout = -1;
 
 #define ADD(fd_, ev_, k_, o_) \
@@ -1798,6 +1805,7 @@ static int serve(void) {
       } else if (l->waits) {
         long long t = l->deadline_ms - now;
         waiting = 1;
+        if (l->wants_ipt) waiting_ipt = 1;
         if (t < 0) t = 0;
         if (timeout < 0 || t < timeout) timeout = t;
       } else
@@ -1900,7 +1908,12 @@ static int serve(void) {
       long long quiet = now - last_change_ms;
       long long dump_every = quiet < POLL_MAX_MS ? POLL_MAX_MS : quiet > DUMP_IDLE_MAX_MS ? DUMP_IDLE_MAX_MS : quiet;
       int same = counters_at_dump_ok && now - dumped_at_ms < dump_every && tcp_counters(&c) && c == counters_at_dump;
+      uint64_t rules;
       if (!same && sockets_read()) changed();
+      else if (waiting_ipt && rules_read_ok && nft_fingerprint(&rules) && rules != rules_read) {
+        rules_read = rules;
+        changed();
+      }
       else if ((unsigned long long)now - last_activity_ms > (unsigned long long)poll_interval)
         poll_interval = poll_interval * 2 > POLL_MAX_MS ? POLL_MAX_MS : poll_interval * 2;
       poll_next = now + poll_interval;

@@ -95,7 +95,12 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
     return end;
   };
 
-  const unsubscribe = opts.walkChanges?.(() => void watch.wake?.());
+  // Only a long wait is worth ending: while the lab moves, the next look comes within pollMs anyway (and a walk
+  // that prints a lot would otherwise send a wake per line).
+  let waiting = 0;
+  const unsubscribe = opts.walkChanges?.(() => {
+    if (waiting > pollMs) void watch.wake?.();
+  });
   try {
     return await loop();
   } finally {
@@ -120,6 +125,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
       // read each round, and a step's commands change the lab, which ends the wait.
       const idleMs = last && !movesWithTime(last, watch.timeline()) ? quietPollMs : idlePollMs;
       const waitMs = Math.max(0, pollDelay(Date.now(), Date.now(), Math.max(watch.lastChange, stepChangedAt), pollMs, idleMs));
+      waiting = waitMs;
       const look = await watch.look([...new Set(commands)], { waitMs });
       if (opts.signal.aborted) break;
       if (look.failed.size) {

@@ -78,7 +78,9 @@ export class LabWatch {
   async look(commands: string[] = [], opts: { waitMs?: number } = {}): Promise<Look> {
     const snapshots = new Map<NodeName, NodeSnapshot>();
     const failed = new Map<NodeName, string>();
-    const counters = Date.now() - this.countersAt >= COUNTERS_EVERY_MS || this.dirty;
+    // A look that waits always asks for the counters: the agent reads them only when nf_tables' own dump changed
+    // (no fork otherwise), and a wait that asks for them ends when a rule is added or removed or a counter moves.
+    const counters = (opts.waitMs ?? 0) > 0 || Date.now() - this.countersAt >= COUNTERS_EVERY_MS || this.dirty;
     if (counters) this.countersAt = Date.now();
     const waitMs = opts.waitMs ?? 0;
     const ask = (node: NodeName) => {

@@ -1,6 +1,8 @@
 // The agent of a real lab node (images/node/tcplab-agent.c), through the engine's client: its sockets agree
 // with ss in every state, its commands report how they ended with bounded output, a waiting look answers on a
 // change and not before, it reads counters when asked, and a reader that sends garbage loses only its session.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import type { Instance } from '../../src/engine/instance.js';
@@ -11,6 +13,8 @@ import { formatEndpoint, type Socket } from '../../src/observe/ss.js';
 import { AGENT_USER } from '../../src/observe/agent-protocol.js';
 import { realClock } from '../../src/engine/clock.js';
 import { bareLab, until } from '../helpers/lab.js';
+
+const dockerExec = promisify(execFile);
 
 const lab = bareLab(993, 'agent-test');
 const key = (s: Socket) => `${s.state} ${formatEndpoint(s.local)} ${formatEndpoint(s.peer)}`;
@@ -190,6 +194,27 @@ describeDocker('the agent of a lab node', (env) => {
     const udp = (await agent.look({ iptables: true })).counters!.find((r) => r.chain === 'OUTPUT' && r.spec.includes('-p udp'));
     expect(udp?.packets).toBeGreaterThanOrEqual(1);
     agent.close();
+  });
+
+  it('a look that waits and asks for counters answers when a rule is added, with no packet and no socket moving', async () => {
+    const agent = new AgentClient(env.runtime, inst.container('server'), 'server');
+    try {
+      const first = await agent.look({ iptables: true });
+      const t0 = realClock.now();
+      const waiting = agent.look({ iptables: true, waitMs: 30_000, token: first.token });
+      // The rule goes in as a student's shell would put it (docker exec, not a command of the agent's, whose end
+      // would be a change of its own).
+      await dockerExec('docker', ['exec', inst.container('server'), 'iptables', '-A', 'INPUT', '-p', 'udp', '--dport', '7', '-j', 'DROP']);
+      const answer = await waiting;
+      // Answered for the rule (the agent looks at nf_tables' dump at most a second apart while it waits), not
+      // at its 30 s deadline; the rule is in its counters.
+      expect(realClock.now() - t0).toBeLessThan(15_000);
+      expect(answer.token).not.toBe(first.token);
+      expect(answer.counters!.some((r) => r.chain === 'INPUT' && r.spec.includes('--dport 7'))).toBe(true);
+    } finally {
+      await dockerExec('docker', ['exec', inst.container('server'), 'iptables', '-D', 'INPUT', '-p', 'udp', '--dport', '7', '-j', 'DROP']);
+      agent.close();
+    }
   });
 
   it('a reader that sends garbage loses its own session; the agent and every other reader go on', async () => {
