@@ -26,9 +26,18 @@ const MAX_ENGINE_FAILURES = 8;
 /** What a session needs of a LabWatch (tests give it a recorded lab). */
 export type Watch = Pick<
   LabWatch,
-  'plan' | 'nodeAddresses' | 'now' | 'captureOff' | 'droppedSegments' | 'stepBegins' | 'look' | 'timeline' | 'present' | 'lastChange'
-> &
-  Partial<Pick<LabWatch, 'wake'>>;
+  | 'plan'
+  | 'nodeAddresses'
+  | 'now'
+  | 'captureOff'
+  | 'droppedSegments'
+  | 'stepBegins'
+  | 'look'
+  | 'timeline'
+  | 'present'
+  | 'lastChange'
+  | 'wake'
+>;
 
 interface SessionOptions {
   watch: Watch;
@@ -99,7 +108,7 @@ export async function runSession(opts: SessionOptions): Promise<SessionEnd> {
   // that prints a lot would otherwise send a wake per line).
   let waiting = 0;
   const unsubscribe = opts.walkChanges?.(() => {
-    if (waiting > pollMs) void watch.wake?.();
+    if (waiting > pollMs) void watch.wake();
   });
   try {
     return await loop();

@@ -14,7 +14,6 @@ import type { Timeline } from '../trace/timeline.js';
 
 const log = createDebug('lab:ui');
 /** Counters cost the agent a fork of iptables-save: asked for when something else changed, or this often. */
-const COUNTERS_EVERY_MS = 10_000;
 
 export interface Look {
   snapshots: Map<NodeName, NodeSnapshot>;
@@ -27,7 +26,6 @@ export class LabWatch {
   private readonly tokens = new Map<NodeName, bigint>();
   private readonly inflight = new Map<NodeName, Promise<NodeSnapshot>>();
   private readonly latest = new Map<NodeName, NodeSnapshot>();
-  private countersAt = 0;
   private readonly recorder: LabRecorder;
   private readonly addresses: Partial<Record<NodeName, string[]>>;
   private cached: Timeline | undefined;
@@ -78,15 +76,11 @@ export class LabWatch {
   async look(commands: string[] = [], opts: { waitMs?: number } = {}): Promise<Look> {
     const snapshots = new Map<NodeName, NodeSnapshot>();
     const failed = new Map<NodeName, string>();
-    // A look that waits always asks for the counters: the agent reads them only when nf_tables' own dump changed
-    // (no fork otherwise), and a wait that asks for them ends when a rule is added or removed or a counter moves.
-    const counters = (opts.waitMs ?? 0) > 0 || Date.now() - this.countersAt >= COUNTERS_EVERY_MS || this.dirty;
-    if (counters) this.countersAt = Date.now();
     const waitMs = opts.waitMs ?? 0;
     const ask = (node: NodeName) => {
       let p = this.inflight.get(node);
       if (!p) {
-        p = this.lookAt(node, commands, waitMs, counters).finally(() => this.inflight.delete(node));
+        p = this.lookAt(node, commands, waitMs).finally(() => this.inflight.delete(node));
         this.inflight.set(node, p);
       }
       return p;
@@ -124,11 +118,13 @@ export class LabWatch {
     return a;
   }
 
-  private async lookAt(node: NodeName, commands: string[], waitMs: number, counters: boolean): Promise<NodeSnapshot> {
+  private async lookAt(node: NodeName, commands: string[], waitMs: number): Promise<NodeSnapshot> {
     const from = this.recorder.cursor(node);
     const token = this.tokens.get(node);
     const look = await this.agent(node).look({
-      iptables: counters,
+      // Always the counters: the agent runs iptables-save only when nf_tables' own dump changed (no fork
+      // otherwise), and a wait that asks for them ends when a rule is added or removed or a counter moves.
+      iptables: true,
       commands,
       segmentsFrom: from,
       ...(waitMs > 0 && token !== undefined ? { waitMs, token } : {}),

@@ -52,6 +52,7 @@ function recorded(rounds: number): Watch & { stepStarts: number } {
     },
     timeline: () => rec.timeline(),
     present: async () => i <= rounds,
+    wake: async () => {},
   };
   return w;
 }
