@@ -911,8 +911,9 @@ async function cpuPerRun(): Promise<void> {
   const answer = rightAnswer();
   // --quick (CI): `lab grade 2` alone, about 12 s; one submission runs the task and every later step (~50 s).
   const cases = [
-    { key: 'lab grade 2', args: ['grade', '2'] },
-    ...(quick ? [] : [{ key: 'lab grade 2 --submission right.yaml', args: ['grade', '2', '--submission', answer.file] }]),
+    { key: 'lab grade 2', args: ['grade', '2'], labs: 1 },
+    // Two lab runs: the answer's and the null answer's (src/submit/batch.ts), so two floors.
+    ...(quick ? [] : [{ key: 'lab grade 2 --submission right.yaml', args: ['grade', '2', '--submission', answer.file], labs: 2 }]),
   ];
   const all: RunCpu[] = [];
   try {
@@ -950,7 +951,9 @@ async function cpuPerRun(): Promise<void> {
         value: range(xs.map((x) => x.host)),
         ...(v.label === 'now' ? { target: '<= 2.5 CPU-s', met: host <= 2.5 } : {}),
         note:
-          `above the engine's floor: ${s1(host - floorHost)}; ` +
+          (c.labs === 1
+            ? `above the engine's floor: ${s1(host - floorHost)}; `
+            : `above ${c.labs} floors (${c.labs} lab runs): ${s1(host - c.labs * floorHost)}; `) +
           `split (medians): containers ${med((x) => x.containers)}, tcplab ${med((x) => x.tcplab)}, dockerd+containerd ${med((x) => x.daemons)}, ` +
           `shims ${med((x) => x.shims)}, kernel and the rest ${med((x) => x.rest)}; ` +
           `attributed (all but the rest) ${range(xs.map((x) => x.containers + x.tcplab + x.daemons + x.shims))}; ` +
