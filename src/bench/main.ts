@@ -18,9 +18,9 @@ import { pickSubnets } from '../engine/subnets.js';
 import { removeInstance } from '../engine/teardown.js';
 import { runLab } from '../engine/run-lab.js';
 import { writePcap } from '../report/pcap.js';
-import { planLab, SUBNET_POOL, LABEL, type Plan } from '../plan/plan.js';
+import { planLab, SUBNET_POOL, LABEL, NODE_SECURITY, subnetAt, type Plan } from '../plan/plan.js';
 import { networksOf } from '../lab/topology.js';
-import { catalogue } from '../lab/catalogue.js';
+import { catalogue, resolveLab } from '../lab/catalogue.js';
 import type { Lab, Topology } from '../lab/schema.js';
 import { cliParallel, cliSequential, Compose, composeVersion } from './baseline.js';
 import { containerMemory, hostMemory, shimMemory } from './memory.js';
@@ -851,6 +851,47 @@ const s1 = (x: number) => x.toFixed(2);
 const range = (xs: number[]) => `${s1(median(xs))} (min ${s1(Math.min(...xs))}, max ${s1(Math.max(...xs))}, n=${xs.length})`;
 
 /** CPU-seconds per lab run, host-wide and split (lab-cpu.ts), alternating versions round by round. */
+/** The engine's floor under a Lab 2 run, measured beside it (floor.ts). */
+const FLOOR: Version = { label: 'floor', bin: fileURLToPath(new URL('./floor.js', import.meta.url)) };
+const FLOOR_CASE = "the engine's floor (Lab 2's machines, no lab)";
+
+/** Lab 2's network and machines as \`lab grade 2\` would make them (provision.ts), for floor.js to make. */
+async function floorSpec(): Promise<object> {
+  const instance = newInstanceId();
+  const used = await runtime.usedSubnets();
+  let index = 400;
+  while (used.includes(subnetAt(index))) index++;
+  const plan = planLab({ lab: resolveLab('2').lab, instance, image: imageTag(), subnets: [subnetAt(index)] });
+  return {
+    instance,
+    networks: plan.networks.map((n) => ({
+      name: n.name,
+      subnet: n.subnet,
+      gateway: n.gateway,
+      internal: true,
+      labels: n.labels,
+      options: n.options,
+    })),
+    containers: plan.nodes.map((node) => ({
+      name: node.name,
+      hostname: node.hostname,
+      image: node.image,
+      cmd: node.cmd,
+      labels: node.labels,
+      network: { name: node.interfaces[0]!.networkName, ip: node.interfaces[0]!.ip },
+      sysctls: node.sysctls,
+      capAdd: [...NODE_SECURITY.capAdd, ...NODE_SECURITY.agentCapAdd],
+      capDrop: [...NODE_SECURITY.capDrop],
+      securityOpt: [...NODE_SECURITY.securityOpt],
+      readOnlyRootfs: NODE_SECURITY.readOnlyRootfs,
+      tmpfs: { ...NODE_SECURITY.tmpfs },
+      memoryBytes: NODE_SECURITY.memoryBytes,
+      pidsLimit: NODE_SECURITY.pidsLimit,
+      ulimits: NODE_SECURITY.ulimits,
+    })),
+  };
+}
+
 async function cpuPerRun(): Promise<void> {
   const rounds = Number(values['cpu-rounds'] ?? (quick ? 1 : 5));
   const idleMs = quick ? 3000 : 8000;
@@ -870,19 +911,34 @@ async function cpuPerRun(): Promise<void> {
   const answer = rightAnswer();
   // --quick (CI): `lab grade 2` alone, about 12 s; one submission runs the task and every later step (~50 s).
   const cases = [
-    { key: 'lab grade 2', args: ['grade', '2'] },
-    ...(quick ? [] : [{ key: 'lab grade 2 --submission right.yaml', args: ['grade', '2', '--submission', answer.file] }]),
+    { key: 'lab grade 2', args: ['grade', '2'], labs: 1 },
+    // Two lab runs: the answer's and the null answer's (src/submit/batch.ts), so two floors.
+    ...(quick ? [] : [{ key: 'lab grade 2 --submission right.yaml', args: ['grade', '2', '--submission', answer.file], labs: 2 }]),
   ];
   const all: RunCpu[] = [];
   try {
     // One unmeasured run of each version first (an image to build, the page cache), unless --quick.
     if (!quick) for (const v of vs) await measureRun(runtime, v, 'warm-up', cases[0]!.args, 0);
-    for (let r = 0; r < rounds; r++)
+    for (let r = 0; r < rounds; r++) {
       for (const c of cases) for (const v of shuffle(vs)) all.push(await measureRun(runtime, v, c.key, c.args, idleMs));
+      all.push(await measureRun(runtime, FLOOR, FLOOR_CASE, [JSON.stringify(await floorSpec())], idleMs));
+    }
   } finally {
     answer.remove();
   }
   raw.cpu = all;
+  const floor = all.filter((x) => x.case === FLOOR_CASE);
+  const floorHost = median(floor.map((x) => x.host));
+  report({
+    section: 'cpu',
+    name: `${FLOOR_CASE}, CPU-s host-wide`,
+    value: range(floor.map((x) => x.host)),
+    note:
+      `Lab 2's network and two machines made and removed as lab grade 2 makes them, one exec each, no lab (src/bench/floor.ts); ` +
+      `split (medians): containers ${s1(median(floor.map((x) => x.containers)))}, node ${s1(median(floor.map((x) => x.tcplab)))}, ` +
+      `dockerd+containerd ${s1(median(floor.map((x) => x.daemons)))}, shims ${s1(median(floor.map((x) => x.shims)))}, ` +
+      `kernel and the rest ${s1(median(floor.map((x) => x.rest)))}`,
+  });
   for (const c of cases)
     for (const v of vs) {
       const xs = all.filter((x) => x.case === c.key && x.version === v.label);
@@ -895,6 +951,9 @@ async function cpuPerRun(): Promise<void> {
         value: range(xs.map((x) => x.host)),
         ...(v.label === 'now' ? { target: '<= 2.5 CPU-s', met: host <= 2.5 } : {}),
         note:
+          (c.labs === 1
+            ? `above the engine's floor: ${s1(host - floorHost)}; `
+            : `above ${c.labs} floors (${c.labs} lab runs): ${s1(host - c.labs * floorHost)}; `) +
           `split (medians): containers ${med((x) => x.containers)}, tcplab ${med((x) => x.tcplab)}, dockerd+containerd ${med((x) => x.daemons)}, ` +
           `shims ${med((x) => x.shims)}, kernel and the rest ${med((x) => x.rest)}; ` +
           `attributed (all but the rest) ${range(xs.map((x) => x.containers + x.tcplab + x.daemons + x.shims))}; ` +

@@ -3,9 +3,9 @@
 // `npx lab` when they came through npx (a clone), and otherwise the very `node .../bin/lab.js` they typed.
 import { realpathSync } from 'node:fs';
 import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ownFile } from '../paths.js';
 
-const OUR_BIN = fileURLToPath(new URL('../../bin/lab.js', import.meta.url));
+const OUR_BIN = ownFile('bin', 'lab.js');
 
 interface Invocation {
   /** process.argv[1]: the script node was given, as the shell or npm passed it. */

@@ -3,19 +3,19 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createReadStream, createWriteStream, renameSync, rmSync, statSync as statFile } from 'node:fs';
 import { createGunzip, createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import { LabError } from '../errors.js';
+import { ownFile } from '../paths.js';
 import type { EngineInfo, ImageInfo, Runtime } from '../runtime/runtime.js';
 import { checkArchive, isGzip, readArchive } from './image-archive.js';
 import type { EventSink } from './events.js';
 import { COMPOSE_IMAGE, IMAGE_REPO, LABEL } from '../plan/plan.js';
 
-export const IMAGE_DIR = fileURLToPath(new URL('../../images/node', import.meta.url));
+export const IMAGE_DIR = ownFile('images', 'node');
 /** Set at build time: which engine built the image (its id, else its host name), and that host's name. An
  *  image loaded from an archive carries the labels of the engine that built it, so `lab doctor` can say
  *  "built here" or "loaded". */

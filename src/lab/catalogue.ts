@@ -1,12 +1,12 @@
 // The labs shipped in labs/, and how a user names one: a number, a slug, or a path to a file.
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LabError } from '../errors.js';
 import { loadLabFile, type LoadedLab } from './load.js';
 import { TCP_STATES, type Lab, type TcpState } from './schema.js';
+import { ownFile } from '../paths.js';
 
-const LABS_DIR = fileURLToPath(new URL('../../labs', import.meta.url));
+const LABS_DIR = ownFile('labs');
 
 export function catalogue(dir = LABS_DIR): LoadedLab[] {
   const files = readdirSync(dir)

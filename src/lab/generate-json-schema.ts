@@ -1,8 +1,8 @@
 // npm run schema: writes schema/lab.schema.json (committed; a test fails when it drifts).
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { labJsonSchemaText } from './json-schema.js';
+import { ownFile } from '../paths.js';
 
-const target = fileURLToPath(new URL('../../schema/lab.schema.json', import.meta.url));
+const target = ownFile('schema', 'lab.schema.json');
 writeFileSync(target, labJsonSchemaText());
 process.stdout.write(`wrote ${target}\n`);

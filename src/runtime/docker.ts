@@ -182,6 +182,7 @@ export class DockerRuntime implements Runtime {
   async info(): Promise<EngineInfo> {
     const v = (await this.call('ask the engine for its version', () => this.docker.version()))!;
     const i = (await this.call('ask the engine for its info', () => this.docker.info())) as {
+      NCPU?: number;
       CgroupVersion?: string;
       ID?: string;
       Name?: string;
@@ -198,6 +199,7 @@ export class DockerRuntime implements Runtime {
       ...(i.ID ? { id: i.ID } : {}),
       ...(i.Name ? { name: i.Name } : {}),
       endpoint: this.where,
+      ...(typeof i.NCPU === 'number' && i.NCPU > 0 ? { cpus: i.NCPU } : {}),
     };
   }
 

@@ -15,6 +15,8 @@ export interface EngineInfo {
   name?: string;
   /** Where tcplab reached it, for people: "unix:///var/run/docker.sock (default)", "ssh://root@host (DOCKER_HOST)". */
   endpoint?: string;
+  /** How many CPUs the engine's host has (GET /info NCPU): where the labs run, which may not be this machine. */
+  cpus?: number;
 }
 
 export interface Ulimit {

@@ -11,7 +11,6 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import { extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -26,6 +25,7 @@ import type { Classroom, Event } from './classroom.js';
 import type { SessionRecord, Store } from './store.js';
 import type { TerminalPeer } from './terminal.js';
 import { WalkRefused, type WalkIntent } from '../walk/session.js';
+import { ownFile } from '../paths.js';
 
 const log = createDebug('lab:serve');
 
@@ -60,9 +60,8 @@ const MAX_BUFFERED = 1024 * 1024;
 const MAX_STREAMS_PER_SESSION = 8;
 const MAX_STREAMS = 2000;
 
-function serveStaticDir(candidates = [new URL('../../src/serve/static/', import.meta.url), new URL('./static/', import.meta.url)]): string {
-  for (const c of candidates) {
-    const dir = fileURLToPath(c);
+function serveStaticDir(candidates = [ownFile('src', 'serve', 'static'), ownFile('dist', 'serve', 'static')]): string {
+  for (const dir of candidates) {
     if (existsSync(join(dir, 'student.html'))) return dir;
   }
   throw new LabError("the class server's files are missing from this installation (serve/static)", 'reinstall tcplab', 70);

@@ -6,10 +6,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import createDebug from 'debug';
 import { LabError } from '../errors.js';
 import { stateMachineSvg } from './state-machine.js';
+import { ownFile } from '../paths.js';
 
 const log = createDebug('lab:ui');
 
@@ -40,9 +40,8 @@ const SECURITY_HEADERS = {
  * Where the page's files are. In a clone, src/ui/static (edits show at once, and tsc alone does not copy
  * them); in an installed package, dist/ui/static, which the build copies there (scripts/copy-ui-static.mjs).
  */
-export function staticDir(candidates = [new URL('../../src/ui/static/', import.meta.url), new URL('./static/', import.meta.url)]): string {
-  for (const c of candidates) {
-    const dir = fileURLToPath(c);
+export function staticDir(candidates = [ownFile('src', 'ui', 'static'), ownFile('dist', 'ui', 'static')]): string {
+  for (const dir of candidates) {
     if (existsSync(join(dir, 'index.html'))) return dir;
   }
   throw new LabError(

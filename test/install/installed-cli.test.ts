@@ -67,6 +67,8 @@ describe('the packed package, installed globally', () => {
     const pkg = join(prefix, 'lib', 'node_modules', 'tcplab');
     for (const f of [
       'dist/cli/main.js',
+      // what bin/lab.js runs: the CLI bundled into a few files (scripts/bundle.mjs), quicker to start
+      'dist/bundle/main.js',
       'labs/01-basic-states.yaml',
       'images/node/Dockerfile',
       'schema/lab.schema.json',

@@ -12,7 +12,8 @@ import { maxScoreOf, scoreLab, taskSteps } from '../../src/grade/score.js';
 import type { Lab } from '../../src/lab/schema.js';
 import type { AnswerScript } from '../../src/lab/answer-script.js';
 import { FakeClock, FakeRuntime } from '../reliability/fake-runtime.js';
-import { nullAnswerOf } from '../../src/submit/batch.js';
+import { classParallel, nullAnswerOf } from '../../src/submit/batch.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
 import { handIn } from '../../src/submit/hand-in.js';
 import { formatProblem } from '../../src/errors.js';
 import type { TimelineEntry } from '../../src/submit/record.js';
@@ -370,5 +371,27 @@ answers:
       { tcplab: '0.1.0', submittedAt: '2026-11-26T00:00:00.000Z' },
     );
     expect(written.submission.answers).toEqual({ 'your-turn': { server: 'nc -l 5637\n' } });
+  });
+});
+
+describe('how many submissions are graded at once without --parallel', () => {
+  const engine = (cpus: number | undefined, fails = false) =>
+    ({
+      info: async () => {
+        if (fails) throw new Error('no engine');
+        return { version: '20.10', apiVersion: '1.41', os: 'linux', kernel: '6', ...(cpus ? { cpus } : {}) };
+      },
+    }) as unknown as Runtime;
+
+  it("is four per CPU of the engine's host, from 4 to 16", async () => {
+    expect(await classParallel(engine(1))).toBe(4);
+    expect(await classParallel(engine(2))).toBe(8);
+    expect(await classParallel(engine(3))).toBe(12);
+    expect(await classParallel(engine(8))).toBe(16);
+  });
+
+  it('is 4 when the engine does not say how many CPUs it has, or cannot be asked', async () => {
+    expect(await classParallel(engine(undefined))).toBe(4);
+    expect(await classParallel(engine(2, true))).toBe(4);
   });
 });

@@ -212,6 +212,6 @@ describe("the page's files", () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
     expect(pkg.scripts.build).toContain('node scripts/copy-ui-static.mjs');
     // Served from the copy as from the source.
-    expect(staticDir([new URL(`file://${dest}/`)])).toBe(`${dest}/`);
+    expect(staticDir([dest])).toBe(dest);
   });
 });

@@ -21,6 +21,7 @@ import { sectionWhy } from '../../report/feedback.js';
 import { printableDeep } from '../../printable.js';
 import type { Style } from '../../report/style.js';
 import {
+  classParallel,
   gradeSubmissions,
   inShard,
   parseShard,
@@ -137,7 +138,8 @@ export const gradeCommand = defineCommand({
         'labs with tasks: `lab list` shows them',
       );
     const shard = values.shard ? parseShard(values.shard) : undefined;
-    const parallel = parallelOf(values.parallel, 4);
+    // Checked before anything is read; the engine is asked for its CPUs only when there are files to share out.
+    const parallelGiven = values.parallel !== undefined ? parallelOf(values.parallel, 4) : undefined;
     const labTimeoutMs = durationOf('--timeout', values.timeout ?? DEFAULT_LAB_TIMEOUT);
     const taskTimeoutMs = values['task-timeout'] ? durationOf('--task-timeout', values['task-timeout']) : undefined;
     const pollIntervalMs = pollOf(values.poll ?? DEFAULT_CLASS_POLL);
@@ -147,6 +149,7 @@ export const gradeCommand = defineCommand({
     if (files.length === 0)
       throw new LabError(`no submissions in ${paths.join(', ')}`, 'a submission is a .yaml file that `lab submit` writes');
     if (shard) files = files.filter((f) => inShard(f, shard));
+    const parallel = parallelGiven ?? (files.length > 1 ? await classParallel(ctx.runtime) : 4);
     return gradeClass(ctx, lab, readFileSync(file, 'utf8'), files, {
       single,
       parallel,

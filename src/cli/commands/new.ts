@@ -1,11 +1,11 @@
 // `lab new`: a commented starting lab file that validates (docs/authoring.md explains every field).
 import { existsSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { LabError } from '../../errors.js';
 import { defineCommand } from '../command.js';
+import { ownFile } from '../../paths.js';
 
 /** The JSON Schema that ships with tcplab, for editors (the labs in labs/ name it relatively). */
-const SCHEMA_FILE = fileURLToPath(new URL('../../../schema/lab.schema.json', import.meta.url));
+const SCHEMA_FILE = ownFile('schema', 'lab.schema.json');
 
 const NEW_LAB = (slug: string, id: number) => `# yaml-language-server: $schema=${SCHEMA_FILE}
 # A tcplab lab, started by \`lab new ${slug}\`. Check it with \`lab validate FILE\`, run it with \`lab start FILE\`,
