@@ -13,12 +13,12 @@ import { DockerRuntime } from '../runtime/docker.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { ensureImage, imageTag, IMAGE_DIR, baseImage } from '../engine/image.js';
 import type { Instance } from '../engine/instance.js';
-import { createInstance, newInstanceId } from '../engine/provision.js';
+import { containerSpec, createInstance, newInstanceId } from '../engine/provision.js';
 import { pickSubnets } from '../engine/subnets.js';
 import { removeInstance } from '../engine/teardown.js';
 import { runLab } from '../engine/run-lab.js';
 import { writePcap } from '../report/pcap.js';
-import { planLab, SUBNET_POOL, LABEL, NODE_SECURITY, subnetAt, type Plan } from '../plan/plan.js';
+import { planLab, SUBNET_POOL, LABEL, subnetAt, type Plan } from '../plan/plan.js';
 import { networksOf } from '../lab/topology.js';
 import { catalogue, resolveLab } from '../lab/catalogue.js';
 import type { Lab, Topology } from '../lab/schema.js';
@@ -872,23 +872,7 @@ async function floorSpec(): Promise<object> {
       labels: n.labels,
       options: n.options,
     })),
-    containers: plan.nodes.map((node) => ({
-      name: node.name,
-      hostname: node.hostname,
-      image: node.image,
-      cmd: node.cmd,
-      labels: node.labels,
-      network: { name: node.interfaces[0]!.networkName, ip: node.interfaces[0]!.ip },
-      sysctls: node.sysctls,
-      capAdd: [...NODE_SECURITY.capAdd, ...NODE_SECURITY.agentCapAdd],
-      capDrop: [...NODE_SECURITY.capDrop],
-      securityOpt: [...NODE_SECURITY.securityOpt],
-      readOnlyRootfs: NODE_SECURITY.readOnlyRootfs,
-      tmpfs: { ...NODE_SECURITY.tmpfs },
-      memoryBytes: NODE_SECURITY.memoryBytes,
-      pidsLimit: NODE_SECURITY.pidsLimit,
-      ulimits: NODE_SECURITY.ulimits,
-    })),
+    containers: plan.nodes.map((node) => containerSpec(node)),
   };
 }
 

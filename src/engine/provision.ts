@@ -6,7 +6,7 @@ import createDebug from 'debug';
 import type { Lab } from '../lab/schema.js';
 import { networksOf } from '../lab/topology.js';
 import { LABEL, NODE_SECURITY, planLab, type NodePlan, type Plan } from '../plan/plan.js';
-import { SubnetTakenError, type Runtime } from '../runtime/runtime.js';
+import { SubnetTakenError, type ContainerSpec, type Runtime } from '../runtime/runtime.js';
 import { EngineError } from '../errors.js';
 import { variantValues } from '../lab/variants.js';
 import { throwIfAborted } from './abort.js';
@@ -99,18 +99,17 @@ async function createNetworks(
   }
 }
 
-async function createNode(runtime: Runtime, node: NodePlan, instance: Instance, opts: InstanceOptions): Promise<void> {
-  throwIfAborted(opts.signal, 'container creation');
-  const [first, ...rest] = node.interfaces;
-  const capture = opts.capture ?? process.env.TCPLAB_CAPTURE !== '0';
-  await runtime.createContainer({
+/** A node's container as every lab makes it: its plan, with the hardening of NODE_SECURITY. */
+export function containerSpec(node: NodePlan, capture = true): ContainerSpec {
+  const first = node.interfaces[0]!;
+  return {
     name: node.name,
     hostname: node.hostname,
     image: node.image,
     // Without capture (TCPLAB_CAPTURE=0), the agent opens no packet socket; segment checks then cannot tell.
     cmd: capture ? node.cmd : [...node.cmd, '--no-capture'],
     labels: node.labels,
-    network: { name: first!.networkName, ip: first!.ip },
+    network: { name: first.networkName, ip: first.ip },
     sysctls: node.sysctls,
     capAdd: [...NODE_SECURITY.capAdd, ...NODE_SECURITY.agentCapAdd],
     capDrop: [...NODE_SECURITY.capDrop],
@@ -120,8 +119,13 @@ async function createNode(runtime: Runtime, node: NodePlan, instance: Instance, 
     memoryBytes: NODE_SECURITY.memoryBytes,
     pidsLimit: NODE_SECURITY.pidsLimit,
     ulimits: NODE_SECURITY.ulimits,
-  });
-  for (const iface of rest) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
+  };
+}
+
+async function createNode(runtime: Runtime, node: NodePlan, instance: Instance, opts: InstanceOptions): Promise<void> {
+  throwIfAborted(opts.signal, 'container creation');
+  await runtime.createContainer(containerSpec(node, opts.capture ?? process.env.TCPLAB_CAPTURE !== '0'));
+  for (const iface of node.interfaces.slice(1)) await runtime.connectNetwork(node.name, iface.networkName, iface.ip);
   throwIfAborted(opts.signal, 'container start');
   await runtime.startContainer(node.name);
   // The agent starts with the container and records segments from its first moment, before any step. The
