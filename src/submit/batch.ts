@@ -90,11 +90,11 @@ export interface BatchOptions {
 }
 
 /**
- * How many submissions `lab grade --submissions` grades at once when --parallel is not given: four per CPU of the engine's host (where
- * the labs run, which DOCKER_HOST may put elsewhere), from 4 to 16. A Lab 2 run keeps about a third of a core
- * busy over its wall time (its timers wait), so four per core keep the cores busy through the waits; on this
- * project's 2-core host 8 graded 50 answers in 119 s against 152 s at 4, 12 and 16 no faster (113 s, 115 s), every
- * verdict right (BENCHMARKS.md, "Grading a class").
+ * How many submissions `lab grade --submissions` grades at once when --parallel is not given: four per CPU of
+ * the engine's host (where the labs run, which DOCKER_HOST may put elsewhere), from 4 to 16. A Lab 2 run keeps
+ * about a third of a core busy over its wall time (its timers wait), so four per core keep the cores busy
+ * through the waits. On this project's 2-core host 8 graded 50 answers in 119 s against 152 s at 4, and 12 and
+ * 16 were no faster (113 s, 115 s), every verdict right (BENCHMARKS.md, "Again, 4 Dec 22:10").
  */
 export async function classParallel(runtime: Runtime): Promise<number> {
   const cpus = (await runtime.info().catch(() => undefined))?.cpus ?? 1;
