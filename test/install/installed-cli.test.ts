@@ -115,6 +115,40 @@ describe('the packed package, installed globally', () => {
 });
 
 describeDocker('the installed package against the engine', (env) => {
+  it("`lab serve` serves its pages, lab ui's modules and xterm.js from the installed package (no src/)", async () => {
+    expect(installed).toBe(true);
+    const child = spawn(join(prefix, 'bin', 'lab'), ['serve', '--port', '0'], {
+      cwd: elsewhere,
+      env: { ...process.env, NO_COLOR: '1', TCPLAB_STATE_DIR: join(work, 'serve-state') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    try {
+      const deadline = Date.now() + 30_000;
+      let base: string | undefined;
+      while (!base && Date.now() < deadline && child.exitCode === null) {
+        base = /on (http:\/\/127\.0\.0\.1:\d+)\//.exec(out)?.[1];
+        if (!base) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(base, out).toBeDefined();
+      for (const [path, text] of [
+        ['/', '<html'],
+        ['/join.js', ''],
+        ['/ui/app.js', ''],
+        ['/vendor/xterm.mjs', 'Terminal'],
+      ] as const) {
+        const res = await fetch(`${base}${path}`);
+        expect(res.status, path).toBe(200);
+        expect(await res.text(), path).toContain(text);
+      }
+    } finally {
+      child.kill('SIGINT');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('close', r)));
+    }
+  });
+
   it('`lab grade 1 --json` passes from outside the repository', async () => {
     expect(installed).toBe(true);
     const g = await lab('lab', 'grade', '1', '--json');
