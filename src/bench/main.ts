@@ -13,12 +13,12 @@ import { DockerRuntime } from '../runtime/docker.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { ensureImage, imageTag, IMAGE_DIR, baseImage } from '../engine/image.js';
 import type { Instance } from '../engine/instance.js';
-import { containerSpec, createInstance, newInstanceId } from '../engine/provision.js';
-import { pickSubnets } from '../engine/subnets.js';
+import { containerSpec, createInstance, networkSpec, newInstanceId } from '../engine/provision.js';
+import { pickSubnets, randomPoolStart } from '../engine/subnets.js';
 import { removeInstance } from '../engine/teardown.js';
 import { runLab } from '../engine/run-lab.js';
 import { writePcap } from '../report/pcap.js';
-import { planLab, SUBNET_POOL, LABEL, subnetAt, type Plan } from '../plan/plan.js';
+import { planLab, SUBNET_POOL, LABEL, type Plan } from '../plan/plan.js';
 import { networksOf } from '../lab/topology.js';
 import { catalogue, resolveLab } from '../lab/catalogue.js';
 import type { Lab, Topology } from '../lab/schema.js';
@@ -850,32 +850,23 @@ function versions(): Version[] {
 const s1 = (x: number) => x.toFixed(2);
 const range = (xs: number[]) => `${s1(median(xs))} (min ${s1(Math.min(...xs))}, max ${s1(Math.max(...xs))}, n=${xs.length})`;
 
-/** CPU-seconds per lab run, host-wide and split (lab-cpu.ts), alternating versions round by round. */
 /** The engine's floor under a Lab 2 run, measured beside it (floor.ts). */
 const FLOOR: Version = { label: 'floor', bin: fileURLToPath(new URL('./floor.js', import.meta.url)) };
 const FLOOR_CASE = "the engine's floor (Lab 2's machines, no lab)";
 
-/** Lab 2's network and machines as \`lab grade 2\` would make them (provision.ts), for floor.js to make. */
+/** Lab 2's network and machines as `lab grade 2` would make them (provision.ts), for floor.js to make. */
 async function floorSpec(): Promise<object> {
   const instance = newInstanceId();
-  const used = await runtime.usedSubnets();
-  let index = 400;
-  while (used.includes(subnetAt(index))) index++;
-  const plan = planLab({ lab: resolveLab('2').lab, instance, image: imageTag(), subnets: [subnetAt(index)] });
+  const subnets = pickSubnets(await runtime.usedSubnets(), 1, randomPoolStart());
+  const plan = planLab({ lab: resolveLab('2').lab, instance, image: imageTag(), subnets });
   return {
     instance,
-    networks: plan.networks.map((n) => ({
-      name: n.name,
-      subnet: n.subnet,
-      gateway: n.gateway,
-      internal: true,
-      labels: n.labels,
-      options: n.options,
-    })),
+    networks: plan.networks.map(networkSpec),
     containers: plan.nodes.map((node) => containerSpec(node)),
   };
 }
 
+/** CPU-seconds per lab run, host-wide and split (lab-cpu.ts), alternating versions round by round. */
 async function cpuPerRun(): Promise<void> {
   const rounds = Number(values['cpu-rounds'] ?? (quick ? 1 : 5));
   const idleMs = quick ? 3000 : 8000;

@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Lab } from '../lab/schema.js';
 import { networksOf } from '../lab/topology.js';
-import { LABEL, NODE_SECURITY, planLab, type NodePlan, type Plan } from '../plan/plan.js';
-import { SubnetTakenError, type ContainerSpec, type Runtime } from '../runtime/runtime.js';
+import { LABEL, NODE_SECURITY, planLab, type NetworkPlan, type NodePlan, type Plan } from '../plan/plan.js';
+import { SubnetTakenError, type ContainerSpec, type NetworkSpec, type Runtime } from '../runtime/runtime.js';
 import { EngineError } from '../errors.js';
 import { variantValues } from '../lab/variants.js';
 import { throwIfAborted } from './abort.js';
@@ -74,14 +74,7 @@ async function createNetworks(
       // allSettled so that cleanup knows every network that exists.
       const nets = await Promise.allSettled(
         plan.networks.map(async (net) => {
-          await runtime.createNetwork({
-            name: net.name,
-            subnet: net.subnet,
-            gateway: net.gateway,
-            internal: true,
-            labels: net.labels,
-            options: net.options,
-          });
+          await runtime.createNetwork(networkSpec(net));
           created.push(net.name);
           emit({ type: 'network', name: net.name, subnet: net.subnet });
         }),
@@ -97,6 +90,11 @@ async function createNetworks(
       start = randomPoolStart();
     }
   }
+}
+
+/** A lab network as every lab makes it: internal, from its plan. */
+export function networkSpec(net: NetworkPlan): NetworkSpec {
+  return { name: net.name, subnet: net.subnet, gateway: net.gateway, internal: true, labels: net.labels, options: net.options };
 }
 
 /** A node's container as every lab makes it: its plan, with the hardening of NODE_SECURITY. */

@@ -13,7 +13,6 @@ import { LabRecorder } from '../trace/recorder.js';
 import type { Timeline } from '../trace/timeline.js';
 
 const log = createDebug('lab:ui');
-/** Counters cost the agent a fork of iptables-save: asked for when something else changed, or this often. */
 
 export interface Look {
   snapshots: Map<NodeName, NodeSnapshot>;
