@@ -10,7 +10,7 @@ import { createInstance } from '../../src/engine/provision.js';
 import { AgentClient } from '../../src/engine/agent-client.js';
 import { parseSs } from '../../src/observe/ss.js';
 import { formatEndpoint, type Socket } from '../../src/observe/ss.js';
-import { AGENT_USER } from '../../src/observe/agent-protocol.js';
+import { AGENT_USER, type Look } from '../../src/observe/agent-protocol.js';
 import { realClock } from '../../src/engine/clock.js';
 import { bareLab, until } from '../helpers/lab.js';
 
@@ -205,12 +205,21 @@ describeDocker('the agent of a lab node', (env) => {
       // The rule goes in as a student's shell would put it (docker exec, not a command of the agent's, whose end
       // would be a change of its own).
       await dockerExec('docker', ['exec', inst.container('server'), 'iptables', '-A', 'INPUT', '-p', 'udp', '--dport', '7', '-j', 'DROP']);
-      const answer = await waiting;
-      // Answered for the rule (the agent looks at nf_tables' dump at most a second apart while it waits), not
-      // at its 30 s deadline; the rule is in its counters.
-      expect(realClock.now() - t0).toBeLessThan(15_000);
+      // Something else may change first: a counter that moved (a chain's policy counts every packet the node
+      // gets) or a socket of an earlier test's closing. A waiting look answers for any change, so the reader waits
+      // again from the answer's token, as every reader does (CI once saw the first answer come 133 ms in,
+      // without the rule). Each wait is 30 s long: an agent deaf to rules makes a wait without the rule last
+      // 30 s, and the check of the time below fails.
+      const hasRule = (l: Look): boolean => l.counters!.some((r) => r.chain === 'INPUT' && r.spec.includes('--dport 7'));
+      let answer = await waiting;
       expect(answer.token).not.toBe(first.token);
-      expect(answer.counters!.some((r) => r.chain === 'INPUT' && r.spec.includes('--dport 7'))).toBe(true);
+      while (!hasRule(answer) && realClock.now() - t0 < 15_000) {
+        answer = await agent.look({ iptables: true, waitMs: 30_000, token: answer.token });
+      }
+      // Answered for the rule (the agent looks at nf_tables' dump at most a second apart while it waits), not
+      // at a 30 s deadline; the rule is in its counters.
+      expect(realClock.now() - t0).toBeLessThan(15_000);
+      expect(hasRule(answer)).toBe(true);
     } finally {
       await dockerExec('docker', ['exec', inst.container('server'), 'iptables', '-D', 'INPUT', '-p', 'udp', '--dport', '7', '-j', 'DROP']);
       agent.close();
