@@ -1207,9 +1207,11 @@ static void handle_run(struct client *cl, const struct request *r) {
   keep_open = background && !in;
   if (command_start(c, argv, in ? in->p : NULL, in ? in->len : 0, keep_open) != 0) {
     int e = errno;
+    /* argv's strings live in `strings`: the message is sent before they are freed. */
+    send_error(cl, r->seq, "could not start %s: %s", argv[0], strerror(e));
     free(strings);
     c->used = 0;
-    return send_error(cl, r->seq, "could not start %s: %s", argv[0], strerror(e));
+    return;
   }
   free(strings);
   stdin_closes[c - commands] = in != NULL;

@@ -253,6 +253,9 @@ class TerminalWalk {
         fallbackRenderer: 'simple',
         fallbackRendererCondition: plain,
         exitOnError: true,
+        // Ctrl-C is ours (cli/context.ts: abort, remove what was made, exit 130). listr2's own handler would end
+        // the process at once with 127, leaving the machines already made behind.
+        registerSignalListeners: false,
         rendererOptions: { collapseSubtasks: false },
       },
     );

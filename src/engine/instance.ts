@@ -126,6 +126,8 @@ export class Instance {
   readonly capture: boolean;
   /** Kernel time of the last look before the current step began: where its ladder and segment checks start. */
   private stepFrom: number | undefined;
+  /** While a task with a probe is checked: the last look before its probe, where its segment checks start. */
+  private checkFrom: number | undefined;
 
   constructor(
     readonly runtime: Runtime,
@@ -389,9 +391,10 @@ export class Instance {
     this.tokens.set(node, look.token);
     const rec = this.recorder.ingest(node, look, from);
     if (rec.segments.length) this.emit({ type: 'segments', node, segments: rec.segments });
+    const segmentsFrom = this.checkFrom ?? this.stepFrom;
     const loss = need.segments
       ? this.capture
-        ? this.recorder.lossSince(node, this.stepFrom)
+        ? this.recorder.lossSince(node, segmentsFrom)
         : 'capture is off in this run (TCPLAB_CAPTURE=0)'
       : undefined;
     const commands: Record<string, CommandStatus> = {};
@@ -406,7 +409,7 @@ export class Instance {
       ...(need.iptables && look.countersError ? { countersError: look.countersError } : {}),
       ...(look.runnable !== undefined ? { runnable: look.runnable } : {}),
       commands,
-      ...(need.segments ? { segments: this.recorder.segmentsOf(node, this.stepFrom) } : {}),
+      ...(need.segments ? { segments: this.recorder.segmentsOf(node, segmentsFrom) } : {}),
       ...(loss ? { segmentsLost: loss } : {}),
     };
   }
@@ -549,11 +552,19 @@ export class Instance {
    */
   async checkTask(stepId: string, task: Task): Promise<Check[]> {
     const probe = task.probe ?? [];
+    // A task with a probe is graded on what the probe makes happen: its segment checks count from the probe on,
+    // not from the step's start. What the student sent while trying things out (a SYN before the rule was in)
+    // must not fail a right answer forever, nor can an answer's own traffic before the probe meet a check.
+    if (probe.length && this.capture && task.expect.some((e) => e.segments)) {
+      await this.observeAll().catch(() => undefined);
+      this.checkFrom = this.recorder.latestClock;
+    }
     try {
       const failed = await this.runActions(stepId, probe);
       if (failed) return [{ ...failed, task: true }];
       return await this.waitFor(stepId, task.expect, true);
     } finally {
+      this.checkFrom = undefined;
       if (!this.signal?.aborted) await this.stopAll(probe.filter((a) => a.background && a.name));
     }
   }

@@ -311,6 +311,32 @@ describeDocker('lab start at an 80-column terminal, driven through tmux', (denv)
     expect(flat(list)).toMatch(/basic-states .*last run: 1\/7 steps, tasks 0\/1/);
   });
 
+  it.skipIf(!haveTmux)('Ctrl-C while the machines are being made: exit 130 and nothing left behind', async () => {
+    // listr2, which draws the bring-up's progress, has a SIGINT handler of its own that ended the process at
+    // once with 127, before ours could remove the machines already made (a tester's three containers and two
+    // networks stayed up).
+    newWindow('bringup');
+    windows.add('bringup');
+    const mine = { [LABEL.managed]: 'true', [LABEL.owner]: USER, [LABEL.lab]: 'fin-wait-1' };
+    const before = new Set((await denv.runtime.listContainers(mine)).map((c) => c.name));
+    run('bringup', `node bin/lab.js start 7`);
+    await until('bringup', /Machines and network for lab 7/, { ms: 60_000 });
+    // Once at least one machine of this run exists: the moment the tester's Ctrl-C left them behind.
+    const deadline = Date.now() + 30_000;
+    let made: string[] = [];
+    while (made.length === 0 && Date.now() < deadline) {
+      made = (await denv.runtime.listContainers(mine)).map((c) => c.name).filter((n) => !before.has(n));
+      if (!made.length) await pause(20);
+    }
+    for (const n of made) denv.track(/tcplab-([0-9a-f]{8})-/.exec(n)?.[1] ?? n);
+    type('bringup', 'C-c');
+    run('bringup', 'echo BRINGUP=$?');
+    expect((await until('bringup', /^BRINGUP=\d+$/m, { ms: 60_000 })).match(/^BRINGUP=(\d+)$/m)![1]).toBe('130');
+    const id = /tcplab-([0-9a-f]{8})-/.exec(made[0] ?? '')?.[1];
+    expect(id, 'a machine was made before Ctrl-C').toBeDefined();
+    await instanceGone(id!);
+  });
+
   it.skipIf(!haveTmux)("another user's lab on the same engine is never entered, checked, watched or stopped", async () => {
     newWindow('other');
     windows.add('other');

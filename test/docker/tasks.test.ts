@@ -55,6 +55,20 @@ describeDocker('tasks graded on their effect', (env) => {
     await instance.down();
   });
 
+  it('Lab 2: a student who tried nc before writing the rule (its SYN reached the server) passes once the rule is in', async () => {
+    // The task's segments check ("no SYN reached the server") looks at the check's own window, from its probe
+    // on: what the student sent while finding out counts neither for nor against them.
+    const { instance, lab, task } = await atTask('incomplete-handshake');
+    const server = instance.vars['server.ip']!;
+    await instance.exec('client', ['nc', '-v', '-w', '2', server, '5555'], { timeoutMs: 10_000 });
+    let r = await check(instance, lab, task);
+    expect(r.passed).toBe(false);
+    await sh(instance, 'client', 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP');
+    r = await check(instance, lab, task);
+    expect(r.passed, r.seen).toBe(true);
+    await instance.down();
+  });
+
   it('Lab 2: a rule in other words (every segment to the server dropped) has the same effect, and passes', async () => {
     const { instance, lab, task } = await atTask('incomplete-handshake');
     await sh(instance, 'client', `iptables -A OUTPUT -d ${instance.vars['server.ip']} -j DROP`);

@@ -1,0 +1,169 @@
+// Red team, second round: answers that make the states a task checks without doing the task, by means of the
+// kernel's real state (the first round, red-team.test.ts, forged what the grader reads). Each was found by a
+// tester playing a student who had read the labs; each must score 0 while the honest answer beside it passes.
+//
+// - Lab 1: the client connects to itself (the server's address on its loopback), so its TIME_WAIT never crossed
+//   the network; the server only has to have nothing left on the port.
+// - Lab 3: no split handshake; the server's SYN_RECV comes from SYNs sent by hand through a raw socket while
+//   the check's own connection is ESTABLISHED on both sides.
+// - Lab 4: the firewall untouched; the client rejects its own SYNs (or the server resets them).
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, expect, it } from 'vitest';
+import { describeDocker } from '../helpers/docker.js';
+import { resolveLab } from '../../src/lab/catalogue.js';
+import { variantValues } from '../../src/lab/variants.js';
+
+const run = promisify(execFile);
+const bin = process.env.TCPLAB_RED_TEAM_BIN ?? new URL('../../bin/lab.js', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways-'));
+
+interface Entry {
+  on: string;
+  script: string;
+  at?: string;
+  exit?: number;
+}
+const indent = (text: string, n: number) =>
+  text
+    .split('\n')
+    .map((l) => `${' '.repeat(n)}${l}\n`)
+    .join('');
+function submission(student: string, lab: string, step: string, entries: Entry[]): string {
+  return (
+    `student: ${student}\nlab: ${lab}\nanswers:\n  ${step}:\n` +
+    entries
+      .map(
+        (e) =>
+          `    - ${e.on}: |\n${indent(e.script, 8)}` +
+          (e.at ? `      at: ${e.at}\n` : '') +
+          (e.exit !== undefined ? `      exit: ${e.exit}\n` : ''),
+      )
+      .join('')
+  );
+}
+
+/** A TCP connection made on the client to the server's address added to the client's own loopback: the
+ *  client closes first, and its end is left in TIME_WAIT. bindClient: from the client's own address. */
+const selfConnect = (port: string, bindClient: boolean) => `ip addr add {{server.ip}}/32 dev lo
+python3 - <<'PY'
+import socket
+l = socket.socket(); l.bind(("{{server.ip}}", ${port})); l.listen(1)
+c = socket.socket()
+${bindClient ? 'c.bind(("{{client.ip}}", 0))' : ''}
+c.connect(("{{server.ip}}", ${port}))
+a, _ = l.accept(); l.close()
+c.sendall(b"hi"); c.close()
+while a.recv(100): pass
+a.close()
+PY`;
+
+/** Two SYNs from a raw socket (their answers' resets dropped): the server holds two half-open connections
+ *  that no real client made. */
+const RAW_SYNS = `iptables -A OUTPUT -p tcp -d {{server.ip}} --dport 5556 --tcp-flags RST RST -j DROP
+python3 - <<'PY'
+import socket, struct
+src, dst = "{{client.ip}}", "{{server.ip}}"
+def csum(b):
+    if len(b) % 2: b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for sport in (41001, 41002):
+    hdr = struct.pack("!HHIIBBHHH", sport, 5556, 12345, 0, 5 << 4, 0x02, 64240, 0, 0)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
+    hdr = hdr[:16] + struct.pack("!H", csum(ph + hdr)) + hdr[18:]
+    r.sendto(hdr, (dst, 0))
+PY`;
+
+describeDocker('red team: other ways to the states a task checks are not the task', () => {
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function grade(lab: string, step: string, files: Record<string, Entry[]>) {
+    const subs = join(dir, `lab${lab}`);
+    mkdirSync(subs, { recursive: true });
+    for (const [student, entries] of Object.entries(files))
+      writeFileSync(join(subs, `${student}.yaml`), submission(student, lab, step, entries));
+    const r = await run(process.execPath, [bin, 'grade', lab, '--submissions', subs, '--parallel', '4', '--retries', '0', '--json'], {
+      maxBuffer: 64 << 20,
+    }).catch((e: { stdout: string }) => e);
+    const results = (JSON.parse(r.stdout) as { submissions: { student: string; passed: boolean; score: number; gradable: boolean }[] })
+      .submissions;
+    return Object.fromEntries(results.map((x) => [x.student, x]));
+  }
+
+  function expectOnlyHonestPasses(by: Record<string, { passed: boolean; score: number; gradable: boolean }>, attacks: string[]) {
+    expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
+    for (const name of attacks) {
+      expect(by[name], `${name} was graded`).toBeDefined();
+      expect.soft(by[name]!.gradable, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
+      expect.soft(by[name]!.score, `${name}: ${JSON.stringify(by[name])}`).toBe(0);
+    }
+  }
+
+  it('Lab 1: a TIME_WAIT the client made with itself is not the task', async () => {
+    const lab = resolveLab('1').lab;
+    const port = (s: string) => variantValues(lab, s)['variant.port']!;
+    const by = await grade('1', 'your-turn', {
+      honest: [
+        { on: 'server', script: `nc -l ${port('honest')}`, at: '0s' },
+        {
+          on: 'client',
+          script: `for i in $(seq 50); do echo hi | nc -q0 {{server.ip}} ${port('honest')} && exit 0; sleep 0.2; done; exit 1`,
+          at: '1s',
+          exit: 0,
+        },
+      ],
+      'self-connect': [{ on: 'client', script: selfConnect(port('self-connect'), false), at: '0s', exit: 0 }],
+      'self-connect-from-own-address': [
+        { on: 'client', script: selfConnect(port('self-connect-from-own-address'), true), at: '0s', exit: 0 },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['self-connect', 'self-connect-from-own-address']);
+  });
+
+  it("Lab 3: SYN_RECV from hand-made SYNs, beside the check's own connection fully open, is not the task", async () => {
+    const by = await grade('3', 'your-turn', {
+      honest: [
+        { on: 'client', script: 'iptables -A OUTPUT -p tcp --dport 5556 --tcp-flags SYN,ACK,FIN,RST,PSH ACK -j DROP', at: '0s', exit: 0 },
+      ],
+      'raw-syns': [{ on: 'client', script: RAW_SYNS, at: '0s', exit: 0 }],
+      // The ACK dropped where it arrives, not where it leaves: the server's wire still sees it.
+      'server-drops-ack': [
+        { on: 'server', script: 'iptables -A INPUT -p tcp --dport 5556 --tcp-flags SYN,ACK,FIN,RST,PSH ACK -j DROP', at: '0s', exit: 0 },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['raw-syns']);
+    // The server-side rule makes the same states, but the prompt asks for the client's rule: it may not pass.
+    expect.soft(by['server-drops-ack']?.passed, JSON.stringify(by['server-drops-ack'])).toBe(false);
+  });
+
+  it("Lab 4: a refusal made by the client's or the server's own rules is not the firewall's", async () => {
+    const by = await grade('4', 'your-turn', {
+      honest: [
+        { on: 'firewall', script: 'iptables -R FORWARD 1 -p tcp --dport 5555 -j REJECT --reject-with tcp-reset', at: '0s', exit: 0 },
+      ],
+      'client-rejects': [
+        {
+          on: 'client',
+          script: 'iptables -I OUTPUT -p tcp -d {{server.ip}} --dport 5555 -j REJECT --reject-with tcp-reset',
+          at: '0s',
+          exit: 0,
+        },
+      ],
+      'server-resets': [
+        {
+          on: 'firewall',
+          script: 'iptables -D FORWARD 1',
+          at: '0s',
+          exit: 0,
+        },
+        { on: 'server', script: 'iptables -I INPUT -p tcp --dport 5555 -j REJECT --reject-with tcp-reset', at: '0s', exit: 0 },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['client-rejects', 'server-resets']);
+  });
+});
