@@ -14,7 +14,8 @@
  *                                    else, for good (`lab shell`, a submission's answer, a terminal of `lab
  *                                    serve`). With --interrupt-on-eof, CMD's standard input is a pipe that
  *                                    stays open (a terminal where nothing is typed) and the end of this
- *                                    program's own standard input is a Ctrl-C: SIGINT to CMD's process group.
+ *                                    program's own standard input is a Ctrl-C: SIGINT to CMD's process group;
+ *                                    it ends with CMD's status as soon as CMD ends, on its own or so.
  *   tcplab-agent version
  *
  * Why a separate user. The student is root in their machines and reads this source. Whatever the grader
@@ -2050,13 +2051,22 @@ static int student(int argc, char **argv) {
     die(127, "%s: %s", argv[i], strerror(errno));
   }
   {
-    int in[2], status;
+    int in[2], status, sfd, exited = 0;
     pid_t pid;
     char b[4096];
+    sigset_t chld, old;
     if (pipe(in) != 0) die(1, "pipe: %s", strerror(errno));
+    /* CMD's end is read from a signalfd, beside our own input: blocked before the fork so that an end that
+     * comes at once is not missed. */
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &chld, &old) != 0) die(1, "sigprocmask: %s", strerror(errno));
+    sfd = signalfd(-1, &chld, SFD_CLOEXEC);
+    if (sfd < 0) die(1, "signalfd: %s", strerror(errno));
     pid = fork();
     if (pid < 0) die(1, "fork: %s", strerror(errno));
     if (pid == 0) {
+      sigprocmask(SIG_SETMASK, &old, 0);
       setpgid(0, 0);
       dup2(in[0], 0);
       close(in[0]);
@@ -2068,14 +2078,36 @@ static int student(int argc, char **argv) {
     close(in[0]);
     setpgid(pid, pid);
     signal(SIGINT, SIG_IGN);
+    /* Until CMD ends on its own (the student's prompt is back: this program ends with its status, and the
+     * engine sees the command end), or our input ends first (the Ctrl-C). Waiting on our input alone kept a
+     * command that had ended looking like one still running, with this program left for a later `kill -9 -1`
+     * of the student's to end (exit 137). */
     for (;;) {
-      ssize_t k = read(0, b, sizeof b);
-      if (k > 0) continue;
-      if (k < 0 && errno == EINTR) continue;
-      break;
+      struct pollfd p[2] = {{0, POLLIN, 0}, {sfd, POLLIN, 0}};
+      if (poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (p[1].revents) {
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof si) < 0) {
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+          exited = 1;
+          break;
+        }
+      }
+      if (p[0].revents) {
+        ssize_t k = read(0, b, sizeof b);
+        if (k > 0) continue;
+        if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        break;
+      }
     }
-    kill(-pid, SIGINT);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    if (!exited) {
+      kill(-pid, SIGINT);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
     }
     close(in[1]);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);

@@ -152,7 +152,9 @@ export async function startAnswer(
       const part = parts.get(i);
       if (before === k && part && !part.done) {
         const s = scripts[i]!;
-        const took = s.end?.at !== undefined && s.at !== undefined ? s.end.at - s.at : 0;
+        // How long it took the student: until it ended, or (a file that does not say when: it ended before the
+        // next command started, the step here) at most until this step. A command given no time took nothing.
+        const took = s.at === undefined ? 0 : Math.max(0, (s.end?.at ?? step.t) - s.at);
         await ended(host, part, Math.min(startedAt.get(i)! + took + END_SLACK_MS, t0 + timeoutMs));
       }
     }

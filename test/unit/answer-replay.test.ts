@@ -201,6 +201,25 @@ describe('replaying a timeline', () => {
     expect(next).toBeLessThanOrEqual(1000 + 3000 + 100);
   });
 
+  it("waits for a command whose end the file does not time (exit without ended) up to the next command's time and the slack", async () => {
+    // `lab submit` writes no `ended` for a command that ended before the next started: it took at most the 5.5 s
+    // until then, not nothing; the 4 s sleep must end before the next command (a `kill -9 -1`) starts.
+    const scripts: AnswerScript[] = [
+      { node: 'client', script: 'sleep 4', shell: 'bash', at: 500, end: { by: 'exit', exit: 0 } },
+      { node: 'client', script: 'kill -9 -1', shell: 'bash', at: 6000 },
+    ];
+    const { host, log, drive } = fakeHost({ 'sleep 4': { exitsAfter: 4000 }, 'kill -9 -1': { exitsAfter: 1 } });
+    await drive(startAnswer(host, scripts, 30_000));
+    const t = (what: string, command: string) => log.find((h) => h.what === what && h.command === command)?.t;
+    expect(t('start', 'kill -9 -1')!).toBeGreaterThanOrEqual(t('exit', 'sleep 4')!);
+    // One that never ends is given up on: its 5.5 s and the slack after its start.
+    const never = fakeHost({});
+    await never.drive(startAnswer(never.host, scripts, 30_000));
+    const next = never.log.find((h) => h.command === 'kill -9 -1')!.t - never.t0;
+    expect(next).toBeGreaterThanOrEqual(5500);
+    expect(next).toBeLessThanOrEqual(5500 + 3000 + 100);
+  });
+
   it('a Ctrl-C to a command that ignores it waits a little, then the replay goes on', async () => {
     const { host, log, drive } = fakeHost({ 'nc -l 5556': { ignoresSigint: true } });
     await drive(startAnswer(host, LAB7, 30_000));
