@@ -1,8 +1,9 @@
 // `lab new`: a commented starting lab file that validates (docs/authoring.md explains every field).
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { LabError } from '../../errors.js';
 import { defineCommand } from '../command.js';
 import { ownFile } from '../../paths.js';
+import { checkOutputFile, writeOutputFile } from '../output-file.js';
 
 /** The JSON Schema that ships with tcplab, for editors (the labs in labs/ name it relatively). */
 const SCHEMA_FILE = ownFile('schema', 'lab.schema.json');
@@ -85,10 +86,11 @@ export const newCommand = defineCommand({
     if (!Number.isInteger(id) || id < 1 || id > 999) throw new LabError('--id takes a lab number from 1 to 999');
     const out = values.output ?? `${slug}.yaml`;
     if (out !== '-' && existsSync(out)) throw new LabError(`${out} already exists`, 'choose another name with -o FILE');
+    if (out !== '-') checkOutputFile('-o', out);
     const text = newLabText(slug, id);
     if (out === '-') ctx.out.write(text);
     else {
-      writeFileSync(out, text, { flag: 'wx' });
+      writeOutputFile('-o', out, text, { flag: 'wx' });
       ctx.print(`wrote ${out}; \`lab validate ${out}\` checks it, \`lab start ${out}\` runs it`);
     }
     return 0;
