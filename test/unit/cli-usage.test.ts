@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { COMMANDS } from '../../src/cli/commands/index.js';
+import { parseCommandLine } from '../../src/cli/parse.js';
 
 afterAll(removeTempDirs);
 
@@ -79,5 +81,42 @@ describe('a file to write in a folder that does not exist', () => {
 
   it('lab image save, before the image is built', () => {
     expectUsageError(lab(['image', 'save', join(missing, 'image.tar.gz')]), /image save .*: the folder .* does not exist/);
+  });
+});
+
+describe('an option a command does not take', () => {
+  it('is said in tcplab words, for every command, with the command usage', () => {
+    for (const command of COMMANDS) {
+      const line = parseCommandLine([command.name, '--no-such-option']);
+      expect(line).toMatchObject({ kind: 'error', command, message: `lab ${command.name}: unknown option '--no-such-option'` });
+    }
+  });
+
+  it('names the commands that have it', () => {
+    expect(parseCommandLine(['plan', 'x.yaml', '--student', 'a'])).toMatchObject({
+      kind: 'error',
+      message: "lab plan: unknown option '--student' (--student goes with lab start, grade, submit)",
+    });
+  });
+
+  it('a value missing, a value given to a switch, an option where a value belongs', () => {
+    expect(parseCommandLine(['new', 'x', '-o'])).toMatchObject({ kind: 'error', message: 'lab new: -o needs a value' });
+    expect(parseCommandLine(['plan', '1', '--json=yes'])).toMatchObject({
+      kind: 'error',
+      message: "lab plan: --json takes no value (got '--json=yes')",
+    });
+    expect(parseCommandLine(['new', 'x', '--output', '--json'])).toMatchObject({
+      kind: 'error',
+      message: "lab new: --output needs a value, and got the option '--json' (if that is the value, write --output=--json)",
+    });
+    expect(parseCommandLine(['submit', '-o', '-'])).toMatchObject({ kind: 'run', values: { output: '-' } });
+  });
+
+  it('lab plan --student: exit 2, no text of Node option parser', () => {
+    const r = lab(['plan', 'x.yaml', '--student', 'a']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^lab plan: unknown option '--student'/m);
+    expect(r.stderr).toMatch(/usage: lab plan/);
+    expect(r.stderr).not.toMatch(/positional|'--'/);
   });
 });
