@@ -213,6 +213,17 @@ function outputPattern(pattern: string, vars: Record<string, string>): RegExp {
  * matcher names no port or nothing shares one, every socket of the node; at most eight.
  */
 function socketsThere(m: SocketMatcher, sockets: Socket[], vars: Record<string, string>): string[] {
+  const row = (s: Socket) => `  ${s.state} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
+  const head = `no ${describeMatcher(m, vars)}`;
+  // The state and the addresses match, a field does not (timer, queues, retransmissions): say which, and what
+  // the socket had, rather than list the socket as if it were something else.
+  const near = sockets.filter((s) => socketMatches(withoutFields(m), s, vars));
+  const fieldsOff = near.map((s) => ({ s, off: fieldMisses(m, s) })).filter((x) => x.off.length);
+  if (fieldsOff.length)
+    return [
+      `${head}; ${fieldsOff.length === 1 ? 'the socket' : 'the sockets'} with that state and those addresses:`,
+      ...fieldsOff.slice(0, 8).map(({ s, off }) => `${row(s)}: ${off.join('; ')}`),
+    ];
   const port = (pattern: string | undefined): number | undefined => {
     const p = pattern ? expand(pattern, vars).split(':').pop() : undefined;
     return p && p !== '*' ? Number(p) : undefined;
@@ -220,8 +231,6 @@ function socketsThere(m: SocketMatcher, sockets: Socket[], vars: Record<string, 
   const ports = new Set([port(m.local), port(m.peer)].filter((p): p is number => p !== undefined));
   const related = sockets.filter((s) => ports.has(s.local.port ?? -1) || ports.has(s.peer.port ?? -1));
   const shown = (related.length ? related : sockets).slice(0, 8);
-  const row = (s: Socket) => `  ${s.state} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
-  const head = `no ${describeMatcher(m, vars)}`;
   if (shown.length === 0) return [`${head}; no TCP sockets at all`];
   return [`${head}; there is${related.length ? ` on port ${[...ports].join(', ')}` : ''}:`, ...shown.map(row)];
 }
@@ -231,7 +240,41 @@ function describeMatcher(m: SocketMatcher, vars: Record<string, string>): string
   const parts = [`${st ? st.join('|') : 'any'} socket`];
   if (m.local) parts.push(`local ${expand(m.local, vars)}`);
   if (m.peer) parts.push(`peer ${expand(m.peer, vars)}`);
+  for (const f of FIELDS) if (m[f] !== undefined) parts.push(`${f} ${f === 'timer' ? m.timer : countWords(m[f] as CountSpec)}`);
   return parts.join(', ');
+}
+
+/** What a socket check asks of a socket besides its state and addresses. */
+const FIELDS = ['timer', 'sendQ', 'recvQ', 'retransmits', 'retransTotal'] as const;
+
+function withoutFields(m: SocketMatcher): SocketMatcher {
+  const { timer: _t, sendQ: _s, recvQ: _r, retransmits: _x, retransTotal: _y, ...rest } = m;
+  return rest;
+}
+
+/** A count in words, for a field as the lab file names it: 3, at least 1, at most 0, 1 to 3. */
+function countWords(c: CountSpec): string {
+  if (typeof c === 'number') return String(c);
+  if (c.min !== undefined && c.max !== undefined) return c.min === c.max ? String(c.min) : `${c.min} to ${c.max}`;
+  return c.min !== undefined ? `at least ${c.min}` : c.max !== undefined ? `at most ${c.max}` : 'any';
+}
+
+/** The fields of a socket that its check's demands do not allow, each with what the socket had. */
+function fieldMisses(m: SocketMatcher, s: Socket): string[] {
+  const off: string[] = [];
+  const timer = s.timer?.name ?? 'off';
+  if (m.timer !== undefined && timer !== m.timer) off.push(`timer ${timer}, expected ${m.timer}`);
+  if (m.sendQ !== undefined && !countOk(m.sendQ, s.sendQ, 0)) off.push(`sendQ ${s.sendQ}, expected ${countWords(m.sendQ)}`);
+  if (m.recvQ !== undefined && !countOk(m.recvQ, s.recvQ, 0)) off.push(`recvQ ${s.recvQ}, expected ${countWords(m.recvQ)}`);
+  const retransmits = s.timer?.retransmits ?? 0;
+  if (m.retransmits !== undefined && !countOk(m.retransmits, retransmits, 0))
+    off.push(`retransmits ${retransmits}, expected ${countWords(m.retransmits)}`);
+  if (m.retransTotal !== undefined) {
+    if (!s.info) off.push(`retransTotal not known (this observer does not run ss -i), expected ${countWords(m.retransTotal)}`);
+    else if (!countOk(m.retransTotal, s.info.retrans?.total ?? 0, 0))
+      off.push(`retransTotal ${s.info.retrans?.total ?? 0}, expected ${countWords(m.retransTotal)}`);
+  }
+  return off;
 }
 
 /** A human description of the expectation, with templates filled in. */

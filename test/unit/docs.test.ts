@@ -115,7 +115,7 @@ function problemsOf(s: Shown): string[] {
   const parsed = parseCommandLine(argv);
   if (parsed.kind !== 'error') return [];
   // An option named in passing (`lab grade --submissions`, as prose mentions it) lacks only its value.
-  if (/argument missing/.test(parsed.message) && argv.at(-1)?.startsWith('--')) return [];
+  if (/needs a value$/.test(parsed.message) && argv.at(-1)?.startsWith('--')) return [];
   return [`${s.where}: \`lab ${s.command}\`: ${parsed.message}`];
 }
 
@@ -189,7 +189,7 @@ describe('README.md and docs/', () => {
   it('the check itself refuses an unknown command, an unknown option, and an option a usage line does not have', () => {
     const bad = (command: string) => problemsOf({ where: 'x', command });
     expect(bad('strat 2')).toEqual([expect.stringMatching(/unknown command 'strat'/)]);
-    expect(bad('grade 2 --gradbook g.csv')).toEqual([expect.stringMatching(/Unknown option '--gradbook'/)]);
+    expect(bad('grade 2 --gradbook g.csv')).toEqual([expect.stringMatching(/unknown option '--gradbook'/)]);
     expect(bad('start <number|slug|file> [--kep]')).toEqual(['x: `lab start <number|slug|file> [--kep]`: lab start has no option --kep']);
     expect(bad('grade 2 --json > out.json # a comment --nope')).toEqual([]);
     expect(bad('start 2 | head')).toEqual([]);

@@ -53,6 +53,33 @@ describe('evaluate one snapshot', () => {
     expect(empty.seen).toEqual(['no SYN_SENT socket; no TCP sockets at all']);
   });
 
+  it('a socket whose state and addresses match but a field does not: says which field, and what the socket had', () => {
+    const peer = '{{server.ip}}:5555';
+    const timer = evaluate({ on: 'client', socket: { state: 'ESTABLISHED', peer, timer: 'on' } }, client, vars);
+    expect(timer.holds).toBe(false);
+    expect(timer.seen).toEqual([
+      'no ESTABLISHED socket, peer 198.18.250.10:5555, timer on; the socket with that state and those addresses:',
+      '  ESTABLISHED 198.18.250.11:36802 -> 198.18.250.10:5555: timer off, expected on',
+    ]);
+    const queues = evaluate(
+      { on: 'client', socket: { state: 'ESTABLISHED', peer, sendQ: { min: 1 }, recvQ: 0, retransmits: { min: 2, max: 5 } } },
+      client,
+      vars,
+    );
+    expect(queues.seen[1]).toBe(
+      '  ESTABLISHED 198.18.250.11:36802 -> 198.18.250.10:5555: sendQ 0, expected at least 1; retransmits 0, expected 2 to 5',
+    );
+    const total = evaluate(
+      { on: 'client', socket: { state: 'SYN_SENT', peer: '{{server.ip}}:5556', retransTotal: { min: 1 } } },
+      client,
+      vars,
+    );
+    expect(total.seen[1]).toMatch(/: retransTotal not known \(.*ss -i\), expected at least 1$/);
+    // The state does not match: what is on the port, as before.
+    const other = evaluate({ on: 'client', socket: { state: 'TIME_WAIT', peer, timer: 'timewait' } }, client, vars);
+    expect(other.seen[0]).toBe('no TIME_WAIT socket, peer 198.18.250.10:5555, timer timewait; there is on port 5555:');
+  });
+
   it('absent holds only when nothing matches, and shows what does', () => {
     expect(evaluate({ on: 'server', absent: { state: 'TIME_WAIT' } }, server, vars).holds).toBe(true);
     const r = evaluate({ on: 'server', absent: { local: '*:5556' } }, server, vars);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { overlaps, planLab, subnetAt } from '../../src/plan/plan.js';
 import { expand } from '../../src/lab/templates.js';
@@ -53,5 +54,44 @@ describe('subnets', () => {
     expect(pickSubnets(['198.18.0.0/24', '198.18.1.0/24'], 2, 0)).toEqual(['198.18.2.0/24', '198.18.3.0/24']);
     expect(pickSubnets(['198.18.0.0/16'], 1, 0)).toEqual(['198.19.0.0/24']);
     expect(() => pickSubnets(['198.18.0.0/15'], 1, 0)).toThrow(/no free subnet/);
+  });
+});
+
+describe('lab plan', () => {
+  const plan = (args: string[]) =>
+    spawnSync(process.execPath, ['bin/lab.js', 'plan', ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+
+  it("shows a task's probe, marked as the probe, after the step's commands and the solution (text)", () => {
+    const r = plan(['4']);
+    expect(r.status).toBe(0);
+    const task = r.stdout.slice(r.stdout.indexOf('Your task: refuse instead of hanging'));
+    expect(task).toMatch(/^ {3}firewall\$ iptables -R FORWARD 1 .* tcp-reset\n {3}probe: client\$ nc -v -w 3 \S+ 5555$/m);
+  });
+
+  it("shows a task's probe (--json): a list of its own, the step's actions as before", () => {
+    const r = plan(['4', '--json']);
+    expect(r.status).toBe(0);
+    const steps = (JSON.parse(r.stdout) as { steps: { id: string; actions: string[]; probe?: string[] }[] }).steps;
+    const task = steps.find((s) => s.probe)!;
+    expect(task.actions).toEqual([expect.stringMatching(/^firewall\$ iptables -R FORWARD 1 .*tcp-reset$/)]);
+    expect(task.probe).toEqual([expect.stringMatching(/^client\$ nc -v -w 3 198\.\S+ 5555$/)]);
+    expect(steps.filter((s) => s.probe)).toHaveLength(1);
+  });
+});
+
+describe('lab plan, a write', () => {
+  it('shows what is typed into which command (it was an internal error: a write has no run)', () => {
+    const r = spawnSync(process.execPath, ['bin/lab.js', 'plan', '3'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^ {3}client: write to client: "hello\\n"$/m);
   });
 });

@@ -1,11 +1,11 @@
 // `lab compose <direct|routed|lab>`: print (or write) the Docker Compose file of a topology or a lab, rendered
 // from the same plan the engine applies. Pure apart from reading the lab and writing the file.
-import { writeFileSync } from 'node:fs';
 import { LabError } from '../../errors.js';
 import { resolveLab } from '../../lab/catalogue.js';
 import { COMPOSE_TOPOLOGIES, networkCount, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../../plan/compose.js';
 import type { Topology } from '../../lab/schema.js';
 import { defineCommand } from '../command.js';
+import { checkOutputFile, writeOutputFile } from '../output-file.js';
 
 export const composeCommand = defineCommand({
   name: 'compose',
@@ -21,6 +21,7 @@ export const composeCommand = defineCommand({
     if (positionals.length !== 1)
       throw new LabError('lab compose takes one topology or lab', 'for example `lab compose routed` or `lab compose 6`');
     const ref = positionals[0]!;
+    if (values.output) checkOutputFile('--output', values.output);
     const isTopology = (COMPOSE_TOPOLOGIES as string[]).includes(ref);
     const lab = isTopology ? topologyLab(ref as Topology) : resolveLab(ref).lab;
     const topology = lab.topology ?? 'direct';
@@ -43,7 +44,7 @@ export const composeCommand = defineCommand({
             source: `lab compose ${ref}`,
           });
     if (values.output) {
-      writeFileSync(values.output, text);
+      writeOutputFile('--output', values.output, text);
       ctx.info(`wrote ${values.output}`);
     } else ctx.print(text.trimEnd());
     return 0;

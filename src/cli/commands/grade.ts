@@ -2,7 +2,7 @@
 // (lab grade 2 --submissions DIR): each replayed in a fresh instance with the student's answers in place of the
 // solutions, and written out in the formats graders read (JSON, a CSV gradebook, JUnit, Gradescope,
 // PrairieLearn).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { LabError } from '../../errors.js';
 import { catalogue, resolveLab } from '../../lab/catalogue.js';
@@ -36,6 +36,7 @@ import { IMAGE_OPTION, prepareImage, runTracked, stderrRenderer } from '../run-t
 import { VERSION } from '../../version.js';
 import { StepWindows, writeTrace } from '../trace.js';
 import type { Instance } from '../../engine/instance.js';
+import { checkOutputFile, checkOutputFolder, makeOutputFolder, writeOutputFile } from '../output-file.js';
 
 const DEFAULT_LAB_TIMEOUT = '10m';
 /**
@@ -55,6 +56,15 @@ function parallelOf(text: string | undefined, fallback: number): number {
   const parallel = Number(text ?? fallback);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new LabError('--parallel takes a whole number from 1 to 64');
   return parallel;
+}
+
+/** Every file and folder the options name can be written: said before anything is graded. */
+function checkOutputs(values: { junit?: string; gradebook?: string; gradescope?: string; prairielearn?: string; trace?: string }): void {
+  if (values.junit) checkOutputFile('--junit', values.junit);
+  if (values.gradebook) checkOutputFile('--gradebook', values.gradebook);
+  if (values.gradescope) checkOutputFolder('--gradescope', values.gradescope);
+  if (values.prairielearn) checkOutputFolder('--prairielearn', values.prairielearn);
+  if (values.trace) checkOutputFolder('--trace', values.trace);
 }
 
 function durationOf(flag: string, text: string): number {
@@ -115,6 +125,7 @@ export const gradeCommand = defineCommand({
       for (const flag of ['gradebook', 'gradescope', 'prairielearn', 'shard', 'timeout', 'task-timeout', 'poll', 'retries'] as const)
         if (values[flag] !== undefined)
           throw new LabError(`--${flag} goes with --submissions`, 'for example `lab grade 2 --submissions subs/`');
+      checkOutputs(values);
       return gradeLabs(ctx, values, positionals);
     }
     if (values.all)
@@ -129,6 +140,7 @@ export const gradeCommand = defineCommand({
     if (!ref) throw new LabError('which lab do the submissions answer?', 'for example `lab grade 2 --submissions subs/`');
     if (values.submission !== undefined && more.length)
       throw new LabError('--submission grades one file', `use --submissions for several (got ${more.join(', ')} besides the lab)`);
+    checkOutputs(values);
     const single = values.submission !== undefined;
     const paths = single ? [values.submission!] : [...values.submissions!, ...more];
     const { lab, file } = resolveLab(ref);
@@ -203,7 +215,7 @@ async function gradeLabs(
   );
   const passed = results.every((r) => r?.passed);
   const summary = { passed, labs: results, durationMs: performance.now() - started };
-  if (values.junit) writeFileSync(values.junit, renderJunit(results));
+  if (values.junit) writeOutputFile('--junit', values.junit, renderJunit(results));
   if (ctx.json) ctx.print(JSON.stringify(summary, null, 2));
   else {
     const line = `${results.filter((r) => r.passed).length}/${results.length} labs in ${formatDuration(summary.durationMs)}`;
@@ -254,10 +266,10 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
   });
   const durationMs = performance.now() - started;
   if (nullAnswer) ctx.info(renderNullAnswer(nullAnswer, style));
-  if (opts.gradebook) writeFileSync(opts.gradebook, renderGradebook(lab, results));
-  if (opts.junit) writeFileSync(opts.junit, renderSubmissionsJunit(lab, results));
-  if (opts.gradescope) writePerStudent(opts.gradescope, results, (r) => gradescopeResults(lab, r));
-  if (opts.prairielearn) writePerStudent(opts.prairielearn, results, (r) => prairieLearnResults(lab, r));
+  if (opts.gradebook) writeOutputFile('--gradebook', opts.gradebook, renderGradebook(lab, results));
+  if (opts.junit) writeOutputFile('--junit', opts.junit, renderSubmissionsJunit(lab, results));
+  if (opts.gradescope) writePerStudent('--gradescope', opts.gradescope, results, (r) => gradescopeResults(lab, r));
+  if (opts.prairielearn) writePerStudent('--prairielearn', opts.prairielearn, results, (r) => prairieLearnResults(lab, r));
   const counts = {
     passed: results.filter((r) => r.passed).length,
     failed: results.filter((r) => r.gradable && !r.passed).length,
@@ -329,10 +341,10 @@ function renderNullAnswer(n: NullAnswer, s: Style): string {
 }
 
 /** DIR/<student>/results.json; a file that does not say who it is from is named after the file. */
-function writePerStudent(dir: string, results: SubmissionResult[], doc: (r: SubmissionResult) => unknown): void {
+function writePerStudent(option: string, dir: string, results: SubmissionResult[], doc: (r: SubmissionResult) => unknown): void {
   for (const r of results) {
     const name = r.student ?? `_${basename(r.file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
-    mkdirSync(join(dir, name), { recursive: true });
-    writeFileSync(join(dir, name, 'results.json'), JSON.stringify(doc(r), null, 2) + '\n');
+    makeOutputFolder(option, join(dir, name));
+    writeOutputFile(option, join(dir, name, 'results.json'), JSON.stringify(doc(r), null, 2) + '\n');
   }
 }

@@ -6,6 +6,7 @@ import { LabError } from '../../errors.js';
 import { describeOrigin, imageOrigin, loadImageArchive, saveImageArchive } from '../../engine/image.js';
 import { defineCommand } from '../command.js';
 import { makePlainRenderer } from '../render.js';
+import { checkOutputFile } from '../output-file.js';
 
 const USAGE = 'image <save|load> FILE [--base-image IMAGE]';
 
@@ -31,6 +32,8 @@ export const imageCommand = defineCommand({
     const opts = { ...(base ? { base } : {}), signal: ctx.signal };
     const path = resolve(file);
     if (verb === 'save') {
+      // Before the image is built (minutes, the first time).
+      checkOutputFile('lab image save', file);
       const emit = makePlainRenderer((s) => ctx.err.write(s + '\n'), ctx.errStyle, { verbose: false });
       const saved = await saveImageArchive(ctx.runtime, path, emit, opts);
       if (ctx.json) ctx.print(JSON.stringify(saved, null, 2));

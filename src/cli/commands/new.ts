@@ -1,8 +1,9 @@
 // `lab new`: a commented starting lab file that validates (docs/authoring.md explains every field).
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { LabError } from '../../errors.js';
 import { defineCommand } from '../command.js';
 import { ownFile } from '../../paths.js';
+import { checkOutputFile, writeOutputFile } from '../output-file.js';
 
 /** The JSON Schema that ships with tcplab, for editors (the labs in labs/ name it relatively). */
 const SCHEMA_FILE = ownFile('schema', 'lab.schema.json');
@@ -38,41 +39,45 @@ steps:
       - on: server
         socket: { state: LISTEN, local: "*:{{variant.port}}" }
         why: a passive open waits in LISTEN
-  - id: connect
-    title: "Your task: connect the client"
+  - id: close-first
+    title: "Your task: leave the client in TIME_WAIT"
     explain: A task is done by the student, in \`lab shell\`, and checked with \`lab check\`.
     task:
       prompt: |
-        In \`lab shell client\`, connect to {{server.ip}} port {{variant.port}} and leave the connection open.
+        In \`lab shell client\`, connect to {{server.ip}} port {{variant.port}}, and have the client close first.
       hints:
-        - nc {{server.ip}} {{variant.port}}
-      # What \`lab grade\` and \`lab start --yes\` run instead of a student.
+        - echo hi | nc -q0 {{server.ip}} {{variant.port}}
+      # What \`lab grade\` and \`lab start --yes\` run instead of a student. A student's answer names no commands,
+      # so no later step may stop or check a command only the solution starts: check what the answer leaves
+      # (sockets, rules), or give the task a \`probe\` that tries it (docs/authoring.md, "Tasks").
       solution:
-        - { on: client, run: [nc, "{{server.ip}}", "{{variant.port}}"], name: client, background: true }
+        - on: client
+          run: [sh, -c, 'echo hi | nc -q0 "$0" "$1"', "{{server.ip}}", "{{variant.port}}"]
       # The task and the steps after it, up to the next task, all or nothing (default: one point per check).
       # A check may have points of its own (partial credit) only if an empty answer fails it: \`lab test\` checks.
       points: 2
       expect:
+        # No \`within\`: a task's check keeps its default (docs/authoring.md, "Timing").
         - on: client
-          socket: { state: ESTABLISHED, peer: "{{server.ip}}:{{variant.port}}" }
-          within: 2s
-          why: the handshake completed
-  - id: close
-    title: The client closes first
-    explain: A step after a task also grades the task's effect.
-    run:
-      - { on: client, stop: client }
+          socket: { state: TIME_WAIT, peer: "{{server.ip}}:{{variant.port}}" }
+          why: whoever closes first waits in TIME_WAIT
+  - id: server-done
+    title: The server has closed too
+    explain: A step after a task also grades the task's effect, here on the lab's own command.
     expect:
-      - on: client
-        socket: { state: TIME_WAIT, peer: "{{server.ip}}:{{variant.port}}" }
-        why: whoever closes first waits in TIME_WAIT
+      - on: server
+        command: { name: server, running: false }
+        why: nc -l ends once its one connection is closed by the peer
+      - on: server
+        absent: { state: [ESTABLISHED, CLOSE_WAIT, LAST_ACK], local: "*:{{variant.port}}" }
+        why: the server closed second and keeps nothing
 `;
 
 export const newCommand = defineCommand({
   name: 'new',
   usage: 'new <slug> [-o FILE] [--id N]',
   summary: 'write a commented starting lab file that validates',
-  help: 'Writes <slug>.yaml (or -o FILE): a small lab with a step, a task with points and a variant, and a step\nafter it, every field commented. It never overwrites a file. See docs/authoring.md.',
+  help: "Writes <slug>.yaml (or -o FILE): a small lab with a step, a task with points and a variant, and a step\nafter it, every field commented, which a student's answer can pass. It never overwrites a file. See docs/authoring.md.",
   options: { output: { type: 'string', short: 'o' }, id: { type: 'string' } },
   async run(ctx, values, positionals) {
     const slug = positionals[0];
@@ -85,10 +90,11 @@ export const newCommand = defineCommand({
     if (!Number.isInteger(id) || id < 1 || id > 999) throw new LabError('--id takes a lab number from 1 to 999');
     const out = values.output ?? `${slug}.yaml`;
     if (out !== '-' && existsSync(out)) throw new LabError(`${out} already exists`, 'choose another name with -o FILE');
+    if (out !== '-') checkOutputFile('-o', out);
     const text = newLabText(slug, id);
     if (out === '-') ctx.out.write(text);
     else {
-      writeFileSync(out, text, { flag: 'wx' });
+      writeOutputFile('-o', out, text, { flag: 'wx' });
       ctx.print(`wrote ${out}; \`lab validate ${out}\` checks it, \`lab start ${out}\` runs it`);
     }
     return 0;

@@ -7,6 +7,7 @@ import { shellQuote } from '../../plan/shell.js';
 import { networksOf } from '../../lab/topology.js';
 import { imageTag } from '../../engine/image.js';
 import { defineCommand } from '../command.js';
+import type { Action } from '../../lab/schema.js';
 
 export const planCommand = defineCommand({
   name: 'plan',
@@ -21,14 +22,19 @@ export const planCommand = defineCommand({
     const subnets = networksOf(topology).map((_, i) => subnetAt(i));
     const plan = planLab({ lab, instance: 'dryrun', image: imageTag(), subnets });
     // Per-student variants ({{variant.port}}) stay as written: they depend on who runs the lab.
+    const shown = (a: Action) =>
+      a.stop
+        ? `${a.on}: stop ${a.stop} (SIG${a.signal ?? 'INT'})`
+        : a.write !== undefined
+          ? `${a.on}: write to ${a.write}: ${JSON.stringify(fill(a.stdin ?? '', plan.vars))}`
+          : `${a.on}$ ${shellQuote(a.run!.map((x) => fill(x, plan.vars)))}${a.background ? ' &' : ''}`;
+    // A task's probe runs before each look of its checks (after the solution, or the student's work): its own
+    // list, so that what the check does is told from what the step does.
     const steps = lab.steps.map((s) => ({
       id: s.id,
       title: s.title,
-      actions: [...(s.run ?? []), ...(s.task?.solution ?? [])].map((a) =>
-        a.stop
-          ? `${a.on}: stop ${a.stop} (SIG${a.signal ?? 'INT'})`
-          : `${a.on}$ ${shellQuote(a.run!.map((x) => fill(x, plan.vars)))}${a.background ? ' &' : ''}`,
-      ),
+      actions: [...(s.run ?? []), ...(s.task?.solution ?? [])].map(shown),
+      ...(s.task?.probe?.length ? { probe: s.task.probe.map(shown) } : {}),
     }));
     if (ctx.json) {
       ctx.print(JSON.stringify({ plan, security: NODE_SECURITY, steps }, null, 2));
@@ -52,6 +58,7 @@ export const planCommand = defineCommand({
     for (const [i, s] of steps.entries()) {
       ctx.print(`\n${i + 1}. ${s.title}`);
       for (const a of s.actions) ctx.print(`   ${a}`);
+      for (const a of s.probe ?? []) ctx.print(`   ${ctx.style.dim('probe:')} ${a}`);
     }
     return 0;
   },

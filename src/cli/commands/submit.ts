@@ -21,6 +21,7 @@ import { prepareImage, stderrRenderer } from '../run-tracked.js';
 import { stateFiles, type LabWork } from '../../walk/state-files.js';
 import { VERSION } from '../../version.js';
 import { labCommand } from '../invocation.js';
+import { checkOutputFile, writeOutputFile } from '../output-file.js';
 
 /** How long `lab submit` waits for an engine to answer before it says the file was not verified. */
 const ENGINE_PROBE_MS = 5_000;
@@ -54,6 +55,7 @@ export const submitCommand = defineCommand({
   async run(ctx, values, positionals) {
     if (positionals.length > 1) throw new LabError('lab submit takes at most one lab', 'for example `lab submit 2`');
     if (values.verify && values['no-verify']) throw new LabError('give --verify or --no-verify, not both');
+    if (values.output !== undefined && values.output !== '-') checkOutputFile('-o', values.output);
     const known = positionals[0] ? resolveLab(positionals[0]) : undefined;
     const work = known ? stateFiles().loadWork(known.lab.slug) : stateFiles().latestWork();
     if (!work)
@@ -70,7 +72,7 @@ export const submitCommand = defineCommand({
     });
     const out = values.output ?? `submission-${lab.slug}-${student}.yaml`;
     if (out === '-') ctx.out.write(written.text);
-    else writeFileSync(out, written.text);
+    else writeOutputFile('-o', out, written.text);
     // With -o - the file is stdout; with --json, stdout is one document: words for people go to stderr then.
     const say = (text: string) => (out === '-' || ctx.json ? ctx.err.write(text + '\n') : ctx.print(text));
     const style = out === '-' || ctx.json ? ctx.errStyle : ctx.style;
