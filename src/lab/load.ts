@@ -181,6 +181,9 @@ function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: readonly Proper
     message = issue.issues[0].message;
   } else if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
     message = `missing (${issue.expected})`;
+  } else if (issue.code === 'invalid_type' && issue.expected === 'string' && /received object/.test(message)) {
+    // Plain YAML text with ": " in it is read as a mapping: `- A listener: tcplab-sock ...` is {A listener: ...}.
+    message = `${message}: text with ": " in it is read as a key and a value; quote it ("...") or write it after >-`;
   }
   return { ...positionOf(path), path: pathText(issue.path), message };
 }
