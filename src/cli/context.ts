@@ -38,9 +38,12 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
     if (interrupts === 1) {
       // Only a command that created a lab removes one; a watcher (lab ui, lab status --watch) just stops.
       process.stderr.write(
-        live.size
-          ? `\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`${labCommand()} stop ${[...live].join(' ')}\`)\n`
-          : `\n${sig}: stopping\n`,
+        wrapText(
+          live.size
+            ? `\n${sig}: stopping and removing the lab (press Ctrl-C again to leave the rest to \`${labCommand()} stop ${[...live].join(' ')}\`)`
+            : `\n${sig}: stopping`,
+          terminalWidth(process.stderr),
+        ) + '\n',
       );
       controller.abort(sig);
       // Whatever the command is doing, remove what it created even if it does not get there itself; and if
@@ -54,9 +57,12 @@ export function makeContext(opts: { json: boolean; noColor: boolean; runtime?: R
       // (the kernel, then the shell), and that must not cut the cleanup short.
       // Only this process's labs: `lab clean` would remove every lab on the engine, other students' too.
       process.stderr.write(
-        live.size
-          ? `${sig} again: leaving now; \`${labCommand()} stop ${[...live].join(' ')}\` removes what is left\n`
-          : `${sig} again: leaving now\n`,
+        wrapText(
+          live.size
+            ? `${sig} again: leaving now; \`${labCommand()} stop ${[...live].join(' ')}\` removes what is left`
+            : `${sig} again: leaving now`,
+          terminalWidth(process.stderr),
+        ) + '\n',
       );
       process.exit(sig === 'SIGINT' ? 130 : 143);
     }

@@ -541,7 +541,45 @@ export class Instance {
         await Promise.allSettled(inflight.values());
       }
     }
+    await this.judgeWholeWindow(stepId, pending, needs, start, task);
     return pending.map((p) => p.check!);
+  }
+
+  /**
+   * "No such segment" (count 0) and "at most N" are said of the whole window, not of its first moment: a check
+   * polled from the start of an answer holds at once, before anything was sent. So once every check of the wait
+   * is decided, those met are judged again against everything recorded until then (Lab 13: a rule on the client
+   * itself lets the server's retransmissions reach the client's wire after the check first held).
+   */
+  private async judgeWholeWindow(
+    stepId: string,
+    pending: { e: Expectation; check: Check | undefined }[],
+    needs: Map<NodeName, ObserveNeed>,
+    start: number,
+    task: boolean,
+  ): Promise<void> {
+    const bounded = pending.filter((p) => {
+      const count = p.e.segments?.count;
+      return p.check?.passed && count !== undefined && (typeof count === 'number' || count.max !== undefined);
+    });
+    if (!bounded.length) return;
+    const nodes = new Set(bounded.map((p) => p.e.on));
+    const last = await this.observe(new Map([...needs].filter(([n]) => nodes.has(n))));
+    for (const p of bounded) {
+      const snap = last.get(p.e.on);
+      if (!snap) continue;
+      const evaluation = evaluate(p.e, snap, this.vars);
+      if (evaluation.holds) continue;
+      p.check = toCheck(
+        stepId,
+        p.e,
+        this.vars,
+        { done: true, passed: false, at: snap.at, sample: { at: snap.at, evaluation } },
+        start,
+        task,
+      );
+      this.emit({ type: 'check', check: p.check });
+    }
   }
 
   /**

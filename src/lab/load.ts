@@ -32,11 +32,21 @@ export function readLabText(file: string): string | { missing: boolean; problem:
 /** A YAML file's text (a lab, a submission), at most maxBytes, from a regular file only; or why not. */
 export function readLimitedText(file: string, maxBytes: number, what: string): string | { missing: boolean; problem: Problem } {
   const problem = (message: string) => ({ line: 1, column: 1, path: '', message });
+  const why = (e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT'
+      ? 'no such file'
+      : code === 'EACCES'
+        ? 'permission denied'
+        : code === 'EISDIR'
+          ? 'a folder, not a file'
+          : (code ?? (e as Error).message);
+  };
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(file);
   } catch (e) {
-    return { missing: true, problem: problem(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`) };
+    return { missing: true, problem: problem(`cannot read: ${why(e)}`) };
   }
   if (!st.isFile()) return { missing: false, problem: problem('not a regular file') };
   if (st.size > maxBytes)
@@ -44,7 +54,7 @@ export function readLimitedText(file: string, maxBytes: number, what: string): s
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
-    return { missing: false, problem: problem(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`) };
+    return { missing: false, problem: problem(`cannot read: ${why(e)}`) };
   }
 }
 
@@ -171,6 +181,9 @@ function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: readonly Proper
     message = issue.issues[0].message;
   } else if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
     message = `missing (${issue.expected})`;
+  } else if (issue.code === 'invalid_type' && issue.expected === 'string' && /received object/.test(message)) {
+    // Plain YAML text with ": " in it is read as a mapping: `- A listener: tcplab-sock ...` is {A listener: ...}.
+    message = `${message}: text with ": " in it is read as a key and a value; quote it ("...") or write it after >-`;
   }
   return { ...positionOf(path), path: pathText(issue.path), message };
 }

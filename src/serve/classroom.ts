@@ -170,6 +170,8 @@ export class Classroom {
     const base =
       clean
         .normalize('NFKD')
+        // "ó" is "o" and a combining accent: the accent goes, the letter stays (ana-lopez, not ana-lo-pez).
+        .replace(/\p{M}+/gu, '')
         .replace(/[^A-Za-z0-9]+/g, '-')
         .replace(/^-+|-+$/g, '')
         .toLowerCase()

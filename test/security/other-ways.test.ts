@@ -7,6 +7,9 @@
 // - Lab 3: no split handshake; the server's SYN_RECV comes from SYNs sent by hand through a raw socket while
 //   the check's own connection is ESTABLISHED on both sides.
 // - Lab 4: the firewall untouched; the client rejects its own SYNs (or the server resets them).
+// - Lab 11: no backlog chosen: a listener with room for 128 and exactly nine SYNs, so nine half-open and no
+//   queue full at all.
+// - Lab 13: no FORWARD rule; the client's own INPUT chain drops the server's data.
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -165,5 +168,43 @@ describeDocker('red team: other ways to the states a task checks are not the tas
       ],
     });
     expectOnlyHonestPasses(by, ['client-rejects', 'server-resets']);
+  });
+
+  it('Lab 11: nine half-open connections on a listener with room for 128 are not a full SYN queue', async () => {
+    const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
+    const by = await grade('11', 'your-turn', {
+      honest: [
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s' },
+        { on: 'firewall', script: rule, at: '1s', exit: 0 },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '2s' },
+      ],
+      'nine-syns': [
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 128', at: '0s' },
+        { on: 'firewall', script: rule, at: '1s', exit: 0 },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 9', at: '2s' },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['nine-syns']);
+  });
+
+  it("Lab 13: data dropped by the client's own INPUT chain did not stop at the firewall", async () => {
+    const by = await grade('13', 'your-turn', {
+      honest: [
+        {
+          on: 'firewall',
+          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP',
+          at: '0s',
+          exit: 0,
+        },
+        { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+      ],
+      'client-drops': [
+        { on: 'client', script: 'iptables -A INPUT -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP', at: '0s', exit: 0 },
+        { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['client-drops']);
   });
 });

@@ -311,3 +311,19 @@ describe('README.md and docs/', () => {
       ).toBe(true);
   });
 });
+
+// ---- The labs' table in docs/students.md ----
+
+describe("docs/students.md's table of the labs", () => {
+  it('names, for each lab, the states `lab list` says it makes observable', async () => {
+    const { catalogue, observableStates } = await import('../../src/lab/catalogue.js');
+    const rows = new Map<number, string[]>();
+    for (const l of lines('docs/students.md')) {
+      const m = /^\| (\d+) \| `[a-z0-9-]+` \|.*\| (?:direct|routed) \| ([A-Z_, 0-9]+) \|$/.exec(l.text);
+      if (m) rows.set(Number(m[1]), m[2]!.split(', ').sort());
+    }
+    const labs = catalogue();
+    expect(rows.size).toBe(labs.length);
+    for (const { lab } of labs) expect(rows.get(lab.id), `lab ${lab.id}`).toEqual([...observableStates(lab)].sort());
+  });
+});

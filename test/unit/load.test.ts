@@ -33,6 +33,14 @@ describe('lab files', () => {
     expect(p[0]).toMatchObject({ line: 9, path: 'steps[0]', message: "unknown key 'colour'" });
   });
 
+  it('says why text with ": " in it is not text, and how to write it', () => {
+    // A list item `- Note: ...` is a mapping of one key, where the schema wants a string.
+    const p = problems(minimal.replace('intro: i\n', 'intro: i\nnotes:\n  - Note: netstat is ss here\n'));
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatchObject({ line: 7, path: 'notes[0]' });
+    expect(p[0]!.message).toMatch(/read as a key and a value; quote it/);
+  });
+
   it('reports every problem at once, each with its line', () => {
     const bad = minimal.replace('state: LISTEN', 'state: LISTENING').replace('on: server, run', 'on: router, run');
     const p = problems(bad);

@@ -47,6 +47,14 @@ async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> 
 }
 
 describe('the class hub', () => {
+  it("makes a student's id from their name, accents dropped, not turned into hyphens", () => {
+    const { classroom } = setup({ runningLabs: 2 });
+    expect(classroom.joinWithName('Ana López').id).toMatch(/^ana-lopez-[0-9a-f]{4}$/);
+    expect(classroom.joinWithName('Zoë  Çelik').id).toMatch(/^zoe-celik-[0-9a-f]{4}$/);
+    expect(classroom.joinWithName('Ægir Þórsson').id).toMatch(/^gir-orsson-[0-9a-f]{4}$/);
+    expect(classroom.joinWithName('李雷').id).toMatch(/^student-[0-9a-f]{4}$/);
+  });
+
   it('queues Starts beyond the host limit, in order, and starts the next when a lab stops', async () => {
     const { classroom, runtime } = setup({ runningLabs: 2 });
     const ids = ['a', 'b', 'c', 'd'].map((n) => classroom.joinWithName(n).id);

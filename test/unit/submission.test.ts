@@ -159,7 +159,7 @@ describe('submission files', () => {
     const long = good.replace('iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP', 'x'.repeat(17 * 1024));
     expect(problems(long)[0]!.message).toMatch(/at most 16384 characters per machine/);
     const missing = loadSubmission(join(dir, 'nope.yaml'), lab2);
-    expect(missing.ok === false && missing.problems[0]!.message).toMatch(/cannot read: ENOENT/);
+    expect(missing.ok === false && missing.problems[0]!.message).toMatch(/cannot read: no such file/);
     const notAFile = loadSubmission(dir, lab2);
     expect(notAFile.ok === false && notAFile.problems[0]!.message).toMatch(/not a regular file/);
   });

@@ -22,6 +22,7 @@ import { stateFiles, type LabWork } from '../../walk/state-files.js';
 import { VERSION } from '../../version.js';
 import { labCommand } from '../invocation.js';
 import { checkOutputFile, writeOutputFile } from '../output-file.js';
+import { terminalWidth, wrapText } from '../wrap.js';
 
 /** How long `lab submit` waits for an engine to answer before it says the file was not verified. */
 const ENGINE_PROBE_MS = 5_000;
@@ -74,13 +75,15 @@ export const submitCommand = defineCommand({
     if (out === '-') ctx.out.write(written.text);
     else writeOutputFile('-o', out, written.text);
     // With -o - the file is stdout; with --json, stdout is one document: words for people go to stderr then.
-    const say = (text: string) => (out === '-' || ctx.json ? ctx.err.write(text + '\n') : ctx.print(text));
+    // Wrapped at spaces to the terminal it goes to, as the walk's text is (never mid-word).
+    const toErr = (text: string) => ctx.err.write(wrapText(text, terminalWidth(ctx.err)) + '\n');
+    const say = (text: string) => (out === '-' || ctx.json ? toErr(text) : ctx.say(text));
     const style = out === '-' || ctx.json ? ctx.errStyle : ctx.style;
     if (out !== '-' && !ctx.json)
       say(
         `wrote ${out}: lab ${lab.id} (${lab.slug}) for ${student}, ${written.tasks.length} of ${written.tasks.length + written.missing.length} tasks`,
       );
-    for (const id of written.missing) ctx.err.write(`${ctx.errStyle.yellow('note:')} no commands were recorded for task ${id}\n`);
+    for (const id of written.missing) toErr(`${ctx.errStyle.yellow('note:')} no commands were recorded for task ${id}`);
 
     const verified = await verify(ctx, lab, labFile, out, written.text, values.verify ? 'insist' : values['no-verify'] ? 'skip' : 'auto');
     let code = 0;
@@ -105,7 +108,7 @@ export const submitCommand = defineCommand({
       }
     } else if (verified.engineFailed) {
       code = 3;
-      ctx.err.write(`${ctx.errStyle.red('error:')} ${verified.why}\n`);
+      toErr(`${ctx.errStyle.red('error:')} ${verified.why}`);
     } else say(style.dim(`not tried: ${verified.why}`));
     if (code === 0 && out !== '-' && !ctx.json)
       say(style.dim(`check it again as your instructor will: ${labCommand()} grade ${lab.id} --submission ${out}`));

@@ -96,7 +96,12 @@ function paragraphs(/** @type {string} */ text) {
     .split(/\n\s*\n/)
     .map((p) => p.replace(/\s*\n\s*/g, ' ').trim())
     .filter(Boolean)
-    .map((p) => el('p', {}, [p]));
+    .map((p) => el('p', {}, withCode(p)));
+}
+
+/** Text with `commands` in backticks, as the lab files write them: the commands in <code>, without the marks. */
+function withCode(/** @type {string} */ text) {
+  return text.split(/`([^`]+)`/).map((part, i) => (i % 2 ? el('code', {}, [part]) : part));
 }
 
 /** @param {any} c a Check of the engine */
