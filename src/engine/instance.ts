@@ -320,7 +320,11 @@ export class Instance {
       this.shown.set(action.name, shown);
       return;
     }
-    if (status.timedOut) throw new ActionFailed(action.on, `${display} on ${action.on} did not finish within ${timeoutMs / 1000} s`);
+    if (status.timedOut)
+      throw new ActionFailed(
+        action.on,
+        `${display} on ${action.on} did not finish within ${timeoutMs / 1000} s${output ? `; it printed: ${output}` : ''}`,
+      );
     if (exitCode !== 0) throw new ActionFailed(action.on, `${display} failed on ${action.on} (exit ${exitCode}): ${output}`);
   }
 

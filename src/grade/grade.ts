@@ -80,7 +80,10 @@ function endpointMatches(pattern: string | undefined, e: Endpoint, vars: Record<
   let host = text.slice(0, i);
   const port = text.slice(i + 1);
   if (host.startsWith('[')) host = host.slice(1, -1);
-  if (port !== '*' && Number(port) !== e.port) return false;
+  if (port !== '*') {
+    const [lo, hi = lo] = port.split('-').map(Number);
+    if (e.port === null || e.port < lo! || e.port > hi!) return false;
+  }
   return host === '*' || host === e.host;
 }
 
@@ -226,7 +229,7 @@ function socketsThere(m: SocketMatcher, sockets: Socket[], vars: Record<string, 
     ];
   const port = (pattern: string | undefined): number | undefined => {
     const p = pattern ? expand(pattern, vars).split(':').pop() : undefined;
-    return p && p !== '*' ? Number(p) : undefined;
+    return p && /^\d+$/.test(p) ? Number(p) : undefined;
   };
   const ports = new Set([port(m.local), port(m.peer)].filter((p): p is number => p !== undefined));
   const related = sockets.filter((s) => ports.has(s.local.port ?? -1) || ports.has(s.peer.port ?? -1));

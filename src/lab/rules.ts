@@ -113,6 +113,16 @@ export function checkRules(lab: Lab): RuleProblem[] {
       c.min !== undefined &&
       c.max !== undefined &&
       (c.min as number) > (c.max as number);
+    // A port range (40000-40049) runs upwards, within TCP's ports.
+    const endpoints = [
+      ...(['local', 'peer'] as const).flatMap((f) => (['socket', 'absent'] as const).map((k) => [e[k]?.[f], [k, f]] as const)),
+      ...(['from', 'to'] as const).map((f) => [e.segments?.[f], ['segments', f]] as const),
+    ];
+    for (const [text, at] of endpoints) {
+      const range = text ? /:(\d+)-(\d+)$/.exec(text) : null;
+      if (range && (Number(range[1]) > Number(range[2]) || Number(range[2]) > 65535))
+        problems.push({ path: [...path, ...at], message: `the port range ${range[1]}-${range[2]} must run upwards, up to 65535` });
+    }
     if (e.segments) {
       const m = e.segments;
       if (badRange(m.count)) problems.push({ path: [...path, 'segments', 'count'], message: 'min is larger than max' });

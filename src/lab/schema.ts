@@ -42,11 +42,12 @@ const Argv = z
 
 const HostPattern = String.raw`(\*|\{\{\s*(client|server|firewall)\.ip(\.(lan|front|back))?\s*\}\}|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])`;
 // A port may be a per-student variant ({{variant.port}}): see `variants` below.
-const PortPattern = String.raw`(\*|\d{1,5}|\{\{\s*variant\.[a-z]{1,32}\s*\}\})`;
+// Or a range of ports, both ends included (40000-40049: a client's ephemeral ports).
+const PortPattern = String.raw`(\*|\d{1,5}(-\d{1,5})?|\{\{\s*variant\.[a-z]{1,32}\s*\}\})`;
 const AddrPattern = z
   .string()
   .regex(new RegExp(`^${HostPattern}:${PortPattern}$`), 'an address such as *:5555, {{server.ip}}:5555 or 198.18.0.3:*')
-  .describe('host:port; host is *, an IP or {{node.ip}}; port is *, a number or {{variant.NAME}}.');
+  .describe('host:port; host is *, an IP or {{node.ip}}; port is *, a number, a range (40000-40049) or {{variant.NAME}}.');
 
 /** Points a check or a task is worth when `lab grade --submissions` grades a student's work. */
 const Points = z.number().min(0).max(1000);

@@ -224,7 +224,7 @@ describeDocker('reliability: faults and bad input', () => {
     title: hangs
     explain: never returns
     run:
-      - { on: client, run: [sleep, "1000"], timeout: 2s }
+      - { on: client, run: [sh, -c, "echo started; sleep 1000"], timeout: 2s }
   - id: after
     title: still runs
     explain: the next step
@@ -236,7 +236,8 @@ describeDocker('reliability: faults and bad input', () => {
     );
     const r = run(['grade', lab, '--json']);
     const exit = await r.exited;
-    expectClearFailure(exit, 1, /did not finish within 2 s/);
+    // What it printed before it was stopped is part of why (a lab author's only clue to where it hung).
+    expectClearFailure(exit, 1, /did not finish within 2 s; it printed: started/);
     const report = JSON.parse(exit.stdout) as { labs: { steps: { id: string; passed: boolean }[] }[] };
     expect(report.labs[0]!.steps.map((s) => [s.id, s.passed])).toEqual([
       ['hang', false],

@@ -7,6 +7,7 @@
 // - Lab 3: no split handshake; the server's SYN_RECV comes from SYNs sent by hand through a raw socket while
 //   the check's own connection is ESTABLISHED on both sides.
 // - Lab 4: the firewall untouched; the client rejects its own SYNs (or the server resets them).
+// - Lab 10: no ephemeral port used: 50 connections from ports bound by hand outside the client's range.
 // - Lab 11: no backlog chosen: a listener with room for 128 and exactly nine SYNs, so nine half-open and no
 //   queue full at all.
 // - Lab 13: no FORWARD rule; the client's own INPUT chain drops the server's data.
@@ -206,5 +207,26 @@ describeDocker('red team: other ways to the states a task checks are not the tas
       ],
     });
     expectOnlyHonestPasses(by, ['client-drops']);
+  });
+
+  it("Lab 10: fifty TIME_WAITs from ports bound by hand did not use up the client's ephemeral ports", async () => {
+    const sink = { on: 'server', script: 'tcplab-sock sink 5557', at: '0s' };
+    const by = await grade('10', 'your-turn', {
+      honest: [sink, { on: 'client', script: 'sleep 1; tcplab-sock burst {{server.ip}} 5557 --count 60', at: '1s', exit: 0 }],
+      'fixed-ports': [
+        sink,
+        {
+          on: 'client',
+          script: `sleep 1; python3 - <<'PY'
+import socket
+for p in range(20000, 20050):
+    s = socket.socket(); s.bind(("", p)); s.connect(("{{server.ip}}", 5557)); s.sendall(b"x"); s.close()
+PY`,
+          at: '1s',
+          exit: 0,
+        },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['fixed-ports']);
   });
 });

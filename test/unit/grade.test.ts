@@ -30,6 +30,19 @@ describe('evaluate one snapshot', () => {
     expect(evaluate({ on: 'client', socket: { state: 'SYN_SENT', peer: '{{server.ip}}:5555' } }, client, vars).holds).toBe(false);
   });
 
+  it("matches a port range, both ends included (a client's ephemeral ports)", () => {
+    const tw = (ports: number[]): NodeSnapshot => ({
+      node: 'client',
+      at: 0,
+      sockets: parseSs(ports.map((p) => `TIME-WAIT 0 0 198.18.250.11:${p} 198.18.250.10:5557 timer:(timewait,50sec,0)`).join('\n')),
+    });
+    const e: Expectation = { on: 'client', socket: { state: 'TIME_WAIT', local: '{{client.ip}}:40000-40049', count: 2 } };
+    expect(evaluate(e, tw([40000, 40049]), vars).holds).toBe(true);
+    // Ports outside the range (bound by hand) are not the ephemeral ports the task is about.
+    expect(evaluate(e, tw([39999, 40050]), vars).holds).toBe(false);
+    expect(evaluate(e, tw([40000, 20000]), vars).holds).toBe(false);
+  });
+
   it('counts matching sockets', () => {
     expect(evaluate({ on: 'client', socket: { state: 'SYN_SENT', count: 2 } }, client, vars).holds).toBe(true);
     expect(evaluate({ on: 'client', socket: { state: 'SYN_SENT', count: { min: 3 } } }, client, vars).holds).toBe(false);

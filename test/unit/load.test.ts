@@ -33,6 +33,11 @@ describe('lab files', () => {
     expect(p[0]).toMatchObject({ line: 9, path: 'steps[0]', message: "unknown key 'colour'" });
   });
 
+  it('refuses a port range that runs downwards', () => {
+    const p = problems(minimal.replace('local: "*:5555"', 'local: "*:5555-5554"'));
+    expect(p).toEqual([expect.objectContaining({ path: 'steps[0].expect[0].socket.local', message: expect.stringMatching(/must run upwards/) })]);
+  });
+
   it('says why text with ": " in it is not text, and how to write it', () => {
     // A list item `- Note: ...` is a mapping of one key, where the schema wants a string.
     const p = problems(minimal.replace('intro: i\n', 'intro: i\nnotes:\n  - Note: netstat is ss here\n'));
