@@ -35,7 +35,9 @@ describe('lab files', () => {
 
   it('refuses a port range that runs downwards', () => {
     const p = problems(minimal.replace('local: "*:5555"', 'local: "*:5555-5554"'));
-    expect(p).toEqual([expect.objectContaining({ path: 'steps[0].expect[0].socket.local', message: expect.stringMatching(/must run upwards/) })]);
+    expect(p).toEqual([
+      expect.objectContaining({ path: 'steps[0].expect[0].socket.local', message: expect.stringMatching(/must run upwards/) }),
+    ]);
   });
 
   it('says why text with ": " in it is not text, and how to write it', () => {
