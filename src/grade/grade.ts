@@ -90,12 +90,8 @@ function endpointMatches(pattern: string | undefined, e: Endpoint, vars: Record<
 export function socketMatches(m: SocketMatcher, s: Socket, vars: Record<string, string>): boolean {
   const st = states(m);
   if (st && !st.includes(s.state)) return false;
-  if (m.sendQ !== undefined && !countOk(m.sendQ, s.sendQ, 0)) return false;
-  if (m.recvQ !== undefined && !countOk(m.recvQ, s.recvQ, 0)) return false;
-  if (m.timer !== undefined && (s.timer?.name ?? 'off') !== m.timer) return false;
-  if (m.retransmits !== undefined && !countOk(m.retransmits, s.timer?.retransmits ?? 0, 0)) return false;
-  // Without ss -i (an older observer), a socket has no lifetime total: it cannot match a demand on it.
-  if (m.retransTotal !== undefined && (!s.info || !countOk(m.retransTotal, s.info.retrans?.total ?? 0, 0))) return false;
+  // The fields (queues, timer, retransmissions) are judged in one place, which also says why for `seen`.
+  if (fieldMisses(m, s).length) return false;
   return endpointMatches(m.local, s.local, vars) && endpointMatches(m.peer, s.peer, vars);
 }
 
@@ -273,6 +269,7 @@ function fieldMisses(m: SocketMatcher, s: Socket): string[] {
   if (m.retransmits !== undefined && !countOk(m.retransmits, retransmits, 0))
     off.push(`retransmits ${retransmits}, expected ${countWords(m.retransmits)}`);
   if (m.retransTotal !== undefined) {
+    // Without ss -i (an older observer), a socket has no lifetime total: it cannot meet a demand on it.
     if (!s.info) off.push(`retransTotal not known (this observer does not run ss -i), expected ${countWords(m.retransTotal)}`);
     else if (!countOk(m.retransTotal, s.info.retrans?.total ?? 0, 0))
       off.push(`retransTotal ${s.info.retrans?.total ?? 0}, expected ${countWords(m.retransTotal)}`);
