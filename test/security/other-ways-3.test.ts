@@ -1,8 +1,10 @@
-// Red team, third round: labs 5, 7, 8, 9 and 12, whose tasks were graded on the end states alone (and Lab 12 on
+// Red team, third round: labs 1, 5, 7, 8, 9 and 12, whose tasks were graded on the end states alone (and Lab 12 on
 // a count), answered the easy way round: the states made by another program, a rule in another machine, the
 // connection the other way, or a connection a machine makes with itself. Each was met before the lab checked
 // the wire too; each must score 0 while the honest answer beside it passes.
 //
+// - Lab 1: the client's TIME_WAIT from a connection the server opened from the student's port to a listener on
+//   the client (after a refused SYN of the client's to that port, so that one did reach the server).
 // - Lab 5: the server's TIME_WAIT with the client's port 6668 from a connection the server made to a listener
 //   on the client's 6668 (after a refused SYN from 6668, so that one did reach the server), or from a
 //   connection the server made with itself from the client's address on its loopback.
@@ -20,6 +22,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
+import { resolveLab } from '../../src/lab/catalogue.js';
+import { variantValues } from '../../src/lab/variants.js';
 
 const run = promisify(execFile);
 const bin = process.env.TCPLAB_RED_TEAM_BIN ?? new URL('../../bin/lab.js', import.meta.url).pathname;
@@ -71,7 +75,7 @@ s.connect(("${peer}", ${pport}))
 time.sleep(3); s.setsockopt(6, 19, 0)
 time.sleep(600)`);
 
-describeDocker('red team, third round: the end states of labs 5, 7, 8, 9 and 12 made another way', () => {
+describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9 and 12 made another way', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   async function grade(lab: string, step: string, files: Record<string, Entry[]>) {
@@ -95,6 +99,28 @@ describeDocker('red team, third round: the end states of labs 5, 7, 8, 9 and 12 
       expect.soft(by[name]!.score, `${name}: ${JSON.stringify(by[name])}`).toBe(0);
     }
   }
+
+  it("Lab 1: the client's TIME_WAIT from a connection the server opened is not the client's connection", async () => {
+    const lab = resolveLab('1').lab;
+    const port = (s: string) => variantValues(lab, s)['variant.port']!;
+    const by = await grade('1', 'your-turn', {
+      honest: [
+        { on: 'server', script: `nc -l ${port('honest')}`, at: '0s' },
+        {
+          on: 'client',
+          script: `for i in $(seq 50); do echo hi | nc -q0 {{server.ip}} ${port('honest')} && exit 0; sleep 0.2; done; exit 1`,
+          at: '1s',
+          exit: 0,
+        },
+      ],
+      'server-connects': [
+        { on: 'client', script: `nc {{server.ip}} ${port('server-connects')}`, at: '0s', exit: 1 },
+        { on: 'client', script: '(sleep 2; echo hi) | nc -q0 -l 4000', at: '1s' },
+        { on: 'server', script: `nc -p ${port('server-connects')} {{client.ip}} 4000 </dev/null`, at: '2s' },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['server-connects']);
+  });
 
   it("Lab 5: the server's TIME_WAIT from a connection it made, or made with itself, is not the client's from 6668", async () => {
     const by = await grade('5', 'your-turn', {
