@@ -1,4 +1,4 @@
-// Red team, third round: labs 1, 5, 7, 8, 9 and 12, whose tasks were graded on the end states alone (and Lab 12 on
+// Red team, third round: labs 1, 5, 7, 8, 9, 11 and 12, whose tasks were graded on the end states alone (and Lab 12 on
 // a count), answered the easy way round: the states made by another program, a rule in another machine, the
 // connection the other way, or a connection a machine makes with itself. Each was met before the lab checked
 // the wire too; each must score 0 while the honest answer beside it passes.
@@ -13,6 +13,8 @@
 // - Lab 8: the client in CLOSING because it drops its own FIN, or with a connection it makes with itself.
 // - Lab 9: no simultaneous open at all: a listener that closes after accept(), or two sockets put in
 //   ESTABLISHED by hand (TCP_REPAIR), with nothing on the wire.
+// - Labs 11 and 12: the half-open connections held by the client's own INPUT rule (the SYN|ACKs reach it and
+//   are dropped there), or by the server's connections to itself, not by the firewall.
 // - Lab 12: three half-open connections on a listener with room for 64, the client's other SYNs dropped by
 //   its own rule: no queue was full.
 import { execFile } from 'node:child_process';
@@ -75,7 +77,7 @@ s.connect(("${peer}", ${pport}))
 time.sleep(3); s.setsockopt(6, 19, 0)
 time.sleep(600)`);
 
-describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9 and 12 made another way', () => {
+describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9, 11 and 12 made another way', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   async function grade(lab: string, step: string, files: Record<string, Entry[]>) {
@@ -262,6 +264,37 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
     expectOnlyHonestPasses(by, ['listener-closed', 'tcp-repair']);
   });
 
+  const synAckDrop = {
+    client: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
+    loopback: 'iptables -A OUTPUT -o lo -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
+  };
+
+  it("Lab 11: a SYN queue held by the client's own rule, or by the server's connections to itself, is not the firewall's", async () => {
+    const by = await grade('11', 'your-turn', {
+      honest: [
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s' },
+        {
+          on: 'firewall',
+          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
+          at: '1s',
+          exit: 0,
+        },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '2s' },
+      ],
+      'client-drops-synack': [
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s' },
+        { on: 'client', script: synAckDrop.client, at: '1s', exit: 0 },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '2s' },
+      ],
+      'server-self': [
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s' },
+        { on: 'server', script: synAckDrop.loopback, at: '1s', exit: 0 },
+        { on: 'server', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '2s' },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['client-drops-synack', 'server-self']);
+  });
+
   it('Lab 12: three half-open connections on a listener with room for 64 are not a full SYN queue', async () => {
     const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
     const by = await grade('12', 'your-turn', {
@@ -277,7 +310,12 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
         { on: 'client', script: 'sleep 1; iptables -A OUTPUT -p tcp --dport 5556 --syn -j DROP', at: '3s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 7', at: '4s' },
       ],
+      'client-drops-synack': [
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 2', at: '0s' },
+        { on: 'client', script: synAckDrop.client, at: '1s', exit: 0 },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 10', at: '2s' },
+      ],
     });
-    expectOnlyHonestPasses(by, ['three-syns']);
+    expectOnlyHonestPasses(by, ['three-syns', 'client-drops-synack']);
   });
 });
