@@ -1,4 +1,4 @@
-// Red team, third round: labs 1, 5, 7, 8, 9, 11 and 12, whose tasks were graded on the end states alone (and Lab 12 on
+// Red team, third round: labs 1, 5, 7, 8, 9, 10, 11, 12 and 13, whose tasks were graded on the end states alone (and Lab 12 on
 // a count), answered the easy way round: the states made by another program, a rule in another machine, the
 // connection the other way, or a connection a machine makes with itself. Each was met before the lab checked
 // the wire too; each must score 0 while the honest answer beside it passes.
@@ -13,10 +13,13 @@
 // - Lab 8: the client in CLOSING because it drops its own FIN, or with a connection it makes with itself.
 // - Lab 9: no simultaneous open at all: a listener that closes after accept(), or two sockets put in
 //   ESTABLISHED by hand (TCP_REPAIR), with nothing on the wire.
+// - Lab 10: fifty TIME_WAITs on the ephemeral ports from the client's own address, to a listener on the
+//   client's loopback with the server's address: nothing crossed the network.
 // - Labs 11 and 12: the half-open connections held by the client's own INPUT rule (the SYN|ACKs reach it and
 //   are dropped there), or by the server's connections to itself, not by the firewall.
 // - Lab 12: three half-open connections on a listener with room for 64, the client's other SYNs dropped by
 //   its own rule: no queue was full.
+// - Lab 13: the server's data held in its own slow queue (tc tbf filled with datagrams), not at the firewall.
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -77,7 +80,7 @@ s.connect(("${peer}", ${pport}))
 time.sleep(3); s.setsockopt(6, 19, 0)
 time.sleep(600)`);
 
-describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9, 11 and 12 made another way', () => {
+describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9, 10, 11, 12 and 13 made another way', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   async function grade(lab: string, step: string, files: Record<string, Entry[]>) {
@@ -317,5 +320,60 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
       ],
     });
     expectOnlyHonestPasses(by, ['three-syns', 'client-drops-synack']);
+  });
+
+  it("Lab 10: fifty TIME_WAITs with a listener on the client's own loopback did not cross the network", async () => {
+    const sink = { on: 'server', script: 'tcplab-sock sink 5557', at: '0s' };
+    const by = await grade('10', 'your-turn', {
+      honest: [sink, { on: 'client', script: 'sleep 1; tcplab-sock burst {{server.ip}} 5557 --count 60', at: '1s', exit: 0 }],
+      // IP_BIND_ADDRESS_NO_PORT: bound to the client's address, the port chosen at connect() from the range.
+      'self-connect': [
+        {
+          on: 'client',
+          script: `ip addr add {{server.ip}}/32 dev lo
+python3 - <<'PY'
+import socket
+l = socket.socket(); l.bind(("{{server.ip}}", 5557)); l.listen(64)
+for i in range(50):
+    s = socket.socket(); s.setsockopt(socket.SOL_IP, 24, 1); s.bind(("{{client.ip}}", 0)); s.connect(("{{server.ip}}", 5557))
+    a, _ = l.accept(); s.close(); a.close()
+PY
+ip addr del {{server.ip}}/32 dev lo`,
+          at: '0s',
+          exit: 0,
+        },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['self-connect']);
+  });
+
+  it("Lab 13: data held in the server's own slow queue did not stop at the firewall", async () => {
+    const talk: Entry[] = [
+      { on: 'server', script: '(sleep 6; echo hello from the server; sleep 100) | nc -l 5556', at: '0s' },
+      { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s' },
+    ];
+    const by = await grade('13', 'your-turn', {
+      honest: [
+        {
+          on: 'firewall',
+          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP',
+          at: '0s',
+          exit: 0,
+        },
+        ...talk.map((e) => ({ ...e, at: `${parseFloat(e.at!) + 1}s` })),
+      ],
+      // 6 x 1400 bytes at 1 kbit/s: a minute of datagrams in front of the server's line and its retransmissions.
+      'server-slow-queue': [
+        ...talk,
+        {
+          on: 'server',
+          script:
+            'tc qdisc add dev eth0 root tbf rate 1kbit burst 1600 latency 120s && tcplab-sock udpfill {{client.ip}} --count 6 --size 1400',
+          at: '2s',
+          exit: 0,
+        },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['server-slow-queue']);
   });
 });
