@@ -11,8 +11,9 @@
 // - Lab 7: the server in FIN_WAIT_1 and the client ESTABLISHED with no firewall rule: the server drops its own
 //   FIN, the client drops it on arrival, or the client never reads, so that the FIN waits behind data.
 // - Lab 8: the client in CLOSING because it drops its own FIN, or with a connection it makes with itself.
-// - Lab 9: no simultaneous open at all: a listener that closes after accept(), or two sockets put in
-//   ESTABLISHED by hand (TCP_REPAIR), with nothing on the wire.
+// - Lab 9: no simultaneous open at all: a listener that closes after accept(), the same after a refused SYN
+//   of the server's (so each side's SYN did reach the other), or two sockets put in ESTABLISHED by hand
+//   (TCP_REPAIR), with nothing on the wire.
 // - Lab 10: fifty TIME_WAITs on the ephemeral ports from the client's own address, to a listener on the
 //   client's loopback with the server's address: nothing crossed the network.
 // - Labs 11 and 12: the half-open connections held by the client's own INPUT rule (the SYN|ACKs reach it and
@@ -259,12 +260,25 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
         },
         { on: 'client', script: 'sleep 1; nc -p 7004 {{server.ip}} 7005', at: '1s' },
       ],
+      // A refused SYN of the server's from 7005 first: each side's own SYN then reached the other.
+      'stray-syn-then-listener': [
+        { on: 'server', script: 'nc -p 7005 {{client.ip}} 7004', at: '0s', exit: 1 },
+        {
+          on: 'server',
+          script: background(`import socket, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 7005)); l.listen(1)
+a, _ = l.accept(); l.close(); time.sleep(600)`),
+          at: '1s',
+          exit: 0,
+        },
+        { on: 'client', script: 'sleep 1; nc -p 7004 {{server.ip}} 7005', at: '2s' },
+      ],
       'tcp-repair': [
         { on: 'client', script: repaired('{{client.ip}}', 7004, '{{server.ip}}', 7005, 1000, 5000), at: '0s', exit: 0 },
         { on: 'server', script: repaired('{{server.ip}}', 7005, '{{client.ip}}', 7004, 5000, 1000), at: '1s', exit: 0 },
       ],
     });
-    expectOnlyHonestPasses(by, ['listener-closed', 'tcp-repair']);
+    expectOnlyHonestPasses(by, ['listener-closed', 'stray-syn-then-listener', 'tcp-repair']);
   });
 
   const synAckDrop = {
