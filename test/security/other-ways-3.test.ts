@@ -362,9 +362,11 @@ ip addr del {{server.ip}}/32 dev lo`,
   });
 
   it("Lab 13: data held in the server's own slow queue did not stop at the firewall", async () => {
-    const talk: Entry[] = [
-      { on: 'server', script: '(sleep 6; echo hello from the server; sleep 100) | nc -l 5556', at: '0s' },
-      { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s' },
+    // The line comes once the client is connected: 3 s in the honest answer (as in other-ways.test.ts), 6 s
+    // where the slow queue must be filled first.
+    const talk = (delay: number, at: number): Entry[] => [
+      { on: 'server', script: `(sleep ${delay}; echo hello from the server; sleep 100) | nc -l 5556`, at: `${at}s` },
+      { on: 'client', script: 'nc {{server.ip}} 5556', at: `${at + 1}s` },
     ];
     const by = await grade('13', 'your-turn', {
       honest: [
@@ -374,11 +376,11 @@ ip addr del {{server.ip}}/32 dev lo`,
           at: '0s',
           exit: 0,
         },
-        ...talk.map((e) => ({ ...e, at: `${parseFloat(e.at!) + 1}s` })),
+        ...talk(3, 1),
       ],
       // 6 x 1400 bytes at 1 kbit/s: a minute of datagrams in front of the server's line and its retransmissions.
       'server-slow-queue': [
-        ...talk,
+        ...talk(6, 0),
         {
           on: 'server',
           script:
