@@ -23,7 +23,7 @@ interface Entry {
   at: string;
   exit?: number;
 }
-function submission(student: string, entries: Entry[]): string {
+function submission(student: string, lab: string, step: string, entries: Entry[]): string {
   const body = entries
     .map(
       (e) =>
@@ -33,7 +33,24 @@ function submission(student: string, entries: Entry[]): string {
           .join('')}      at: ${e.at}\n${e.exit !== undefined ? `      exit: ${e.exit}\n` : ''}`,
     )
     .join('');
-  return `student: ${student}\nlab: 6\nanswers:\n  your-turn:\n${body}`;
+  return `student: ${student}\nlab: ${lab}\nanswers:\n  ${step}:\n${body}`;
+}
+
+interface Graded {
+  student: string;
+  passed: boolean;
+  score: number;
+  gradable: boolean;
+}
+async function grade(lab: string, step: string, files: Record<string, Entry[]>): Promise<Record<string, Graded>> {
+  const subs = join(dir, `lab${lab}`);
+  mkdirSync(subs, { recursive: true });
+  for (const [student, entries] of Object.entries(files))
+    writeFileSync(join(subs, `${student}.yaml`), submission(student, lab, step, entries));
+  const r = await run(process.execPath, [bin, 'grade', lab, '--submissions', subs, '--parallel', '4', '--retries', '0', '--json'], {
+    maxBuffer: 64 << 20,
+  }).catch((e: { stdout: string }) => e);
+  return Object.fromEntries((JSON.parse(r.stdout) as { submissions: Graded[] }).submissions.map((x) => [x.student, x]));
 }
 
 const PURE_ACK = '-p tcp --dport 5556 --tcp-flags SYN,ACK,FIN,RST,PSH ACK -j DROP';
@@ -48,7 +65,7 @@ const connection = (at: number): Entry[] => [
   },
 ];
 
-describeDocker('red team: a segment lost somewhere else than the task says', () => {
+describeDocker('red team: a segment lost somewhere else, or otherwise, than the task says', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("Lab 6: the last ACK dropped by the server's or the client's own rules is not the firewall's", async () => {
@@ -63,20 +80,26 @@ describeDocker('red team: a segment lost somewhere else than the task says', () 
       'server-input': [{ on: 'server', script: `iptables -A INPUT -s {{client.ip}} ${PURE_ACK}`, at: '0s', exit: 0 }, ...connection(0)],
       'client-output': [{ on: 'client', script: `iptables -A OUTPUT ${PURE_ACK}`, at: '0s', exit: 0 }, ...connection(0)],
     };
-    const subs = join(dir, 'lab6');
-    mkdirSync(subs, { recursive: true });
-    for (const [student, entries] of Object.entries(files)) writeFileSync(join(subs, `${student}.yaml`), submission(student, entries));
-    const r = await run(process.execPath, [bin, 'grade', '6', '--submissions', subs, '--parallel', '4', '--retries', '0', '--json'], {
-      maxBuffer: 64 << 20,
-    }).catch((e: { stdout: string }) => e);
-    const by = Object.fromEntries(
-      (JSON.parse(r.stdout) as { submissions: { student: string; passed: boolean; score: number; gradable: boolean }[] }).submissions.map(
-        (x) => [x.student, x],
-      ),
-    );
+    const by = await grade('6', 'your-turn', files);
     expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
     expect(by['honest-after-a-try']?.passed, JSON.stringify(by['honest-after-a-try'])).toBe(true);
     for (const name of ['server-input', 'client-output']) {
+      expect.soft(by[name]?.gradable, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
+      expect.soft(by[name]?.score, `${name}: ${JSON.stringify(by[name])}`).toBe(0);
+    }
+  });
+
+  // Lab 2's 6 points for "the SYN never reached the server" are for a rule that keeps it from the server (a
+  // REJECT is half right). A client cut off from the network keeps every SYN from the server too, and is no
+  // rule at all: the task's check first makes sure the client still reaches the server on another port.
+  it("Lab 2: a client with no interface or no route is not a firewall's drop, and earns nothing", async () => {
+    const by = await grade('2', 'drop-syn', {
+      honest: [{ on: 'client', script: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP', at: '0s', exit: 0 }],
+      'no-interface': [{ on: 'client', script: 'ip link del eth0', at: '0s', exit: 0 }],
+      'no-route': [{ on: 'client', script: 'ip route flush table main', at: '0s', exit: 0 }],
+    });
+    expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
+    for (const name of ['no-interface', 'no-route']) {
       expect.soft(by[name]?.gradable, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
       expect.soft(by[name]?.score, `${name}: ${JSON.stringify(by[name])}`).toBe(0);
     }
