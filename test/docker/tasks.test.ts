@@ -77,6 +77,17 @@ describeDocker('tasks graded on their effect', (env) => {
     await instance.down();
   });
 
+  it("Lab 2: a client with no route to the server fails lab check's own command, which says why", async () => {
+    const { instance, lab, task } = await atTask('incomplete-handshake');
+    await sh(instance, 'client', 'ip route flush table main');
+    const r = await check(instance, lab, task);
+    expect(r.passed).toBe(false);
+    expect(r.checks).toHaveLength(1);
+    expect(r.checks[0]!.expected).toBe("lab check's own commands (the task's probe) succeed");
+    expect(r.seen).toMatch(/the client has no way to the server: the task is a firewall rule, not a broken network/);
+    await instance.down();
+  });
+
   it('Lab 4: the default REJECT passes (nc is refused), a DROP left in front of it fails', async () => {
     const { instance, lab, task } = await atTask('reject-vs-drop');
     // Appended after the DROP, the REJECT never sees a SYN: still a hang.
