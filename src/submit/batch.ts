@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { EngineError, InterruptedError, LabError, formatProblem } from '../errors.js';
+import { EngineError, InterruptedError, LabError, formatProblem, type Problem } from '../errors.js';
 import { eachInPool } from '../pool.js';
 import type { Lab } from '../lab/schema.js';
 import { variantValues } from '../lab/variants.js';
@@ -165,10 +165,10 @@ export interface Prepared {
  *  result already (a file that cannot be graded). */
 export function prepareSubmission(file: string, lab: Lab, hash: string, version: string): Prepared {
   const loaded = loadSubmission(file, lab);
-  if (!loaded.ok) {
-    const reason = loaded.problems.map((p) => formatProblem(file, p)).join('\n');
-    return { file, result: ungradable(lab, file, loaded.student ?? null, reason), warnings: [] };
-  }
+  // The name as results show it: a file name may hold a newline or a tab, which would forge a line of its own.
+  const shown = oneLine(file);
+  if (!loaded.ok)
+    return { file: shown, result: ungradable(lab, shown, loaded.student ?? null, reasonOf(shown, loaded.problems)), warnings: [] };
   const s = loaded.submission;
   const warnings: string[] = [];
   if (s.labHash && s.labHash !== hash)
@@ -180,7 +180,30 @@ export function prepareSubmission(file: string, lab: Lab, hash: string, version:
     warnings.push(
       `the answers contain ${[...variantTemplates].join(', ')}, which is not filled in: an answer is graded as written, with the student's own values`,
     );
-  return { file, student: s.student, answers: answersOf(s), warnings };
+  return { file: shown, student: s.student, answers: answersOf(s), warnings };
+}
+
+/** Problems a reason shows, and characters of each: a 64 KiB file can make ten thousand (a tag on every word). */
+const REASON_PROBLEMS = 5;
+const REASON_PROBLEM_CHARS = 240;
+
+/** Why a file cannot be graded: its first problems, each on one line with file:line:column, and how many more. */
+function reasonOf(file: string, problems: Problem[]): string {
+  const lines = problems.slice(0, REASON_PROBLEMS).map((p) => {
+    const message = oneLine(p.message);
+    return formatProblem(file, {
+      ...p,
+      message: message.length > REASON_PROBLEM_CHARS ? `${message.slice(0, REASON_PROBLEM_CHARS)}…` : message,
+    });
+  });
+  const more = problems.length - REASON_PROBLEMS;
+  if (more > 0) lines.push(`${file}: and ${more} more problem${more === 1 ? '' : 's'}`);
+  return lines.join('\n');
+}
+
+/** Text made printable and kept on one line: a newline or a tab shown as \n or \t. */
+function oneLine(text: string): string {
+  return printable(text).replace(/\n/g, '\\n').replace(/\t/g, '\\t');
 }
 
 /** Grade every file (already sharded), at most `parallel` at a time; results in the files' order. */
@@ -192,12 +215,21 @@ export async function gradeSubmissions(
   const hash = labHash(opts.labText);
   const prepared = files.map((file) => prepareSubmission(file, lab, hash, opts.version));
   // Two files for one student: which one counts is the instructor's call, not ours.
-  const byStudent = new Map<string, string[]>();
-  for (const p of prepared) if (p.student) byStudent.set(p.student, [...(byStudent.get(p.student) ?? []), p.file]);
+  // Ids that differ only by case are one student too: a gradebook imported into an LMS, or folders on a file
+  // system that ignores case, would let one overwrite the other.
+  const byStudent = new Map<string, Prepared[]>();
+  const key = (student: string) => student.toLowerCase();
+  for (const p of prepared) if (p.student) byStudent.set(key(p.student), [...(byStudent.get(key(p.student)) ?? []), p]);
   for (const p of prepared) {
-    const same = p.student ? byStudent.get(p.student)! : [];
+    const same = p.student ? byStudent.get(key(p.student))! : [];
+    const ids = [...new Set(same.map((q) => q.student))];
     if (same.length > 1)
-      p.result = ungradable(lab, p.file, p.student!, `student ${p.student} has ${same.length} submissions (${same.join(', ')}): keep one`);
+      p.result = ungradable(
+        lab,
+        p.file,
+        p.student!,
+        `student ${p.student} has ${same.length} submissions (${same.map((q) => q.file).join(', ')}${ids.length > 1 ? `, as ${ids.join(', ')}: ids that differ only by case are one student` : ''}): keep one`,
+      );
   }
 
   const results: SubmissionResult[] = new Array(prepared.length);
