@@ -15,7 +15,7 @@ import { taskSteps } from '../../grade/score.js';
 import { renderLabResult } from '../../report/text.js';
 import { renderJunit, renderSubmissionsJunit } from '../../report/junit.js';
 import { renderGradebook } from '../../report/csv.js';
-import { gradescopeResults } from '../../report/gradescope.js';
+import { gradescopeResults, resultFolder } from '../../report/gradescope.js';
 import { prairieLearnResults } from '../../report/prairielearn.js';
 import { sectionWhy } from '../../report/feedback.js';
 import { printableDeep } from '../../printable.js';
@@ -343,7 +343,7 @@ function renderNullAnswer(n: NullAnswer, s: Style): string {
 /** DIR/<student>/results.json; a file that does not say who it is from is named after the file. */
 function writePerStudent(option: string, dir: string, results: SubmissionResult[], doc: (r: SubmissionResult) => unknown): void {
   for (const r of results) {
-    const name = r.student ?? `_${basename(r.file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
+    const name = resultFolder(r);
     makeOutputFolder(option, join(dir, name));
     writeOutputFile(option, join(dir, name, 'results.json'), JSON.stringify(doc(r), null, 2) + '\n');
   }
