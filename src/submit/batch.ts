@@ -189,13 +189,10 @@ const REASON_PROBLEM_CHARS = 240;
 
 /** Why a file cannot be graded: its first problems, each on one line with file:line:column, and how many more. */
 function reasonOf(file: string, problems: Problem[]): string {
-  const lines = problems.slice(0, REASON_PROBLEMS).map((p) => {
-    const message = oneLine(p.message);
-    return formatProblem(file, {
-      ...p,
-      message: message.length > REASON_PROBLEM_CHARS ? `${message.slice(0, REASON_PROBLEM_CHARS)}…` : message,
-    });
-  });
+  const clip = (text: string, n: number) => (text.length > n ? `${text.slice(0, n)}…` : text);
+  const lines = problems
+    .slice(0, REASON_PROBLEMS)
+    .map((p) => formatProblem(file, { ...p, path: clip(oneLine(p.path), 80), message: clip(oneLine(p.message), REASON_PROBLEM_CHARS) }));
   const more = problems.length - REASON_PROBLEMS;
   if (more > 0) lines.push(`${file}: and ${more} more problem${more === 1 ? '' : 's'}`);
   return lines.join('\n');

@@ -86,6 +86,9 @@ describe('hostile submission files', () => {
     const keys = prepareSubmission(file, lab1, 'x', 'x').result!.reason!;
     expect(keys.length).toBeLessThan(4096);
     expect(keys).toMatch(/unknown keys 'k0', 'k1'/);
+    // And one key of 60 000 characters, which is in the path of its problem.
+    writeFileSync(file, `student: mallory\nlab: 1\nanswers:\n  ${'a'.repeat(60_000)}:\n    client: x\n`);
+    expect(prepareSubmission(file, lab1, 'x', 'x').result!.reason!.length).toBeLessThan(1024);
   });
 
   it("a second document, or a key that is a list, is a problem at its line, not the YAML library's words or a Node warning", () => {
