@@ -103,9 +103,10 @@ export async function classParallel(runtime: Runtime): Promise<number> {
 
 /**
  * The submission files named on the command line: a directory gives its *.yaml / *.yml files, sorted; a path
- * that cannot be read stays in the list, to be reported as not gradable like any broken file.
+ * that cannot be read stays in the list, to be reported as not gradable like any broken file. The other entries
+ * of a directory go to `skipped` (alice.yaml.txt is no submission, and the instructor is told so).
  */
-export function submissionFiles(paths: string[]): string[] {
+export function submissionFiles(paths: string[], skipped: string[] = []): string[] {
   const files: string[] = [];
   for (const p of paths) {
     let st: ReturnType<typeof statSync> | undefined;
@@ -115,12 +116,9 @@ export function submissionFiles(paths: string[]): string[] {
       st = undefined;
     }
     if (st?.isDirectory()) {
-      files.push(
-        ...readdirSync(p)
-          .filter((f) => /\.ya?ml$/i.test(f))
-          .sort()
-          .map((f) => join(p, f)),
-      );
+      const names = readdirSync(p).sort();
+      files.push(...names.filter((f) => /\.ya?ml$/i.test(f)).map((f) => join(p, f)));
+      skipped.push(...names.filter((f) => !/\.ya?ml$/i.test(f)).map((f) => join(p, f)));
     } else files.push(p);
   }
   return [...new Set(files)];

@@ -91,6 +91,14 @@ describe('hostile submission files', () => {
     expect(prepareSubmission(file, lab1, 'x', 'x').result!.reason!.length).toBeLessThan(1024);
   });
 
+  it("a folder's files that are not .yaml or .yml are not graded, and are named as skipped", () => {
+    const dir = tempDir('tcplab-hostile-');
+    for (const name of ['alice.yaml', 'bob.YML', 'carol.yaml.txt', 'notes.md']) writeFileSync(join(dir, name), honest('x'));
+    const skipped: string[] = [];
+    expect(submissionFiles([dir], skipped).map((f) => f.slice(dir.length + 1))).toEqual(['alice.yaml', 'bob.YML']);
+    expect(skipped.map((f) => f.slice(dir.length + 1))).toEqual(['carol.yaml.txt', 'notes.md']);
+  });
+
   it("a second document, or a key that is a list, is a problem at its line, not the YAML library's words or a Node warning", () => {
     const dir = tempDir('tcplab-hostile-');
     const file = join(dir, 'odd.yaml');

@@ -18,7 +18,7 @@ import { renderGradebook } from '../../report/csv.js';
 import { gradescopeResults, resultFolder } from '../../report/gradescope.js';
 import { prairieLearnResults } from '../../report/prairielearn.js';
 import { sectionWhy } from '../../report/feedback.js';
-import { printableDeep } from '../../printable.js';
+import { printable, printableDeep } from '../../printable.js';
 import type { Style } from '../../report/style.js';
 import {
   classParallel,
@@ -157,9 +157,21 @@ export const gradeCommand = defineCommand({
     const pollIntervalMs = pollOf(values.poll ?? DEFAULT_CLASS_POLL);
     const retries = Number(values.retries ?? 1);
     if (!Number.isInteger(retries) || retries < 0 || retries > 5) throw new LabError('--retries takes a whole number from 0 to 5');
-    let files = submissionFiles(paths);
+    const skipped: string[] = [];
+    let files = submissionFiles(paths, skipped);
+    // What a folder holds besides .yaml files is not graded, and is named: a student's alice.yaml.txt gets no row.
+    const others = skipped.length
+      ? `${skipped.length} file${skipped.length === 1 ? '' : 's'} not ending in .yaml or .yml: ${skipped
+          .slice(0, 5)
+          .map((f) => printable(basename(f)).replace(/\n/g, '\\n'))
+          .join(', ')}${skipped.length > 5 ? ', ...' : ''}`
+      : '';
     if (files.length === 0)
-      throw new LabError(`no submissions in ${paths.join(', ')}`, 'a submission is a .yaml file that `lab submit` writes');
+      throw new LabError(
+        `no submissions in ${paths.join(', ')}${others ? ` (${others})` : ''}`,
+        'a submission is a .yaml file that `lab submit` writes',
+      );
+    if (others) ctx.info(`${ctx.errStyle.yellow('note:')} not graded: ${others}`);
     if (shard) files = files.filter((f) => inShard(f, shard));
     const parallel = parallelGiven ?? (files.length > 1 ? await classParallel(ctx.runtime) : 4);
     return gradeClass(ctx, lab, readFileSync(file, 'utf8'), files, {
