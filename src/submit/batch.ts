@@ -87,6 +87,9 @@ export interface BatchOptions {
   track(id: string): void;
   untrack(id: string): void;
   onResult?(r: SubmissionResult, done: number, total: number): void;
+  /** Who handed the files in, as the platform knows them (lab grade --submission FILE --student ID): a file
+   *  that names another student is not graded (a classmate's file, copied whole, passes with their values). */
+  handedInBy?: string;
 }
 
 /**
@@ -226,6 +229,17 @@ export async function gradeSubmissions(
         `student ${p.student} has ${same.length} submissions (${same.map((q) => q.file).join(', ')}${ids.length > 1 ? `, as ${ids.join(', ')}: ids that differ only by case are one student` : ''}): keep one`,
       );
   }
+
+  const by = opts.handedInBy;
+  if (by)
+    for (const p of prepared)
+      if (!p.result && p.student && key(p.student) !== key(by))
+        p.result = ungradable(
+          lab,
+          p.file,
+          p.student,
+          `the file names student ${p.student}, but ${by} handed it in (--student): a student hands in their own answers, with their own values`,
+        );
 
   const results: SubmissionResult[] = new Array(prepared.length);
   let engineFailed = false;

@@ -22,7 +22,7 @@ afterAll(removeTempDirs);
 const honest = (student: string) => `student: ${student}\nlab: 1\nanswers:\n  your-turn:\n    server: |\n      nc -l 5000\n`;
 
 /** The batch against an engine that fails every call: what is not gradable says why before any replay. */
-async function batch(files: string[]): Promise<SubmissionResult[]> {
+async function batch(files: string[], handedInBy?: string): Promise<SubmissionResult[]> {
   const runtime = new FakeRuntime();
   runtime.before = () => {
     throw new EngineError('no engine in this test');
@@ -39,6 +39,7 @@ async function batch(files: string[]): Promise<SubmissionResult[]> {
     version: 'test',
     track: () => {},
     untrack: () => {},
+    ...(handedInBy ? { handedInBy } : {}),
   });
   return results;
 }
@@ -128,6 +129,18 @@ describe('hostile submission files', () => {
     writeFileSync(join(dir, 'mallory.yaml'), honest('ALICE'));
     const results = await batch(submissionFiles([dir]));
     for (const r of results) expect(r).toMatchObject({ gradable: false, reason: expect.stringMatching(/has 2 submissions/) as unknown });
+  });
+
+  it("a classmate's file handed in whole as one's own is not graded when the platform says who handed it in", async () => {
+    const dir = tempDir('tcplab-hostile-');
+    const file = join(dir, 'submission.yaml');
+    writeFileSync(file, honest('alice'));
+    const [copied] = await batch([file], 'mallory');
+    expect(copied).toMatchObject({ student: 'alice', gradable: false });
+    expect(copied!.reason).toMatch(/names student alice, but mallory handed it in/);
+    // Her own file goes on to be graded (here, to an engine that is not there).
+    const [own] = await batch([file], 'Alice');
+    expect(own!.reason).toMatch(/^engine: /);
   });
 
   it('each result gets a folder of its own that the file system can make, whatever the file is called', () => {

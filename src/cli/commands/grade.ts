@@ -8,7 +8,7 @@ import { LabError } from '../../errors.js';
 import { catalogue, resolveLab } from '../../lab/catalogue.js';
 import { formatDuration, parseDuration } from '../../lab/duration.js';
 import { DURATION_PATTERN, type Lab } from '../../lab/schema.js';
-import { studentFor } from '../../identity.js';
+import { STUDENT_ID, STUDENT_ID_RULE, studentFor } from '../../identity.js';
 import { eachInPool } from '../../pool.js';
 import type { LabResult } from '../../grade/grade.js';
 import { taskSteps } from '../../grade/score.js';
@@ -81,7 +81,7 @@ export const gradeCommand = defineCommand({
     '  lab grade <lab> --submissions <dir|file...> [--parallel N] [--json] [--gradebook FILE.csv] [--junit FILE]\n' +
     '                  [--gradescope DIR] [--prairielearn DIR] [--shard K/N] [--timeout 10m] [--task-timeout 30s]\n' +
     '                  [--poll 100ms] [--retries 1]\n' +
-    '  lab grade <lab> --submission FILE',
+    '  lab grade <lab> --submission FILE [--student ID]',
   summary: "run labs headless, or grade students' submissions; exit 0 only if every expected state was observed",
   help:
     'lab grade <lab...> runs each lab with its own solutions and checks every expected state (exit 0 all met, 1\n' +
@@ -99,7 +99,8 @@ export const gradeCommand = defineCommand({
     '  --timeout D            per submission, the whole lab (default 10m); --task-timeout D caps each answer\n' +
     '  --poll D               how often checks look (default 100ms; lab start looks every 20ms)\n' +
     '  --retries N            grade a submission that did not pass again, N times (default 1); the best run counts\n' +
-    '--submission FILE grades one file: exit 0 when every check is met, 1 when not, 2 when it cannot be graded.\n' +
+    '--submission FILE grades one file: exit 0 when every check is met, 1 when not, 2 when it cannot be graded;\n' +
+    '--student ID: who handed it in (a file that names another student is not graded).\n' +
     'See docs/instructors.md.',
   options: {
     all: { type: 'boolean' },
@@ -133,7 +134,13 @@ export const gradeCommand = defineCommand({
         '--all grades the labs themselves; --submissions grades one lab',
         'name the lab: `lab grade 2 --submissions subs/`',
       );
-    if (values.student) throw new LabError('--student is for a lab run; a submission names its student');
+    if (values.student && values.submission === undefined)
+      throw new LabError(
+        '--student is for a lab run, or with --submission FILE: who handed that file in',
+        "a class's files each name their student",
+      );
+    if (values.student && !STUDENT_ID.test(values.student))
+      throw new LabError(`--student '${printable(values.student)}' cannot be a student id`, `a student id has ${STUDENT_ID_RULE}`);
     if (values.submission !== undefined && values.submissions !== undefined)
       throw new LabError('give --submission FILE (one) or --submissions <dir|file...> (a class), not both');
     const [ref, ...more] = positionals;
@@ -181,6 +188,7 @@ export const gradeCommand = defineCommand({
       ...(taskTimeoutMs !== undefined ? { taskTimeoutMs } : {}),
       pollIntervalMs,
       retries,
+      ...(values.student ? { handedInBy: values.student } : {}),
       ...(values.gradebook ? { gradebook: values.gradebook } : {}),
       ...(values.junit ? { junit: values.junit } : {}),
       ...(values.gradescope ? { gradescope: values.gradescope } : {}),
@@ -243,6 +251,7 @@ interface ClassOptions {
   taskTimeoutMs?: number;
   pollIntervalMs: number;
   retries: number;
+  handedInBy?: string;
   gradebook?: string;
   junit?: string;
   gradescope?: string;
@@ -270,6 +279,7 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
     ...(opts.taskTimeoutMs !== undefined ? { taskTimeoutMs: opts.taskTimeoutMs } : {}),
     pollIntervalMs: opts.pollIntervalMs,
     retries: opts.retries,
+    ...(opts.handedInBy ? { handedInBy: opts.handedInBy } : {}),
     signal: ctx.signal,
     version: VERSION,
     track: (id) => ctx.live.add(id),
