@@ -32,8 +32,9 @@ function renderRows(rows) {
         ? `Lab ${r.lab.id}${r.status === 'queued' ? ` (queued, #${r.queuePlace})` : r.status === 'starting' ? ' (starting)' : ''}`
         : '—';
       return el('tr', { 'data-student': r.id, 'data-status': r.status, class: r.stuck ? 'stuck' : '' }, [
-        el('th', { scope: 'row' }, [
-          r.name,
+        el('th', { scope: 'row', class: 'student' }, [
+          // A long name (up to 60 characters) is cut with an ellipsis; the whole of it is the tooltip.
+          el('span', { class: 'name', title: r.name }, [r.name]),
           ' ',
           el('small', {}, [r.id]),
           r.online ? el('span', { class: 'online', title: 'page open' }, [' ●']) : undefined,
