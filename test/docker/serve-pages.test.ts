@@ -255,8 +255,11 @@ describeDocker("lab serve's pages at 1280×800 and 1024×700", (env) => {
           fits: table.getBoundingClientRect().right <= panel.getBoundingClientRect().right,
           scrolls: getComputedStyle(box).overflowX === 'auto' && box.scrollWidth >= table.getBoundingClientRect().width,
           page: document.documentElement.scrollWidth - window.innerWidth,
+          // The class's panel as tall as its table, not stretched to share the window with the gradebook.
+          slack: panel.getBoundingClientRect().bottom - table.getBoundingClientRect().bottom,
         };
       });
+      expect(m.slack, JSON.stringify(m)).toBeLessThan(40);
       expect(m.cut, JSON.stringify(m)).toBe(true);
       expect(m.nameWidth, JSON.stringify(m)).toBeLessThanOrEqual(14 * 16 + 1);
       expect(m.fits || m.scrolls, JSON.stringify(m)).toBe(true);

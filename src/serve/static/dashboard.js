@@ -44,7 +44,8 @@ function renderRows(rows) {
         el('td', { class: 'tasks' }, [r.tasks ? `${r.tasks.done}/${r.tasks.total}` : '']),
         el('td', {}, [String(r.attempts)]),
         el('td', {}, [duration(r.onStepS)]),
-        el('td', {}, [r.predictions ? `${r.predictions.right}/${r.predictions.asked}` : '']),
+        // None asked yet is not "0/0" (which reads as a verdict).
+        el('td', {}, [r.predictions?.asked ? `${r.predictions.right}/${r.predictions.asked}` : '']),
         el('td', { class: 'stuck-cell' }, [r.stuck ? `stuck: ${r.stuck}` : '']),
         el('td', { class: 'completed' }, [r.completed.join(', ')]),
         el('td', {}, [watch, ' ', stop]),
