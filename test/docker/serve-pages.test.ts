@@ -170,6 +170,15 @@ describeDocker("lab serve's pages at 1280×800 and 1024×700", (env) => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(aliceLink);
+    // Before a lab: the list of labs, its panel as tall as the list (not stretched to the window's height).
+    await page.locator('#lab-list li').first().waitFor();
+    const slack = await page.evaluate(
+      () =>
+        document.querySelector('#labs')!.getBoundingClientRect().bottom -
+        document.querySelector('#lab-list')!.getBoundingClientRect().bottom,
+    );
+    expect(slack).toBeLessThan(40);
+    await shot(page, 'labs-1280x800');
     await page.locator('#lab-list li[data-slug="incomplete-handshake"] button').click();
     await page.locator('#actions button[data-intent="check"]').waitFor({ state: 'visible', timeout: 180_000 });
     // A listener on the server: its socket line shows under the server's diagram.
