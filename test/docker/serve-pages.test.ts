@@ -24,7 +24,7 @@ declare const document: {
 declare const window: { innerWidth: number };
 declare function getComputedStyle(e: Element): Record<string, string>;
 interface Element {
-  getBoundingClientRect(): { left: number; right: number; top: number; bottom: number; width: number };
+  getBoundingClientRect(): { left: number; right: number; top: number; bottom: number; width: number; height: number };
   scrollWidth: number;
   clientWidth: number;
   textContent: string | null;
@@ -200,6 +200,10 @@ describeDocker("lab serve's pages at 1280×800 and 1024×700", (env) => {
             half: Math.round((r('#live').width - pad) / 2),
             gap: Math.round(r('#ladder').top - r('#ladder-head').bottom),
             page: document.documentElement.scrollWidth - window.innerWidth,
+            // The smaller of the machines' state diagrams, as drawn.
+            diagram: Math.round(
+              Math.min(...Array.from(document.querySelectorAll('.side .diagram svg')).map((d) => d.getBoundingClientRect().height)),
+            ),
           };
         });
       // Half the live panel (the machines have the other half), drawn to its box's width, right under its heads.
@@ -208,7 +212,12 @@ describeDocker("lab serve's pages at 1280×800 and 1024×700", (env) => {
         .poll(measure)
         .toSatisfy(
           (m: Awaited<ReturnType<typeof measure>>) =>
-            m.ladder >= wide && m.ladder >= m.half - 8 && Math.abs(m.drawn - m.ladder) <= 2 && m.gap <= 2 && m.page <= 0,
+            m.ladder >= wide &&
+            m.ladder >= m.half - 8 &&
+            Math.abs(m.drawn - m.ladder) <= 2 &&
+            m.gap <= 2 &&
+            m.page <= 0 &&
+            m.diagram >= 200,
         );
       await shot(page, `student-${size.width}x${size.height}`);
     }
