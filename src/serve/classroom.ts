@@ -26,7 +26,7 @@ import { liveResult, submissionText, writeExports, type ExportedFiles } from './
 import type { StudentRecord, Store } from './store.js';
 import { Terminal } from './terminal.js';
 import { attachInstance, EngineRelay, WalkSession, type WalkEvent, type WalkIntent, type WalkState } from '../walk/session.js';
-import { StateFiles, type RunningLab } from '../walk/state-files.js';
+import { scoreWords, StateFiles, type RunningLab } from '../walk/state-files.js';
 
 const log = createDebug('lab:serve');
 /** A student on a task step this long, or with this many failed checks on it, is shown as stuck. */
@@ -481,8 +481,7 @@ export class Classroom {
       rec.best = live.files.loadProgress()[live.lab.slug]?.best ?? ending.score;
     }
     if (live.stopping) return this.release(s, live, live.stopping.message, live.stopping.how);
-    const sc = ending.score;
-    const score = `predictions ${sc.predictions.right}/${sc.predictions.asked} right, checks ${sc.checks.met}/${sc.checks.total} met, tasks ${sc.tasks.done}/${sc.tasks.total} done`;
+    const score = scoreWords(ending.score);
     const message =
       ending.how === 'finished'
         ? `Lab ${live.lab.id} finished${ending.completed ? ' (completed)' : ''}. Score: ${score}. Its machines were removed.`
