@@ -603,7 +603,8 @@ export class Instance {
     }
     try {
       const failed = await this.runActions(stepId, probe);
-      if (failed) return [{ ...failed, task: true }];
+      // Not the step's commands: the check's own (its probe), which the student's work may have broken.
+      if (failed) return [{ ...failed, expected: "lab check's own commands (the task's probe) succeed", task: true }];
       return await this.waitFor(stepId, task.expect, true);
     } finally {
       this.checkFrom = undefined;

@@ -143,7 +143,10 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
   }
   if (e.segments) {
     const m = e.segments;
-    const matching = (snap.segments ?? []).filter((s) => segmentMatches(m, s, vars));
+    // `last`: a window that slides with the look, on the kernel's clock that stamps the segments too.
+    if (m.last !== undefined && snap.clock === undefined) return { holds: false, seen: ["can't tell: this look has no kernel clock"] };
+    const since = m.last === undefined ? -Infinity : snap.clock! - parseDuration(m.last);
+    const matching = (snap.segments ?? []).filter((s) => s.at >= since && segmentMatches(m, s, vars));
     // The first and the last few: enough to see the retransmissions' spacing without a wall of lines.
     const shown = matching.length <= 6 ? matching : [...matching.slice(0, 3), ...matching.slice(-3)];
     const seen = shown.map((s) => formatSegment(s, snap.segments![0]!.at));
@@ -311,7 +314,7 @@ export function describeExpectation(e: Expectation, vars: Record<string, string>
     if (m.to) parts.push(`to ${expand(m.to, vars)}`);
     if (m.dir) parts.push(m.dir === 'in' ? 'arriving' : 'leaving');
     if (m.iface) parts.push(`on ${m.iface}`);
-    return `${e.on}: ${n} ${parts.join(' ')} on the wire${tail}`;
+    return `${e.on}: ${n} ${parts.join(' ')} on the wire${m.last ? ` in the last ${m.last}` : ''}${tail}`;
   }
   if (e.iptables) {
     const c = e.iptables;

@@ -13,7 +13,7 @@
 //   - Checks before the first task run the same for every answer (they prove the lab works): worth nothing.
 import type { Expectation, Lab, Step } from '../lab/schema.js';
 import { describeExpectation, type Check, type StepResult } from './grade.js';
-import { UNFILLED } from '../lab/templates.js';
+import { READABLE, UNFILLED } from '../lab/templates.js';
 
 /** One expectation of the lab, as this run settled it. */
 export interface CheckOutcome {
@@ -100,7 +100,8 @@ function outcomesOf(step: Step, result: StepResult | undefined, error: string | 
     const name = describeExpectation(e, UNFILLED);
     const i = pool.findIndex((c) => c.name === name && !!c.task === task);
     const base = { step: step.id, name, task, ...(e.why ? { why: e.why } : {}) };
-    if (i < 0) return { ...base, expected: name, passed: false, ran: false, seen: notRun() };
+    // Never made, so no instance filled it in: its addresses in words, not the lab file's {{server.ip}}.
+    if (i < 0) return { ...base, expected: describeExpectation(e, READABLE), passed: false, ran: false, seen: notRun() };
     const c = pool.splice(i, 1)[0]!;
     return { ...base, expected: c.expected, passed: c.passed, ran: true, seen: c.seen };
   };

@@ -1,6 +1,6 @@
 // Staged loading: bytes -> YAML document (with positions) -> schema -> rules. Every problem is reported with
 // file:line, and all of them at once, so an instructor fixes a file in one pass.
-import { readFileSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import type { z } from 'zod';
 import { LabFileError, LabError, type Problem } from '../errors.js';
@@ -29,9 +29,16 @@ export function readLabText(file: string): string | { missing: boolean; problem:
   return readLimitedText(file, MAX_LAB_BYTES, 'a lab file');
 }
 
-/** A YAML file's text (a lab, a submission), at most maxBytes, from a regular file only; or why not. */
-export function readLimitedText(file: string, maxBytes: number, what: string): string | { missing: boolean; problem: Problem } {
-  const problem = (message: string) => ({ line: 1, column: 1, path: '', message });
+/** A YAML file's text (a lab, a submission), at most maxBytes, from a regular file only, in UTF-8; or why not.
+ *  noSymlink: the path itself must not be a symbolic link (a student's file: a link could show the grader a
+ *  secret of its host, or a classmate's file, as theirs). */
+export function readLimitedText(
+  file: string,
+  maxBytes: number,
+  what: string,
+  o: { noSymlink?: boolean } = {},
+): string | { missing: boolean; problem: Problem } {
+  const problem = (message: string, line = 1, column = 1) => ({ line, column, path: '', message });
   const why = (e: unknown) => {
     const code = (e as NodeJS.ErrnoException).code;
     return code === 'ENOENT'
@@ -44,6 +51,8 @@ export function readLimitedText(file: string, maxBytes: number, what: string): s
   };
   let st: ReturnType<typeof statSync>;
   try {
+    if (o.noSymlink && lstatSync(file).isSymbolicLink())
+      return { missing: false, problem: problem(`a symbolic link, not a file: ${what} is handed in as the file itself`) };
     st = statSync(file);
   } catch (e) {
     return { missing: true, problem: problem(`cannot read: ${why(e)}`) };
@@ -51,11 +60,27 @@ export function readLimitedText(file: string, maxBytes: number, what: string): s
   if (!st.isFile()) return { missing: false, problem: problem('not a regular file') };
   if (st.size > maxBytes)
     return { missing: false, problem: problem(`the file has ${st.size} bytes; ${what} may have at most ${maxBytes}`) };
+  let bytes: Buffer;
   try {
-    return readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (e) {
     return { missing: false, problem: problem(`cannot read: ${why(e)}`) };
   }
+  const text = bytes.toString('utf8');
+  // Bytes that are not UTF-8 would become U+FFFD, and a command would run with other characters than written.
+  if (text.includes('\ufffd') && !Buffer.from(text, 'utf8').equals(bytes)) {
+    const again = Buffer.from(text, 'utf8');
+    let at = 0;
+    while (at < bytes.length && bytes[at] === again[at]) at++;
+    const before = bytes.subarray(0, at);
+    const line = before.filter((b) => b === 0x0a).length + 1;
+    const column = before.subarray(before.lastIndexOf(0x0a) + 1).toString('utf8').length + 1;
+    return {
+      missing: false,
+      problem: problem(`not UTF-8 text (byte 0x${bytes[at]!.toString(16)} here): ${what} is saved as UTF-8`, line, column),
+    };
+  }
+  return text;
 }
 
 export function parseLab(text: string, file = '<lab>'): Lab {
@@ -105,7 +130,9 @@ export function readYaml(text: string, notAMapping: string): { doc?: YamlDoc; pr
   let doc: Document;
   try {
     // Aliases are refused outright: a lab has no use for them, and they are how "billion laughs" files grow.
-    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    // logLevel error: the library's warnings (a key that is a list, stringified) would reach stderr as Node
+    // warnings; such a key is refused by the schema anyway, with its line.
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   } catch (e) {
     return { problems: [{ line: 1, column: 1, path: '', message: `not readable as YAML: ${(e as Error).message}` }] };
   }
@@ -156,6 +183,7 @@ export function sortProblems(ps: Problem[]): Problem[] {
 /** The YAML parser's words for hostile input, in a lab author's words. */
 function readable(message: string): string {
   if (/call stack/i.test(message)) return 'nested too deeply (a lab file needs only a few levels)';
+  if (/multiple documents/i.test(message)) return 'one YAML document only: nothing after a second ---';
   if (/alias/i.test(message)) return `YAML anchors and aliases (&name, *name) are not allowed in lab files (${message})`;
   return message;
 }

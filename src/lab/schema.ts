@@ -109,6 +109,9 @@ export const SegmentMatcherSchema = z
       .boolean()
       .optional()
       .describe('true: only segments whose sequence range this machine already saw (a retransmission); false: only first sendings.'),
+    last: Duration.optional().describe(
+      'Only segments captured in this long before each look (a window that slides): what is happening now, not what a student tried earlier in the step.',
+    ),
     count: Count.optional().describe('How many such segments (default: at least one).'),
   })
   .describe(

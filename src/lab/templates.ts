@@ -35,3 +35,21 @@ export const UNFILLED: Record<string, string> = new Proxy(
   {},
   { get: (_target, name) => (typeof name === 'string' ? `{{${name}}}` : undefined) },
 );
+
+/**
+ * Template values in words, for a check described without an instance (one that was never made: nothing ran
+ * that knew the addresses): "peer <server's address>:5555" rather than the lab file's "{{server.ip}}:5555".
+ */
+export const READABLE: Record<string, string> = new Proxy(
+  {},
+  {
+    get: (_target, name) => {
+      if (typeof name !== 'string') return undefined;
+      const [head, ...rest] = name.split('.');
+      if (rest[0] === 'ip') return `<${head}'s ${rest[1] ? `${rest[1]} ` : ''}address>`;
+      if (head === 'net' && rest.length) return `<the ${rest.join(' ')} network>`;
+      if (head === 'variant' && rest.length) return `<this run's ${rest.join(' ')}>`;
+      return `<${name}>`;
+    },
+  },
+);

@@ -37,10 +37,20 @@ export function sectionWhy(section: Section): string {
     );
   const whole = section.items.find((it) => it.whole);
   const missed = (whole ? whole.checks : section.items.flatMap((it) => it.checks)).filter((c) => !c.passed);
-  if (missed.length)
+  if (missed.length) {
+    const first = missed[0]!;
+    // Not checked says why (a command of the check failed, the lab stopped): the one thing to fix first.
+    const reason = first.ran
+      ? ''
+      : (first.seen[0] ?? '')
+          .replace(/^not checked: /, '')
+          .replace(/\s+/g, ' ')
+          .trim();
     parts.push(
-      `${missed[0]!.ran ? 'not met' : 'not checked'}: '${missed[0]!.name}'${missed.length > 1 ? ` (+${missed.length - 1} more)` : ''}`,
+      `${first.ran ? 'not met' : 'not checked'}: '${first.name}'${missed.length > 1 ? ` (+${missed.length - 1} more)` : ''}` +
+        (reason ? ` because ${reason.length > 240 ? `${reason.slice(0, 239)}…` : reason}` : ''),
     );
+  }
   return `${section.step}: ${section.score}/${section.maxScore}${parts.length ? `, ${parts.join('; ')}` : ''}`;
 }
 

@@ -2,6 +2,8 @@
 // execution_time, an output for the whole run, and a test per graded item with name, score, max_score, status
 // (passed/failed) and output. Test names and numbers come from the lab file, never from a run, so the same
 // test has the same name for every student and every regrade.
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
 import type { Lab } from '../lab/schema.js';
 import type { SubmissionResult } from '../submit/batch.js';
 import { itemOutput, runOutput } from './feedback.js';
@@ -47,4 +49,18 @@ export function gradescopeResults(lab: Lab, r: SubmissionResult): GradescopeResu
     tests,
     extra_data: { student: r.student, file: r.file, lab: { id: lab.id, slug: lab.slug }, maxScore: r.maxScore, gradable: r.gradable },
   });
+}
+
+/**
+ * The folder of a result in DIR/<folder>/results.json (Gradescope, PrairieLearn): the student's id (letters,
+ * digits, . _ @ + -), or for a file that does not say who it is from, "_" and the file's name with every other
+ * character made "_". A name that had to change, or is longer than 64, gets a hash of the whole name instead of
+ * its tail, so that no two files share a folder and every folder's name fits a file system's 255 bytes.
+ */
+export function resultFolder(r: Pick<SubmissionResult, 'student' | 'file'>): string {
+  if (r.student) return r.student;
+  const name = basename(r.file);
+  const safe = name.replace(/[^A-Za-z0-9._-]/g, '_');
+  if (safe === name && name.length <= 64 && !/^\.+$/.test(name)) return `_${name}`;
+  return `_${safe.slice(0, 64)}-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
 }

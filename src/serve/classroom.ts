@@ -26,7 +26,7 @@ import { liveResult, submissionText, writeExports, type ExportedFiles } from './
 import type { StudentRecord, Store } from './store.js';
 import { Terminal } from './terminal.js';
 import { attachInstance, EngineRelay, WalkSession, type WalkEvent, type WalkIntent, type WalkState } from '../walk/session.js';
-import { StateFiles, type RunningLab } from '../walk/state-files.js';
+import { scoreWords, StateFiles, type RunningLab } from '../walk/state-files.js';
 
 const log = createDebug('lab:serve');
 /** A student on a task step this long, or with this many failed checks on it, is shown as stuck. */
@@ -481,8 +481,7 @@ export class Classroom {
       rec.best = live.files.loadProgress()[live.lab.slug]?.best ?? ending.score;
     }
     if (live.stopping) return this.release(s, live, live.stopping.message, live.stopping.how);
-    const sc = ending.score;
-    const score = `predictions ${sc.predictions.right}/${sc.predictions.asked} right, checks ${sc.checks.met}/${sc.checks.total} met, tasks ${sc.tasks.done}/${sc.tasks.total} done`;
+    const score = scoreWords(ending.score);
     const message =
       ending.how === 'finished'
         ? `Lab ${live.lab.id} finished${ending.completed ? ' (completed)' : ''}. Score: ${score}. Its machines were removed.`
@@ -740,12 +739,22 @@ export class Classroom {
     const dir = join(this.o.store.dir, 'exports', `${slug}-replay-${stamp()}`);
     const subs = join(dir, 'submissions');
     const files: string[] = [];
+    // A record that does not fit in a submission (more commands than it holds) is that student's result alone.
+    const refused: SubmissionResult[] = [];
     for (const s of this.students.values()) {
       // What the walk recorded of the student's latest run of this lab (what `lab submit` would hand in).
       const work = this.filesOf(s.rec.id).loadWork(slug);
       if (!work || !Object.keys(work.tasks).length) continue;
       const path = join(subs, `${s.rec.id}.yaml`);
-      writeFileSyncDeep(path, submissionText(l.lab, labText, s.rec.id, work, this.o.version));
+      let text: string;
+      try {
+        text = submissionText(l.lab, labText, s.rec.id, work, this.o.version);
+      } catch (e) {
+        if (!(e instanceof LabError)) throw e;
+        refused.push({ ...liveResult(l.lab, s.rec, undefined), file: path, reason: e.message });
+        continue;
+      }
+      writeFileSyncDeep(path, text);
       files.push(path);
     }
     const entry: { state: 'running' | 'done' | 'failed'; message?: string; files?: ExportedFiles; results?: SubmissionResult[] } = {
@@ -769,7 +778,8 @@ export class Classroom {
       track: (id) => tracked.add(id),
       untrack: (id) => tracked.delete(id),
     })
-      .then(({ results }) => {
+      .then(({ results: graded }) => {
+        const results = [...graded, ...refused].sort((a, b) => (a.student ?? '').localeCompare(b.student ?? ''));
         entry.results = results;
         entry.files = writeExports(dir, l.lab, results);
         entry.state = 'done';

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { EngineError, InterruptedError, LabError, formatProblem } from '../errors.js';
+import { EngineError, InterruptedError, LabError, formatProblem, type Problem } from '../errors.js';
 import { eachInPool } from '../pool.js';
 import type { Lab } from '../lab/schema.js';
 import { variantValues } from '../lab/variants.js';
@@ -87,6 +87,9 @@ export interface BatchOptions {
   track(id: string): void;
   untrack(id: string): void;
   onResult?(r: SubmissionResult, done: number, total: number): void;
+  /** Who handed the files in, as the platform knows them (lab grade --submission FILE --student ID): a file
+   *  that names another student is not graded (a classmate's file, copied whole, passes with their values). */
+  handedInBy?: string;
 }
 
 /**
@@ -103,9 +106,10 @@ export async function classParallel(runtime: Runtime): Promise<number> {
 
 /**
  * The submission files named on the command line: a directory gives its *.yaml / *.yml files, sorted; a path
- * that cannot be read stays in the list, to be reported as not gradable like any broken file.
+ * that cannot be read stays in the list, to be reported as not gradable like any broken file. The other entries
+ * of a directory go to `skipped` (alice.yaml.txt is no submission, and the instructor is told so).
  */
-export function submissionFiles(paths: string[]): string[] {
+export function submissionFiles(paths: string[], skipped: string[] = []): string[] {
   const files: string[] = [];
   for (const p of paths) {
     let st: ReturnType<typeof statSync> | undefined;
@@ -115,12 +119,9 @@ export function submissionFiles(paths: string[]): string[] {
       st = undefined;
     }
     if (st?.isDirectory()) {
-      files.push(
-        ...readdirSync(p)
-          .filter((f) => /\.ya?ml$/i.test(f))
-          .sort()
-          .map((f) => join(p, f)),
-      );
+      const names = readdirSync(p).sort();
+      files.push(...names.filter((f) => /\.ya?ml$/i.test(f)).map((f) => join(p, f)));
+      skipped.push(...names.filter((f) => !/\.ya?ml$/i.test(f)).map((f) => join(p, f)));
     } else files.push(p);
   }
   return [...new Set(files)];
@@ -165,10 +166,10 @@ export interface Prepared {
  *  result already (a file that cannot be graded). */
 export function prepareSubmission(file: string, lab: Lab, hash: string, version: string): Prepared {
   const loaded = loadSubmission(file, lab);
-  if (!loaded.ok) {
-    const reason = loaded.problems.map((p) => formatProblem(file, p)).join('\n');
-    return { file, result: ungradable(lab, file, loaded.student ?? null, reason), warnings: [] };
-  }
+  // The name as results show it: a file name may hold a newline or a tab, which would forge a line of its own.
+  const shown = oneLine(file);
+  if (!loaded.ok)
+    return { file: shown, result: ungradable(lab, shown, loaded.student ?? null, reasonOf(shown, loaded.problems)), warnings: [] };
   const s = loaded.submission;
   const warnings: string[] = [];
   if (s.labHash && s.labHash !== hash)
@@ -180,7 +181,27 @@ export function prepareSubmission(file: string, lab: Lab, hash: string, version:
     warnings.push(
       `the answers contain ${[...variantTemplates].join(', ')}, which is not filled in: an answer is graded as written, with the student's own values`,
     );
-  return { file, student: s.student, answers: answersOf(s), warnings };
+  return { file: shown, student: s.student, answers: answersOf(s), warnings };
+}
+
+/** Problems a reason shows, and characters of each: a 64 KiB file can make ten thousand (a tag on every word). */
+const REASON_PROBLEMS = 5;
+const REASON_PROBLEM_CHARS = 240;
+
+/** Why a file cannot be graded: its first problems, each on one line with file:line:column, and how many more. */
+function reasonOf(file: string, problems: Problem[]): string {
+  const clip = (text: string, n: number) => (text.length > n ? `${text.slice(0, n)}…` : text);
+  const lines = problems
+    .slice(0, REASON_PROBLEMS)
+    .map((p) => formatProblem(file, { ...p, path: clip(oneLine(p.path), 80), message: clip(oneLine(p.message), REASON_PROBLEM_CHARS) }));
+  const more = problems.length - REASON_PROBLEMS;
+  if (more > 0) lines.push(`${file}: and ${more} more problem${more === 1 ? '' : 's'}`);
+  return lines.join('\n');
+}
+
+/** Text made printable and kept on one line: a newline or a tab shown as \n or \t. */
+function oneLine(text: string): string {
+  return printable(text).replace(/\n/g, '\\n').replace(/\t/g, '\\t');
 }
 
 /** Grade every file (already sharded), at most `parallel` at a time; results in the files' order. */
@@ -192,13 +213,33 @@ export async function gradeSubmissions(
   const hash = labHash(opts.labText);
   const prepared = files.map((file) => prepareSubmission(file, lab, hash, opts.version));
   // Two files for one student: which one counts is the instructor's call, not ours.
-  const byStudent = new Map<string, string[]>();
-  for (const p of prepared) if (p.student) byStudent.set(p.student, [...(byStudent.get(p.student) ?? []), p.file]);
+  // Ids that differ only by case are one student too: a gradebook imported into an LMS, or folders on a file
+  // system that ignores case, would let one overwrite the other.
+  const byStudent = new Map<string, Prepared[]>();
+  const key = (student: string) => student.toLowerCase();
+  for (const p of prepared) if (p.student) byStudent.set(key(p.student), [...(byStudent.get(key(p.student)) ?? []), p]);
   for (const p of prepared) {
-    const same = p.student ? byStudent.get(p.student)! : [];
+    const same = p.student ? byStudent.get(key(p.student))! : [];
+    const ids = [...new Set(same.map((q) => q.student))];
     if (same.length > 1)
-      p.result = ungradable(lab, p.file, p.student!, `student ${p.student} has ${same.length} submissions (${same.join(', ')}): keep one`);
+      p.result = ungradable(
+        lab,
+        p.file,
+        p.student!,
+        `student ${p.student} has ${same.length} submissions (${same.map((q) => q.file).join(', ')}${ids.length > 1 ? `, as ${ids.join(', ')}: ids that differ only by case are one student` : ''}): keep one`,
+      );
   }
+
+  const by = opts.handedInBy;
+  if (by)
+    for (const p of prepared)
+      if (!p.result && p.student && key(p.student) !== key(by))
+        p.result = ungradable(
+          lab,
+          p.file,
+          p.student,
+          `the file names student ${p.student}, but ${by} handed it in (--student): a student hands in their own answers, with their own values`,
+        );
 
   const results: SubmissionResult[] = new Array(prepared.length);
   let engineFailed = false;

@@ -1,10 +1,10 @@
 // What a student hands in, from what their walk recorded of each task: the submission file's text (the timeline
 // of every task, src/submit/render.ts) and what it holds. `lab submit` writes it; `lab serve` can write the same.
 import type { Lab } from '../lab/schema.js';
-import { formatProblem } from '../errors.js';
+import { LabError, formatProblem } from '../errors.js';
 import type { TimelineEntry } from './record.js';
 import { renderSubmission, timelineItems, type TaskNote } from './render.js';
-import { validateSubmissionText, type Submission } from './submission.js';
+import { MAX_ANSWER_CHARS, MAX_SUBMISSION_BYTES, MAX_TIMELINE_ENTRIES, validateSubmissionText, type Submission } from './submission.js';
 
 /** One task as a walk recorded it (src/walk/state-files.ts TaskWork has this shape). */
 interface RecordedTask {
@@ -63,8 +63,19 @@ export function handIn(
     });
   const text = renderSubmission(submission, notes);
   const check = validateSubmissionText(text, lab);
-  if (!check.ok)
+  // More commands, or longer ones, than a submission holds: the student's record, not a bug, and it is said so.
+  const tooBig = (why: string) =>
+    new LabError(
+      `the commands recorded for lab ${lab.id} do not fit in a submission: ${why}`,
+      `a submission holds at most ${MAX_TIMELINE_ENTRIES} commands per task, ${MAX_ANSWER_CHARS} characters per command and ${MAX_SUBMISSION_BYTES} bytes in all: do the task again in a new walk, with fewer or shorter commands`,
+    );
+  if (!check.ok) {
+    if (check.problems.every((p) => p.path.startsWith('answers.')))
+      throw tooBig(check.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
     throw new Error(`tcplab wrote a submission that does not load: ${check.problems.map((p) => formatProblem('-', p)).join('; ')}`);
+  }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_SUBMISSION_BYTES) throw tooBig(`the file would have ${bytes} bytes`);
   return {
     text,
     submission: check.submission,

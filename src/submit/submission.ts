@@ -24,13 +24,13 @@ import { DURATION_PATTERN, NODE_NAMES, type Lab, type NodeName } from '../lab/sc
 import { nodesOf } from '../lab/topology.js';
 import { STUDENT_ID, STUDENT_ID_RULE } from '../identity.js';
 
-const MAX_SUBMISSION_BYTES = 64 * 1024;
+export const MAX_SUBMISSION_BYTES = 64 * 1024;
 /** One machine's answer to one task. */
-const MAX_ANSWER_CHARS = 16 * 1024;
+export const MAX_ANSWER_CHARS = 16 * 1024;
 
 const StepId = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a step id: lower-case letters, digits and dashes');
 /** Commands of one task's timeline. */
-const MAX_TIMELINE_ENTRIES = 500;
+export const MAX_TIMELINE_ENTRIES = 500;
 
 const Lines = z
   .string()
@@ -160,7 +160,7 @@ type Loaded = { ok: true; submission: Submission } | { ok: false; student?: stri
 
 /** Read and check a submission file against the lab being graded. Never throws for a bad file. */
 export function loadSubmission(file: string, lab: Lab): Loaded {
-  const text = readLimitedText(file, MAX_SUBMISSION_BYTES, 'a submission');
+  const text = readLimitedText(file, MAX_SUBMISSION_BYTES, 'a submission', { noSymlink: true });
   if (typeof text !== 'string') return { ok: false, problems: [text.problem] };
   return validateSubmissionText(text, lab);
 }

@@ -137,6 +137,19 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
+/**
+ * A score in words, leaving out what the lab has not counted (no prediction asked, no step's checks made):
+ * "checks 0/0 met" reads as a verdict. The class page (src/serve/static/student.js) words it the same way.
+ */
+export function scoreWords(s: Score): string {
+  const parts = [
+    s.predictions.asked ? `predictions ${s.predictions.right}/${s.predictions.asked} right` : '',
+    s.checks.total ? `checks ${s.checks.met}/${s.checks.total} met` : '',
+    s.tasks.total ? `tasks ${s.tasks.done}/${s.tasks.total} done` : '',
+  ].filter(Boolean);
+  return parts.length ? parts.join(', ') : 'nothing counted yet';
+}
+
 function total(s: Score): number {
   return s.predictions.right + s.checks.met + s.tasks.done;
 }

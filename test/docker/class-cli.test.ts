@@ -143,14 +143,18 @@ describe('lab grade --submissions: usage', () => {
     // Every lab of the catalogue has a task now: a lab without one is a file of the test's own.
     const taskless = join(tempDir('tcplab-lab-'), 'no-task.yaml');
     writeFileSync(taskless, labYaml(''));
+    // A file that is not a submission is named, not passed over in silence.
+    writeFileSync(join(dir, 'alice.yaml.txt'), 'student: alice\nlab: 2\n');
     const cases: [string[], RegExp][] = [
       [['grade', taskless, '--submissions', dir], /has no tasks, so there is nothing to submit/],
-      [['grade', '2', '--submissions', dir], /no submissions in/],
+      [['grade', '2', '--submissions', dir], /no submissions in .* \(1 file not ending in \.yaml or \.yml: alice\.yaml\.txt\)/],
       [['grade', '2', '--gradebook', 'x.csv'], /--gradebook goes with --submissions/],
       [['grade', '--all', '--submissions', dir], /--all grades the labs themselves/],
       [['grade', '2', '--submission', 'a.yaml', 'b.yaml'], /--submission grades one file/],
       [['grade', '2', '--submissions', dir, '--shard', '3/2'], /--shard takes K\/N/],
       [['grade', '2', '--submissions', dir, '--timeout', 'soon'], /--timeout takes a duration/],
+      [['grade', '2', '--submissions', dir, '--student', 'bob'], /--student is for a lab run, or with --submission FILE/],
+      [['grade', '2', '--submission', 'a.yaml', '--student', '=cmd'], /--student '=cmd' cannot be a student id/],
     ];
     const got = await Promise.all(cases.map(([args]) => lab(args, offline)));
     cases.forEach(([args, message], i) => {

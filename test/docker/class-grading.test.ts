@@ -6,7 +6,7 @@
 // the engine's labelled containers and networks with those before the file, so a retried run counts too).
 // Then empty answers of several kinds to Lab 2, whose task gives partial credit: each scores 0.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +18,7 @@ import { variantValues } from '../../src/lab/variants.js';
 import type { NullAnswer, SubmissionResult } from '../../src/submit/batch.js';
 import { renderSubmission } from '../../src/submit/render.js';
 import { labHash } from '../../src/submit/submission.js';
+import { resultFolder } from '../../src/report/gradescope.js';
 import { VERSION } from '../../src/version.js';
 
 const run = promisify(execFile);
@@ -89,7 +90,12 @@ function writeClass(): void {
   };
   mkdirSync(subs, { recursive: true });
   for (const [name, text] of Object.entries(files)) writeFileSync(join(subs, name), text);
+  // A link to alice's file (which would make two submissions of hers), and a broken file whose name is too long
+  // for a folder with a "_" before it (it once failed every --gradescope folder after the class was graded).
+  symlinkSync(join(subs, 'alice.yaml'), join(subs, 'mallet.yaml'));
+  writeFileSync(join(subs, longName), 'student: [\n');
 }
+const longName = `${'L'.repeat(250)}.yaml`;
 
 describeDocker('lab grade --submissions: a class in one batch', (env) => {
   afterAll(() => {
@@ -178,13 +184,14 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
     const tries = m.answers!.find((a) => a.node === 'client')!.output;
     expect(tries).toMatch(/^docker\.sock: none$/m);
     expect(tries).toMatch(/192\.0\.2\.1.*Network is unreachable\noutside: exit 1$/m);
-    expect(doc.counts).toEqual({ passed: 1, failed: 5, ungradable: 1 });
+    expect(doc.counts).toEqual({ passed: 1, failed: 5, ungradable: 3 });
+    expect(doc.submissions.find((r) => r.file.endsWith('mallet.yaml'))!.reason).toMatch(/a symbolic link, not a file/);
     console.log(`class of ${doc.submissions.length} graded in ${seconds.toFixed(1)} s`);
 
     // The gradebook: a header, a row per submission, a column for the task, the total.
     const rows = parseCsv(readFileSync(out('grades.csv'), 'utf8'));
     expect(rows[0]).toEqual(['student', 'your-turn', 'total', 'max', 'passed', 'gradable', 'file', 'why', 'note']);
-    expect(rows).toHaveLength(8);
+    expect(rows).toHaveLength(10);
     const row = (s: string) => rows.find((r) => r[0] === s)!;
     expect(row('alice').slice(1, 6)).toEqual(['2', '2', '2', 'true', 'true']);
     expect(row(copier).slice(1, 6)).toEqual(['0', '0', '2', 'false', 'true']);
@@ -192,7 +199,7 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
 
     // JUnit: a suite per student, the same test names for everyone (the port as {{variant.port}}).
     const junit = parseJunit(readFileSync(out('junit.xml'), 'utf8'));
-    expect(junit.suites).toHaveLength(7);
+    expect(junit.suites).toHaveLength(9);
     const suite = (s: string) => junit.suites.find((x) => x.name === s)!;
     expect(suite('alice').failures).toBe(0);
     // The task as a whole, its TIME_WAIT check and its FIN on the server's wire (nothing was sent to the copier's
@@ -208,7 +215,7 @@ describeDocker('lab grade --submissions: a class in one batch', (env) => {
 
     // Gradescope and PrairieLearn: a results.json per student, with the documented fields only.
     for (const r of doc.submissions) {
-      const name = r.student ?? '_dave.yaml';
+      const name = resultFolder(r);
       const gs = JSON.parse(readFileSync(join(out('gradescope'), name, 'results.json'), 'utf8')) as { score: number };
       expect(gradescopeProblems(gs), name).toEqual([]);
       expect(gs.score).toBe(r.score);

@@ -4,6 +4,7 @@
 // probe, expectations, probe stopped) and leaves no trace of its own behind for the next check.
 import { expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
+import { until } from '../helpers/lab.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { createInstance, newInstanceId } from '../../src/engine/provision.js';
 import type { Instance } from '../../src/engine/instance.js';
@@ -74,6 +75,55 @@ describeDocker('tasks graded on their effect', (env) => {
     await sh(instance, 'client', `iptables -A OUTPUT -d ${instance.vars['server.ip']} -j DROP`);
     const r = await check(instance, lab, task);
     expect(r.passed, r.seen).toBe(true);
+    await instance.down();
+  });
+
+  it("Lab 2: a client with no route to the server fails lab check's own command, which says why", async () => {
+    const { instance, lab, task } = await atTask('incomplete-handshake');
+    await sh(instance, 'client', 'ip route flush table main');
+    const r = await check(instance, lab, task);
+    expect(r.passed).toBe(false);
+    expect(r.checks).toHaveLength(1);
+    expect(r.checks[0]!.expected).toBe("lab check's own commands (the task's probe) succeed");
+    expect(r.seen).toMatch(/the client has no way to the server: the task is a firewall rule, not a broken network/);
+    await instance.down();
+  });
+
+  // Lab 6's task looks at the last 3 seconds of the wire (segments: last), where the client in TIME_WAIT answers
+  // each FIN the server retransmits: a student who checks long after closing must still pass, and one whose
+  // rule is on the server must still fail.
+  it("Lab 6: checked long after the close, the firewall's drop still passes; the server's own drop does not", async () => {
+    const { instance, lab, task } = await atTask('half-close-last-ack');
+    const step = lab.steps[task]!;
+    const retransmitted = (n: number) =>
+      until(`the server's FIN retransmitted ${n} times`, async () => {
+        const m = /LAST-ACK.*timer:\(on,[^,]+,(\d+)\)/.exec(await sh(instance, 'server', 'ss -tanoH "( sport = :5556 )"'));
+        return m && Number(m[1]) >= n ? true : undefined;
+      });
+    expect(await instance.runActions(step.id, step.task!.solution!)).toBeUndefined();
+    await retransmitted(8);
+    let r = await check(instance, lab, task);
+    expect(r.passed, r.seen).toBe(true);
+    // The same states with the rule on the server: the client's ACKs reach the server's wire.
+    await sh(instance, 'firewall', 'iptables -F FORWARD');
+    await until('the LAST_ACK gone', async () =>
+      (await sh(instance, 'server', 'ss -tanH "( sport = :5556 )"')).trim() ? undefined : true,
+    );
+    await sh(
+      instance,
+      'server',
+      `iptables -A INPUT -s ${instance.vars['client.ip']} -p tcp --dport 5556 --tcp-flags SYN,ACK,FIN,RST,PSH ACK -j DROP`,
+    );
+    expect(
+      await instance.runActions(
+        step.id,
+        step.task!.solution!.filter((a) => a.on !== 'firewall'),
+      ),
+    ).toBeUndefined();
+    await retransmitted(3);
+    r = await check(instance, lab, task);
+    expect(r.passed).toBe(false);
+    expect(r.checks.find((c) => !c.passed)?.expected).toMatch(/^server: no ACK segments .* in the last 3s/);
     await instance.down();
   });
 

@@ -1,5 +1,9 @@
 // The Compose files are renderings of the same plan the engine applies; the committed ones must not drift.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { COMPOSE_TOPOLOGIES, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../../src/plan/compose.js';
@@ -69,5 +73,44 @@ describe('compose files', () => {
     const { lab } = resolveLab('6');
     const file = parse(renderCompose(planCompose({ lab }))) as ComposeFile;
     expect(file.services.server!.sysctls).toMatchObject({ 'net.ipv4.tcp_rto_max_ms': '1000' });
+  });
+});
+
+describe('lab compose: where the image is built from', () => {
+  const cli = (args: string[], cwd: string) =>
+    spawnSync(process.execPath, [fileURLToPath(new URL('../../bin/lab.js', import.meta.url)), 'compose', ...args], {
+      cwd,
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1', DOCKER_HOST: 'tcp://127.0.0.1:1' },
+    });
+  const contexts = (text: string) =>
+    Object.values((parse(text) as { services: Record<string, { build?: { context: string } }> }).services).map((s) => s.build?.context);
+
+  it('from anywhere: the installed images/node, which holds the Dockerfile, not a path that fits only the clone', () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), 'tcplab-compose-'));
+    try {
+      const printed = cli(['6'], elsewhere).stdout;
+      cli(['6', '-o', 'lab6.yaml'], elsewhere);
+      for (const text of [printed, readFileSync(join(elsewhere, 'lab6.yaml'), 'utf8')]) {
+        const found = contexts(text);
+        expect(found.length).toBe(3);
+        for (const c of found) {
+          expect(isAbsolute(c!), c).toBe(true);
+          expect(existsSync(join(c!, 'Dockerfile'))).toBe(true);
+        }
+      }
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  it("written inside tcplab's folder: relative, as the committed files are", () => {
+    const out = fileURLToPath(new URL('../../compose/.test-lab6.yaml', import.meta.url));
+    try {
+      cli(['6', '-o', out], tmpdir());
+      expect(new Set(contexts(readFileSync(out, 'utf8')))).toEqual(new Set(['../images/node']));
+    } finally {
+      rmSync(out, { force: true });
+    }
   });
 });

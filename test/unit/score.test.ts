@@ -146,6 +146,13 @@ describe('points: nothing for nothing', () => {
     expect(connect[0]!.seen[0]).toMatch(/not checked: nc failed/);
     expect(checks.find((c) => c.step === 'release')!.seen[0]).toMatch(/not checked: the lab stopped \(the engine went away\)/);
     expect(r).toMatchObject({ passed: false, maxScore: 20, score: 12 });
+    // What a student reads of a check never made: the addresses in words, not the lab file's templates.
+    const unmade = checks.filter((c) => !c.ran);
+    expect(unmade.length).toBeGreaterThan(0);
+    for (const c of unmade) expect(c.expected).not.toMatch(/\{\{/);
+    expect(connect.map((c) => c.expected)).toContain("client: socket SYN_SENT, peer <server's address>:5555 for 2s (within 5s)");
+    // Its name, the key of JUnit and Gradescope tests, stays the lab file's words.
+    expect(connect.map((c) => c.name)).toContain('client: socket SYN_SENT, peer {{server.ip}}:5555 for 2s (within 5s)');
   });
 });
 

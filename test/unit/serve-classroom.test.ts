@@ -183,3 +183,46 @@ describe('the gradebook from live work', () => {
       ]);
   });
 });
+
+describe("a class's replay", () => {
+  it("one student's record too big for a submission costs that student alone a reason; the others are replayed", async () => {
+    const { StateFiles } = await import('../../src/walk/state-files.js');
+    const runtime = new FakeRuntime();
+    // No engine to replay on: each replayed student gets an engine: reason, quickly.
+    runtime.before = (call) => {
+      if (call !== 'info') throw new EngineError('no engine in this test');
+    };
+    const { classroom, dir } = setup({}, runtime);
+    const lab1 = labs.find((l) => l.lab.id === 1)!;
+    const work = (n: number) => ({
+      title: 't',
+      startedAt: '',
+      endedAt: '',
+      passed: false,
+      attempts: 1,
+      answer: [],
+      timeline: Array.from({ length: n }, (_, i) => ({ node: 'client' as const, command: `echo ${i}`, at: i * 10 })),
+    });
+    const ids: string[] = [];
+    for (const [name, n] of [
+      ['honest student', 2],
+      ['mallory', 501],
+    ] as const) {
+      const s = classroom.joinWithName(name);
+      ids.push(s.id);
+      new StateFiles(join(dir, 'students', s.id)).saveTaskWork(
+        { lab: { id: 1, slug: lab1.lab.slug, title: lab1.lab.title, file: lab1.file, hash: '' }, tcplab: 'test', instance: 'x' },
+        'your-turn',
+        work(n),
+      );
+    }
+    classroom.replay(lab1.lab.slug);
+    await until('the replay is done', () => (classroom.replayState(lab1.lab.slug) as { state: string }).state !== 'running');
+    const { results } = classroom.replayResults(lab1.lab.slug)!;
+    const by = Object.fromEntries(results.map((r) => [r.student, r]));
+    const [honest, mallory] = ids as [string, string];
+    expect(Object.keys(by).sort()).toEqual([honest, mallory].sort());
+    expect(by[mallory]).toMatchObject({ gradable: false, reason: expect.stringMatching(/do not fit in a submission/) as unknown });
+    expect(by[honest]!.reason).toMatch(/^engine: /);
+  });
+});

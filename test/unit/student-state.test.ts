@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { stateDir, stateFiles, type Score } from '../../src/walk/state-files.js';
+import { scoreWords, stateDir, stateFiles, type Score } from '../../src/walk/state-files.js';
 import { hintFor, socketsThatMatter } from '../../src/walk/views.js';
 import { taskNote } from '../../src/cli/commands/status.js';
 import { fill } from '../../src/lab/templates.js';
@@ -116,5 +116,22 @@ describe("lab status's word for a task", () => {
     expect(taskNote({ attempts: 1, passed: false })).toBe('task open, 1 attempt');
     expect(taskNote({ attempts: 2, passed: false })).toBe('task open, 2 attempts');
     expect(taskNote({ attempts: 2, passed: true })).toBe('task done');
+  });
+});
+
+describe('a score in words', () => {
+  const score = (p: [number, number], c: [number, number], t: [number, number]): Score => ({
+    predictions: { right: p[0], asked: p[1] },
+    checks: { met: c[0], total: c[1] },
+    tasks: { done: t[0], total: t[1] },
+    steps: { done: 0, total: 8 },
+  });
+  it('leaves out what the lab has not counted: no "checks 0/0" after a task', () => {
+    expect(scoreWords(score([0, 0], [0, 0], [0, 1]))).toBe('tasks 0/1 done');
+    expect(scoreWords(score([1, 2], [0, 0], [1, 1]))).toBe('predictions 1/2 right, tasks 1/1 done');
+    expect(scoreWords(score([0, 0], [0, 0], [0, 0]))).toBe('nothing counted yet');
+  });
+  it('says every count once something is counted, even a zero', () => {
+    expect(scoreWords(score([0, 1], [0, 3], [0, 1]))).toBe('predictions 0/1 right, checks 0/3 met, tasks 0/1 done');
   });
 });

@@ -74,6 +74,27 @@ describe('segments expectations', () => {
     expect(rst.seen).toEqual([]);
   });
 
+  it('last: counts only what the capture saw in that long before the look, on the kernel clock of the look', () => {
+    const syns = rec.allSegments().filter((s) => s.node === 'server' && s.flags.includes('SYN') && !s.flags.includes('ACK'));
+    expect(syns.length).toBeGreaterThanOrEqual(3);
+    const last = syns[syns.length - 1]!.at;
+    const e: Expectation = { on: 'server', segments: { flags: 'SYN', without: 'ACK', last: '500ms', count: 0 } };
+    // Looked at long after the last SYN: none in the window, though the step saw them all.
+    expect(evaluate(e, { ...snap('server'), clock: last + 5000 }, vars).holds).toBe(true);
+    expect(evaluate({ ...e, segments: { ...e.segments!, last: undefined } }, { ...snap('server'), clock: last + 5000 }, vars).holds).toBe(
+      false,
+    );
+    // Looked at right after the last one: it is in the window, and the first, seconds earlier, is not.
+    const now = evaluate({ ...e, segments: { ...e.segments!, count: undefined } }, { ...snap('server'), clock: last + 100 }, vars);
+    const n = syns.filter((s) => s.at >= last + 100 - 500).length;
+    expect(now.holds).toBe(true);
+    expect(n).toBeLessThan(syns.length);
+    expect(now.seen[0]).toBe(`${n} segment${n === 1 ? '' : 's'}:`);
+    expect(describeExpectation(e, vars)).toMatch(/ on the wire in the last 500ms within 5s$/);
+    // The engine's own clock is not the kernel's: without the look's kernel clock, a window cannot be placed.
+    expect(evaluate(e, snap('server'), vars)).toEqual({ holds: false, seen: ["can't tell: this look has no kernel clock"] });
+  });
+
   it('sees nothing without a capture', () => {
     expect(evaluate({ on: 'client', segments: { flags: 'SYN' } }, { node: 'client', at: 0, sockets: [] }, vars).holds).toBe(false);
   });

@@ -1,6 +1,8 @@
 // `lab compose <direct|routed|lab>`: print (or write) the Docker Compose file of a topology or a lab, rendered
 // from the same plan the engine applies. Pure apart from reading the lab and writing the file.
+import { dirname, relative, resolve, sep } from 'node:path';
 import { LabError } from '../../errors.js';
+import { ownFile } from '../../paths.js';
 import { resolveLab } from '../../lab/catalogue.js';
 import { COMPOSE_TOPOLOGIES, networkCount, planCompose, renderCompose, renderTopologyCompose, topologyLab } from '../../plan/compose.js';
 import type { Topology } from '../../lab/schema.js';
@@ -40,7 +42,7 @@ export const composeCommand = defineCommand({
       isTopology && !subnets && !instance
         ? renderTopologyCompose(topology)
         : renderCompose(planCompose({ lab, ...(instance ? { instance } : {}), ...(subnets ? { subnets } : {}) }), {
-            buildContext: '../images/node',
+            buildContext: buildContext(values.output),
             source: `lab compose ${ref}`,
           });
     if (values.output) {
@@ -50,3 +52,14 @@ export const composeCommand = defineCommand({
     return 0;
   },
 });
+
+/** Where the image's files are, for `up --build`: relative to a file written inside tcplab's own folder (as
+ *  the committed compose/ files are), absolute otherwise. A lab outside tcplab's folder, or a file saved
+ *  anywhere, gets the installed tool's images/node, never a path that only fits the clone. */
+function buildContext(output: string | undefined): string {
+  const images = ownFile('images', 'node');
+  if (output === undefined) return images;
+  const dir = dirname(resolve(output));
+  const root = ownFile();
+  return dir === root || dir.startsWith(root + sep) ? relative(dir, images) : images;
+}

@@ -8,17 +8,17 @@ import { LabError } from '../../errors.js';
 import { catalogue, resolveLab } from '../../lab/catalogue.js';
 import { formatDuration, parseDuration } from '../../lab/duration.js';
 import { DURATION_PATTERN, type Lab } from '../../lab/schema.js';
-import { studentFor } from '../../identity.js';
+import { STUDENT_ID, STUDENT_ID_RULE, studentFor } from '../../identity.js';
 import { eachInPool } from '../../pool.js';
 import type { LabResult } from '../../grade/grade.js';
 import { taskSteps } from '../../grade/score.js';
 import { renderLabResult } from '../../report/text.js';
 import { renderJunit, renderSubmissionsJunit } from '../../report/junit.js';
 import { renderGradebook } from '../../report/csv.js';
-import { gradescopeResults } from '../../report/gradescope.js';
+import { gradescopeResults, resultFolder } from '../../report/gradescope.js';
 import { prairieLearnResults } from '../../report/prairielearn.js';
 import { sectionWhy } from '../../report/feedback.js';
-import { printableDeep } from '../../printable.js';
+import { printable, printableDeep } from '../../printable.js';
 import type { Style } from '../../report/style.js';
 import {
   classParallel,
@@ -81,7 +81,7 @@ export const gradeCommand = defineCommand({
     '  lab grade <lab> --submissions <dir|file...> [--parallel N] [--json] [--gradebook FILE.csv] [--junit FILE]\n' +
     '                  [--gradescope DIR] [--prairielearn DIR] [--shard K/N] [--timeout 10m] [--task-timeout 30s]\n' +
     '                  [--poll 100ms] [--retries 1]\n' +
-    '  lab grade <lab> --submission FILE',
+    '  lab grade <lab> --submission FILE [--student ID]',
   summary: "run labs headless, or grade students' submissions; exit 0 only if every expected state was observed",
   help:
     'lab grade <lab...> runs each lab with its own solutions and checks every expected state (exit 0 all met, 1\n' +
@@ -99,7 +99,8 @@ export const gradeCommand = defineCommand({
     '  --timeout D            per submission, the whole lab (default 10m); --task-timeout D caps each answer\n' +
     '  --poll D               how often checks look (default 100ms; lab start looks every 20ms)\n' +
     '  --retries N            grade a submission that did not pass again, N times (default 1); the best run counts\n' +
-    '--submission FILE grades one file: exit 0 when every check is met, 1 when not, 2 when it cannot be graded.\n' +
+    '--submission FILE grades one file: exit 0 when every check is met, 1 when not, 2 when it cannot be graded;\n' +
+    '--student ID: who handed it in (a file that names another student is not graded).\n' +
     'See docs/instructors.md.',
   options: {
     all: { type: 'boolean' },
@@ -133,7 +134,13 @@ export const gradeCommand = defineCommand({
         '--all grades the labs themselves; --submissions grades one lab',
         'name the lab: `lab grade 2 --submissions subs/`',
       );
-    if (values.student) throw new LabError('--student is for a lab run; a submission names its student');
+    if (values.student && values.submission === undefined)
+      throw new LabError(
+        '--student is for a lab run, or with --submission FILE: who handed that file in',
+        "a class's files each name their student",
+      );
+    if (values.student && !STUDENT_ID.test(values.student))
+      throw new LabError(`--student '${printable(values.student)}' cannot be a student id`, `a student id has ${STUDENT_ID_RULE}`);
     if (values.submission !== undefined && values.submissions !== undefined)
       throw new LabError('give --submission FILE (one) or --submissions <dir|file...> (a class), not both');
     const [ref, ...more] = positionals;
@@ -157,9 +164,21 @@ export const gradeCommand = defineCommand({
     const pollIntervalMs = pollOf(values.poll ?? DEFAULT_CLASS_POLL);
     const retries = Number(values.retries ?? 1);
     if (!Number.isInteger(retries) || retries < 0 || retries > 5) throw new LabError('--retries takes a whole number from 0 to 5');
-    let files = submissionFiles(paths);
+    const skipped: string[] = [];
+    let files = submissionFiles(paths, skipped);
+    // What a folder holds besides .yaml files is not graded, and is named: a student's alice.yaml.txt gets no row.
+    const others = skipped.length
+      ? `${skipped.length} file${skipped.length === 1 ? '' : 's'} not ending in .yaml or .yml: ${skipped
+          .slice(0, 5)
+          .map((f) => printable(basename(f)).replace(/\n/g, '\\n'))
+          .join(', ')}${skipped.length > 5 ? ', ...' : ''}`
+      : '';
     if (files.length === 0)
-      throw new LabError(`no submissions in ${paths.join(', ')}`, 'a submission is a .yaml file that `lab submit` writes');
+      throw new LabError(
+        `no submissions in ${paths.join(', ')}${others ? ` (${others})` : ''}`,
+        'a submission is a .yaml file that `lab submit` writes',
+      );
+    if (others) ctx.info(`${ctx.errStyle.yellow('note:')} not graded: ${others}`);
     if (shard) files = files.filter((f) => inShard(f, shard));
     const parallel = parallelGiven ?? (files.length > 1 ? await classParallel(ctx.runtime) : 4);
     return gradeClass(ctx, lab, readFileSync(file, 'utf8'), files, {
@@ -169,6 +188,7 @@ export const gradeCommand = defineCommand({
       ...(taskTimeoutMs !== undefined ? { taskTimeoutMs } : {}),
       pollIntervalMs,
       retries,
+      ...(values.student ? { handedInBy: values.student } : {}),
       ...(values.gradebook ? { gradebook: values.gradebook } : {}),
       ...(values.junit ? { junit: values.junit } : {}),
       ...(values.gradescope ? { gradescope: values.gradescope } : {}),
@@ -231,6 +251,7 @@ interface ClassOptions {
   taskTimeoutMs?: number;
   pollIntervalMs: number;
   retries: number;
+  handedInBy?: string;
   gradebook?: string;
   junit?: string;
   gradescope?: string;
@@ -258,6 +279,7 @@ async function gradeClass(ctx: Context, lab: Lab, labText: string, files: string
     ...(opts.taskTimeoutMs !== undefined ? { taskTimeoutMs: opts.taskTimeoutMs } : {}),
     pollIntervalMs: opts.pollIntervalMs,
     retries: opts.retries,
+    ...(opts.handedInBy ? { handedInBy: opts.handedInBy } : {}),
     signal: ctx.signal,
     version: VERSION,
     track: (id) => ctx.live.add(id),
@@ -343,7 +365,7 @@ function renderNullAnswer(n: NullAnswer, s: Style): string {
 /** DIR/<student>/results.json; a file that does not say who it is from is named after the file. */
 function writePerStudent(option: string, dir: string, results: SubmissionResult[], doc: (r: SubmissionResult) => unknown): void {
   for (const r of results) {
-    const name = r.student ?? `_${basename(r.file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
+    const name = resultFolder(r);
     makeOutputFolder(option, join(dir, name));
     writeOutputFile(option, join(dir, name, 'results.json'), JSON.stringify(doc(r), null, 2) + '\n');
   }

@@ -32,8 +32,9 @@ function renderRows(rows) {
         ? `Lab ${r.lab.id}${r.status === 'queued' ? ` (queued, #${r.queuePlace})` : r.status === 'starting' ? ' (starting)' : ''}`
         : '—';
       return el('tr', { 'data-student': r.id, 'data-status': r.status, class: r.stuck ? 'stuck' : '' }, [
-        el('th', { scope: 'row' }, [
-          r.name,
+        el('th', { scope: 'row', class: 'student' }, [
+          // A long name (up to 60 characters) is cut with an ellipsis; the whole of it is the tooltip.
+          el('span', { class: 'name', title: r.name }, [r.name]),
           ' ',
           el('small', {}, [r.id]),
           r.online ? el('span', { class: 'online', title: 'page open' }, [' ●']) : undefined,
@@ -43,7 +44,8 @@ function renderRows(rows) {
         el('td', { class: 'tasks' }, [r.tasks ? `${r.tasks.done}/${r.tasks.total}` : '']),
         el('td', {}, [String(r.attempts)]),
         el('td', {}, [duration(r.onStepS)]),
-        el('td', {}, [r.predictions ? `${r.predictions.right}/${r.predictions.asked}` : '']),
+        // None asked yet is not "0/0" (which reads as a verdict).
+        el('td', {}, [r.predictions?.asked ? `${r.predictions.right}/${r.predictions.asked}` : '']),
         el('td', { class: 'stuck-cell' }, [r.stuck ? `stuck: ${r.stuck}` : '']),
         el('td', { class: 'completed' }, [r.completed.join(', ')]),
         el('td', {}, [watch, ' ', stop]),

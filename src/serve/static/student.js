@@ -3,7 +3,7 @@
 // machine, and lab ui's live view (ladder, state diagrams) beside them. Everything comes from the class server's
 // event streams; the page sends intents (start, predict, check, continue) and keys, nothing else.
 import './nonce.js';
-/* global document, window, EventSource, navigator */
+/* global document, window, EventSource, navigator, ResizeObserver */
 import { byId, el, getJson, post, setCsrf } from './api.js';
 import { TermView } from './terminal.js';
 import { renderLadder } from '/ui/ladder.js';
@@ -23,6 +23,8 @@ const page = {
   /** @type {any} */ ladder: undefined,
   diagram: '',
   stepKey: '',
+  /** The check whose result was last brought into view ("slug step attempt"). */
+  checkKey: '',
 };
 
 const KEYS = /** @type {Record<string, string>} */ ({
@@ -56,9 +58,7 @@ function renderLabs(st) {
   list.replaceChildren(
     ...st.labs.map((/** @type {any} */ l) => {
       const progress = l.completed ? 'completed' : l.inProgress ? 'started' : l.best ? 'tried' : 'not started';
-      const score = l.best
-        ? `best: predictions ${l.best.predictions.right}/${l.best.predictions.asked}, checks ${l.best.checks.met}/${l.best.checks.total}, tasks ${l.best.tasks.done}/${l.best.tasks.total}`
-        : '';
+      const score = l.best ? `best: ${scoreWords(l.best)}` : '';
       const start = el(
         'button',
         { type: 'button', 'data-slug': l.slug, disabled: busy || readOnly, 'aria-label': `Start Lab ${l.id}: ${l.title}` },
@@ -88,6 +88,55 @@ async function act(fn) {
 function notice(text) {
   show(byId('notice'), !!text);
   byId('notice-text').textContent = text ?? '';
+}
+
+/**
+ * A score in words, leaving out what the lab has not counted yet: "checks 0/0" after a task's check read as a
+ * verdict (the task's own checks are its attempt's, not these), so a count of nothing is not shown.
+ * @param {{ predictions: { right: number, asked: number }, checks: { met: number, total: number }, tasks: { done: number, total: number } }} sc
+ */
+function scoreWords(sc) {
+  const parts = [
+    sc.predictions.asked ? `predictions ${sc.predictions.right}/${sc.predictions.asked} right` : '',
+    sc.checks.total ? `checks ${sc.checks.met}/${sc.checks.total} met` : '',
+    sc.tasks.total ? `tasks ${sc.tasks.done}/${sc.tasks.total} done` : '',
+  ].filter(Boolean);
+  return parts.length ? parts.join(', ') : 'nothing counted yet';
+}
+
+/**
+ * A command of a check's probe, in words, when it is one of the labs' wait loops (`for i in $(seq 100); do ss
+ * ... && exit 0; sleep 0.05; done; exit 1`): the loop itself stays one click away, and the terminal walk (lab
+ * start) keeps showing it verbatim. Anything else is shown as it is.
+ * @param {string} display
+ * @returns {string | undefined}
+ */
+function probeWords(display) {
+  const loop =
+    /^sh -c '(?:for i in \$\(seq (\d+)\); do )?ss -t[a-zA-Z]*H\s+(?:state ([\w-]+)\s+)?"\( (sport|dport) = :(\d+) \)".*sleep ([\d.]+)/.exec(
+      display,
+    );
+  if (!loop) return undefined;
+  const [, times, state, dir, port, pause] = loop;
+  const within = times && pause ? ` (at most ${Math.round(Number(times) * Number(pause) * 10) / 10} s)` : '';
+  const what = / -t[a-zA-Z]*l[a-zA-Z]*H/.test(display)
+    ? `something listens on port ${port}`
+    : `a socket ${dir === 'sport' ? 'on local' : 'to remote'} port ${port} is in ${(state ?? 'some state').toUpperCase().replace(/-/g, '_')}`;
+  return `waits until ${what}${within}`;
+}
+
+/** A command the step or its check ran: as typed, or, for a probe's wait loop, in words with the loop behind it. */
+function actionItem(/** @type {any} */ a) {
+  const words = probeWords(a.display);
+  const who = a.during === 'check' ? 'Check, ' : '';
+  const line = words
+    ? el('details', { class: 'probe' }, [el('summary', {}, [`${who}${a.node}: ${words}`]), el('code', {}, [`${a.node}$ ${a.display}`])])
+    : el('code', {}, [`${who ? '(Check) ' : ''}${a.node}${a.typed ? '$' : ':'} ${a.display}`]);
+  return el('li', { 'data-during': a.during }, [
+    line,
+    a.output ? el('pre', {}, [a.output]) : undefined,
+    a.exitCode ? el('span', { class: 'note' }, [` (exit ${a.exitCode})`]) : undefined,
+  ]);
 }
 
 /** Paragraphs of a lab's prose (a blank line between them; other line breaks are where the YAML wrapped). */
@@ -127,15 +176,7 @@ function renderWalk(cur) {
   byId('busy').textContent = w.phase === 'busy' ? `${w.doing ?? 'working'}…` : '';
   const key = `${cur.slug} ${step?.index} ${w.phase}`;
   byId('explain').replaceChildren(...(step ? paragraphs(step.explain) : paragraphs(w.lab.intro)));
-  byId('commands').replaceChildren(
-    ...(step?.actions ?? []).map((/** @type {any} */ a) =>
-      el('li', {}, [
-        el('code', {}, [`${a.node}${a.typed ? '$' : ':'} ${a.display}`]),
-        a.output ? el('pre', {}, [a.output]) : undefined,
-        a.exitCode ? el('span', { class: 'note' }, [` (exit ${a.exitCode})`]) : undefined,
-      ]),
-    ),
-  );
+  byId('commands').replaceChildren(...(step?.actions ?? []).map(actionItem));
   // The prediction: lettered choices, none chosen, before anything runs.
   const p = step?.prediction;
   const asking = w.phase === 'predict' && !!p;
@@ -171,7 +212,7 @@ function renderWalk(cur) {
   const last = task?.lastCheck;
   const hints = [...(task?.hintsShown ?? []), ...(last?.hint && !task?.hintsShown.includes(last.hint) ? [last.hint] : [])];
   show(byId('hint-text'), hints.length > 0);
-  byId('hint-text').replaceChildren(...hints.map((h) => el('p', {}, [`Hint: ${h}`])));
+  byId('hint-text').replaceChildren(...hints.map((h) => el('p', {}, ['Hint: ', ...withCode(h)])));
   const checks = [...(last ? last.checks : []), ...(step?.checks ?? [])];
   show(byId('checks-title'), checks.length > 0 || !!last);
   byId('checks-title').textContent = last
@@ -213,11 +254,18 @@ function renderWalk(cur) {
     ),
   );
   const sc = w.score;
-  byId('score').textContent =
-    `Score: predictions ${sc.predictions.right}/${sc.predictions.asked} right, checks ${sc.checks.met}/${sc.checks.total} met, tasks ${sc.tasks.done}/${sc.tasks.total} done`;
+  byId('score').textContent = `Score: ${scoreWords(sc)}`;
   show(byId('notes'), !!w.ended?.notes?.length);
   byId('notes').replaceChildren(...(w.ended?.notes ?? []).map((/** @type {string} */ n) => el('li', {}, [n])));
   page.stepKey = key;
+  // A new check's result (its hint, then its checks) sits under the step's buttons, below the fold of the walk's
+  // panel at 1280x800: brought into view in that panel, where the student who pressed Check is looking.
+  const checkKey = last ? `${cur.slug} ${step?.index} ${last.attempt}` : '';
+  if (last && checkKey !== page.checkKey) {
+    const target = hints.length ? byId('hint-text') : byId('checks-title');
+    walk.scrollTop = Math.max(0, target.offsetTop - 8);
+  }
+  page.checkKey = checkKey;
 }
 
 /** A terminal per machine, tabs to choose; made once per lab, kept across state updates. */
@@ -295,6 +343,15 @@ function listenLive(/** @type {EventSource} */ es) {
     page.ladder = JSON.parse(/** @type {MessageEvent} */ (e).data);
     drawLadder();
   });
+  // The ladder is drawn to its box's width: drawn again when that changes (the window, or the panel shown).
+  const box = byId('ladder');
+  let width = box.clientWidth;
+  new ResizeObserver(() => {
+    if (box.clientWidth !== width) {
+      width = box.clientWidth;
+      drawLadder();
+    }
+  }).observe(box);
 }
 
 function drawLadder() {
