@@ -99,6 +99,9 @@ describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9, 10,
 
   function expectOnlyHonestPasses(by: Record<string, { passed: boolean; score: number; gradable: boolean }>, attacks: string[]) {
     expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
+    // A right answer after a try without the rule (its segments went through then) passes too.
+    for (const name of Object.keys(by).filter((n) => n.startsWith('honest-')))
+      expect(by[name]!.passed, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
     for (const name of attacks) {
       expect(by[name], `${name} was graded`).toBeDefined();
       expect.soft(by[name]!.gradable, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
@@ -173,6 +176,19 @@ ip addr del {{client.ip}}/32 dev lo`,
           exit: 0,
         },
         ...talk,
+      ],
+      // A close tried with no rule first: its FIN left the firewall then.
+      'honest-after-a-try': [
+        { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
+        {
+          on: 'firewall',
+          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP',
+          at: '5s',
+          exit: 0,
+        },
+        { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
       ],
       'server-drops-own-fin': [
         { on: 'server', script: 'iptables -A OUTPUT -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP', at: '0s', exit: 0 },
@@ -298,6 +314,19 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
         },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '2s' },
       ],
+      // A flood tried with no rule first: its SYN|ACKs left the firewall then.
+      'honest-after-a-try': [
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s', ctrlC: '4s' },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '1s', ctrlC: '3s' },
+        {
+          on: 'firewall',
+          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
+          at: '5s',
+          exit: 0,
+        },
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '6s' },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '7s' },
+      ],
       'client-drops-synack': [
         { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s' },
         { on: 'client', script: synAckDrop.client, at: '1s', exit: 0 },
@@ -319,6 +348,14 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
         { on: 'server', script: 'tcplab-sock listen 5556 --backlog 2', at: '0s' },
         { on: 'firewall', script: rule, at: '1s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 10', at: '2s' },
+      ],
+      // A flood tried with no rule first: its SYN|ACKs left the firewall then.
+      'honest-after-a-try': [
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 2', at: '0s', ctrlC: '4s' },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 10', at: '1s', ctrlC: '3s' },
+        { on: 'firewall', script: rule, at: '5s', exit: 0 },
+        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 2', at: '6s' },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 10', at: '7s' },
       ],
       'three-syns': [
         { on: 'server', script: 'tcplab-sock listen 5556 --backlog 64', at: '0s' },
