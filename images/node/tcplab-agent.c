@@ -16,6 +16,7 @@
  *                                    stays open (a terminal where nothing is typed) and the end of this
  *                                    program's own standard input is a Ctrl-C: SIGINT to CMD's process group;
  *                                    it ends with CMD's status as soon as CMD ends, on its own or so.
+ *                                    One call is refused to it: setsockopt(TCP_REPAIR) (see no_repair).
  *   tcplab-agent version
  *
  * Why a separate user. The student is root in their machines and reads this source. Whatever the grader
@@ -57,12 +58,15 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/inet_diag.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/seccomp.h>
 #include <linux/sock_diag.h>
 #include <linux/tcp.h>
 #include <net/ethernet.h>
@@ -2024,6 +2028,49 @@ static int relay(void) {
 
 /* ---- student: root with NET_ADMIN and NET_RAW only ---- */
 
+/* NET_ADMIN allows TCP_REPAIR, made for checkpointing: a socket in repair mode connect()s straight to
+ * ESTABLISHED with the sequence numbers it is given, and nothing is sent. Two such sockets are a connection
+ * that no handshake made, whose states every check reads as real; a student has no use for it but that. So
+ * the student's processes run under a seccomp filter that refuses setsockopt(IPPROTO_TCP, TCP_REPAIR) (EPERM),
+ * and with it every call of another ABI (i386's socketcall would hide the option from the filter; x32) and
+ * io_uring, whose commands can set socket options without the setsockopt call. The filter is inherited by
+ * every process the student starts and cannot be removed. */
+static void no_repair(void) {
+#if defined(__x86_64__)
+#define NATIVE_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "tcplab-agent: no seccomp arch for this machine"
+#endif
+#define REFUSE BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0),
+      REFUSE,
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#if defined(__x86_64__)
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1), /* x32 */
+      REFUSE,
+#endif
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      REFUSE,
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setsockopt, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      /* level and optname are ints: the kernel reads the low 32 bits of each argument (little-endian). */
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TCP_REPAIR, 0, 1),
+      REFUSE,
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(1, "no_new_privs: %s", strerror(errno));
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) die(1, "seccomp: %s", strerror(errno));
+}
+
 static int student(int argc, char **argv) {
   int i = 2, on_eof = 0, fd;
   if (i < argc && strcmp(argv[i], "--interrupt-on-eof") == 0) {
@@ -2038,6 +2085,7 @@ static int student(int argc, char **argv) {
   } else {
     /* Not root (a shell of the student's already): whatever it has, it keeps no more than now. */
   }
+  no_repair();
   /* The student's processes are the first the kernel ends when the machine runs out of memory, not the
    * agent or the lab's commands. */
   fd = open("/proc/self/oom_score_adj", O_WRONLY);

@@ -1,6 +1,7 @@
 // What a student's root can reach in their own machine, tried directly, as a `lab shell` would: every attempt
 // on the agent, its relays and the lab's own commands (signals, ptrace, their descriptors and memory, the
-// agent's socket, becoming its user) is refused by the kernel, and the agent and the lab's command go on.
+// agent's socket, becoming its user) is refused by the kernel, and the agent and the lab's command go on; and
+// TCP_REPAIR, which would make an ESTABLISHED socket with nothing on the wire, is refused to the student.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import type { Instance } from '../../src/engine/instance.js';
@@ -44,6 +45,10 @@ def bind():
     s.bind(b"\0tcplab-agent")
 attempt("bind-agent-name", bind)
 attempt("setuid", lambda: os.setuid(990))
+# TCP_REPAIR would put a socket in ESTABLISHED with no handshake on the wire (NET_ADMIN allows it): refused by
+# the agent's seccomp filter, while ordinary options work.
+attempt("tcp-repair", lambda: socket.socket().setsockopt(socket.IPPROTO_TCP, 19, 1))
+attempt("tcp-nodelay", lambda: socket.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1))
 attempt("kill-all", lambda: os.kill(-1, signal.SIGKILL) if os.fork() == 0 else os.wait())
 # The init (pid 1) forwards what it gets to its child, the agent: as root without CAP_KILL, it cannot either.
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
@@ -73,10 +78,12 @@ describeDocker("a student's root in their machine", (env) => {
     expect(results.length).toBeGreaterThan(5 * 3);
     for (const line of results) {
       // kill-all succeeds as a call: it kills what the student may kill, which is only their own.
-      if (line.startsWith('kill-all') || line.startsWith('init-signal')) continue;
+      if (line.startsWith('kill-all') || line.startsWith('init-signal') || line.startsWith('tcp-nodelay')) continue;
       expect(line, r.stdout + r.stderr).toMatch(/ refused: /);
     }
     expect(results.find((l) => l.startsWith('bind-agent-name'))).toMatch(/Address already in use/);
+    expect(results.find((l) => l.startsWith('tcp-repair'))).toMatch(/refused: PermissionError/);
+    expect(results.find((l) => l.startsWith('tcp-nodelay'))).toBe('tcp-nodelay ok');
     // Everything of the agent's is still there and answering, and the lab's command is still running.
     const after = await inst.agent('server').look({ commands: ['srv'] });
     expect(after.commands.srv?.running).toBe(true);
