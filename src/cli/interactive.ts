@@ -24,7 +24,7 @@ import {
   type WalkListener,
   type WalkState,
 } from '../walk/session.js';
-import { stateFiles } from '../walk/state-files.js';
+import { scoreWords, stateFiles } from '../walk/state-files.js';
 import type { MachineOutput } from '../walk/views.js';
 import { ladderWidth } from './render.js';
 import type { Context } from './context.js';
@@ -389,8 +389,8 @@ class TerminalWalk {
     );
     if (ending.message) this.write(ending.message);
     this.write(
-      `Score: predictions ${score.predictions.right}/${score.predictions.asked} right, checks ${score.checks.met}/${score.checks.total} met, ` +
-        `tasks ${score.tasks.done}/${score.tasks.total} done${ending.completed ? s.green('  (completed)') : ''}`,
+      // Only what the lab counted: a lab quit before any check reads "checks 0/0 met" otherwise.
+      `Score: ${scoreWords(score)}${ending.completed ? s.green('  (completed)') : ''}`,
     );
     if (ending.kept)
       this.write(
