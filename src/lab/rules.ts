@@ -130,6 +130,10 @@ export function checkRules(lab: Lab): RuleProblem[] {
       const both = list(m.flags).filter((f) => list(m.without).includes(f));
       if (both.length)
         problems.push({ path: [...path, 'segments', 'without'], message: `${both.join('|')} cannot be both set and not set` });
+      // A window shorter than a second can fall between two looks (a class polls every 100 ms, and a look may
+      // wait for the machine): a count of none in it would hold however much was sent.
+      if (m.last !== undefined && parseDuration(m.last) < 1000)
+        problems.push({ path: [...path, 'segments', 'last'], message: `last: ${m.last} is too short to see anything: give it 1s or more` });
       if (m.iface && topology === 'direct' && !/^eth\d$/.test(m.iface))
         problems.push({ path: [...path, 'segments', 'iface'], message: `a direct lab's machines have eth0 only` });
     }

@@ -4,15 +4,15 @@
 // score counts nothing that is not there; the dashboard cuts a 60-character name with an ellipsis (the whole name
 // its tooltip) and shows every column. Layout is measured (getBoundingClientRect, scrollWidth), not eyeballed.
 // TCPLAB_SCREENSHOTS=<dir> keeps a screenshot of each page and size there.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABEL } from '../../src/plan/plan.js';
 import { removeInstance } from '../../src/engine/teardown.js';
-import { describeDocker, required } from '../helpers/docker.js';
+import { describeDocker } from '../helpers/docker.js';
+import { CHROMIUM, CHROMIUM_ARGS, freePort, withoutChromium } from '../helpers/browser.js';
 import { expectNoStack, LabRun } from '../reliability/cli.js';
 
 // Run in the page, not here: what the browser has.
@@ -34,15 +34,6 @@ interface Element {
   parentElement: Element | null;
 }
 
-const CHROMIUM = process.env.TCPLAB_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-];
 const SIZES = [
   { width: 1280, height: 800 },
   { width: 1024, height: 700 },
@@ -51,14 +42,6 @@ const SIZES = [
 const LONG_NAME = 'Maximiliana Alexandrovna Konstantinopoulou-Vanderbilt Smythe';
 const SHOTS = process.env.TCPLAB_SCREENSHOTS;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 async function shot(p: Page, name: string): Promise<void> {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
@@ -66,12 +49,7 @@ async function shot(p: Page, name: string): Promise<void> {
 }
 
 describeDocker("lab serve's pages at 1280×800 and 1024×700", (env) => {
-  if (!existsSync(CHROMIUM)) {
-    (required ? it : it.skip)(`needs Chromium at ${CHROMIUM} (apt-get install -y chromium)`, () => {
-      expect(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`).toBe(true);
-    });
-    return;
-  }
+  if (withoutChromium()) return;
   const dir = mkdtempSync(join(tmpdir(), 'tcplab-serve-pages-'));
   const state = join(dir, 'state');
   const classFile = join(dir, 'class.yaml');

@@ -4,8 +4,7 @@
 // back to the same shell; the server restarts in the middle and nothing is lost; the dashboard and its CSV show
 // the work; a second student reaches nothing of the first's by any URL or message; ten students at once all
 // finish Lab 1's task; nothing is left behind.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -13,40 +12,16 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LABEL } from '../../src/plan/plan.js';
 import { removeInstance } from '../../src/engine/teardown.js';
 import { ClassClient } from '../../src/bench/class-client.js';
-import { describeDocker, required } from '../helpers/docker.js';
+import { describeDocker } from '../helpers/docker.js';
+import { CHROMIUM, CHROMIUM_ARGS, freePort, withoutChromium } from '../helpers/browser.js';
 import { expectNoStack, LabRun } from '../reliability/cli.js';
 
 // Run in the page, not here: what the browser has.
 declare const document: { querySelector(s: string): { textContent: string | null } | null };
 declare const location: { href: string };
 
-const CHROMIUM = process.env.TCPLAB_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 describeDocker('lab serve: a class in the browser', (env) => {
-  if (!existsSync(CHROMIUM)) {
-    (required ? it : it.skip)(`needs Chromium at ${CHROMIUM} (apt-get install -y chromium)`, () => {
-      expect(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`).toBe(true);
-    });
-    return;
-  }
+  if (withoutChromium()) return;
   const dir = mkdtempSync(join(tmpdir(), 'tcplab-serve-'));
   const state = join(dir, 'state');
   const classFile = join(dir, 'class.yaml');

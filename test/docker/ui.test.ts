@@ -3,8 +3,7 @@
 // must see: both sides ESTABLISHED at the end of Lab 2, lit in an SVG state diagram, and the segments that got
 // them there. Then the command stops on Ctrl-C (the lab stays) and when the lab goes away (it says so).
 // TCPLAB_UI_SCREENSHOT=FILE keeps the page's picture (README's docs/live-page.png comes from here).
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -14,30 +13,9 @@ import type { NodeName } from '../../src/lab/schema.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { rebuildPlan } from '../../src/ui/attach.js';
 import { LabWatch } from '../../src/ui/watch.js';
-import { describeDocker, required } from '../helpers/docker.js';
+import { describeDocker } from '../helpers/docker.js';
+import { CHROMIUM, CHROMIUM_ARGS, freePort, withoutChromium } from '../helpers/browser.js';
 import { expectNoStack, LabRun, until } from '../reliability/cli.js';
-
-const CHROMIUM = process.env.TCPLAB_CHROMIUM ?? '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-/** The flags the brief asks for: no sandbox (root in CI), nothing that reaches out to the network on its own. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('lab ui, bad input (no engine needed)', () => {
   it('a bad port, host or argument is a usage error with a clear message, before any lab is looked for', async () => {
@@ -57,13 +35,7 @@ describe('lab ui, bad input (no engine needed)', () => {
 });
 
 describeDocker('lab ui in a real browser', (env) => {
-  if (!haveChromium) {
-    // Without LAB_REQUIRE_DOCKER=1 a machine without Chromium skips this, and the title says why; CI fails.
-    (required ? it : it.skip)(`needs Chromium at ${CHROMIUM} (apt-get install -y chromium; TCPLAB_CHROMIUM names another)`, () => {
-      expect(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`).toBe(true);
-    });
-    return;
-  }
+  if (withoutChromium()) return;
 
   const stateDir = mkdtempSync(join(tmpdir(), 'tcplab-ui-state-'));
   const profile = mkdtempSync(join(tmpdir(), 'tcplab-ui-chromium-'));

@@ -11,44 +11,16 @@
 // - Lab 11: no backlog chosen: a listener with room for 128 and exactly nine SYNs, so nine half-open and no
 //   queue full at all.
 // - Lab 13: no FORWARD rule; the client's own INPUT chain drops the server's data.
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
+import { expectOnlyHonestPasses, gradeAnswers, type Entry } from '../helpers/answers.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { variantValues } from '../../src/lab/variants.js';
 
-const run = promisify(execFile);
-const bin = process.env.TCPLAB_RED_TEAM_BIN ?? new URL('../../bin/lab.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways-'));
-
-interface Entry {
-  on: string;
-  script: string;
-  at?: string;
-  exit?: number;
-}
-const indent = (text: string, n: number) =>
-  text
-    .split('\n')
-    .map((l) => `${' '.repeat(n)}${l}\n`)
-    .join('');
-function submission(student: string, lab: string, step: string, entries: Entry[]): string {
-  return (
-    `student: ${student}\nlab: ${lab}\nanswers:\n  ${step}:\n` +
-    entries
-      .map(
-        (e) =>
-          `    - ${e.on}: |\n${indent(e.script, 8)}` +
-          (e.at ? `      at: ${e.at}\n` : '') +
-          (e.exit !== undefined ? `      exit: ${e.exit}\n` : ''),
-      )
-      .join('')
-  );
-}
 
 /** A TCP connection made on the client to the server's address added to the client's own loopback: the
  *  client closes first, and its end is left in TIME_WAIT. bindClient: from the client's own address. */
@@ -86,27 +58,7 @@ PY`;
 describeDocker('red team: other ways to the states a task checks are not the task', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  async function grade(lab: string, step: string, files: Record<string, Entry[]>) {
-    const subs = join(dir, `lab${lab}`);
-    mkdirSync(subs, { recursive: true });
-    for (const [student, entries] of Object.entries(files))
-      writeFileSync(join(subs, `${student}.yaml`), submission(student, lab, step, entries));
-    const r = await run(process.execPath, [bin, 'grade', lab, '--submissions', subs, '--parallel', '4', '--retries', '0', '--json'], {
-      maxBuffer: 64 << 20,
-    }).catch((e: { stdout: string }) => e);
-    const results = (JSON.parse(r.stdout) as { submissions: { student: string; passed: boolean; score: number; gradable: boolean }[] })
-      .submissions;
-    return Object.fromEntries(results.map((x) => [x.student, x]));
-  }
-
-  function expectOnlyHonestPasses(by: Record<string, { passed: boolean; score: number; gradable: boolean }>, attacks: string[]) {
-    expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
-    for (const name of attacks) {
-      expect(by[name], `${name} was graded`).toBeDefined();
-      expect.soft(by[name]!.gradable, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
-      expect.soft(by[name]!.score, `${name}: ${JSON.stringify(by[name])}`).toBe(0);
-    }
-  }
+  const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 4);
 
   it('Lab 1: a TIME_WAIT the client made with itself is not the task', async () => {
     const lab = resolveLab('1').lab;

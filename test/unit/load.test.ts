@@ -40,6 +40,15 @@ describe('lab files', () => {
     ]);
   });
 
+  it('refuses a sliding window too short to see anything (a count of none in it would always hold)', () => {
+    const segments = (last: string) =>
+      problems(minimal.replace('socket: { state: LISTEN, local: "*:5555" }', `segments: { flags: SYN, last: ${last}, count: 0 }`));
+    expect(segments('500ms')).toEqual([
+      expect.objectContaining({ path: 'steps[0].expect[0].segments.last', message: expect.stringMatching(/too short to see anything/) }),
+    ]);
+    expect(segments('3s')).toEqual([]);
+  });
+
   it('says why text with ": " in it is not text, and how to write it', () => {
     // A list item `- Note: ...` is a mapping of one key, where the schema wants a string.
     const p = problems(minimal.replace('intro: i\n', 'intro: i\nnotes:\n  - Note: netstat is ss here\n'));

@@ -1,0 +1,82 @@
+// Submissions written by a test, as a student's `lab submit` would (the timed form: each entry a machine's
+// command, when it started, how it ended), graded as a class by the real CLI. For the red-team tests: each
+// attack is graded beside honest answers that must pass.
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'vitest';
+
+const run = promisify(execFile);
+/** TCPLAB_RED_TEAM_BIN points these tests at another build's bin/lab.js (to try an attack on an older one). */
+const bin = process.env.TCPLAB_RED_TEAM_BIN ?? new URL('../../bin/lab.js', import.meta.url).pathname;
+
+export interface Entry {
+  on: string;
+  script: string;
+  at?: string;
+  exit?: number;
+  /** When Ctrl-C ended it. */
+  ctrlC?: string;
+}
+
+export interface Graded {
+  student: string;
+  passed: boolean;
+  score: number;
+  gradable: boolean;
+}
+
+const indent = (text: string, n: number) =>
+  text
+    .split('\n')
+    .map((l) => `${' '.repeat(n)}${l}\n`)
+    .join('');
+
+export function submissionText(student: string, lab: string, step: string, entries: Entry[]): string {
+  return (
+    `student: ${student}\nlab: ${lab}\nanswers:\n  ${step}:\n` +
+    entries
+      .map(
+        (e) =>
+          `    - ${e.on}: |\n${indent(e.script, 8)}` +
+          (e.at ? `      at: ${e.at}\n` : '') +
+          (e.exit !== undefined ? `      exit: ${e.exit}\n` : '') +
+          (e.ctrlC ? `      ctrl-c: ${e.ctrlC}\n` : ''),
+      )
+      .join('')
+  );
+}
+
+/** Write one file per student under dir/lab<N> and grade them as a class (no retries): results by student. */
+export async function gradeAnswers(
+  dir: string,
+  lab: string,
+  step: string,
+  files: Record<string, Entry[]>,
+  parallel = 4,
+): Promise<Record<string, Graded>> {
+  const subs = join(dir, `lab${lab}`);
+  mkdirSync(subs, { recursive: true });
+  for (const [student, entries] of Object.entries(files))
+    writeFileSync(join(subs, `${student}.yaml`), submissionText(student, lab, step, entries));
+  const r = await run(
+    process.execPath,
+    [bin, 'grade', lab, '--submissions', subs, '--parallel', String(parallel), '--retries', '0', '--json'],
+    { maxBuffer: 64 << 20 },
+  ).catch((e: { stdout: string }) => e);
+  return Object.fromEntries((JSON.parse(r.stdout) as { submissions: Graded[] }).submissions.map((x) => [x.student, x]));
+}
+
+/** "honest" passes, and so does every "honest-..." (a right answer after a try without the rule); each attack
+ *  is graded and scores 0. */
+export function expectOnlyHonestPasses(by: Record<string, Graded>, attacks: string[]): void {
+  expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
+  for (const name of Object.keys(by).filter((n) => n.startsWith('honest-')))
+    expect(by[name]!.passed, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
+  for (const name of attacks) {
+    expect(by[name], `${name} was graded`).toBeDefined();
+    expect.soft(by[name]!.gradable, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
+    expect.soft(by[name]!.score, `${name}: ${JSON.stringify(by[name])}`).toBe(0);
+  }
+}
