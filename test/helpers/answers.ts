@@ -20,7 +20,7 @@ export interface Entry {
   ctrlC?: string;
 }
 
-export interface Graded {
+interface Graded {
   student: string;
   passed: boolean;
   score: number;
@@ -33,7 +33,7 @@ const indent = (text: string, n: number) =>
     .map((l) => `${' '.repeat(n)}${l}\n`)
     .join('');
 
-export function submissionText(student: string, lab: string, step: string, entries: Entry[]): string {
+function submissionText(student: string, lab: string, step: string, entries: Entry[]): string {
   return (
     `student: ${student}\nlab: ${lab}\nanswers:\n  ${step}:\n` +
     entries
