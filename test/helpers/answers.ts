@@ -6,6 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
+import { resolveLab } from '../../src/lab/catalogue.js';
+import { variantValues } from '../../src/lab/variants.js';
 
 const run = promisify(execFile);
 /** TCPLAB_RED_TEAM_BIN points these tests at another build's bin/lab.js (to try an attack on an older one). */
@@ -79,4 +81,23 @@ export function expectOnlyHonestPasses(by: Record<string, Graded>, attacks: stri
     expect.soft(by[name]!.gradable, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
     expect.soft(by[name]!.score, `${name}: ${JSON.stringify(by[name])}`).toBe(0);
   }
+}
+
+/** Lab 1's port for this student (a variant: each student has their own). */
+export function lab1Port(student: string): string {
+  return variantValues(resolveLab('1').lab, student)['variant.port']!;
+}
+
+/** Lab 1's right answer for the student called "honest": a listener on their port, a client that closes first. */
+export function lab1Honest(): Entry[] {
+  const port = lab1Port('honest');
+  return [
+    { on: 'server', script: `nc -l ${port}`, at: '0s' },
+    {
+      on: 'client',
+      script: `for i in $(seq 50); do echo hi | nc -q0 {{server.ip}} ${port} && exit 0; sleep 0.2; done; exit 1`,
+      at: '1s',
+      exit: 0,
+    },
+  ];
 }

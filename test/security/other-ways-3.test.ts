@@ -26,9 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { expectOnlyHonestPasses, gradeAnswers, type Entry } from '../helpers/answers.js';
-import { resolveLab } from '../../src/lab/catalogue.js';
-import { variantValues } from '../../src/lab/variants.js';
+import { expectOnlyHonestPasses, gradeAnswers, lab1Honest, lab1Port, type Entry } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways3-'));
 
@@ -56,22 +54,12 @@ describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9, 10,
   const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 3);
 
   it("Lab 1: the client's TIME_WAIT from a connection the server opened is not the client's connection", async () => {
-    const lab = resolveLab('1').lab;
-    const port = (s: string) => variantValues(lab, s)['variant.port']!;
     const by = await grade('1', 'your-turn', {
-      honest: [
-        { on: 'server', script: `nc -l ${port('honest')}`, at: '0s' },
-        {
-          on: 'client',
-          script: `for i in $(seq 50); do echo hi | nc -q0 {{server.ip}} ${port('honest')} && exit 0; sleep 0.2; done; exit 1`,
-          at: '1s',
-          exit: 0,
-        },
-      ],
+      honest: lab1Honest(),
       'server-connects': [
-        { on: 'client', script: `nc {{server.ip}} ${port('server-connects')}`, at: '0s', exit: 1 },
+        { on: 'client', script: `nc {{server.ip}} ${lab1Port('server-connects')}`, at: '0s', exit: 1 },
         { on: 'client', script: '(sleep 2; echo hi) | nc -q0 -l 4000', at: '1s' },
-        { on: 'server', script: `nc -p ${port('server-connects')} {{client.ip}} 4000 </dev/null`, at: '2s' },
+        { on: 'server', script: `nc -p ${lab1Port('server-connects')} {{client.ip}} 4000 </dev/null`, at: '2s' },
       ],
     });
     expectOnlyHonestPasses(by, ['server-connects']);
@@ -247,37 +235,37 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
     client: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
     loopback: 'iptables -A OUTPUT -o lo -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
   };
+  const firewallDrop = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
+  /** Labs 11 and 12 alike: a listener of this backlog, a flood of this many SYNs, the SYN|ACKs dropped by the
+   *  firewall (honest, also after a flood tried with no rule, whose SYN|ACKs left the firewall then) or by the
+   *  client's own INPUT chain. */
+  const synQueue = (backlog: number, count: number): Record<string, Entry[]> => {
+    const listen = `tcplab-sock listen 5556 --backlog ${backlog}`;
+    const flood = `tcplab-sock flood {{server.ip}} 5556 --count ${count}`;
+    return {
+      honest: [
+        { on: 'server', script: listen, at: '0s' },
+        { on: 'firewall', script: firewallDrop, at: '1s', exit: 0 },
+        { on: 'client', script: flood, at: '2s' },
+      ],
+      'honest-after-a-try': [
+        { on: 'server', script: listen, at: '0s', ctrlC: '4s' },
+        { on: 'client', script: flood, at: '1s', ctrlC: '3s' },
+        { on: 'firewall', script: firewallDrop, at: '5s', exit: 0 },
+        { on: 'server', script: listen, at: '6s' },
+        { on: 'client', script: flood, at: '7s' },
+      ],
+      'client-drops-synack': [
+        { on: 'server', script: listen, at: '0s' },
+        { on: 'client', script: synAckDrop.client, at: '1s', exit: 0 },
+        { on: 'client', script: flood, at: '2s' },
+      ],
+    };
+  };
 
   it("Lab 11: a SYN queue held by the client's own rule, or by the server's connections to itself, is not the firewall's", async () => {
     const by = await grade('11', 'your-turn', {
-      honest: [
-        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s' },
-        {
-          on: 'firewall',
-          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
-          at: '1s',
-          exit: 0,
-        },
-        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '2s' },
-      ],
-      // A flood tried with no rule first: its SYN|ACKs left the firewall then.
-      'honest-after-a-try': [
-        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s', ctrlC: '4s' },
-        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '1s', ctrlC: '3s' },
-        {
-          on: 'firewall',
-          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
-          at: '5s',
-          exit: 0,
-        },
-        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '6s' },
-        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '7s' },
-      ],
-      'client-drops-synack': [
-        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s' },
-        { on: 'client', script: synAckDrop.client, at: '1s', exit: 0 },
-        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 20', at: '2s' },
-      ],
+      ...synQueue(8, 20),
       'server-self': [
         { on: 'server', script: 'tcplab-sock listen 5556 --backlog 8', at: '0s' },
         { on: 'server', script: synAckDrop.loopback, at: '1s', exit: 0 },
@@ -288,32 +276,14 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
   });
 
   it('Lab 12: three half-open connections on a listener with room for 64 are not a full SYN queue', async () => {
-    const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
     const by = await grade('12', 'your-turn', {
-      honest: [
-        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 2', at: '0s' },
-        { on: 'firewall', script: rule, at: '1s', exit: 0 },
-        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 10', at: '2s' },
-      ],
-      // A flood tried with no rule first: its SYN|ACKs left the firewall then.
-      'honest-after-a-try': [
-        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 2', at: '0s', ctrlC: '4s' },
-        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 10', at: '1s', ctrlC: '3s' },
-        { on: 'firewall', script: rule, at: '5s', exit: 0 },
-        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 2', at: '6s' },
-        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 10', at: '7s' },
-      ],
+      ...synQueue(2, 10),
       'three-syns': [
         { on: 'server', script: 'tcplab-sock listen 5556 --backlog 64', at: '0s' },
-        { on: 'firewall', script: rule, at: '1s', exit: 0 },
+        { on: 'firewall', script: firewallDrop, at: '1s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 3 &', at: '2s', exit: 0 },
         { on: 'client', script: 'sleep 1; iptables -A OUTPUT -p tcp --dport 5556 --syn -j DROP', at: '3s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 7', at: '4s' },
-      ],
-      'client-drops-synack': [
-        { on: 'server', script: 'tcplab-sock listen 5556 --backlog 2', at: '0s' },
-        { on: 'client', script: synAckDrop.client, at: '1s', exit: 0 },
-        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 10', at: '2s' },
       ],
     });
     expectOnlyHonestPasses(by, ['three-syns', 'client-drops-synack']);

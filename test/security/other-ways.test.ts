@@ -16,9 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { expectOnlyHonestPasses, gradeAnswers, type Entry } from '../helpers/answers.js';
-import { resolveLab } from '../../src/lab/catalogue.js';
-import { variantValues } from '../../src/lab/variants.js';
+import { expectOnlyHonestPasses, gradeAnswers, lab1Honest, lab1Port, type Entry } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways-'));
 
@@ -61,21 +59,11 @@ describeDocker('red team: other ways to the states a task checks are not the tas
   const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 4);
 
   it('Lab 1: a TIME_WAIT the client made with itself is not the task', async () => {
-    const lab = resolveLab('1').lab;
-    const port = (s: string) => variantValues(lab, s)['variant.port']!;
     const by = await grade('1', 'your-turn', {
-      honest: [
-        { on: 'server', script: `nc -l ${port('honest')}`, at: '0s' },
-        {
-          on: 'client',
-          script: `for i in $(seq 50); do echo hi | nc -q0 {{server.ip}} ${port('honest')} && exit 0; sleep 0.2; done; exit 1`,
-          at: '1s',
-          exit: 0,
-        },
-      ],
-      'self-connect': [{ on: 'client', script: selfConnect(port('self-connect'), false), at: '0s', exit: 0 }],
+      honest: lab1Honest(),
+      'self-connect': [{ on: 'client', script: selfConnect(lab1Port('self-connect'), false), at: '0s', exit: 0 }],
       'self-connect-from-own-address': [
-        { on: 'client', script: selfConnect(port('self-connect-from-own-address'), true), at: '0s', exit: 0 },
+        { on: 'client', script: selfConnect(lab1Port('self-connect-from-own-address'), true), at: '0s', exit: 0 },
       ],
     });
     expectOnlyHonestPasses(by, ['self-connect', 'self-connect-from-own-address']);
