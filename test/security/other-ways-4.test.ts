@@ -1,0 +1,149 @@
+// Red team, fourth round: a broken network is not a firewall rule. Labs 7, 11, 12 and 13 ask for a rule in the
+// firewall's FORWARD chain that drops one kind of segment (the server's FIN, its SYN|ACKs, its data); Lab 2 for
+// a rule in the client's OUTPUT chain that drops its SYNs. Each task's checks looked only at that segment: that
+// it reached the machine that must drop it, and did not leave. A machine that forwards nothing at all meets
+// them too, and so does one that sends its frames to nobody:
+//
+// - Labs 7 and 13: once the connection is up, the firewall stops forwarding altogether (`ip link set front
+//   down`, the FORWARD chain's policy set to DROP, the route to the client's network deleted).
+// - Labs 11 and 12: the firewall has no route back to the client's network, so every SYN|ACK stops there.
+// - Labs 7, 11, 12 and 13: the server's neighbour entry for the firewall names a MAC address nobody has; its
+//   frames still reach the firewall's wire (a point-to-point tunnel), which takes them for someone else's.
+// - Lab 2: the client's neighbour entry for the server names a MAC address nobody has; its SYNs go nowhere, and
+//   the client waits in SYN_SENT as behind a DROP rule.
+//
+// Each must score 0 while the honest answers beside it pass: the lab's rule, the rule after a try without it,
+// and a rule that drops the same segments at the firewall from another table (raw), which is the firewall's
+// own drop in other words.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, it } from 'vitest';
+import { describeDocker } from '../helpers/docker.js';
+import { expectOnlyHonestPasses, gradeAnswers, type Entry } from '../helpers/answers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways4-'));
+
+/** A MAC address no machine of the lab has. */
+const NOBODY = '02:00:00:00:00:01';
+/** The server's frames to the firewall (its only way to the client) addressed to nobody. */
+const serverMisaddresses = `ip neigh replace {{firewall.ip.back}} lladdr ${NOBODY} nud permanent dev back`;
+/** Ways the firewall stops forwarding everything, not one kind of segment. */
+const BREAKS: Record<string, string> = {
+  'firewall-link-down': 'ip link set front down',
+  'firewall-policy-drop': 'iptables -P FORWARD DROP',
+  'firewall-no-route': 'ip route del {{net.front}} dev front',
+};
+
+describeDocker('red team, fourth round: a broken network is not the rule the task asks for', () => {
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 4);
+
+  it("Lab 7: a firewall that forwards nothing, or a server that sends to nobody, is not the firewall's FIN rule", async () => {
+    const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP';
+    /** A connection, then `cut` (at 3 s, once it is up), then the server closes. */
+    const talk = (cut: string): Entry[] => [
+      { on: 'server', script: 'nc -l 5556', at: '1s', ctrlC: '4s' },
+      { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+      { on: cut === serverMisaddresses ? 'server' : 'firewall', script: cut, at: '3s', exit: 0 },
+    ];
+    const by = await grade('7', 'your-turn', {
+      honest: [{ on: 'firewall', script: rule, at: '0s', exit: 0 }, ...talk('true')],
+      'honest-after-a-try': [
+        { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
+        { on: 'firewall', script: rule, at: '5s', exit: 0 },
+        { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
+      ],
+      // The same FINs dropped at the firewall, before routing: its own drop in other words.
+      'honest-raw-table': [
+        { on: 'firewall', script: rule.replace('-A FORWARD', '-t raw -A PREROUTING'), at: '0s', exit: 0 },
+        ...talk('true'),
+      ],
+      ...Object.fromEntries(Object.entries(BREAKS).map(([name, cut]) => [name, talk(cut)])),
+      'server-misaddresses': talk(serverMisaddresses),
+    });
+    expectOnlyHonestPasses(by, [...Object.keys(BREAKS), 'server-misaddresses']);
+  });
+
+  it("Lab 13: a firewall that forwards nothing, or a server that sends to nobody, is not the firewall's data rule", async () => {
+    const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP';
+    /** The server's line comes at 4 s; `cut` at 3 s, once the client is connected. */
+    const talk = (cut: string): Entry[] => [
+      { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
+      { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+      { on: cut === serverMisaddresses ? 'server' : 'firewall', script: cut, at: '3s', exit: 0 },
+    ];
+    const by = await grade('13', 'your-turn', {
+      honest: [{ on: 'firewall', script: rule, at: '0s', exit: 0 }, ...talk('true')],
+      // A line that got through with no rule first: its data reached the client then.
+      'honest-after-a-try': [
+        { on: 'server', script: 'echo first try | nc -l 5556', at: '0s', ctrlC: '3s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '3s' },
+        { on: 'firewall', script: rule, at: '4s', exit: 0 },
+        { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '5s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '6s' },
+      ],
+      'firewall-link-down': talk(BREAKS['firewall-link-down']!),
+      'firewall-no-route': talk(BREAKS['firewall-no-route']!),
+      'server-misaddresses': talk(serverMisaddresses),
+    });
+    expectOnlyHonestPasses(by, ['firewall-link-down', 'firewall-no-route', 'server-misaddresses']);
+  });
+
+  const firewallDrop = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
+  /** Labs 11 and 12 alike: a listener of this backlog, a flood of this many SYNs, the SYN|ACKs dropped by the
+   *  firewall's rule (honest, also after a flood tried with no rule), or lost by a broken network. */
+  const synQueue = (backlog: number, count: number): Record<string, Entry[]> => {
+    const listen = `tcplab-sock listen 5556 --backlog ${backlog}`;
+    const flood = `tcplab-sock flood {{server.ip}} 5556 --count ${count}`;
+    const instead = (on: string, cut: string): Entry[] => [
+      { on: 'server', script: listen, at: '0s' },
+      { on, script: cut, at: '1s', exit: 0 },
+      { on: 'client', script: flood, at: '2s' },
+    ];
+    return {
+      honest: instead('firewall', firewallDrop),
+      'honest-after-a-try': [
+        { on: 'server', script: listen, at: '0s', ctrlC: '4s' },
+        { on: 'client', script: flood, at: '1s', ctrlC: '3s' },
+        { on: 'firewall', script: firewallDrop, at: '5s', exit: 0 },
+        { on: 'server', script: listen, at: '6s' },
+        { on: 'client', script: flood, at: '7s' },
+      ],
+      'firewall-no-route': instead('firewall', BREAKS['firewall-no-route']!),
+      'server-misaddresses': instead('server', serverMisaddresses),
+    };
+  };
+
+  it("Lab 11: SYN|ACKs lost by a firewall with no way back, or sent to nobody, are not the firewall's rule", async () => {
+    expectOnlyHonestPasses(await grade('11', 'your-turn', synQueue(8, 20)), ['firewall-no-route', 'server-misaddresses']);
+  });
+
+  it("Lab 12: SYN|ACKs lost by a firewall with no way back, or sent to nobody, are not the firewall's rule", async () => {
+    expectOnlyHonestPasses(await grade('12', 'your-turn', synQueue(2, 10)), ['firewall-no-route', 'server-misaddresses']);
+  });
+
+  it("Lab 2: a client that sends its SYNs to nobody is not a DROP rule, and earns nothing", async () => {
+    const by = await grade('2', 'drop-syn', {
+      honest: [{ on: 'client', script: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP', at: '0s', exit: 0 }],
+      // Every segment to the server dropped: a rule in other words (tasks.test.ts), which must still pass.
+      'honest-all-to-server': [{ on: 'client', script: 'iptables -A OUTPUT -d {{server.ip}} -j DROP', at: '0s', exit: 0 }],
+      'wrong-neighbour': [
+        { on: 'client', script: `ip neigh replace {{server.ip}} lladdr ${NOBODY} nud permanent dev eth0`, at: '0s', exit: 0 },
+      ],
+      // The same, but an entry the kernel would replace in time: kept wrong by a loop.
+      'wrong-neighbour-kept': [
+        {
+          on: 'client',
+          script: `(while :; do ip neigh replace {{server.ip}} lladdr ${NOBODY} nud reachable dev eth0; sleep 0.2; done) >/dev/null 2>&1 &`,
+          at: '0s',
+          exit: 0,
+        },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['wrong-neighbour', 'wrong-neighbour-kept']);
+  });
+});
