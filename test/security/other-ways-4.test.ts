@@ -9,7 +9,8 @@
 // - Labs 11 and 12: the firewall has no route back to the client's network, so every SYN|ACK stops there.
 // - Labs 7, 11, 12 and 13: the server's neighbour entry for the firewall names a MAC address nobody has; its
 //   frames still reach the firewall's wire (a point-to-point tunnel), which takes them for someone else's.
-// - Lab 2: the client's neighbour entry for the server names a MAC address nobody has; its SYNs go nowhere, and
+// - Lab 2: the client's neighbour entry for the server names a MAC address nobody has (set once, or kept so by
+//   a loop), or ARP is off on its interface (its frames then go to its own address); its SYNs go nowhere, and
 //   the client waits in SYN_SENT as behind a DROP rule.
 //
 // Each must score 0 while the honest answers beside it pass: the lab's rule, the rule after a try without it,
@@ -24,6 +25,9 @@ import { expectOnlyHonestPasses, gradeAnswers, type Entry } from '../helpers/ans
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways4-'));
 
+/** Python run in the background of an answer's shell, so that its sockets outlive the entry. */
+const background = (code: string) => `python3 - <<'PY' &\n${code}\nPY`;
+
 /** A MAC address no machine of the lab has. */
 const NOBODY = '02:00:00:00:00:01';
 /** The server's frames to the firewall (its only way to the client) addressed to nobody. */
@@ -34,6 +38,24 @@ const BREAKS: Record<string, string> = {
   'firewall-policy-drop': 'iptables -P FORWARD DROP',
   'firewall-no-route': 'ip route del {{net.front}} dev front',
 };
+
+/** Two SYNs from a raw socket to the server's 5556, the client's resets to its SYN|ACKs dropped: two
+ *  half-open connections on the server that no socket of the client's made (as in other-ways.test.ts). */
+const RAW_SYNS = `iptables -A OUTPUT -p tcp -d {{server.ip}} --dport 5556 --tcp-flags RST RST -j DROP
+python3 - <<'PY'
+import socket, struct
+src, dst = "{{client.ip}}", "{{server.ip}}"
+def csum(b):
+    if len(b) % 2: b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for sport in (41001, 41002):
+    hdr = struct.pack("!HHIIBBHHH", sport, 5556, 12345, 0, 5 << 4, 0x02, 64240, 0, 0)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
+    hdr = hdr[:16] + struct.pack("!H", csum(ph + hdr)) + hdr[18:]
+    r.sendto(hdr, (dst, 0))
+PY`;
 
 describeDocker('red team, fourth round: a broken network is not the rule the task asks for', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -118,15 +140,67 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
     };
   };
 
+  /** Two listeners on 5556 (SO_REUSEPORT): a decoy on every address with the backlog the task checks, which
+   *  gets nothing, and one on the server's address (the closer match, so it gets every SYN) with room to spare. */
+  const decoyListener = (decoy: number, real: number) =>
+    background(`import socket, time
+ls = []
+for host, backlog in (("", ${decoy}), ("{{server.ip}}", ${real})):
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1); l.bind((host, 5556)); l.listen(backlog); ls.append(l)
+time.sleep(600)`);
+
   it("Lab 11: SYN|ACKs lost by a firewall with no way back, or sent to nobody, are not the firewall's rule", async () => {
-    expectOnlyHonestPasses(await grade('11', 'your-turn', synQueue(8, 20)), ['firewall-no-route', 'server-misaddresses']);
+    const by = await grade('11', 'your-turn', {
+      ...synQueue(8, 20),
+      // Nine SYNs on a listener with room for 128, beside a decoy listen(8): no queue was full.
+      'decoy-listener': [
+        { on: 'server', script: decoyListener(8, 128), at: '0s', exit: 0 },
+        { on: 'firewall', script: firewallDrop, at: '1s', exit: 0 },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 9', at: '2s' },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['firewall-no-route', 'server-misaddresses', 'decoy-listener']);
   });
 
   it("Lab 12: SYN|ACKs lost by a firewall with no way back, or sent to nobody, are not the firewall's rule", async () => {
-    expectOnlyHonestPasses(await grade('12', 'your-turn', synQueue(2, 10)), ['firewall-no-route', 'server-misaddresses']);
+    const by = await grade('12', 'your-turn', {
+      ...synQueue(2, 10),
+      // Three SYNs on a listener with room for 64, beside a decoy listen(2), the client's others dropped by its
+      // own rule: no queue was full.
+      'decoy-listener': [
+        { on: 'server', script: decoyListener(2, 64), at: '0s', exit: 0 },
+        { on: 'firewall', script: firewallDrop, at: '1s', exit: 0 },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 3 &', at: '2s', exit: 0 },
+        { on: 'client', script: 'sleep 1; iptables -A OUTPUT -p tcp --dport 5556 --syn -j DROP', at: '3s', exit: 0 },
+        { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 7', at: '4s' },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['firewall-no-route', 'server-misaddresses', 'decoy-listener']);
   });
 
-  it("Lab 2: a client that sends its SYNs to nobody is not a DROP rule, and earns nothing", async () => {
+  // Lab 3 checks its probe's connection: ESTABLISHED on the client, SYN_RECV on the server, no pure ACK on the
+  // server's wire. A client rule that keeps the probe from connecting at all (its user, 990, is the lab's), the
+  // student's own connection made earlier (ESTABLISHED on both sides) and SYNs sent by hand (SYN_RECV) meet all
+  // three with no ACK dropped anywhere.
+  it("Lab 3: a probe kept from connecting, beside the student's own connection and hand-made SYNs, is not the task", async () => {
+    const rule = 'iptables -A OUTPUT -p tcp --dport 5556 --tcp-flags SYN,ACK,FIN,RST,PSH ACK -j DROP';
+    const by = await grade('3', 'your-turn', {
+      honest: [{ on: 'client', script: rule, at: '0s', exit: 0 }],
+      // A connection made with no rule first (it completed on both sides), then the rule.
+      'honest-after-a-try': [
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '0s' },
+        { on: 'client', script: rule, at: '1s', exit: 0 },
+      ],
+      'probe-kept-out': [
+        { on: 'client', script: 'iptables -A OUTPUT -m owner --uid-owner 990 -p tcp --dport 5556 -j DROP', at: '0s', exit: 0 },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s' },
+        { on: 'client', script: RAW_SYNS, at: '2s', exit: 0 },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['probe-kept-out']);
+  });
+
+  it('Lab 2: a client that sends its SYNs to nobody is not a DROP rule, and earns nothing', async () => {
     const by = await grade('2', 'drop-syn', {
       honest: [{ on: 'client', script: 'iptables -I OUTPUT -p tcp --dport 5555 --syn -j DROP', at: '0s', exit: 0 }],
       // Every segment to the server dropped: a rule in other words (tasks.test.ts), which must still pass.
@@ -134,6 +208,8 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
       'wrong-neighbour': [
         { on: 'client', script: `ip neigh replace {{server.ip}} lladdr ${NOBODY} nud permanent dev eth0`, at: '0s', exit: 0 },
       ],
+      // ARP off: the kernel addresses the client's frames for the server to the client itself.
+      'arp-off': [{ on: 'client', script: 'ip link set eth0 arp off', at: '0s', exit: 0 }],
       // The same, but an entry the kernel would replace in time: kept wrong by a loop.
       'wrong-neighbour-kept': [
         {
@@ -144,6 +220,6 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
         },
       ],
     });
-    expectOnlyHonestPasses(by, ['wrong-neighbour', 'wrong-neighbour-kept']);
+    expectOnlyHonestPasses(by, ['wrong-neighbour', 'arp-off', 'wrong-neighbour-kept']);
   });
 });
