@@ -1,7 +1,7 @@
-// Red team, fourth round: a broken network is not a firewall rule. Labs 7, 11, 12 and 13 ask for a rule in the
-// firewall's FORWARD chain that drops one kind of segment (the server's FIN, its SYN|ACKs, its data); Lab 2 for
-// a rule in the client's OUTPUT chain that drops its SYNs. Each task's checks looked only at that segment: that
-// it reached the machine that must drop it, and did not leave. A machine that forwards nothing at all meets
+// Red team, fourth round. First: a broken network is not a firewall rule. Labs 7, 11, 12 and 13 ask for a rule
+// in the firewall's FORWARD chain that drops one kind of segment (the server's FIN, its SYN|ACKs, its data); Lab
+// 2 for a rule in the client's OUTPUT chain that drops its SYNs. Each task's checks looked only at that segment:
+// that it reached the machine that must drop it, and did not leave. A machine that forwards nothing at all meets
 // them too, and so does one that sends its frames to nobody:
 //
 // - Labs 7 and 13: once the connection is up, the firewall stops forwarding altogether (`ip link set front
@@ -13,9 +13,16 @@
 //   a loop), or ARP is off on its interface (its frames then go to its own address); its SYNs go nowhere, and
 //   the client waits in SYN_SENT as behind a DROP rule.
 //
+// Then two checks met by something else than the task:
+//
+// - Lab 3: the probe's connection kept out by a rule for the lab's user, beside the student's own connection
+//   (ESTABLISHED) and SYNs sent by hand (SYN_RECV on the server), no ACK dropped anywhere.
+// - Labs 11 and 12: a decoy listener with the backlog the task checks, beside the listener that gets the SYNs
+//   (SO_REUSEPORT) with room to spare: no queue was full.
+//
 // Each must score 0 while the honest answers beside it pass: the lab's rule, the rule after a try without it,
-// and a rule that drops the same segments at the firewall from another table (raw), which is the firewall's
-// own drop in other words.
+// in Lab 7 a rule that drops the same FINs at the firewall from another table (raw), the firewall's own drop in
+// other words, and in Lab 2 a rule that drops every segment to the server.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
