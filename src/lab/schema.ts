@@ -1,6 +1,7 @@
 // The single source of truth for lab files. The JSON Schema in schema/lab.schema.json is generated from this
 // (npm run schema) and a test fails when the committed copy drifts.
 import { z } from 'zod';
+import { ICMP_NAMES } from '../observe/segments.js';
 
 /** The eleven states of the article's Table 1, with the names netstat and the article use. */
 export const TCP_STATES = [
@@ -109,6 +110,18 @@ export const SegmentMatcherSchema = z
       .boolean()
       .optional()
       .describe('true: only segments whose sequence range this machine already saw (a retransmission); false: only first sendings.'),
+    icmp: z
+      .union([z.literal(true), z.enum(ICMP_NAMES)])
+      .optional()
+      .describe(
+        'Not TCP segments but ICMP "destination unreachable" errors about them (REJECT --reject-with icmp-...): true for any, or one code (port-unreachable, admin-prohibited, host-unreachable...). from and to are then those of the TCP conversation, as a reset would carry them: from the end the refused segment was sent to, to its sender.',
+      ),
+    refusal: z
+      .literal(true)
+      .optional()
+      .describe(
+        'A connection refused either way: a reset (RST), or an ICMP destination unreachable about the segment (from and to as for icmp).',
+      ),
     last: Duration.optional().describe(
       'Only segments captured in this long before each look (a window that slides): what is happening now, not what a student tried earlier in the step.',
     ),

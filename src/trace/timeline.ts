@@ -146,7 +146,11 @@ function columnsOf(topology: Topology): NodeName[] {
 export function buildTimeline(input: TimelineInput): Timeline {
   const owner = new Map<string, NodeName>();
   for (const [node, ips] of Object.entries(input.addresses) as [NodeName, string[]][]) for (const ip of ips) owner.set(ip, node);
-  const transmissions = joinSightings(input.segments, owner);
+  // ICMP errors the recorder kept (a REJECT's answer) are for checks; the ladder draws TCP's segments only.
+  const transmissions = joinSightings(
+    input.segments.filter((s) => !s.icmp),
+    owner,
+  );
   numberSequences(transmissions);
   decideFates(transmissions, input, owner);
   const events: TimelineEvent[] = transmissions.map((tx) => ({ kind: 'segment', at: tx.at, tx }));
