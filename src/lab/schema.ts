@@ -1,7 +1,6 @@
 // The single source of truth for lab files. The JSON Schema in schema/lab.schema.json is generated from this
 // (npm run schema) and a test fails when the committed copy drifts.
 import { z } from 'zod';
-import { ICMP_NAMES } from '../observe/segments.js';
 
 /** The eleven states of the article's Table 1, with the names netstat and the article use. */
 export const TCP_STATES = [
@@ -89,6 +88,24 @@ const Flags = z
     z.array(FlagName).min(1).max(8),
   ])
   .describe('TCP flags, written SYN|ACK or [SYN, ACK].');
+
+/** The codes of an ICMP destination unreachable, in iptables' words without their prefix (src/observe/segments.ts). */
+const ICMP_NAMES = [
+  'net-unreachable',
+  'host-unreachable',
+  'proto-unreachable',
+  'port-unreachable',
+  'frag-needed',
+  'net-prohibited',
+  'host-prohibited',
+  'admin-prohibited',
+  'no-route',
+  'addr-unreachable',
+  'policy-fail',
+  'reject-route',
+  'other',
+] as const;
+export type IcmpName = (typeof ICMP_NAMES)[number];
 
 export const SegmentMatcherSchema = z
   .strictObject({

@@ -2,7 +2,7 @@
 // Pure. Times are the kernel's CLOCK_REALTIME, the clock the agent stamps its socket snapshots with: sockets
 // and segments of every node of a lab share one time line (all containers share the host's kernel; on Docker
 // Desktop, its VM's).
-import type { NodeName } from '../lab/schema.js';
+import type { IcmpName, NodeName } from '../lab/schema.js';
 import type { Endpoint } from './ss.js';
 
 export const TCP_FLAGS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'] as const;
@@ -69,22 +69,6 @@ const ICMP6_NAMES: Record<number, IcmpName> = {
   5: 'policy-fail',
   6: 'reject-route',
 };
-export const ICMP_NAMES = [
-  'net-unreachable',
-  'host-unreachable',
-  'proto-unreachable',
-  'port-unreachable',
-  'frag-needed',
-  'net-prohibited',
-  'host-prohibited',
-  'admin-prohibited',
-  'no-route',
-  'addr-unreachable',
-  'policy-fail',
-  'reject-route',
-  'other',
-] as const;
-export type IcmpName = (typeof ICMP_NAMES)[number];
 
 type Headers = Pick<Segment, 'src' | 'dst' | 'flags' | 'seq' | 'ack' | 'len' | 'win' | 'ipId' | 'ttl' | 'icmp'>;
 
