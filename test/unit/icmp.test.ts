@@ -7,6 +7,7 @@ import { validateLabText } from '../../src/lab/load.js';
 import type { Expectation } from '../../src/lab/schema.js';
 import { formatSegment, parseHeaders, type Segment } from '../../src/observe/segments.js';
 import { buildTimeline } from '../../src/trace/timeline.js';
+import { segmentLabel } from '../../src/report/ladder-text.js';
 
 const CLIENT = '198.18.0.2';
 const SERVER = '198.18.1.3';
@@ -139,15 +140,25 @@ describe('ICMP errors about TCP segments', () => {
     expect(formatSegment(prohibited)).toContain('ICMP admin-prohibited');
   });
 
-  it('the ladder draws TCP segments only', () => {
+  it('the ladder draws the error from the machine that sent it to the client, on the connection it refused', () => {
     const t = buildTimeline({
       topology: 'routed',
       addresses: { client: [CLIENT], server: [SERVER], firewall: [FIREWALL] },
-      segments: [seg(syn, { node: 'client', iface: 'eth0' }), prohibited],
+      segments: [
+        seg(syn, { node: 'client', iface: 'eth0', at: 1000 }),
+        seg(syn, { node: 'firewall', iface: 'front', dir: 'in', at: 1000.1 }),
+        { ...prohibited, at: 1000.2 },
+        { ...prohibited, node: 'client', iface: 'eth0', dir: 'in', at: 1000.3 },
+      ],
       samples: [],
     });
-    expect(t.transmissions).toHaveLength(1);
-    expect(t.transmissions[0]!.flags).toEqual(['SYN']);
+    expect(t.transmissions).toHaveLength(2);
+    const [first, err] = t.transmissions;
+    expect(first!.flags).toEqual(['SYN']);
+    expect(first!.relSeq).toBe(0);
+    expect(err).toMatchObject({ from: 'firewall', to: 'client', icmp: 'admin-prohibited', fate: 'delivered', conn: first!.conn });
+    expect(segmentLabel(err!)).toBe('ICMP admin-prohibited');
+    expect(segmentLabel(first!)).toBe('SYN seq 0');
   });
 
   it('lab validate refuses TCP-only keys beside icmp or refusal, and both together', () => {
