@@ -134,6 +134,16 @@ export function checkRules(lab: Lab): RuleProblem[] {
       // wait for the machine): a count of none in it would hold however much was sent.
       if (m.last !== undefined && parseDuration(m.last) < 1000)
         problems.push({ path: [...path, 'segments', 'last'], message: `last: ${m.last} is too short to see anything: give it 1s or more` });
+      // An ICMP error has no flags, payload or retransmissions of its own: those keys would never match one.
+      const tcpOnly = (['flags', 'without', 'data', 'retransmission'] as const).filter((k) => m[k] !== undefined);
+      for (const k of ['icmp', 'refusal'] as const)
+        if (m[k] !== undefined && tcpOnly.length)
+          problems.push({ path: [...path, 'segments', k], message: `${k} cannot go with ${tcpOnly.join(', ')}: an ICMP error has none` });
+      if (m.icmp !== undefined && m.refusal !== undefined)
+        problems.push({
+          path: [...path, 'segments', 'refusal'],
+          message: 'refusal already includes ICMP errors: give icmp or refusal, not both',
+        });
       if (m.iface && topology === 'direct' && !/^eth\d$/.test(m.iface))
         problems.push({ path: [...path, 'segments', 'iface'], message: `a direct lab's machines have eth0 only` });
     }
