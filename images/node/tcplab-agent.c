@@ -43,7 +43,8 @@
  *   WAKE    every waiting look of this reader answers now.
  *   HELLO   the protocol version, and whether the recorder runs.
  * The recorder is an AF_PACKET socket (CAP_NET_RAW) that keeps the IP and TCP headers of every TCP segment
- * sent or received on the node's interfaces (loopback left out) in a ring in memory, with the kernel's
+ * sent or received on the node's interfaces (loopback left out), and of every ICMP "destination unreachable"
+ * that quotes a TCP segment (a REJECT's other answer than a reset), in a ring in memory, with the kernel's
  * timestamps (SO_TIMESTAMPNS: CLOCK_REALTIME, the clock of LOOK). Each segment has a sequence number; a
  * reader that falls behind the ring is told how many it missed, and the kernel's own drops are counted: a
  * reader can always tell "nothing was sent" from "nothing was seen".
@@ -464,19 +465,50 @@ static void capture_open(void) {
   }
 }
 
-/* The length of the IP+TCP headers of a TCP packet (what is kept of it), or 0 for anything else. */
+/* The length of the TCP header, at most 20 bytes of it, that an ICMP error quotes at q (n bytes there): the
+ * quoted IP header must say TCP and carry at least the ports and the sequence number (8 bytes). 0 if not. */
+static size_t quoted_tcp(const unsigned char *q, size_t n, int v6) {
+  size_t ih;
+  if (v6) {
+    if (n < 40 + 8 || q[6] != 6) return 0;
+    ih = 40;
+  } else {
+    if (n < 20 + 8 || (q[0] >> 4) != 4 || q[9] != 6) return 0;
+    ih = (size_t)(q[0] & 0x0F) * 4;
+    if (ih < 20 || n < ih + 8) return 0;
+  }
+  return ih + (n - ih < 20 ? n - ih : 20);
+}
+
+/* The length of the IP+TCP headers of a TCP packet (what is kept of it), of the IP and ICMP headers and the
+ * quoted IP and TCP headers of an ICMP destination unreachable about a TCP segment, or 0 for anything else. */
 static size_t tcp_headers(const unsigned char *p, size_t len) {
-  size_t ihl, doff, n;
+  size_t ihl, doff, n, q;
   if (len < 20) return 0;
   switch (p[0] >> 4) {
   case 4:
     ihl = (size_t)(p[0] & 0x0F) * 4;
-    if (ihl < 20 || p[9] != 6 || len < ihl + 20) return 0;
+    if (ihl < 20) return 0;
     if (((p[6] << 8) | p[7]) & 0x1FFF) return 0; /* a later fragment carries no TCP header */
+    if (p[9] == 1) { /* ICMP type 3: destination unreachable */
+      if (len < ihl + 8 || p[ihl] != 3) return 0;
+      q = quoted_tcp(p + ihl + 8, len - ihl - 8, 0);
+      if (q == 0) return 0;
+      n = ihl + 8 + q;
+      break;
+    }
+    if (p[9] != 6 || len < ihl + 20) return 0;
     doff = (size_t)(p[ihl + 12] >> 4) * 4;
     n = ihl + doff;
     break;
   case 6:
+    if (len >= 48 && p[6] == 58) { /* ICMPv6 type 1: destination unreachable */
+      if (p[40] != 1) return 0;
+      q = quoted_tcp(p + 48, len - 48, 1);
+      if (q == 0) return 0;
+      n = 48 + q;
+      break;
+    }
     if (len < 60 || p[6] != 6) return 0; /* next header TCP, no extension headers */
     doff = (size_t)(p[40 + 12] >> 4) * 4;
     n = 40 + doff;

@@ -101,7 +101,18 @@ function flagList(f: SegmentMatcher['flags']): TcpFlag[] {
   return (Array.isArray(f) ? f : f.split('|')) as TcpFlag[];
 }
 
+/** A refusal of a connection: a reset, or an ICMP destination unreachable (a "fragmentation needed" is not). */
+function isRefusal(s: Segment): boolean {
+  return s.icmp ? s.icmp.name !== 'frag-needed' : s.flags.includes('RST');
+}
+
 function segmentMatches(m: SegmentMatcher, s: Segment, vars: Record<string, string>): boolean {
+  // An ICMP error is seen only by a check that asks for one (`icmp`, `refusal`); every other check is of TCP.
+  if (m.refusal) {
+    if (!isRefusal(s)) return false;
+  } else if (m.icmp !== undefined) {
+    if (!s.icmp || (m.icmp !== true && s.icmp.name !== m.icmp)) return false;
+  } else if (s.icmp) return false;
   if (m.dir && s.dir !== m.dir) return false;
   if (m.iface && s.iface !== m.iface) return false;
   if (!flagList(m.flags).every((f) => s.flags.includes(f))) return false;
@@ -307,7 +318,9 @@ export function describeExpectation(e: Expectation, vars: Record<string, string>
     const flags = flagList(m.flags);
     const without = flagList(m.without);
     if (flags.length) parts.push(flags.join('|'));
-    parts.push(m.retransmission === true ? 'retransmitted segments' : m.retransmission === false ? 'first-sent segments' : 'segments');
+    if (m.refusal) parts.push('refusals (a reset or an ICMP destination unreachable)');
+    else if (m.icmp !== undefined) parts.push(`ICMP ${m.icmp === true ? 'destination unreachable' : m.icmp} errors about TCP`);
+    else parts.push(m.retransmission === true ? 'retransmitted segments' : m.retransmission === false ? 'first-sent segments' : 'segments');
     if (without.length) parts.push(`without ${without.join('|')}`);
     if (m.data !== undefined) parts.push(m.data ? 'with data' : 'without data');
     if (m.from) parts.push(`from ${expand(m.from, vars)}`);

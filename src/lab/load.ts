@@ -8,6 +8,8 @@ import { LabSchema, type Lab } from './schema.js';
 import { checkRules, checkTemplates, checkWarnings, type RuleProblem } from './rules.js';
 
 const MAX_LAB_BYTES = 256 * 1024;
+/** Keys whose value is a duration (500ms, 5s, 2m). */
+const DURATION_KEYS = new Set(['for', 'within', 'timeout', 'last']);
 
 export interface LoadedLab {
   file: string;
@@ -212,6 +214,20 @@ function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: readonly Proper
   } else if (issue.code === 'invalid_type' && issue.expected === 'string' && /received object/.test(message)) {
     // Plain YAML text with ": " in it is read as a mapping: `- A listener: tcplab-sock ...` is {A listener: ...}.
     message = `${message}: text with ": " in it is read as a key and a value; quote it ("...") or write it after >-`;
+  } else if (issue.code === 'invalid_type' && issue.expected === 'string' && /received (number|boolean)/.test(message)) {
+    // `for: 2` or `run: [nc, -l, 5555]`: YAML reads a bare number as a number, where text is wanted.
+    const key = issue.path[issue.path.length - 1];
+    const parent = issue.path[issue.path.length - 2];
+    if (typeof key === 'string' && DURATION_KEYS.has(key))
+      message = `a duration needs its unit: 2s, 500ms or 2m (a bare number is not a duration)`;
+    else if (typeof key === 'number' && parent === 'run')
+      message = `${message}: every argument of a command is text; quote numbers ("5555")`;
+    else message = `${message}: quote it ("...") to make it text`;
+  } else if (issue.code === 'invalid_type' && issue.expected === 'array' && issue.path[issue.path.length - 1] === 'run') {
+    // `run: nc -l 5555`: a command is an argv list, never a line for a shell.
+    message = `${message}: a command is an argv list, [nc, -l, "5555"]; for a shell line, [sh, -c, "..."]`;
+  } else if (issue.code === 'too_big' && issue.origin === 'array') {
+    message = `at most ${String(issue.maximum)} items in this list`;
   }
   return { ...positionOf(path), path: pathText(issue.path), message };
 }

@@ -41,12 +41,21 @@ export function checkTemplates(data: unknown): RuleProblem[] {
       for (const name of templateNames(v)) {
         if (!vars.has(name)) problems.push({ path, message: `unknown template {{${name}}}; a ${topology} lab knows ${known}` });
       }
+      // Near misses reach the container as literal text ({server.ip} is a host name nc cannot resolve).
+      for (const m of v.matchAll(NEAR_MISS)) {
+        const name = (m[1] ?? m[2])!.trim();
+        problems.push({ path, message: `'${m[0]}' is not a template: write {{${name}}}, with two braces on each side` });
+      }
     } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
     else if (isRecord(v)) for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
   };
   walk(data, []);
   return problems;
 }
+
+/** {{server.ip} (one closing brace), {server.ip} or ${server.ip} (one brace each side): a template mistyped. */
+const NEAR_MISS =
+  /\{\{\s*([a-z]+(?:\.[a-z]+)*)\s*\}(?!\})|\$?(?<!\{)\{\s*((?:client|server|firewall)\.ip(?:\.[a-z]+)?|net\.[a-z]+|variant\.[a-z]+)\s*\}(?!\})/g;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -84,22 +93,42 @@ export function checkRules(lab: Lab): RuleProblem[] {
   // Named commands: name -> node that runs it, to catch a stop or check on the wrong machine.
   const named = new Map<string, NodeName>();
 
-  const checkAction = (a: Action, path: (string | number)[]) => {
+  // Names that only a task's solution gives: a submitted answer names no commands, so a stop, a write or a
+  // command check of one passes `lab test` (which runs the solution) and fails every student.
+  const solutionOnly = new Set<string>();
+  const checkSolutionOnly = (name: string, path: (string | number)[]) => {
+    if (solutionOnly.has(name))
+      problems.push({
+        path,
+        message: `'${name}' is started only by a task's solution, and a student's answer names no commands: this passes lab test and fails every submission; check what the answer leaves (sockets, segments), or start the command in a probe or a step's run`,
+      });
+  };
+  const checkAction = (a: Action, path: (string | number)[], from: 'run' | 'solution' | 'probe' = 'run') => {
     checkNode(a.on, [...path, 'on']);
-    if (a.timeout) checkDuration(a.timeout, [...path, 'timeout']);
+    if (a.timeout) checkTimeout(a.timeout, [...path, 'timeout']);
     if (a.name) {
       const other = named.get(a.name);
       if (other && other !== a.on) problems.push({ path: [...path, 'name'], message: `'${a.name}' already names a command on ${other}` });
+      if (from === 'solution' && !other) solutionOnly.add(a.name);
+      else if (from !== 'solution') solutionOnly.delete(a.name);
       named.set(a.name, a.on);
     }
     if (a.stop) {
       const owner = named.get(a.stop);
       if (!owner) problems.push({ path: [...path, 'stop'], message: `no earlier command is named '${a.stop}'` });
       else if (owner !== a.on) problems.push({ path: [...path, 'on'], message: `'${a.stop}' runs on ${owner}, not ${a.on}` });
+      else if (from !== 'solution') checkSolutionOnly(a.stop, [...path, 'stop']);
     }
+    if (a.write && from !== 'solution') checkSolutionOnly(a.write, [...path, 'write']);
   };
   const checkDuration = (d: string, path: (string | number)[]) => {
     if (parseDuration(d) > MAX_WAIT_MS) problems.push({ path, message: 'at most 10m' });
+  };
+  // A timeout of nothing kills what it times at once: the command (or a student's whole answer) never runs.
+  const checkTimeout = (d: string, path: (string | number)[]) => {
+    checkDuration(d, path);
+    if (parseDuration(d) === 0)
+      problems.push({ path, message: `a timeout of ${d} kills the command before it runs: leave it out (the default) or give it more` });
   };
   const checkExpectation = (e: Expectation, path: (string | number)[]) => {
     checkNode(e.on, [...path, 'on']);
@@ -134,8 +163,26 @@ export function checkRules(lab: Lab): RuleProblem[] {
       // wait for the machine): a count of none in it would hold however much was sent.
       if (m.last !== undefined && parseDuration(m.last) < 1000)
         problems.push({ path: [...path, 'segments', 'last'], message: `last: ${m.last} is too short to see anything: give it 1s or more` });
+      // An ICMP error has no flags, payload or retransmissions of its own: those keys would never match one.
+      const tcpOnly = (['flags', 'without', 'data', 'retransmission'] as const).filter((k) => m[k] !== undefined);
+      for (const k of ['icmp', 'refusal'] as const)
+        if (m[k] !== undefined && tcpOnly.length)
+          problems.push({ path: [...path, 'segments', k], message: `${k} cannot go with ${tcpOnly.join(', ')}: an ICMP error has none` });
+      if (m.icmp !== undefined && m.refusal !== undefined)
+        problems.push({
+          path: [...path, 'segments', 'refusal'],
+          message: 'refusal already includes ICMP errors: give icmp or refusal, not both',
+        });
       if (m.iface && topology === 'direct' && !/^eth\d$/.test(m.iface))
         problems.push({ path: [...path, 'segments', 'iface'], message: `a direct lab's machines have eth0 only` });
+      // A routed lab's machines see TCP on the lab's networks only (front, back; eth0 and eth1 carry the tunnels):
+      // a check on another interface would never see a segment, and a count of none on it would always hold.
+      const ifaces = nodesOf(topology).find((n) => n.name === e.on)?.networks ?? [];
+      if (m.iface && topology === 'routed' && nodes.has(e.on) && !ifaces.includes(m.iface))
+        problems.push({
+          path: [...path, 'segments', 'iface'],
+          message: `in a routed lab the ${e.on} ${ifaces.length === 1 ? `has one interface, ${ifaces[0]!}` : `has the interfaces ${ifaces.join(' and ')}`}: on '${m.iface}' it would never see a segment`,
+        });
     }
     for (const key of ['socket', 'absent'] as const) {
       const m = e[key];
@@ -169,6 +216,7 @@ export function checkRules(lab: Lab): RuleProblem[] {
       const owner = named.get(c.name);
       if (!owner) problems.push({ path: [...path, 'command', 'name'], message: `no earlier command is named '${c.name}'` });
       else if (owner !== e.on) problems.push({ path: [...path, 'on'], message: `'${c.name}' runs on ${owner}, not ${e.on}` });
+      else checkSolutionOnly(c.name, [...path, 'command', 'name']);
       // A name alone holds as soon as the command has a status at all, whatever it did: it asks nothing.
       if (c.running === undefined && c.exit === undefined && c.output === undefined)
         problems.push({
@@ -213,15 +261,15 @@ export function checkRules(lab: Lab): RuleProblem[] {
     seenSteps.add(step.id);
     step.run?.forEach((a, j) => checkAction(a, [...sp, 'run', j]));
     if (step.task) {
-      if (step.task.timeout) checkDuration(step.task.timeout, [...sp, 'task', 'timeout']);
+      if (step.task.timeout) checkTimeout(step.task.timeout, [...sp, 'task', 'timeout']);
       if (!step.task.solution?.length) {
         problems.push({
           path: [...sp, 'task'],
           message: 'a task needs a solution, so that `lab grade` and `lab start --yes` can do it without a student',
         });
       }
-      step.task.solution?.forEach((a, j) => checkAction(a, [...sp, 'task', 'solution', j]));
-      step.task.probe?.forEach((a, j) => checkAction(a, [...sp, 'task', 'probe', j]));
+      step.task.solution?.forEach((a, j) => checkAction(a, [...sp, 'task', 'solution', j], 'solution'));
+      step.task.probe?.forEach((a, j) => checkAction(a, [...sp, 'task', 'probe', j], 'probe'));
       step.task.expect.forEach((e, j) => checkExpectation(e, [...sp, 'task', 'expect', j]));
     }
     step.expect?.forEach((e, j) => checkExpectation(e, [...sp, 'expect', j]));

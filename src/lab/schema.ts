@@ -89,6 +89,24 @@ const Flags = z
   ])
   .describe('TCP flags, written SYN|ACK or [SYN, ACK].');
 
+/** The codes of an ICMP destination unreachable, in iptables' words without their prefix (src/observe/segments.ts). */
+const ICMP_NAMES = [
+  'net-unreachable',
+  'host-unreachable',
+  'proto-unreachable',
+  'port-unreachable',
+  'frag-needed',
+  'net-prohibited',
+  'host-prohibited',
+  'admin-prohibited',
+  'no-route',
+  'addr-unreachable',
+  'policy-fail',
+  'reject-route',
+  'other',
+] as const;
+export type IcmpName = (typeof ICMP_NAMES)[number];
+
 export const SegmentMatcherSchema = z
   .strictObject({
     from: AddrPattern.optional().describe('The sender, host:port: {{client.ip}}:*, *:5555.'),
@@ -109,6 +127,18 @@ export const SegmentMatcherSchema = z
       .boolean()
       .optional()
       .describe('true: only segments whose sequence range this machine already saw (a retransmission); false: only first sendings.'),
+    icmp: z
+      .union([z.literal(true), z.enum(ICMP_NAMES)])
+      .optional()
+      .describe(
+        'Not TCP segments but ICMP "destination unreachable" errors about them (REJECT --reject-with icmp-...): true for any, or one code (port-unreachable, admin-prohibited, host-unreachable...). from and to are then those of the TCP conversation, as a reset would carry them: from the end the refused segment was sent to, to its sender.',
+      ),
+    refusal: z
+      .literal(true)
+      .optional()
+      .describe(
+        'A connection refused either way: a reset (RST), or an ICMP destination unreachable about the segment (from and to as for icmp).',
+      ),
     last: Duration.optional().describe(
       'Only segments captured in this long before each look (a window that slides): what is happening now, not what a student tried earlier in the step.',
     ),

@@ -2,7 +2,7 @@
 // Pure. Times are the kernel's CLOCK_REALTIME, the clock the agent stamps its socket snapshots with: sockets
 // and segments of every node of a lab share one time line (all containers share the host's kernel; on Docker
 // Desktop, its VM's).
-import type { NodeName } from '../lab/schema.js';
+import type { IcmpName, NodeName } from '../lab/schema.js';
 import type { Endpoint } from './ss.js';
 
 export const TCP_FLAGS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'] as const;
@@ -35,17 +35,87 @@ export interface Segment {
   origLen: number;
   /** This node's capture saw the same sequence range from this sender before (set by the recorder). */
   retransmission?: boolean;
+  /** Not a TCP segment: an ICMP "destination unreachable" about one (what REJECT sends with --reject-with
+   *  icmp-...). src and dst are then those of the TCP conversation it answers, as a reset would carry them:
+   *  src is the end the quoted segment was sent to, dst its sender; seq is the quoted segment's. */
+  icmp?: IcmpError;
 }
 
-type Headers = Pick<Segment, 'src' | 'dst' | 'flags' | 'seq' | 'ack' | 'len' | 'win' | 'ipId' | 'ttl'>;
+export interface IcmpError {
+  /** ICMP type and code (3 for IPv4, 1 for IPv6). */
+  type: number;
+  code: number;
+  /** The code in iptables' words without their prefix: port-unreachable, admin-prohibited... */
+  name: IcmpName;
+  /** The address the ICMP message came from (a firewall that rejects sends it from its own). */
+  sender: string;
+}
 
-/** IPv4 or IPv6 header followed by a TCP header. */
+const ICMP4_NAMES: Record<number, IcmpName> = {
+  0: 'net-unreachable',
+  1: 'host-unreachable',
+  2: 'proto-unreachable',
+  3: 'port-unreachable',
+  4: 'frag-needed',
+  9: 'net-prohibited',
+  10: 'host-prohibited',
+  13: 'admin-prohibited',
+};
+const ICMP6_NAMES: Record<number, IcmpName> = {
+  0: 'no-route',
+  1: 'admin-prohibited',
+  3: 'addr-unreachable',
+  4: 'port-unreachable',
+  5: 'policy-fail',
+  6: 'reject-route',
+};
+
+type Headers = Pick<Segment, 'src' | 'dst' | 'flags' | 'seq' | 'ack' | 'len' | 'win' | 'ipId' | 'ttl' | 'icmp'>;
+
+/** An ICMP destination unreachable (IPv4 type 3, IPv6 type 1) whose quoted datagram is a TCP segment: at
+ *  `at`, the ICMP header; the quoted IP header follows it. At least the quoted ports and sequence number. */
+function parseIcmp(b: Buffer, at: number, v6: boolean, outer: { src: string; ipId: number; ttl: number }): Headers | undefined {
+  const type = b[at];
+  if (type !== (v6 ? 1 : 3)) return undefined;
+  const code = b[at + 1]!;
+  const q = b.subarray(at + 8);
+  let qsrc: string, qdst: string, tcpAt: number;
+  if (v6) {
+    if (q.length < 48 || q[0]! >> 4 !== 6 || q[6] !== 6) return undefined;
+    qsrc = ipv6(q.subarray(8, 24));
+    qdst = ipv6(q.subarray(24, 40));
+    tcpAt = 40;
+  } else {
+    const ihl = (q[0]! & 0x0f) * 4;
+    if (q.length < 28 || q[0]! >> 4 !== 4 || ihl < 20 || q[9] !== 6 || q.length < ihl + 8) return undefined;
+    qsrc = [...q.subarray(12, 16)].join('.');
+    qdst = [...q.subarray(16, 20)].join('.');
+    tcpAt = ihl;
+  }
+  const t = q.subarray(tcpAt);
+  return {
+    src: { host: qdst, port: t.readUInt16BE(2) },
+    dst: { host: qsrc, port: t.readUInt16BE(0) },
+    flags: [],
+    seq: t.readUInt32BE(4),
+    ack: 0,
+    len: 0,
+    win: 0,
+    ipId: outer.ipId,
+    ttl: outer.ttl,
+    icmp: { type, code, name: (v6 ? ICMP6_NAMES : ICMP4_NAMES)[code] ?? 'other', sender: outer.src },
+  };
+}
+
+/** IPv4 or IPv6 header followed by a TCP header, or by an ICMP destination unreachable about a TCP segment. */
 export function parseHeaders(b: Buffer): Headers | undefined {
   if (b.length < 20) return undefined;
   const version = b[0]! >> 4;
   let src: string, dst: string, tcpAt: number, ipPayload: number, ipId: number, ttl: number;
   if (version === 4) {
     const ihl = (b[0]! & 0x0f) * 4;
+    if (b[9] === 1 && ihl >= 20 && b.length >= ihl + 8)
+      return parseIcmp(b, ihl, false, { src: [...b.subarray(12, 16)].join('.'), ipId: b.readUInt16BE(4), ttl: b[8]! });
     if (b[9] !== 6 || b.length < ihl + 20) return undefined;
     ipPayload = b.readUInt16BE(2) - ihl;
     ipId = b.readUInt16BE(4);
@@ -54,6 +124,7 @@ export function parseHeaders(b: Buffer): Headers | undefined {
     dst = [...b.subarray(16, 20)].join('.');
     tcpAt = ihl;
   } else if (version === 6) {
+    if (b[6] === 58 && b.length >= 48) return parseIcmp(b, 40, true, { src: ipv6(b.subarray(8, 24)), ipId: 0, ttl: b[7]! });
     if (b.length < 60 || b[6] !== 6) return undefined;
     ipPayload = b.readUInt16BE(4);
     ipId = 0;
@@ -131,6 +202,8 @@ export function connectionKey(s: Pick<Segment, 'src' | 'dst'>): string {
 /** tcpdump-like, for a check's "seen": "+1.008s out eth0 198.18.0.2:40000 > 198.18.0.3:5555 [S] seq 123 win 64240 length 0". */
 export function formatSegment(s: Segment, origin?: number): string {
   const t = origin === undefined ? '' : `+${((s.at - origin) / 1000).toFixed(3)}s `;
+  if (s.icmp)
+    return `${t}${s.dir} ${s.iface} ICMP ${s.icmp.name} from ${s.icmp.sender} about ${s.dst.host}:${s.dst.port} > ${s.src.host}:${s.src.port} seq ${s.seq}`;
   const ack = s.flags.includes('ACK') ? ` ack ${s.ack}` : '';
   const rtx = s.retransmission ? ' (retransmission)' : '';
   return `${t}${s.dir} ${s.iface} ${s.src.host}:${s.src.port} > ${s.dst.host}:${s.dst.port} [${flagLetters(s.flags)}] seq ${s.seq}${ack} win ${s.win} length ${s.len}${rtx}`;

@@ -123,8 +123,10 @@ export function renderLadder(t: Timeline, opts: LadderOptions): string {
   }
 }
 
-/** "SYN seq 0", "SYN|ACK seq 0 ack 1", "ACK ack 1", "PSH|ACK 1:6 ack 1", with "rtx" for a retransmission. */
+/** "SYN seq 0", "SYN|ACK seq 0 ack 1", "ACK ack 1", "PSH|ACK 1:6 ack 1", with "rtx" for a retransmission;
+ *  "ICMP admin-prohibited" for an ICMP error about a segment. */
 export function segmentLabel(tx: Transmission): string {
+  if (tx.icmp) return `ICMP ${tx.icmp}`;
   const parts = [(['SYN', 'FIN', 'RST', 'PSH', 'ACK'] as const).filter((f) => tx.flags.includes(f)).join('|') || 'none'];
   if (tx.len > 0) parts.push(`${tx.relSeq}:${tx.relSeq + tx.len}`);
   else if (tx.flags.includes('SYN') || tx.flags.includes('FIN') || tx.flags.includes('RST')) parts.push(`seq ${tx.relSeq}`);

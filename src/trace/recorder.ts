@@ -200,7 +200,9 @@ export class LabRecorder {
   private markRetransmission(s: Segment): void {
     const span = s.len + (s.flags.includes('SYN') ? 1 : 0) + (s.flags.includes('FIN') ? 1 : 0);
     if (span === 0) return;
-    const key = `${s.node} ${s.src.host}:${s.src.port}>${s.dst.host}:${s.dst.port}`;
+    // Per interface and direction: a firewall sees each forwarded segment twice (in on one side, out on the
+    // other), and the second sighting is not a second sending.
+    const key = `${s.node} ${s.iface} ${s.dir} ${s.src.host}:${s.src.port}>${s.dst.host}:${s.dst.port}`;
     const end = (s.seq + span) >>> 0;
     const st = this.sent.get(key);
     // A SYN with another initial sequence number is a new connection on the same ports (after TIME_WAIT, say).

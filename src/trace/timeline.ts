@@ -67,6 +67,9 @@ export interface Transmission {
   from?: NodeName;
   to?: NodeName;
   flags: TcpFlag[];
+  /** Not a TCP segment: an ICMP destination unreachable about this conversation (its code's name), sent by
+   *  `from` (the machine that refused it: a firewall, from its own address) to the quoted segment's sender. */
+  icmp?: string;
   seq: number;
   ack: number;
   /** Relative to this direction's first SYN (or first segment seen), like tcpdump's. */
@@ -180,8 +183,9 @@ function joinSightings(segments: Segment[], owner: Map<string, NodeName>): Trans
   const groups = new Map<string, Transmission[]>();
   const out: Transmission[] = [];
   for (const s of sorted) {
-    const key = `${endpointKey(s.src)}>${endpointKey(s.dst)} ${s.seq} ${s.ack} ${s.flags.join(',')} ${s.len} ${s.ipId}`;
-    const sender = owner.get(s.src.host);
+    const key = `${endpointKey(s.src)}>${endpointKey(s.dst)} ${s.seq} ${s.ack} ${s.flags.join(',')} ${s.len} ${s.ipId} ${s.icmp?.name ?? ''}`;
+    // An ICMP error comes from the machine that refused the segment, not from the end it was going to.
+    const sender = owner.get(s.icmp ? s.icmp.sender : s.src.host);
     const sighting: Sighting = { node: s.node, iface: s.iface, dir: s.dir, at: s.at };
     const list = groups.get(key) ?? [];
     groups.set(key, list);
@@ -206,6 +210,7 @@ function joinSightings(segments: Segment[], owner: Map<string, NodeName>): Trans
         ...(from ? { from } : {}),
         ...(to ? { to } : {}),
         flags: s.flags,
+        ...(s.icmp ? { icmp: s.icmp.name } : {}),
         seq: s.seq,
         ack: s.ack,
         relSeq: 0,
@@ -231,6 +236,7 @@ function numberSequences(txs: Transmission[]): void {
   const isn = new Map<string, number>();
   const highest = new Map<string, number>();
   for (const tx of txs) {
+    if (tx.icmp) continue; // its seq is the refused segment's, of the other direction
     const dirKey = `${endpointKey(tx.src)}>${endpointKey(tx.dst)}`;
     if (!isn.has(dirKey) || (tx.flags.includes('SYN') && !highest.has(dirKey))) isn.set(dirKey, tx.seq);
     const base = isn.get(dirKey)!;

@@ -283,7 +283,7 @@ function round3(x: number): number {
 function ladderRowKey(e: TimelineEvent): string {
   if (e.kind === 'segment') {
     const tx = e.tx;
-    return `s${tx.at.toFixed(3)}-${formatEndpoint(tx.src)}-${formatEndpoint(tx.dst)}-${tx.seq}-${tx.flags.join('')}-${tx.len}`;
+    return `s${tx.at.toFixed(3)}-${formatEndpoint(tx.src)}-${formatEndpoint(tx.dst)}-${tx.seq}-${tx.flags.join('')}${tx.icmp ?? ''}-${tx.len}`;
   }
   if (e.kind === 'state') return `t${e.seenAt.toFixed(3)}-${e.node}-${formatEndpoint(e.local)}-${formatEndpoint(e.peer)}-${e.to}`;
   return `d${e.at.toFixed(3)}-${e.node}-${e.chain}-${e.rule}`;

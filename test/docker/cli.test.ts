@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import stripAnsi from 'strip-ansi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
+import { lab1Port } from '../helpers/answers.js';
 import { describeOrigin, imageOrigin } from '../../src/engine/image.js';
 
 const run = promisify(execFile);
@@ -154,14 +155,17 @@ describe('the commands lab names are the ones that work where the student is', (
 });
 
 describeDocker('lab grade, the CLI', (env) => {
-  it('grade 1 2 --json passes and reports every check; nothing is left', async () => {
-    const r = await lab(['grade', '1', '2', '--json', '--junit', join(dir, 'j.xml')]);
+  it('grade 1 2 --json passes and reports every check, and whose variants Lab 1 used; nothing is left', async () => {
+    const r = await lab(['grade', '1', '2', '--json', '--junit', join(dir, 'j.xml'), '--student', 'bob']);
     const report = json<{
       passed: boolean;
-      labs: { instance: string; passed: boolean; score: { passed: number; total: number } }[];
+      labs: { instance: string; passed: boolean; student?: string; variants?: Record<string, string> }[];
     }>(r);
     for (const l of report.labs) env.track(l.instance);
     expect(report.labs.map((l) => l.passed)).toEqual([true, true]);
+    // Lab 1 has a port per student: the run says whose, and which; Lab 2 has no variants.
+    expect(report.labs[0]).toMatchObject({ student: 'bob', variants: { 'variant.port': lab1Port('bob') } });
+    expect(report.labs[1]!.variants).toBeUndefined();
     expect(report.passed).toBe(true);
     expect(r.code).toBe(0);
     expect(await env.leftovers()).toEqual([]);

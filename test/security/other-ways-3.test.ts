@@ -346,10 +346,5 @@ ip addr del {{server.ip}}/32 dev lo`,
     expectOnlyHonestPasses(by, ['server-slow-queue']);
   });
 
-  // Not closed: the client rejects only the probe's SYNs (`-m owner --uid-owner 990`, the lab's user) while a
-  // loop of its own sends SYNs that the firewall's DROP swallows (so "a SYN reached the firewall" holds), or
-  // rejects only a retransmitted SYN (`-m recent`), the first having reached the firewall: 4/4 points with the
-  // firewall untouched. Telling them apart needs the refusal seen arriving on the client's wire, and an ICMP
-  // refusal (REJECT's default, which the lab accepts) is not recorded by the capture. Written down here and in
-  // docs/authoring.md, not as a skipped test: CI counts a skip as a failure.
+  // Lab 4's probe refused by the client alone (-m owner --uid-owner 990): where-it-dropped.test.ts.
 });

@@ -1,4 +1,4 @@
-// Red team, third round: a lost segment must be lost where the task says. Lab 6's task asks for the client's
+// Red team, third and fourth rounds: a lost segment must be lost (or refused) where the task says. Lab 6's task asks for the client's
 // last ACK to be dropped by the firewall (its FORWARD chain); a rule on the server's own INPUT chain, or on the
 // client's OUTPUT chain, leaves the same two states (LAST_ACK and TIME_WAIT) without the firewall doing
 // anything. Only the wire tells them apart: the client's ACKs must reach the firewall and never the server.
@@ -55,5 +55,37 @@ describeDocker('red team: a segment lost somewhere else, or otherwise, than the 
       'no-route': [{ on: 'client', script: 'ip route flush table main', at: '0s', exit: 0 }],
     });
     expectOnlyHonestPasses(by, ['no-interface', 'no-route']);
+  });
+  it("Lab 4: the probe's SYN refused by the client itself, beside SYNs of its own that the firewall drops", async () => {
+    const REJECT = 'iptables -R FORWARD 1 -p tcp --dport 5555 -j REJECT';
+    /** The client refuses only the lab's own commands (uid 990, the probe), while a loop of its own puts SYNs on
+     *  the wire for the firewall's untouched DROP to swallow. */
+    const probeOnly = (reject: string): Entry[] => [
+      { on: 'client', script: `iptables -I OUTPUT -m owner --uid-owner 990 -p tcp --dport 5555 -j REJECT ${reject}`, at: '0s', exit: 0 },
+      { on: 'client', script: 'while :; do nc -w 1 {{server.ip}} 5555; sleep 0.2; done', at: '0s' },
+    ];
+    const by = await grade('4', 'your-turn', {
+      honest: [{ on: 'firewall', script: `${REJECT} --reject-with tcp-reset`, at: '0s', exit: 0 }],
+      // REJECT's default answer is an ICMP port unreachable: nc says "Connection refused" too.
+      'honest-icmp': [{ on: 'firewall', script: REJECT, at: '0s', exit: 0 }],
+      'honest-after-a-try': [
+        { on: 'client', script: 'nc -v -w 1 {{server.ip}} 5555', at: '0s', exit: 1 },
+        { on: 'firewall', script: `${REJECT} --reject-with tcp-reset`, at: '2s', exit: 0 },
+      ],
+      'probe-refused-by-client': probeOnly('--reject-with tcp-reset'),
+      'probe-refused-by-client-icmp': probeOnly(''),
+      // The first SYN of each connection goes out (and reaches the firewall); the client refuses its retransmission.
+      'retransmission-refused-by-client': [
+        {
+          on: 'client',
+          script:
+            'iptables -I OUTPUT -p tcp --dport 5555 --syn -m recent --name syn --set\n' +
+            'iptables -I OUTPUT -p tcp --dport 5555 --syn -m recent --name syn --rcheck -j REJECT --reject-with tcp-reset',
+          at: '0s',
+          exit: 0,
+        },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['probe-refused-by-client', 'probe-refused-by-client-icmp', 'retransmission-refused-by-client']);
   });
 });

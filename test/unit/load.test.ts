@@ -105,6 +105,102 @@ describe('lab files', () => {
     );
     expect(p[0]!.message).toMatch(/answer must be one of the choices/);
   });
+
+  // Mistakes an instructor writing a lab from the docs made (docs/authoring.md), each with a message that says
+  // what to write instead.
+  it('says a bare number is not a duration, and that arguments are quoted text', () => {
+    const forTwo = problems(minimal.replace('local: "*:5555" }\n', 'local: "*:5555" }\n        for: 2\n'));
+    expect(forTwo).toEqual([
+      expect.objectContaining({ path: 'steps[0].expect[0].for', message: expect.stringMatching(/needs its unit: 2s/) }),
+    ]);
+    const bareArg = problems(minimal.replace('[nc, -l, "5555"]', '[nc, -l, 5555]'));
+    expect(bareArg).toEqual([
+      expect.objectContaining({ path: 'steps[0].run[0].run[2]', message: expect.stringMatching(/quote numbers \("5555"\)/) }),
+    ]);
+    const line = problems(minimal.replace('[nc, -l, "5555"]', 'nc -l 5555'));
+    expect(line).toEqual([expect.objectContaining({ path: 'steps[0].run[0].run', message: expect.stringMatching(/argv list.*\[sh, -c/) })]);
+  });
+
+  it('says how many items a list may have', () => {
+    const hints =
+      '    task:\n      prompt: p\n      hints: [a, b, c, d, e, f]\n      solution: [{ on: client, run: ["true"] }]\n      expect: [{ on: server, socket: { state: LISTEN } }]\n';
+    const p = problems(minimal.replace('    expect:\n', `${hints}    expect:\n`));
+    expect(p).toEqual([expect.objectContaining({ path: 'steps[0].task.hints', message: 'at most 5 items in this list' })]);
+  });
+
+  it('refuses a near miss of a template, which would reach the machine as literal text', () => {
+    for (const [written, name] of [
+      ['{server.ip}', 'server.ip'],
+      ['${client.ip}', 'client.ip'],
+      ['{{server.ip}', 'server.ip'],
+    ]) {
+      const p = problems(minimal.replace('"5555"]', `"5555", "${written}"]`));
+      expect(p).toEqual([
+        expect.objectContaining({ message: `'${written}' is not a template: write {{${name}}}, with two braces on each side` }),
+      ]);
+    }
+    // Shell and awk braces are not templates; spaces inside a template's braces are allowed.
+    expect(problems(minimal.replace('"5555"]', `"5555", "awk '{print $1}'; echo \${HOME} {a,b}"]`))).toEqual([]);
+    expect(problems(minimal.replace('"5555"]', '"5555", "{{ server.ip }}"]'))).toEqual([]);
+  });
+
+  it("refuses an interface a routed lab's machine does not have (a check on it would never see a segment)", () => {
+    const routed = minimal.replace('intro: i\n', 'intro: i\ntopology: routed\n');
+    const seg = (on: string, iface: string) =>
+      problems(
+        routed.replace(
+          '- on: server\n        socket: { state: LISTEN, local: "*:5555" }',
+          `- on: ${on}\n        segments: { iface: ${iface}, flags: FIN, count: 0 }`,
+        ),
+      );
+    expect(seg('firewall', 'front')).toEqual([]);
+    expect(seg('firewall', 'back')).toEqual([]);
+    expect(seg('client', 'front')).toEqual([]);
+    expect(seg('server', 'back')).toEqual([]);
+    expect(seg('firewall', 'eth0')).toEqual([
+      expect.objectContaining({
+        message: "in a routed lab the firewall has the interfaces front and back: on 'eth0' it would never see a segment",
+      }),
+    ]);
+    expect(seg('client', 'back')).toEqual([
+      expect.objectContaining({ message: "in a routed lab the client has one interface, front: on 'back' it would never see a segment" }),
+    ]);
+  });
+
+  it('refuses a timeout of nothing', () => {
+    const p = problems(minimal.replace('[nc, -l, "5555"], name: srv, background: true }', '["true"], timeout: 0s }'));
+    expect(p).toEqual([
+      expect.objectContaining({ path: 'steps[0].run[0].timeout', message: expect.stringMatching(/kills the command before it runs/) }),
+    ]);
+  });
+
+  it("refuses a later stop or check of a command only a task's solution starts (every submission would fail it)", () => {
+    const task = (after: string) =>
+      problems(
+        minimal +
+          `  - id: two
+    title: Two
+    explain: e
+    task:
+      prompt: p
+      solution: [{ on: client, run: [nc, "{{server.ip}}", "5555"], name: cli, background: true }]
+      expect: [{ on: client, socket: { state: ESTABLISHED } }]
+  - id: three
+    title: Three
+    explain: e
+${after}`,
+      );
+    expect(task('    run: [{ on: client, stop: cli }]\n    expect: [{ on: client, socket: { state: TIME_WAIT } }]\n')).toEqual([
+      expect.objectContaining({ path: 'steps[2].run[0].stop', message: expect.stringMatching(/started only by a task's solution/) }),
+    ]);
+    expect(task('    expect: [{ on: client, command: { name: cli, running: true } }]\n')).toEqual([
+      expect.objectContaining({ path: 'steps[2].expect[0].command.name', message: expect.stringMatching(/fails every submission/) }),
+    ]);
+    // The lab's own commands (a step's run, a probe) may be stopped and checked later.
+    expect(task('    run: [{ on: server, stop: srv }]\n    expect: [{ on: server, command: { name: srv, running: false } }]\n')).toEqual(
+      [],
+    );
+  });
 });
 
 describe('the shipped labs', () => {

@@ -200,3 +200,16 @@ ${expect}
     expect(text).toMatch(/^16: a direct lab's machines have eth0 only/m);
   });
 });
+
+describe('retransmissions on a machine that forwards', () => {
+  const routed = record(loadCaptureFixture('routed'));
+  it('a segment the firewall forwards (in on one side, out on the other) is sent once, not again', () => {
+    const fw = routed.allSegments().filter((s) => s.node === 'firewall');
+    const span = (s: (typeof fw)[number]) => s.len + (s.flags.includes('SYN') ? 1 : 0) + (s.flags.includes('FIN') ? 1 : 0);
+    const same = (a: (typeof fw)[number], b: (typeof fw)[number]) =>
+      a.src.host === b.src.host && a.src.port === b.src.port && a.seq === b.seq && a.ack === b.ack && a.flags.join() === b.flags.join();
+    const forwarded = fw.filter((s) => s.dir === 'out' && span(s) > 0 && fw.some((i) => i.dir === 'in' && same(i, s) && !i.retransmission));
+    expect(forwarded.length).toBeGreaterThan(0);
+    expect(forwarded.filter((s) => s.retransmission)).toEqual([]);
+  });
+});

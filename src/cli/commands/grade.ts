@@ -9,6 +9,7 @@ import { catalogue, resolveLab } from '../../lab/catalogue.js';
 import { formatDuration, parseDuration } from '../../lab/duration.js';
 import { DURATION_PATTERN, type Lab } from '../../lab/schema.js';
 import { STUDENT_ID, STUDENT_ID_RULE, studentFor } from '../../identity.js';
+import { variantValues } from '../../lab/variants.js';
 import { eachInPool } from '../../pool.js';
 import type { LabResult } from '../../grade/grade.js';
 import { taskSteps } from '../../grade/score.js';
@@ -234,7 +235,12 @@ async function gradeLabs(
     ctx.signal,
   );
   const passed = results.every((r) => r?.passed);
-  const summary = { passed, labs: results, durationMs: performance.now() - started };
+  // A lab with variants ran with one student's values: say whose, and which (the checks show them filled in).
+  const labsOut = results.map((r, i) => {
+    const variants = students[i] ? variantValues(labs[i]!, students[i]) : {};
+    return Object.keys(variants).length ? { ...r, student: students[i], variants } : r;
+  });
+  const summary = { passed, labs: labsOut, durationMs: performance.now() - started };
   if (values.junit) writeOutputFile('--junit', values.junit, renderJunit(results));
   if (ctx.json) ctx.print(JSON.stringify(summary, null, 2));
   else {
