@@ -39,6 +39,14 @@ const background = (code: string) => `python3 - <<'PY' &\n${code}\nPY`;
 const NOBODY = '02:00:00:00:00:01';
 /** The server's frames to the firewall (its only way to the client) addressed to nobody. */
 const serverMisaddresses = `ip neigh replace {{firewall.ip.back}} lladdr ${NOBODY} nud permanent dev back`;
+/** The server's segments from its port 5556 alone sent to nobody (a policy route to a gateway that no machine
+ *  is): the firewall's ping still gets through, and the frames still reach the firewall's tunnel, addressed to
+ *  another machine. */
+const serverMisdirectsPort = [
+  'ip rule add ipproto tcp sport 5556 table 100',
+  'ip route add default via 198.18.255.254 dev back onlink table 100',
+  `ip neigh replace 198.18.255.254 lladdr ${NOBODY} nud permanent dev back`,
+].join(' && ');
 /** Ways the firewall stops forwarding everything, not one kind of segment. */
 const BREAKS: Record<string, string> = {
   'firewall-link-down': 'ip link set front down',
@@ -75,7 +83,7 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
     const talk = (cut: string): Entry[] => [
       { on: 'server', script: 'nc -l 5556', at: '1s', ctrlC: '4s' },
       { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
-      { on: cut === serverMisaddresses ? 'server' : 'firewall', script: cut, at: '3s', exit: 0 },
+      { on: cut === serverMisaddresses || cut === serverMisdirectsPort ? 'server' : 'firewall', script: cut, at: '3s', exit: 0 },
     ];
     const by = await grade('7', 'your-turn', {
       honest: [{ on: 'firewall', script: rule, at: '0s', exit: 0 }, ...talk('true')],
@@ -93,8 +101,9 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
       ],
       ...Object.fromEntries(Object.entries(BREAKS).map(([name, cut]) => [name, talk(cut)])),
       'server-misaddresses': talk(serverMisaddresses),
+      'server-misdirects-port': talk(serverMisdirectsPort),
     });
-    expectOnlyHonestPasses(by, [...Object.keys(BREAKS), 'server-misaddresses']);
+    expectOnlyHonestPasses(by, [...Object.keys(BREAKS), 'server-misaddresses', 'server-misdirects-port']);
   });
 
   it("Lab 13: a firewall that forwards nothing, or a server that sends to nobody, is not the firewall's data rule", async () => {
@@ -103,7 +112,7 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
     const talk = (cut: string): Entry[] => [
       { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
       { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
-      { on: cut === serverMisaddresses ? 'server' : 'firewall', script: cut, at: '3s', exit: 0 },
+      { on: cut === serverMisaddresses || cut === serverMisdirectsPort ? 'server' : 'firewall', script: cut, at: '3s', exit: 0 },
     ];
     const by = await grade('13', 'your-turn', {
       honest: [{ on: 'firewall', script: rule, at: '0s', exit: 0 }, ...talk('true')],
@@ -144,6 +153,7 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
       ],
       'firewall-no-route': instead('firewall', BREAKS['firewall-no-route']!),
       'server-misaddresses': instead('server', serverMisaddresses),
+      'server-misdirects-port': instead('server', serverMisdirectsPort),
     };
   };
 
@@ -166,7 +176,7 @@ time.sleep(600)`);
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 9', at: '2s' },
       ],
     });
-    expectOnlyHonestPasses(by, ['firewall-no-route', 'server-misaddresses', 'decoy-listener']);
+    expectOnlyHonestPasses(by, ['firewall-no-route', 'server-misaddresses', 'server-misdirects-port', 'decoy-listener']);
   });
 
   it("Lab 12: SYN|ACKs lost by a firewall with no way back, or sent to nobody, are not the firewall's rule", async () => {
@@ -182,7 +192,7 @@ time.sleep(600)`);
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 7', at: '4s' },
       ],
     });
-    expectOnlyHonestPasses(by, ['firewall-no-route', 'server-misaddresses', 'decoy-listener']);
+    expectOnlyHonestPasses(by, ['firewall-no-route', 'server-misaddresses', 'server-misdirects-port', 'decoy-listener']);
   });
 
   // Lab 3 checks its probe's connection: ESTABLISHED on the client, SYN_RECV on the server, no pure ACK on the
