@@ -43,8 +43,9 @@
  *   WAKE    every waiting look of this reader answers now.
  *   HELLO   the protocol version, and whether the recorder runs.
  * The recorder is an AF_PACKET socket (CAP_NET_RAW) that keeps the IP and TCP headers of every TCP segment
- * sent or received on the node's interfaces (loopback left out), and of every ICMP "destination unreachable"
- * that quotes a TCP segment (a REJECT's other answer than a reset), in a ring in memory, with the kernel's
+ * sent or received on the node's interfaces (loopback and frames addressed to other machines left out), and
+ * of every ICMP "destination unreachable" that quotes a TCP segment (a REJECT's other answer than a reset), in
+ * a ring in memory, with the kernel's
  * timestamps (SO_TIMESTAMPNS: CLOCK_REALTIME, the clock of LOOK). Each segment has a sequence number; a
  * reader that falls behind the ring is told how many it missed, and the kernel's own drops are counted: a
  * reader can always tell "nothing was sent" from "nothing was seen".
@@ -563,6 +564,10 @@ static int capture_read(void) {
       break;
     }
     if (addr.sll_protocol != htons(ETHERTYPE_IP) && addr.sll_protocol != htons(ETHERTYPE_IPV6)) continue;
+    /* A frame addressed to another machine's link address never entered this one (its kernel drops it): a
+     * tunnel or a flooding bridge hands it over all the same, and kept as "in" it would say a segment arrived
+     * here that the student had sent to nobody. */
+    if (addr.sll_pkttype == PACKET_OTHERHOST) continue;
     len = (size_t)n < sizeof pkt ? (size_t)n : sizeof pkt;
     h = tcp_headers(pkt, len);
     if (h == 0) continue;

@@ -37,6 +37,7 @@ function run(lab: Lab, failing: Record<string, number[]> = {}): StepResult[] {
 const lab2 = resolveLab('2').lab;
 const lab1 = resolveLab('1').lab;
 const lab3 = resolveLab('3').lab;
+const lab6 = resolveLab('6').lab;
 /** Lab 2's run of an answer that REJECTs: the server never sees the SYN, but the client is refused. */
 const reject = {
   'drop-syn': [0, 1],
@@ -134,8 +135,16 @@ describe('points: nothing for nothing', () => {
   });
 
   it('a task without points is worth one per check of its section, all or nothing', () => {
+    // Lab 6's task: four checks, no points of its own (Lab 3's says its 3 since a fourth check came).
+    expect(lab6.steps.find((s) => s.task)!.task!.points).toBeUndefined();
+    expect(maxScoreOf(lab6)).toBe(4);
+    expect(scoreLab(lab6, run(lab6, { 'your-turn': [1] }))).toMatchObject({ score: 0, passed: false });
+    expect(scoreLab(lab6, run(lab6))).toMatchObject({ score: 4, passed: true });
+  });
+
+  it('Lab 3: its task keeps its 3 points with the check of its own connection, all or nothing', () => {
     expect(maxScoreOf(lab3)).toBe(3);
-    expect(scoreLab(lab3, run(lab3, { 'your-turn': [1] }))).toMatchObject({ score: 0, passed: false });
+    expect(scoreLab(lab3, run(lab3, { 'your-turn': [0] }))).toMatchObject({ score: 0, passed: false });
     expect(scoreLab(lab3, run(lab3))).toMatchObject({ score: 3, passed: true });
   });
 
