@@ -101,3 +101,47 @@ export function lab1Honest(): Entry[] {
     },
   ];
 }
+
+/** Two SYNs from a raw socket (their answers' resets dropped): the server holds two half-open connections
+ *  that no real client made. */
+export const RAW_SYNS = `iptables -A OUTPUT -p tcp -d {{server.ip}} --dport 5556 --tcp-flags RST RST -j DROP
+python3 - <<'PY'
+import socket, struct
+src, dst = "{{client.ip}}", "{{server.ip}}"
+def csum(b):
+    if len(b) % 2: b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for sport in (41001, 41002):
+    hdr = struct.pack("!HHIIBBHHH", sport, 5556, 12345, 0, 5 << 4, 0x02, 64240, 0, 0)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
+    hdr = hdr[:16] + struct.pack("!H", csum(ph + hdr)) + hdr[18:]
+    r.sendto(hdr, (dst, 0))
+PY`;
+
+export const SYNACK_FIREWALL_DROP = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
+
+/** Labs 11 and 12: a listener of this backlog and a flood of this many SYNs, with the firewall's drop of the
+ *  SYN|ACKs (honest), also after a flood tried with no rule, whose SYN|ACKs left the firewall then
+ *  (honest-after-a-try). `instead(on, script)`: the same listener and flood with another answer between them. */
+export function synQueueAnswers(backlog: number, count: number) {
+  const listen = `tcplab-sock listen 5556 --backlog ${backlog}`;
+  const flood = `tcplab-sock flood {{server.ip}} 5556 --count ${count}`;
+  const instead = (on: string, script: string): Entry[] => [
+    { on: 'server', script: listen, at: '0s' },
+    { on, script, at: '1s', exit: 0 },
+    { on: 'client', script: flood, at: '2s' },
+  ];
+  const honest: Record<string, Entry[]> = {
+    honest: instead('firewall', SYNACK_FIREWALL_DROP),
+    'honest-after-a-try': [
+      { on: 'server', script: listen, at: '0s', ctrlC: '4s' },
+      { on: 'client', script: flood, at: '1s', ctrlC: '3s' },
+      { on: 'firewall', script: SYNACK_FIREWALL_DROP, at: '5s', exit: 0 },
+      { on: 'server', script: listen, at: '6s' },
+      { on: 'client', script: flood, at: '7s' },
+    ],
+  };
+  return { honest, instead };
+}

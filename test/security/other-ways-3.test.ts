@@ -26,7 +26,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { expectOnlyHonestPasses, gradeAnswers, lab1Honest, lab1Port, type Entry } from '../helpers/answers.js';
+import {
+  expectOnlyHonestPasses,
+  gradeAnswers,
+  lab1Honest,
+  lab1Port,
+  SYNACK_FIREWALL_DROP,
+  synQueueAnswers,
+  type Entry,
+} from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways3-'));
 
@@ -235,32 +243,12 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
     client: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
     loopback: 'iptables -A OUTPUT -o lo -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
   };
-  const firewallDrop = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
   /** Labs 11 and 12 alike: a listener of this backlog, a flood of this many SYNs, the SYN|ACKs dropped by the
    *  firewall (honest, also after a flood tried with no rule, whose SYN|ACKs left the firewall then) or by the
    *  client's own INPUT chain. */
   const synQueue = (backlog: number, count: number): Record<string, Entry[]> => {
-    const listen = `tcplab-sock listen 5556 --backlog ${backlog}`;
-    const flood = `tcplab-sock flood {{server.ip}} 5556 --count ${count}`;
-    return {
-      honest: [
-        { on: 'server', script: listen, at: '0s' },
-        { on: 'firewall', script: firewallDrop, at: '1s', exit: 0 },
-        { on: 'client', script: flood, at: '2s' },
-      ],
-      'honest-after-a-try': [
-        { on: 'server', script: listen, at: '0s', ctrlC: '4s' },
-        { on: 'client', script: flood, at: '1s', ctrlC: '3s' },
-        { on: 'firewall', script: firewallDrop, at: '5s', exit: 0 },
-        { on: 'server', script: listen, at: '6s' },
-        { on: 'client', script: flood, at: '7s' },
-      ],
-      'client-drops-synack': [
-        { on: 'server', script: listen, at: '0s' },
-        { on: 'client', script: synAckDrop.client, at: '1s', exit: 0 },
-        { on: 'client', script: flood, at: '2s' },
-      ],
-    };
+    const q = synQueueAnswers(backlog, count);
+    return { ...q.honest, 'client-drops-synack': q.instead('client', synAckDrop.client) };
   };
 
   it("Lab 11: a SYN queue held by the client's own rule, or by the server's connections to itself, is not the firewall's", async () => {
@@ -280,7 +268,7 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
       ...synQueue(2, 10),
       'three-syns': [
         { on: 'server', script: 'tcplab-sock listen 5556 --backlog 64', at: '0s' },
-        { on: 'firewall', script: firewallDrop, at: '1s', exit: 0 },
+        { on: 'firewall', script: SYNACK_FIREWALL_DROP, at: '1s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 3 &', at: '2s', exit: 0 },
         { on: 'client', script: 'sleep 1; iptables -A OUTPUT -p tcp --dport 5556 --syn -j DROP', at: '3s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 7', at: '4s' },

@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { expectOnlyHonestPasses, gradeAnswers, type Entry } from '../helpers/answers.js';
+import { expectOnlyHonestPasses, gradeAnswers, RAW_SYNS, SYNACK_FIREWALL_DROP, synQueueAnswers, type Entry } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways4-'));
 
@@ -53,24 +53,6 @@ const BREAKS: Record<string, string> = {
   'firewall-policy-drop': 'iptables -P FORWARD DROP',
   'firewall-no-route': 'ip route del {{net.front}} dev front',
 };
-
-/** Two SYNs from a raw socket to the server's 5556, the client's resets to its SYN|ACKs dropped: two
- *  half-open connections on the server that no socket of the client's made (as in other-ways.test.ts). */
-const RAW_SYNS = `iptables -A OUTPUT -p tcp -d {{server.ip}} --dport 5556 --tcp-flags RST RST -j DROP
-python3 - <<'PY'
-import socket, struct
-src, dst = "{{client.ip}}", "{{server.ip}}"
-def csum(b):
-    if len(b) % 2: b += b"\\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-for sport in (41001, 41002):
-    hdr = struct.pack("!HHIIBBHHH", sport, 5556, 12345, 0, 5 << 4, 0x02, 64240, 0, 0)
-    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
-    hdr = hdr[:16] + struct.pack("!H", csum(ph + hdr)) + hdr[18:]
-    r.sendto(hdr, (dst, 0))
-PY`;
 
 describeDocker('red team, fourth round: a broken network is not the rule the task asks for', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -131,29 +113,15 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
     expectOnlyHonestPasses(by, ['firewall-link-down', 'firewall-no-route', 'server-misaddresses']);
   });
 
-  const firewallDrop = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
-  /** Labs 11 and 12 alike: a listener of this backlog, a flood of this many SYNs, the SYN|ACKs dropped by the
-   *  firewall's rule (honest, also after a flood tried with no rule), or lost by a broken network. */
+  /** Labs 11 and 12 alike: the firewall's drop of the SYN|ACKs (honest, also after a flood tried with no rule),
+   *  or SYN|ACKs lost by a broken network. */
   const synQueue = (backlog: number, count: number): Record<string, Entry[]> => {
-    const listen = `tcplab-sock listen 5556 --backlog ${backlog}`;
-    const flood = `tcplab-sock flood {{server.ip}} 5556 --count ${count}`;
-    const instead = (on: string, cut: string): Entry[] => [
-      { on: 'server', script: listen, at: '0s' },
-      { on, script: cut, at: '1s', exit: 0 },
-      { on: 'client', script: flood, at: '2s' },
-    ];
+    const q = synQueueAnswers(backlog, count);
     return {
-      honest: instead('firewall', firewallDrop),
-      'honest-after-a-try': [
-        { on: 'server', script: listen, at: '0s', ctrlC: '4s' },
-        { on: 'client', script: flood, at: '1s', ctrlC: '3s' },
-        { on: 'firewall', script: firewallDrop, at: '5s', exit: 0 },
-        { on: 'server', script: listen, at: '6s' },
-        { on: 'client', script: flood, at: '7s' },
-      ],
-      'firewall-no-route': instead('firewall', BREAKS['firewall-no-route']!),
-      'server-misaddresses': instead('server', serverMisaddresses),
-      'server-misdirects-port': instead('server', serverMisdirectsPort),
+      ...q.honest,
+      'firewall-no-route': q.instead('firewall', BREAKS['firewall-no-route']!),
+      'server-misaddresses': q.instead('server', serverMisaddresses),
+      'server-misdirects-port': q.instead('server', serverMisdirectsPort),
     };
   };
 
@@ -172,7 +140,7 @@ time.sleep(600)`);
       // Nine SYNs on a listener with room for 128, beside a decoy listen(8): no queue was full.
       'decoy-listener': [
         { on: 'server', script: decoyListener(8, 128), at: '0s', exit: 0 },
-        { on: 'firewall', script: firewallDrop, at: '1s', exit: 0 },
+        { on: 'firewall', script: SYNACK_FIREWALL_DROP, at: '1s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 9', at: '2s' },
       ],
     });
@@ -186,7 +154,7 @@ time.sleep(600)`);
       // own rule: no queue was full.
       'decoy-listener': [
         { on: 'server', script: decoyListener(2, 64), at: '0s', exit: 0 },
-        { on: 'firewall', script: firewallDrop, at: '1s', exit: 0 },
+        { on: 'firewall', script: SYNACK_FIREWALL_DROP, at: '1s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 3 &', at: '2s', exit: 0 },
         { on: 'client', script: 'sleep 1; iptables -A OUTPUT -p tcp --dport 5556 --syn -j DROP', at: '3s', exit: 0 },
         { on: 'client', script: 'tcplab-sock flood {{server.ip}} 5556 --count 7', at: '4s' },

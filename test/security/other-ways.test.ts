@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { expectOnlyHonestPasses, gradeAnswers, lab1Honest, lab1Port, type Entry } from '../helpers/answers.js';
+import { expectOnlyHonestPasses, gradeAnswers, lab1Honest, lab1Port, RAW_SYNS, type Entry } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways-'));
 
@@ -33,24 +33,6 @@ a, _ = l.accept(); l.close()
 c.sendall(b"hi"); c.close()
 while a.recv(100): pass
 a.close()
-PY`;
-
-/** Two SYNs from a raw socket (their answers' resets dropped): the server holds two half-open connections
- *  that no real client made. */
-const RAW_SYNS = `iptables -A OUTPUT -p tcp -d {{server.ip}} --dport 5556 --tcp-flags RST RST -j DROP
-python3 - <<'PY'
-import socket, struct
-src, dst = "{{client.ip}}", "{{server.ip}}"
-def csum(b):
-    if len(b) % 2: b += b"\\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-for sport in (41001, 41002):
-    hdr = struct.pack("!HHIIBBHHH", sport, 5556, 12345, 0, 5 << 4, 0x02, 64240, 0, 0)
-    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr))
-    hdr = hdr[:16] + struct.pack("!H", csum(ph + hdr)) + hdr[18:]
-    r.sendto(hdr, (dst, 0))
 PY`;
 
 describeDocker('red team: other ways to the states a task checks are not the task', () => {

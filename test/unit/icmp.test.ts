@@ -8,6 +8,7 @@ import type { Expectation } from '../../src/lab/schema.js';
 import { formatSegment, parseHeaders, type Segment } from '../../src/observe/segments.js';
 import { buildTimeline } from '../../src/trace/timeline.js';
 import { segmentLabel } from '../../src/report/ladder-text.js';
+import { oneStepLab } from '../helpers/lab-text.js';
 
 const CLIENT = '198.18.0.2';
 const SERVER = '198.18.1.3';
@@ -162,19 +163,7 @@ describe('ICMP errors about TCP segments', () => {
   });
 
   it('lab validate refuses TCP-only keys beside icmp or refusal, and both together', () => {
-    const lab = (matcher: string) => `id: 7
-slug: tiny
-title: Tiny
-summary: s
-intro: i
-steps:
-  - id: one
-    title: One
-    explain: e
-    expect:
-      - on: server
-        segments: ${matcher}
-`;
+    const lab = (matcher: string) => oneStepLab(`      - on: server\n        segments: ${matcher}`);
     const problems = (m: string) => validateLabText(lab(m)).problems.map((p) => `${p.path}: ${p.message}`);
     expect(problems('{ refusal: true, from: "*:5555" }')).toEqual([]);
     expect(problems('{ icmp: port-unreachable }')).toEqual([]);

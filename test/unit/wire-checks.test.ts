@@ -6,6 +6,7 @@ import type { Expectation, NodeName } from '../../src/lab/schema.js';
 import { validateLabText } from '../../src/lab/load.js';
 import { parseSs } from '../../src/observe/ss.js';
 import { loadCaptureFixture, record } from '../helpers/capture-fixtures.js';
+import { oneStepLab } from '../helpers/lab-text.js';
 
 const direct = loadCaptureFixture('direct');
 const rec = record(direct);
@@ -144,18 +145,7 @@ describe('socket fields', () => {
 });
 
 describe('lab files with the new kinds', () => {
-  const lab = (expect: string) => `id: 7
-slug: tiny
-title: Tiny
-summary: s
-intro: i
-steps:
-  - id: one
-    title: One
-    explain: e
-    expect:
-${expect}
-`;
+  const lab = oneStepLab;
   it('accepts segments and socket fields as the README writes them', () => {
     const p = validateLabText(
       lab(`      - on: server
