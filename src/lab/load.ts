@@ -226,7 +226,8 @@ function issueToProblem(issue: z.core.$ZodIssue, positionOf: (p: readonly Proper
   } else if (issue.code === 'invalid_type' && issue.expected === 'array' && issue.path[issue.path.length - 1] === 'run') {
     // `run: nc -l 5555`: a command is an argv list, never a line for a shell.
     message = `${message}: a command is an argv list, [nc, -l, "5555"]; for a shell line, [sh, -c, "..."]`;
-  } else if (issue.code === 'too_big' && issue.origin === 'array') {
+  } else if (issue.code === 'too_big' && issue.origin === 'array' && /^Too big/.test(message)) {
+    // zod's own words ("Too big: expected array to have <=5 items"); a limit with a message of its own keeps it.
     message = `at most ${String(issue.maximum)} items in this list`;
   }
   return { ...positionOf(path), path: pathText(issue.path), message };

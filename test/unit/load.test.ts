@@ -126,6 +126,11 @@ describe('lab files', () => {
       '    task:\n      prompt: p\n      hints: [a, b, c, d, e, f]\n      solution: [{ on: client, run: ["true"] }]\n      expect: [{ on: server, socket: { state: LISTEN } }]\n';
     const p = problems(minimal.replace('    expect:\n', `${hints}    expect:\n`));
     expect(p).toEqual([expect.objectContaining({ path: 'steps[0].task.hints', message: 'at most 5 items in this list' })]);
+    // A limit that says it in words of its own keeps them.
+    const args = Array.from({ length: 200 }, (_, i) => `"a${i}"`).join(', ');
+    expect(problems(minimal.replace('[nc, -l, "5555"]', `[${args}]`))).toEqual([
+      expect.objectContaining({ path: 'steps[0].run[0].run', message: 'at most 128 arguments' }),
+    ]);
   });
 
   it('refuses a near miss of a template, which would reach the machine as literal text', () => {
