@@ -2,12 +2,13 @@
 // (no CLI, no dockerode), host-wide CPU-seconds from /proc/stat minus this process's own. BENCHMARKS.md
 // ("Again, 4 Dec 22:10") compares it with `npm run bench -- --only cpu`'s floor, and runtimes with each other.
 //
-//   node scripts/engine-floor-raw.mjs [MODE] [RUNS]     MODE: exec (default), hard, soft, nonet, netonly
+//   node scripts/engine-floor-raw.mjs [MODE] [RUNS]     MODE: exec (default), hard, soft, nonet, netonly, restart
 //   RT=crun node scripts/engine-floor-raw.mjs exec 4     the same with another OCI runtime the engine has registered
 //
 // exec: an internal network, two containers of tcplab's image with its hardening, each started and entered
 // once (`true`), all removed; hard: without the exec; soft: without the hardening; nonet: no network;
-// netonly: the network alone. Needs the image (`lab grade 2` builds it) and the socket at /var/run/docker.sock.
+// netonly: the network alone; restart: exec's network and machines made once, and each run kills, starts and
+// enters each machine again (what reusing machines would cost instead of making them). Needs the image (`lab grade 2` builds it) and the socket at /var/run/docker.sock.
 // Everything it makes carries io.tcplab.managed=true and is removed before the next run.
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -46,10 +47,13 @@ const own = () => {
   return (u.user + u.system) / 1e6;
 };
 
-async function once(i) {
-  const net = `tcplab-floorraw-${process.pid}-${i}`;
+const withNet = mode !== 'nonet';
+const netName = (i) => (withNet ? `tcplab-floorraw-${process.pid}-${i}` : undefined);
+
+/** An internal network (unless nonet) and two machines on it (unless netonly), started; their names into `names`. */
+async function make(i, names) {
+  const net = netName(i);
   const third = 200 + (i % 50);
-  const withNet = mode !== 'nonet';
   if (withNet)
     await must('POST', '/networks/create', {
       Name: net,
@@ -59,55 +63,84 @@ async function once(i) {
       IPAM: { Driver: 'default', Config: [{ Subnet: `198.19.${third}.0/24`, Gateway: `198.19.${third}.1` }] },
       Labels: LABELS,
     });
-  const names = [];
-  try {
-    if (mode === 'netonly') return;
-    for (const n of ['a', 'b']) {
-      const name = `${net}-${n}`;
-      const hardening =
-        mode === 'soft'
-          ? {}
-          : {
-              CapDrop: ['ALL'],
-              CapAdd: ['NET_ADMIN', 'NET_RAW', 'SETUID', 'SETGID', 'SETPCAP'],
-              SecurityOpt: ['no-new-privileges'],
-              ReadonlyRootfs: true,
-              Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=16m', '/run': 'rw,nosuid,nodev,size=4m' },
-              Memory: 64 << 20,
-              MemorySwap: 64 << 20,
-              PidsLimit: 128,
-              Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 1024 }],
-            };
-      await must('POST', `/containers/create?name=${name}`, {
-        Image: IMAGE,
-        Labels: LABELS,
-        HostConfig: { ...hardening, ...(process.env.RT ? { Runtime: process.env.RT } : {}), NetworkMode: withNet ? net : 'none' },
-        ...(withNet
-          ? { NetworkingConfig: { EndpointsConfig: { [net]: { IPAMConfig: { IPv4Address: `198.19.${third}.${10 + names.length}` } } } } }
-          : {}),
-      });
-      names.push(name);
-      await must('POST', `/containers/${name}/start`);
-    }
-    if (mode === 'exec')
-      for (const name of names) {
-        const ex = JSON.parse((await must('POST', `/containers/${name}/exec`, { Cmd: ['true'], AttachStdout: true })).body).Id;
-        await must('POST', `/exec/${ex}/start`, { Detach: false });
-        const st = JSON.parse((await must('GET', `/exec/${ex}/json`)).body);
-        if (st.ExitCode !== 0) throw new Error(`exec in ${name} exited ${st.ExitCode}`);
-      }
-  } finally {
-    for (const name of names) await api('DELETE', `/containers/${name}?force=true&v=true`);
-    if (withNet) await api('DELETE', `/networks/${net}`);
+  if (mode === 'netonly') return;
+  for (const n of ['a', 'b']) {
+    const name = `${net}-${n}`;
+    const hardening =
+      mode === 'soft'
+        ? {}
+        : {
+            CapDrop: ['ALL'],
+            CapAdd: ['NET_ADMIN', 'NET_RAW', 'SETUID', 'SETGID', 'SETPCAP'],
+            SecurityOpt: ['no-new-privileges'],
+            ReadonlyRootfs: true,
+            Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=16m', '/run': 'rw,nosuid,nodev,size=4m' },
+            Memory: 64 << 20,
+            MemorySwap: 64 << 20,
+            PidsLimit: 128,
+            Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 1024 }],
+          };
+    await must('POST', `/containers/create?name=${name}`, {
+      Image: IMAGE,
+      Labels: LABELS,
+      HostConfig: { ...hardening, ...(process.env.RT ? { Runtime: process.env.RT } : {}), NetworkMode: withNet ? net : 'none' },
+      ...(withNet
+        ? { NetworkingConfig: { EndpointsConfig: { [net]: { IPAMConfig: { IPv4Address: `198.19.${third}.${10 + names.length}` } } } } }
+        : {}),
+    });
+    names.push(name);
+    await must('POST', `/containers/${name}/start`);
   }
 }
 
-await once(99); // warm: the image's layers in the page cache
-const t0 = performance.now();
-const b0 = busy();
-const o0 = own();
-for (let i = 0; i < runs; i++) await once(i);
-const cpu = (busy() - b0 - (own() - o0)) / runs;
+async function enter(names) {
+  for (const name of names) {
+    const ex = JSON.parse((await must('POST', `/containers/${name}/exec`, { Cmd: ['true'], AttachStdout: true })).body).Id;
+    await must('POST', `/exec/${ex}/start`, { Detach: false });
+    const st = JSON.parse((await must('GET', `/exec/${ex}/json`)).body);
+    if (st.ExitCode !== 0) throw new Error(`exec in ${name} exited ${st.ExitCode}`);
+  }
+}
+
+async function remove(net, names) {
+  for (const name of names) await api('DELETE', `/containers/${name}?force=true&v=true`);
+  if (net) await api('DELETE', `/networks/${net}`);
+}
+
+async function once(i) {
+  const names = [];
+  try {
+    await make(i, names);
+    if (mode === 'exec') await enter(names);
+  } finally {
+    await remove(netName(i), names);
+  }
+}
+
+/** restart: the machines of `make`, kept; each run kills and starts them again and enters each once. */
+async function restartEach(names) {
+  for (const name of names) {
+    await must('POST', `/containers/${name}/kill`);
+    await must('POST', `/containers/${name}/wait?condition=not-running`);
+    await must('POST', `/containers/${name}/start`);
+  }
+  await enter(names);
+}
+
+const kept = [];
+if (mode === 'restart') await make(98, kept);
+const run = mode === 'restart' ? () => restartEach(kept) : once;
+let cpu, t0;
+try {
+  await run(99); // warm: the image's layers in the page cache
+  t0 = performance.now();
+  const b0 = busy();
+  const o0 = own();
+  for (let i = 0; i < runs; i++) await run(i);
+  cpu = (busy() - b0 - (own() - o0)) / runs;
+} finally {
+  if (mode === 'restart') await remove(netName(98), kept);
+}
 console.log(
   `${mode}${process.env.RT ? ` (runtime ${process.env.RT})` : ''}: ${cpu.toFixed(2)} CPU-s host-wide per run, ${((performance.now() - t0) / runs / 1000).toFixed(2)} s of wall time (${runs} runs)`,
 );

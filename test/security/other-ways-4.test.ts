@@ -193,6 +193,10 @@ time.sleep(600)`);
       'wrong-neighbour': [
         { on: 'client', script: `ip neigh replace {{server.ip}} lladdr ${NOBODY} nud permanent dev eth0`, at: '0s', exit: 0 },
       ],
+      // Set once, not static: the kernel would correct it, but only after seconds of frames to nobody.
+      'wrong-neighbour-once': [
+        { on: 'client', script: `ip neigh replace {{server.ip}} lladdr ${NOBODY} nud stale dev eth0`, at: '0s', exit: 0 },
+      ],
       // ARP off: the kernel addresses the client's frames for the server to the client itself.
       'arp-off': [{ on: 'client', script: 'ip link set eth0 arp off', at: '0s', exit: 0 }],
       // The same, but an entry the kernel would replace in time: kept wrong by a loop.
@@ -205,6 +209,6 @@ time.sleep(600)`);
         },
       ],
     });
-    expectOnlyHonestPasses(by, ['wrong-neighbour', 'arp-off', 'wrong-neighbour-kept']);
+    expectOnlyHonestPasses(by, ['wrong-neighbour', 'wrong-neighbour-once', 'arp-off', 'wrong-neighbour-kept']);
   });
 });
