@@ -1,7 +1,7 @@
 // The smallest lab file text around some expectations: for tests of what `lab validate` says about them.
 
-/** A one-step lab whose step expects `expect` (YAML list items, indented six spaces). */
-export function oneStepLab(expect: string): string {
+/** A one-step lab whose step runs `run` (if given) and expects `expect` (YAML list items, indented six spaces). */
+export function oneStepLab(expect: string, run?: string): string {
   return `id: 7
 slug: tiny
 title: Tiny
@@ -11,7 +11,7 @@ steps:
   - id: one
     title: One
     explain: e
-    expect:
+${run ? `    run:\n${run}\n` : ''}    expect:
 ${expect}
 `;
 }

@@ -193,7 +193,7 @@ time.sleep(600)`);
       'wrong-neighbour': [
         { on: 'client', script: `ip neigh replace {{server.ip}} lladdr ${NOBODY} nud permanent dev eth0`, at: '0s', exit: 0 },
       ],
-      // Set once, not static: the kernel would correct it, but only after seconds of frames to nobody.
+      // Set once, not static: the probe's own ARP request brings the server's answer, which corrects it.
       'wrong-neighbour-once': [
         { on: 'client', script: `ip neigh replace {{server.ip}} lladdr ${NOBODY} nud stale dev eth0`, at: '0s', exit: 0 },
       ],

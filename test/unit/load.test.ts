@@ -3,22 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { validateLabText } from '../../src/lab/load.js';
 import { catalogue, observableStates, resolveLab } from '../../src/lab/catalogue.js';
 import { labJsonSchemaText } from '../../src/lab/json-schema.js';
+import { oneStepLab } from '../helpers/lab-text.js';
 
-const minimal = `id: 7
-slug: tiny
-title: Tiny
-summary: s
-intro: i
-steps:
-  - id: one
-    title: One
-    explain: e
-    run:
-      - { on: server, run: [nc, -l, "5555"], name: srv, background: true }
-    expect:
-      - on: server
-        socket: { state: LISTEN, local: "*:5555" }
-`;
+const minimal = oneStepLab(
+  '      - on: server\n        socket: { state: LISTEN, local: "*:5555" }',
+  '      - { on: server, run: [nc, -l, "5555"], name: srv, background: true }',
+);
 
 const problems = (text: string) => validateLabText(text).problems;
 

@@ -4,21 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { validateLabText } from '../../src/lab/load.js';
 import { evaluate, type NodeSnapshot } from '../../src/grade/grade.js';
+import { oneStepLab } from '../helpers/lab-text.js';
 
-const lab = (expectation: string) => `id: 7
-slug: tiny
-title: Tiny
-summary: s
-intro: i
-steps:
-  - id: one
-    title: One
-    explain: e
-    run:
-      - { on: client, run: [nc, -v, "{{server.ip}}", "5555"], name: probe, background: true }
-    expect:
-      - ${expectation}
-`;
+const lab = (expectation: string) =>
+  oneStepLab(`      - ${expectation}`, '      - { on: client, run: [nc, -v, "{{server.ip}}", "5555"], name: probe, background: true }');
 const problems = (expectation: string) => validateLabText(lab(expectation)).problems;
 
 describe('vacuous checks are refused', () => {
