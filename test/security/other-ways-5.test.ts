@@ -63,12 +63,23 @@ ip addr del {{client.ip}}/32 dev lo`,
         { on: 'server', script: 'nc -l 5556', at: '1s' },
         { on: 'client', script: 'echo hello | nc -q0 {{server.ip}} 5556', at: '2s', exit: 0 },
       ],
-      // The server's nc keeps its side open while its input does (4 s); meanwhile the client's route to the
-      // server gets hop limit 1: its ACKs of the server's FINs expire at the firewall. No rule anywhere.
+      // The server (a program of the student's, in place of nc) closes 3 s after the client's FIN; meanwhile
+      // the client's route to the server gets hop limit 1: its ACKs of the server's FINs expire at the
+      // firewall's front (TTL exceeded) and never reach the server. No rule anywhere, the firewall untouched.
       'client-hoplimit-1': [
-        { on: 'server', script: 'sleep 5 | nc -l 5556', at: '0s' },
-        { on: 'client', script: 'echo hello | nc -q0 {{server.ip}} 5556', at: '1s', exit: 0 },
+        {
+          on: 'server',
+          script: background(`import socket, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 5556)); l.listen(1)
+a, _ = l.accept(); l.close()
+while a.recv(100): pass
+time.sleep(3); a.close(); time.sleep(600)`),
+          at: '0s',
+          exit: 0,
+        },
+        { on: 'client', script: 'sleep 1; echo hello | nc -q0 {{server.ip}} 5556', at: '1s', exit: 0 },
         { on: 'client', script: 'ip route add {{server.ip}}/32 via {{firewall.ip.front}} hoplimit 1', at: '2s', exit: 0 },
+        { on: 'client', script: 'sleep 5', at: '3s', exit: 0 },
       ],
     });
     expectOnlyHonestPasses(by, ['client-hoplimit-1']);
