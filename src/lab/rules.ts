@@ -155,6 +155,7 @@ export function checkRules(lab: Lab): RuleProblem[] {
     if (e.segments) {
       const m = e.segments;
       if (badRange(m.count)) problems.push({ path: [...path, 'segments', 'count'], message: 'min is larger than max' });
+      if (badRange(m.ttl)) problems.push({ path: [...path, 'segments', 'ttl'], message: 'min is larger than max' });
       const list = (f: typeof m.flags) => (f === undefined ? [] : Array.isArray(f) ? f : f.split('|'));
       const both = list(m.flags).filter((f) => list(m.without).includes(f));
       if (both.length)

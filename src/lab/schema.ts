@@ -127,6 +127,15 @@ export const SegmentMatcherSchema = z
       .boolean()
       .optional()
       .describe('true: only segments whose sequence range this machine already saw (a retransmission); false: only first sendings.'),
+    ttl: z
+      .strictObject({
+        min: z.number().int().min(0).max(255).optional(),
+        max: z.number().int().min(0).max(255).optional(),
+      })
+      .optional()
+      .describe(
+        "The IP TTL (IPv6 hop limit) the segment carried as this machine saw it: { min: 2 } leaves out segments sent with a hop limit that ends here (a sender's route with hoplimit 1 loses them at the firewall with no rule).",
+      ),
     icmp: z
       .union([z.literal(true), z.enum(ICMP_NAMES)])
       .optional()

@@ -53,6 +53,20 @@ describe('segments expectations', () => {
     expect(again.seen.slice(1).every((l) => l.endsWith('(retransmission)'))).toBe(true);
   });
 
+  it('tells segments by the TTL they arrived with', () => {
+    const synsIn = rec.allSegments().filter((s) => s.node === 'server' && s.dir === 'in' && s.flags.join() === 'SYN');
+    const ttl = synsIn[0]!.ttl;
+    expect(ttl).toBeGreaterThan(1);
+    const withTtl = (range: { min?: number; max?: number }): Expectation => ({
+      on: 'server',
+      segments: { flags: 'SYN', without: 'ACK', dir: 'in', ttl: range },
+    });
+    expect(evaluate(withTtl({ min: ttl }), snap('server'), vars).holds).toBe(true);
+    expect(evaluate(withTtl({ min: ttl + 1 }), snap('server'), vars).holds).toBe(false);
+    expect(evaluate(withTtl({ max: ttl - 1 }), snap('server'), vars).holds).toBe(false);
+    expect(describeExpectation(withTtl({ min: 2 }), vars)).toContain('with TTL 2-255');
+  });
+
   it('"no SYN|ACK reaches the client" holds while the server drops them, and fails once one gets through', () => {
     const none: Expectation = { on: 'client', segments: { flags: 'SYN|ACK', dir: 'in', count: 0 } };
     const firstSynAck = rec.allSegments().find((s) => s.node === 'client' && s.dir === 'in' && s.flags.includes('SYN'))!;
@@ -182,12 +196,15 @@ describe('lab files with the new kinds', () => {
       - on: client
         socket: { sendQ: { min: 3, max: 1 } }
       - on: client
-        segments: { iface: back }`),
+        segments: { iface: back }
+      - on: client
+        segments: { ttl: { min: 64, max: 2 } }`),
     ).problems;
     const text = p.map((x) => `${x.line}: ${x.message}`).join('\n');
     expect(text).toMatch(/^12: SYN cannot be both set and not set/m);
     expect(text).toMatch(/^14: min is larger than max/m);
     expect(text).toMatch(/^16: a direct lab's machines have eth0 only/m);
+    expect(text).toMatch(/^18: min is larger than max/m);
   });
 });
 
