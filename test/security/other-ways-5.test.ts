@@ -9,9 +9,8 @@
 //   then the client drops its own FIN (OUTPUT), as in the third round.
 // - Lab 9: a refused SYN of the server's from 7005, then a listener that closes after accept(), with the client
 //   dropping the first SYN|ACKs on arrival, so that the listener retransmits one (same sequence number).
-//
-// Lab 10 fell too (sixty connections the server closes first, then the third round's TIME_WAITs on the client's
-// own loopback) and is not fixed: docs/authoring.md says so under "Still open after the fifth round".
+// - Lab 10: sixty connections the server closes first (so the client's FINs from the range did reach it, and the
+//   client keeps nothing), then fifty TIME_WAITs with a listener on the client's own loopback.
 //
 // Each attack must score 0 while the honest answer beside it passes.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -137,5 +136,46 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
       ],
     });
     expectOnlyHonestPasses(by, ['stray-syn-listener-retransmits']);
+  });
+
+  it("Lab 10: the client's FINs of connections the server closed, then TIME_WAITs on its own loopback", async () => {
+    const sink = { on: 'server', script: 'tcplab-sock sink 5557', at: '0s' };
+    const by = await grade('10', 'your-turn', {
+      honest: [sink, { on: 'client', script: 'sleep 1; tcplab-sock burst {{server.ip}} 5557 --count 60', at: '1s', exit: 0 }],
+      'server-closes-first-then-self-connect': [
+        {
+          on: 'server',
+          script: background(`import socket, time
+l = socket.socket(); l.bind(("", 5557)); l.listen(64)
+while True:
+    a, _ = l.accept(); a.close()`),
+          at: '0s',
+          exit: 0,
+        },
+        {
+          on: 'client',
+          script: `sleep 1
+python3 - <<'PY'
+import socket, time
+for i in range(60):
+    s = socket.socket(); s.connect(("{{server.ip}}", 5557))
+    while s.recv(100): pass
+    s.close()
+time.sleep(1)
+PY
+ip addr add {{server.ip}}/32 dev lo
+python3 - <<'PY'
+import socket
+l = socket.socket(); l.bind(("{{server.ip}}", 5557)); l.listen(64)
+for i in range(50):
+    s = socket.socket(); s.setsockopt(socket.SOL_IP, 24, 1); s.bind(("{{client.ip}}", 0)); s.connect(("{{server.ip}}", 5557))
+    a, _ = l.accept(); s.close(); a.close()
+PY`,
+          at: '1s',
+          exit: 0,
+        },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['server-closes-first-then-self-connect']);
   });
 });
