@@ -119,7 +119,7 @@ function segmentMatches(m: SegmentMatcher, s: Segment, vars: Record<string, stri
   if (flagList(m.without).some((f) => s.flags.includes(f))) return false;
   if (m.data !== undefined && s.len > 0 !== m.data) return false;
   if (m.retransmission !== undefined && Boolean(s.retransmission) !== m.retransmission) return false;
-  if (m.ttl && (s.ttl < (m.ttl.min ?? 0) || s.ttl > (m.ttl.max ?? 255))) return false;
+  if (m.ttl && !countOk(m.ttl, s.ttl, 0)) return false;
   return endpointMatches(m.from, s.src, vars) && endpointMatches(m.to, s.dst, vars);
 }
 
@@ -324,7 +324,7 @@ export function describeExpectation(e: Expectation, vars: Record<string, string>
     else parts.push(m.retransmission === true ? 'retransmitted segments' : m.retransmission === false ? 'first-sent segments' : 'segments');
     if (without.length) parts.push(`without ${without.join('|')}`);
     if (m.data !== undefined) parts.push(m.data ? 'with data' : 'without data');
-    if (m.ttl) parts.push(`with TTL ${m.ttl.min ?? 0}-${m.ttl.max ?? 255}`);
+    if (m.ttl) parts.push(`with TTL ${countText(m.ttl)}`);
     if (m.from) parts.push(`from ${expand(m.from, vars)}`);
     if (m.to) parts.push(`to ${expand(m.to, vars)}`);
     if (m.dir) parts.push(m.dir === 'in' ? 'arriving' : 'leaving');

@@ -145,3 +145,43 @@ export function synQueueAnswers(backlog: number, count: number) {
   };
   return { honest, instead };
 }
+
+/** Lab 5: the server's TIME_WAIT from a connection it makes with itself from the client's address and port 6668,
+ *  on its own loopback (red team, third and fifth rounds). */
+export const LAB5_SERVER_WITH_ITSELF = `ip addr add {{client.ip}}/32 dev lo
+python3 -c '
+import socket, time
+l = socket.socket(); l.bind(("{{server.ip}}", 5557)); l.listen(1)
+c = socket.socket(); c.bind(("{{client.ip}}", 6668)); c.connect(("{{server.ip}}", 5557))
+a, _ = l.accept(); l.close()
+a.close(); time.sleep(0.3); c.close(); time.sleep(0.3)'
+ip addr del {{client.ip}}/32 dev lo`;
+
+/** Lab 10: fifty TIME_WAITs on the client from its own address to the server's, made with a listener on the
+ *  client's loopback, so nothing crosses the network (red team, third and fifth rounds). */
+export const LAB10_LOOPBACK_TIME_WAITS = `ip addr add {{server.ip}}/32 dev lo
+python3 - <<'PY'
+import socket
+l = socket.socket(); l.bind(("{{server.ip}}", 5557)); l.listen(64)
+for i in range(50):
+    s = socket.socket(); s.setsockopt(socket.SOL_IP, 24, 1); s.bind(("{{client.ip}}", 0)); s.connect(("{{server.ip}}", 5557))
+    a, _ = l.accept(); s.close(); a.close()
+PY`;
+
+/** Lab 5's task done: the server closes first, so the TIME_WAIT is its own and the client's 6668 is free. */
+export const LAB5_HONEST: Entry[] = [
+  { on: 'server', script: 'echo bye | nc -q0 -l 5557', at: '0s' },
+  { on: 'client', script: 'nc -p 6668 {{server.ip}} 5557', at: '1s', ctrlC: '3s' },
+];
+
+const lab9Rule = (op: 'A' | 'D') => `iptables -${op} INPUT -p tcp --tcp-flags SYN,ACK SYN -j DROP`;
+/** Lab 9's task done: each side drops the other's SYN on arrival until both have sent their own, then the rules
+ *  go and the retransmitted SYNs cross: a simultaneous open. */
+export const LAB9_HONEST: Entry[] = [
+  { on: 'client', script: lab9Rule('A'), at: '0s', exit: 0 },
+  { on: 'server', script: lab9Rule('A'), at: '1s', exit: 0 },
+  { on: 'client', script: 'nc -p 7004 {{server.ip}} 7005', at: '2s' },
+  { on: 'server', script: 'nc -p 7005 {{client.ip}} 7004', at: '3s' },
+  { on: 'client', script: lab9Rule('D'), at: '5s', exit: 0 },
+  { on: 'server', script: lab9Rule('D'), at: '6s', exit: 0 },
+];

@@ -27,13 +27,17 @@ import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import {
+  type Entry,
   expectOnlyHonestPasses,
   gradeAnswers,
+  LAB10_LOOPBACK_TIME_WAITS,
   lab1Honest,
   lab1Port,
+  LAB5_HONEST,
+  LAB5_SERVER_WITH_ITSELF,
+  LAB9_HONEST,
   SYNACK_FIREWALL_DROP,
   synQueueAnswers,
-  type Entry,
 } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways3-'));
@@ -75,10 +79,7 @@ describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9, 10,
 
   it("Lab 5: the server's TIME_WAIT from a connection it made, or made with itself, is not the client's from 6668", async () => {
     const by = await grade('5', 'your-turn', {
-      honest: [
-        { on: 'server', script: 'echo bye | nc -q0 -l 5557', at: '0s' },
-        { on: 'client', script: 'nc -p 6668 {{server.ip}} 5557', at: '1s', ctrlC: '3s' },
-      ],
+      honest: LAB5_HONEST,
       // A refused SYN from 6668 first, so that the server did see one from there.
       'server-connects': [
         { on: 'client', script: 'nc -p 6668 {{server.ip}} 5999', at: '0s', exit: 1 },
@@ -88,14 +89,7 @@ describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9, 10,
       'server-self': [
         {
           on: 'server',
-          script: `ip addr add {{client.ip}}/32 dev lo
-python3 -c '
-import socket, time
-l = socket.socket(); l.bind(("{{server.ip}}", 5557)); l.listen(1)
-c = socket.socket(); c.bind(("{{client.ip}}", 6668)); c.connect(("{{server.ip}}", 5557))
-a, _ = l.accept(); l.close()
-a.close(); time.sleep(0.3); c.close(); time.sleep(0.3)'
-ip addr del {{client.ip}}/32 dev lo`,
+          script: LAB5_SERVER_WITH_ITSELF,
           at: '0s',
           exit: 0,
         },
@@ -197,16 +191,8 @@ c.shutdown(socket.SHUT_WR); time.sleep(0.5); a.close(); time.sleep(600)`),
   });
 
   it('Lab 9: a listener gone after accept(), or sockets repaired into ESTABLISHED, are not a simultaneous open', async () => {
-    const rule = 'iptables -%s INPUT -p tcp --tcp-flags SYN,ACK SYN -j DROP';
     const by = await grade('9', 'your-turn', {
-      honest: [
-        { on: 'client', script: rule.replace('%s', 'A'), at: '0s', exit: 0 },
-        { on: 'server', script: rule.replace('%s', 'A'), at: '1s', exit: 0 },
-        { on: 'client', script: 'nc -p 7004 {{server.ip}} 7005', at: '2s' },
-        { on: 'server', script: 'nc -p 7005 {{client.ip}} 7004', at: '3s' },
-        { on: 'client', script: rule.replace('%s', 'D'), at: '5s', exit: 0 },
-        { on: 'server', script: rule.replace('%s', 'D'), at: '6s', exit: 0 },
-      ],
+      honest: LAB9_HONEST,
       'listener-closed': [
         {
           on: 'server',
@@ -285,14 +271,7 @@ a, _ = l.accept(); l.close(); time.sleep(600)`),
       'self-connect': [
         {
           on: 'client',
-          script: `ip addr add {{server.ip}}/32 dev lo
-python3 - <<'PY'
-import socket
-l = socket.socket(); l.bind(("{{server.ip}}", 5557)); l.listen(64)
-for i in range(50):
-    s = socket.socket(); s.setsockopt(socket.SOL_IP, 24, 1); s.bind(("{{client.ip}}", 0)); s.connect(("{{server.ip}}", 5557))
-    a, _ = l.accept(); s.close(); a.close()
-PY
+          script: `${LAB10_LOOPBACK_TIME_WAITS}
 ip addr del {{server.ip}}/32 dev lo`,
           at: '0s',
           exit: 0,

@@ -18,7 +18,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { expectOnlyHonestPasses, gradeAnswers, type Entry } from '../helpers/answers.js';
+import {
+  type Entry,
+  expectOnlyHonestPasses,
+  gradeAnswers,
+  LAB10_LOOPBACK_TIME_WAITS,
+  LAB5_HONEST,
+  LAB5_SERVER_WITH_ITSELF,
+  LAB9_HONEST,
+} from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways5-'));
 
@@ -32,22 +40,12 @@ describeDocker('red team, fifth round: a segment seen is not the graded connecti
 
   it("Lab 5: a refused SYN from 6668, then the server's connection with itself, is not the client's from 6668", async () => {
     const by = await grade('5', 'your-turn', {
-      honest: [
-        { on: 'server', script: 'echo bye | nc -q0 -l 5557', at: '0s' },
-        { on: 'client', script: 'nc -p 6668 {{server.ip}} 5557', at: '1s', ctrlC: '3s' },
-      ],
+      honest: LAB5_HONEST,
       'refused-syn-then-server-self': [
         { on: 'client', script: 'nc -p 6668 {{server.ip}} 5999', at: '0s', exit: 1 },
         {
           on: 'server',
-          script: `ip addr add {{client.ip}}/32 dev lo
-python3 -c '
-import socket, time
-l = socket.socket(); l.bind(("{{server.ip}}", 5557)); l.listen(1)
-c = socket.socket(); c.bind(("{{client.ip}}", 6668)); c.connect(("{{server.ip}}", 5557))
-a, _ = l.accept(); l.close()
-a.close(); time.sleep(0.3); c.close(); time.sleep(0.3)'
-ip addr del {{client.ip}}/32 dev lo`,
+          script: LAB5_SERVER_WITH_ITSELF,
           at: '1s',
           exit: 0,
         },
@@ -109,17 +107,9 @@ time.sleep(3); a.close(); time.sleep(600)`),
   });
 
   it('Lab 9: a listener whose SYN|ACK is retransmitted, after a refused SYN, is not a simultaneous open', async () => {
-    const rule = 'iptables -%s INPUT -p tcp --tcp-flags SYN,ACK SYN -j DROP';
     const synack = 'iptables -%s INPUT -p tcp --sport 7005 --tcp-flags SYN,ACK SYN,ACK -j DROP';
     const by = await grade('9', 'your-turn', {
-      honest: [
-        { on: 'client', script: rule.replace('%s', 'A'), at: '0s', exit: 0 },
-        { on: 'server', script: rule.replace('%s', 'A'), at: '1s', exit: 0 },
-        { on: 'client', script: 'nc -p 7004 {{server.ip}} 7005', at: '2s' },
-        { on: 'server', script: 'nc -p 7005 {{client.ip}} 7004', at: '3s' },
-        { on: 'client', script: rule.replace('%s', 'D'), at: '5s', exit: 0 },
-        { on: 'server', script: rule.replace('%s', 'D'), at: '6s', exit: 0 },
-      ],
+      honest: LAB9_HONEST,
       'stray-syn-listener-retransmits': [
         { on: 'server', script: 'nc -p 7005 {{client.ip}} 7004', at: '0s', exit: 1 },
         { on: 'client', script: synack.replace('%s', 'A'), at: '1s', exit: 0 },
@@ -163,14 +153,7 @@ for i in range(60):
     s.close()
 time.sleep(1)
 PY
-ip addr add {{server.ip}}/32 dev lo
-python3 - <<'PY'
-import socket
-l = socket.socket(); l.bind(("{{server.ip}}", 5557)); l.listen(64)
-for i in range(50):
-    s = socket.socket(); s.setsockopt(socket.SOL_IP, 24, 1); s.bind(("{{client.ip}}", 0)); s.connect(("{{server.ip}}", 5557))
-    a, _ = l.accept(); s.close(); a.close()
-PY`,
+${LAB10_LOOPBACK_TIME_WAITS}`,
           at: '1s',
           exit: 0,
         },
