@@ -19,8 +19,7 @@ export default defineConfig({
     hookTimeout: 300_000,
     env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
     // Two files at a time: each Docker-backed file's labs carry its own run label (TCPLAB_RUN) and each file
-    // counts and removes only what it made (test/helpers/docker.ts). Measured on this 2-core host in
-    // BENCHMARKS.md ("The test suite, two files at a time").
+    // counts and removes only what it made (test/helpers/docker.ts). docs/internals.md has the times.
     maxWorkers: 2,
     minWorkers: 1,
     projects: [
