@@ -1,18 +1,48 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+/**
+ * Test files that act on the whole engine by design: test/install's `lab clean --images` removes every lab and
+ * the image other files use, and a compose test's containers carry no run label (TCPLAB_RUN,
+ * test/helpers/docker.ts) to tell them apart by. They run one at a time, before any other Docker-backed file.
+ */
+const ENGINE_WIDE = ['test/install/**/*.test.ts', 'test/docker/compose.test.ts'];
+/** Tests that need no engine: they run beside the engine-wide ones. */
+const NO_ENGINE = ['test/unit/**/*.test.ts', 'test/reliability/*-unit.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // A temp folder per run (TMPDIR), checked for tcplab-* leftovers when the run ends.
     globalSetup: ['test/global-setup.ts'],
-    // Docker-backed tests share one engine: one file at a time. Two at a time takes 14 minutes instead of 21, and
-    // each file's labs carry its own run label (TCPLAB_RUN, test/helpers/docker.ts), but some tests act on the
-    // whole engine by design: test/install's `lab clean --images` removes every lab and the image another file
-    // is using, and a compose test's containers carry no maker to tell them by. Those need a phase of their own
-    // before two at a time can come back.
-    fileParallelism: false,
+    // A student state folder per file, so that two files at a time never share a running lab or a progress record.
+    setupFiles: ['test/file-setup.ts'],
     testTimeout: 180_000,
     hookTimeout: 300_000,
     env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
+    // Two files at a time: each Docker-backed file's labs carry its own run label (TCPLAB_RUN) and each file
+    // counts and removes only what it made (test/helpers/docker.ts). docs/internals.md has the times.
+    maxWorkers: 2,
+    minWorkers: 1,
+    projects: [
+      {
+        extends: true,
+        // One fork runs them all, one after the other (a project cannot set fileParallelism).
+        test: {
+          name: 'engine-wide',
+          include: ENGINE_WIDE,
+          poolOptions: { forks: { singleFork: true } },
+          sequence: { groupOrder: 0 },
+        },
+      },
+      { extends: true, test: { name: 'no-engine', include: NO_ENGINE, sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: {
+          name: 'labs',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...ENGINE_WIDE, ...NO_ENGINE],
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
