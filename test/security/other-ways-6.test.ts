@@ -8,7 +8,8 @@
 // - Lab 13: no rule at all: the firewall's front link too small for those segments, and its "fragmentation
 //   needed" dropped on its way out (its OUTPUT chain), so the server never sends smaller.
 // - Lab 3: the check's own connection made to a listener on the client's loopback (with the server's address),
-//   while the server's SYN_RECV comes from a connection whose SYN|ACKs the client drops on arrival.
+//   or rewritten (DNAT) to a listener at the client's own address, while the server's SYN_RECV comes from a
+//   connection whose SYN|ACKs the client drops on arrival.
 // - Lab 2: no DROP rule: the client's SYNs to 5555 sent to nobody by a policy route for a mark its mangle rule
 //   sets on them (the check's `ip route get` carries no mark), or by an address rewrite (DNAT, in either of the
 //   image's iptables) to an address nobody has.
@@ -152,8 +153,26 @@ while True:
           exit: 0,
         },
       ],
+      // The same with an address rewrite instead of an address: the server's SYN_RECV as above, then every later
+      // connection to 5556 (the check's own) rewritten to a listener at the client's own address. Its nc's socket
+      // still names the server as its peer.
+      'dnat-probe': [
+        { on: 'client', script: 'iptables -A INPUT -i eth0 -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP', at: '0s', exit: 0 },
+        { on: 'client', script: 'timeout 1 nc {{server.ip}} 5556', at: '1s', exit: 124 },
+        {
+          on: 'client',
+          script: `iptables -t nat -A OUTPUT -p tcp -d {{server.ip}} --dport 5556 -j DNAT --to-destination {{client.ip}}:7000
+${background(`import socket, time
+l = socket.socket(); l.bind(("{{client.ip}}", 7000)); l.listen(8)
+cs = []
+while True:
+    cs.append(l.accept()[0])`)}`,
+          at: '3s',
+          exit: 0,
+        },
+      ],
     });
-    expectOnlyHonestPasses(by, ['loopback-probe']);
+    expectOnlyHonestPasses(by, ['loopback-probe', 'dnat-probe']);
   });
 
   it('Lab 2: SYNs sent to nobody by a policy route or an address rewrite are not a DROP rule, and earn nothing', async () => {
