@@ -13,6 +13,9 @@ const run = promisify(execFile);
 /** TCPLAB_RED_TEAM_BIN points these tests at another build's bin/lab.js (to try an attack on an older one). */
 const bin = process.env.TCPLAB_RED_TEAM_BIN ?? new URL('../../bin/lab.js', import.meta.url).pathname;
 
+/** Python run in the background of an answer's shell, so that its sockets outlive the entry. */
+export const background = (code: string) => `python3 - <<'PY' &\n${code}\nPY`;
+
 export interface Entry {
   on: string;
   script: string;
@@ -119,6 +122,16 @@ for sport in (41001, 41002):
     hdr = hdr[:16] + struct.pack("!H", csum(ph + hdr)) + hdr[18:]
     r.sendto(hdr, (dst, 0))
 PY`;
+
+/** Lab 7's rule: the firewall drops the server's FINs. */
+export const LAB7_FIN_FIREWALL_DROP = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP';
+
+/** Lab 7 done right: the rule, then a connection the server closes. */
+export const LAB7_HONEST: Entry[] = [
+  { on: 'firewall', script: LAB7_FIN_FIREWALL_DROP, at: '0s', exit: 0 },
+  { on: 'server', script: 'nc -l 5556', at: '1s', ctrlC: '4s' },
+  { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+];
 
 export const SYNACK_FIREWALL_DROP = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
 

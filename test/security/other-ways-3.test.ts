@@ -27,6 +27,9 @@ import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import {
+  LAB7_FIN_FIREWALL_DROP,
+  LAB7_HONEST,
+  background,
   type Entry,
   expectOnlyHonestPasses,
   gradeAnswers,
@@ -41,9 +44,6 @@ import {
 } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways3-'));
-
-/** Python run in the background of an answer's shell, so that its sockets outlive the entry. */
-const background = (code: string) => `python3 - <<'PY' &\n${code}\nPY`;
 
 /** A socket put in ESTABLISHED with TCP_REPAIR (no handshake sent), from `local` to `peer`, left open. The
  *  machine drops its own resets first: the other side's socket may not exist yet when repair ends. */
@@ -104,22 +104,14 @@ describeDocker('red team, third round: the end states of labs 1, 5, 7, 8, 9, 10,
       { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
     ];
     const by = await grade('7', 'your-turn', {
-      honest: [
-        {
-          on: 'firewall',
-          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP',
-          at: '0s',
-          exit: 0,
-        },
-        ...talk,
-      ],
+      honest: LAB7_HONEST,
       // A close tried with no rule first: its FIN left the firewall then.
       'honest-after-a-try': [
         { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
         { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
         {
           on: 'firewall',
-          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP',
+          script: LAB7_FIN_FIREWALL_DROP,
           at: '5s',
           exit: 0,
         },

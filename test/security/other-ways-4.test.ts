@@ -28,12 +28,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { expectOnlyHonestPasses, gradeAnswers, RAW_SYNS, SYNACK_FIREWALL_DROP, synQueueAnswers, type Entry } from '../helpers/answers.js';
+import {
+  LAB7_FIN_FIREWALL_DROP,
+  background,
+  expectOnlyHonestPasses,
+  gradeAnswers,
+  RAW_SYNS,
+  SYNACK_FIREWALL_DROP,
+  synQueueAnswers,
+  type Entry,
+} from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways4-'));
-
-/** Python run in the background of an answer's shell, so that its sockets outlive the entry. */
-const background = (code: string) => `python3 - <<'PY' &\n${code}\nPY`;
 
 /** A MAC address no machine of the lab has. */
 const NOBODY = '02:00:00:00:00:01';
@@ -60,7 +66,7 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
   const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 4);
 
   it("Lab 7: a firewall that forwards nothing, or a server that sends to nobody, is not the firewall's FIN rule", async () => {
-    const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP';
+    const rule = LAB7_FIN_FIREWALL_DROP;
     /** A connection, then `cut` (at 3 s, once it is up), then the server closes. */
     const talk = (cut: string): Entry[] => [
       { on: 'server', script: 'nc -l 5556', at: '1s', ctrlC: '4s' },

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import {
+  background,
   type Entry,
   expectOnlyHonestPasses,
   gradeAnswers,
@@ -29,9 +30,6 @@ import {
 } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways5-'));
-
-/** Python run in the background of an answer's shell, so that its sockets outlive the entry. */
-const background = (code: string) => `python3 - <<'PY' &\n${code}\nPY`;
 
 describeDocker('red team, fifth round: a segment seen is not the graded connection', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -22,12 +22,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { type Entry, expectOnlyHonestPasses, gradeAnswers, synQueueAnswers } from '../helpers/answers.js';
+import { LAB7_HONEST, background, type Entry, expectOnlyHonestPasses, gradeAnswers, synQueueAnswers } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways6-'));
-
-/** Python run in the background of an answer's shell, so that its sockets outlive the entry. */
-const background = (code: string) => `python3 - <<'PY' &\n${code}\nPY`;
 
 /** The server's own program on its port 5556: a listener that accepts one connection, sets `opts` on it (Python
  *  statements on `a`), then does `then`. */
@@ -46,6 +43,21 @@ const ttl1Listener = (backlog: number) =>
 l = socket.socket(); l.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1); l.bind(("", 5556)); l.listen(${backlog})
 time.sleep(600)`);
 
+/** Lab 3: the server's SYN_RECV from a connection whose SYN|ACKs the client drops on arrival, then `then`. */
+const serverSynRecvThen = (then: string): Entry[] => [
+  { on: 'client', script: 'iptables -A INPUT -i eth0 -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP', at: '0s', exit: 0 },
+  { on: 'client', script: 'timeout 1 nc {{server.ip}} 5556', at: '1s', exit: 124 },
+  { on: 'client', script: then, at: '3s', exit: 0 },
+];
+
+/** A listener at `address`:`port` that accepts every connection and keeps it. */
+const acceptForever = (address: string, port: number) =>
+  background(`import socket, time
+l = socket.socket(); l.bind(("${address}", ${port})); l.listen(8)
+cs = []
+while True:
+    cs.append(l.accept()[0])`);
+
 describeDocker('red team, sixth round: a segment that died on the way, and a segment of another connection', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -53,16 +65,7 @@ describeDocker('red team, sixth round: a segment that died on the way, and a seg
 
   it("Lab 7: the server's own FIN sent with a TTL of 1 is not the firewall's rule", async () => {
     const by = await grade('7', 'your-turn', {
-      honest: [
-        {
-          on: 'firewall',
-          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP',
-          at: '0s',
-          exit: 0,
-        },
-        { on: 'server', script: 'nc -l 5556', at: '1s', ctrlC: '4s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
-      ],
+      honest: LAB7_HONEST,
       'server-ttl-1': [
         { on: 'server', script: serverProgram(TTL_1, 'time.sleep(2); a.close()'), at: '0s', exit: 0 },
         { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
@@ -71,29 +74,22 @@ describeDocker('red team, sixth round: a segment that died on the way, and a seg
     expectOnlyHonestPasses(by, ['server-ttl-1']);
   });
 
-  it("Lab 11: the server's own SYN|ACKs sent with a TTL of 1 are not the firewall's rule", async () => {
-    const q = synQueueAnswers(8, 20);
-    const by = await grade('11', 'your-turn', {
-      honest: q.honest.honest!,
-      'server-ttl-1': [
-        { on: 'server', script: ttl1Listener(8), at: '0s', exit: 0 },
-        { on: 'client', script: 'sleep 1; tcplab-sock flood {{server.ip}} 5556 --count 20', at: '1s' },
-      ],
+  for (const [lab, backlog, count] of [
+    ['11', 8, 20],
+    ['12', 2, 10],
+  ] as const) {
+    it(`Lab ${lab}: the server's own SYN|ACKs sent with a TTL of 1 are not the firewall's rule`, async () => {
+      const q = synQueueAnswers(backlog, count);
+      const by = await grade(lab, 'your-turn', {
+        honest: q.honest.honest!,
+        'server-ttl-1': [
+          { on: 'server', script: ttl1Listener(backlog), at: '0s', exit: 0 },
+          { on: 'client', script: `sleep 1; tcplab-sock flood {{server.ip}} 5556 --count ${count}`, at: '1s' },
+        ],
+      });
+      expectOnlyHonestPasses(by, ['server-ttl-1']);
     });
-    expectOnlyHonestPasses(by, ['server-ttl-1']);
-  });
-
-  it("Lab 12: the server's own SYN|ACKs sent with a TTL of 1 are not the firewall's rule", async () => {
-    const q = synQueueAnswers(2, 10);
-    const by = await grade('12', 'your-turn', {
-      honest: q.honest.honest!,
-      'server-ttl-1': [
-        { on: 'server', script: ttl1Listener(2), at: '0s', exit: 0 },
-        { on: 'client', script: 'sleep 1; tcplab-sock flood {{server.ip}} 5556 --count 10', at: '1s' },
-      ],
-    });
-    expectOnlyHonestPasses(by, ['server-ttl-1']);
-  });
+  }
 
   it("Lab 13: the server's own data sent with a TTL of 1, or too big for the firewall's way on, is not the firewall's rule", async () => {
     const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP';
@@ -138,39 +134,13 @@ describeDocker('red team, sixth round: a segment that died on the way, and a seg
       // The server's SYN_RECV from a connection whose SYN|ACKs the client drops on arrival (its socket closed
       // since, so it sends nothing more); the check's own nc then connects to a listener on the client's
       // loopback, which has the server's address: ESTABLISHED, and no ACK on the server's wire.
-      'loopback-probe': [
-        { on: 'client', script: 'iptables -A INPUT -i eth0 -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP', at: '0s', exit: 0 },
-        { on: 'client', script: 'timeout 1 nc {{server.ip}} 5556', at: '1s', exit: 124 },
-        {
-          on: 'client',
-          script: `ip addr add {{server.ip}}/32 dev lo
-${background(`import socket, time
-l = socket.socket(); l.bind(("{{server.ip}}", 5556)); l.listen(8)
-cs = []
-while True:
-    cs.append(l.accept()[0])`)}`,
-          at: '3s',
-          exit: 0,
-        },
-      ],
-      // The same with an address rewrite instead of an address: the server's SYN_RECV as above, then every later
-      // connection to 5556 (the check's own) rewritten to a listener at the client's own address. Its nc's socket
-      // still names the server as its peer.
-      'dnat-probe': [
-        { on: 'client', script: 'iptables -A INPUT -i eth0 -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP', at: '0s', exit: 0 },
-        { on: 'client', script: 'timeout 1 nc {{server.ip}} 5556', at: '1s', exit: 124 },
-        {
-          on: 'client',
-          script: `iptables -t nat -A OUTPUT -p tcp -d {{server.ip}} --dport 5556 -j DNAT --to-destination {{client.ip}}:7000
-${background(`import socket, time
-l = socket.socket(); l.bind(("{{client.ip}}", 7000)); l.listen(8)
-cs = []
-while True:
-    cs.append(l.accept()[0])`)}`,
-          at: '3s',
-          exit: 0,
-        },
-      ],
+      'loopback-probe': serverSynRecvThen(`ip addr add {{server.ip}}/32 dev lo
+${acceptForever('{{server.ip}}', 5556)}`),
+      // The same with an address rewrite instead of an address: every later connection to 5556 (the check's
+      // own) rewritten to a listener at the client's own address. Its nc's socket still names the server.
+      'dnat-probe':
+        serverSynRecvThen(`iptables -t nat -A OUTPUT -p tcp -d {{server.ip}} --dport 5556 -j DNAT --to-destination {{client.ip}}:7000
+${acceptForever('{{client.ip}}', 7000)}`),
     });
     expectOnlyHonestPasses(by, ['loopback-probe', 'dnat-probe']);
   });
