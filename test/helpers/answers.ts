@@ -37,7 +37,9 @@ interface Graded {
 function why(name: string, g: Graded | undefined): string {
   if (!g) return `${name}: not graded`;
   const checks = (g.tasks ?? []).flatMap((t) =>
-    (t.items[0]?.checks ?? []).map((c) => `${c.passed ? 'met' : 'NOT met'}: ${c.expected ?? c.name} / seen ${JSON.stringify(c.seen ?? [])}`),
+    (t.items[0]?.checks ?? []).map(
+      (c) => `${c.passed ? 'met' : 'NOT met'}: ${c.expected ?? c.name} / seen ${JSON.stringify(c.seen ?? [])}`,
+    ),
   );
   return `${name}: score ${g.score}; ${checks.join('; ')}; ${JSON.stringify(g)}`;
 }
@@ -87,8 +89,7 @@ export async function gradeAnswers(
  *  is graded and scores 0. */
 export function expectOnlyHonestPasses(by: Record<string, Graded>, attacks: string[]): void {
   expect(by.honest?.passed, why('honest', by.honest)).toBe(true);
-  for (const name of Object.keys(by).filter((n) => n.startsWith('honest-')))
-    expect(by[name]!.passed, why(name, by[name])).toBe(true);
+  for (const name of Object.keys(by).filter((n) => n.startsWith('honest-'))) expect(by[name]!.passed, why(name, by[name])).toBe(true);
   for (const name of attacks) {
     expect(by[name], `${name} was graded`).toBeDefined();
     expect.soft(by[name]!.gradable, why(name, by[name])).toBe(true);
