@@ -554,6 +554,10 @@ export class Instance {
    * polled from the start of an answer holds at once, before anything was sent. So once every check of the wait
    * is decided, those met are judged again against everything recorded until then (Lab 13: a rule on the client
    * itself lets the server's retransmissions reach the client's wire after the check first held).
+   * A `last` window is judged again then too, whatever its count: "in the last 3s" means the last 3 s before the
+   * verdict, one window for every check of the wait. Met at its first look, Lab 6's "the client's ACKs reach the
+   * firewall" saw the handshake's ACK, while "none reach the server" was met seconds later, once that ACK had
+   * left its window: two windows, and a pass with no rule (red team, fifth round, client-hoplimit-1).
    */
   private async judgeWholeWindow(
     stepId: string,
@@ -564,7 +568,8 @@ export class Instance {
   ): Promise<void> {
     const bounded = pending.filter((p) => {
       const count = p.e.segments?.count;
-      return p.check?.passed && count !== undefined && (typeof count === 'number' || count.max !== undefined);
+      if (!p.check?.passed || !p.e.segments) return false;
+      return p.e.segments.last !== undefined || (count !== undefined && (typeof count === 'number' || count.max !== undefined));
     });
     if (!bounded.length) return;
     const nodes = new Set(bounded.map((p) => p.e.on));

@@ -30,6 +30,18 @@ interface Graded {
   passed: boolean;
   score: number;
   gradable: boolean;
+  tasks?: { step: string; items: { checks: { passed: boolean; expected?: string; name: string; seen?: string[] }[] }[] }[];
+}
+
+/** What each task's checks saw, first: a report cut short (CI shows the start of a message) still says why. */
+function why(name: string, g: Graded | undefined): string {
+  if (!g) return `${name}: not graded`;
+  const checks = (g.tasks ?? []).flatMap((t) =>
+    (t.items[0]?.checks ?? []).map(
+      (c) => `${c.passed ? 'met' : 'NOT met'}: ${c.expected ?? c.name} / seen ${JSON.stringify(c.seen ?? [])}`,
+    ),
+  );
+  return `${name}: score ${g.score}; ${checks.join('; ')}; ${JSON.stringify(g)}`;
 }
 
 const indent = (text: string, n: number) =>
@@ -76,13 +88,12 @@ export async function gradeAnswers(
 /** "honest" passes, and so does every "honest-..." (a right answer after a try without the rule); each attack
  *  is graded and scores 0. */
 export function expectOnlyHonestPasses(by: Record<string, Graded>, attacks: string[]): void {
-  expect(by.honest?.passed, JSON.stringify(by.honest)).toBe(true);
-  for (const name of Object.keys(by).filter((n) => n.startsWith('honest-')))
-    expect(by[name]!.passed, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
+  expect(by.honest?.passed, why('honest', by.honest)).toBe(true);
+  for (const name of Object.keys(by).filter((n) => n.startsWith('honest-'))) expect(by[name]!.passed, why(name, by[name])).toBe(true);
   for (const name of attacks) {
     expect(by[name], `${name} was graded`).toBeDefined();
-    expect.soft(by[name]!.gradable, `${name}: ${JSON.stringify(by[name])}`).toBe(true);
-    expect.soft(by[name]!.score, `${name}: ${JSON.stringify(by[name])}`).toBe(0);
+    expect.soft(by[name]!.gradable, why(name, by[name])).toBe(true);
+    expect.soft(by[name]!.score, why(name, by[name])).toBe(0);
   }
 }
 
