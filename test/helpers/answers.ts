@@ -209,3 +209,23 @@ export const LAB9_HONEST: Entry[] = [
   { on: 'client', script: lab9Rule('D'), at: '5s', exit: 0 },
   { on: 'server', script: lab9Rule('D'), at: '6s', exit: 0 },
 ];
+
+// The fourth round's broken networks (other-ways-4*.test.ts).
+/** A MAC address no machine of the lab has. */
+export const NOBODY = '02:00:00:00:00:01';
+/** The server's frames to the firewall (its only way to the client) addressed to nobody. */
+export const serverMisaddresses = `ip neigh replace {{firewall.ip.back}} lladdr ${NOBODY} nud permanent dev back`;
+/** The server's segments from its port 5556 alone sent to nobody (a policy route to a gateway that no machine
+ *  is): the firewall's ping still gets through, and the frames still reach the firewall's tunnel, addressed to
+ *  another machine. */
+export const serverMisdirectsPort = [
+  'ip rule add ipproto tcp sport 5556 table 100',
+  'ip route add default via 198.18.255.254 dev back onlink table 100',
+  `ip neigh replace 198.18.255.254 lladdr ${NOBODY} nud permanent dev back`,
+].join(' && ');
+/** Ways the firewall stops forwarding everything, not one kind of segment. */
+export const BREAKS: Record<string, string> = {
+  'firewall-link-down': 'ip link set front down',
+  'firewall-policy-drop': 'iptables -P FORWARD DROP',
+  'firewall-no-route': 'ip route del {{net.front}} dev front',
+};
