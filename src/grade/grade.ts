@@ -87,12 +87,37 @@ function endpointMatches(pattern: string | undefined, e: Endpoint, vars: Record<
   return host === '*' || host === e.host;
 }
 
-export function socketMatches(m: SocketMatcher, s: Socket, vars: Record<string, string>): boolean {
+/**
+ * Does the socket match? `segments`: what its machine's capture saw, for `closed`; without them (a view that
+ * only picks the sockets a check is about) `closed` is not judged.
+ */
+export function socketMatches(m: SocketMatcher, s: Socket, vars: Record<string, string>, segments?: Segment[]): boolean {
   const st = states(m);
   if (st && !st.includes(s.state)) return false;
-  // The fields (queues, timer, retransmissions) are judged in one place, which also says why for `seen`.
-  if (fieldMisses(m, s).length) return false;
+  // The fields (queues, timer, retransmissions, closed) are judged in one place, which also says why for `seen`.
+  if (fieldMisses(m, s, segments).length) return false;
   return endpointMatches(m.local, s.local, vars) && endpointMatches(m.peer, s.peer, vars);
+}
+
+const sameEndpoint = (a: Endpoint, b: Endpoint) => a.host === b.host && a.port === b.port;
+/** b is at or after a, in 32-bit sequence space. */
+const seqAtOrAfter = (b: number, a: number) => (b - a) >>> 0 < 0x80000000;
+
+/**
+ * Which side of the socket's own connection (exactly its addresses and ports) closed first, from the segments
+ * its machine's capture saw: `first` when one of its FINs left and a FIN of the peer's acknowledged it (the peer
+ * closed after it knew), `second` the other way round; undefined when neither (no FIN seen, or a simultaneous
+ * close, where each FIN crossed the other). A connection a machine makes with itself is never on the capture.
+ */
+export function closedOrder(s: Socket, segments: Segment[]): 'first' | 'second' | undefined {
+  const fins = segments.filter((g) => !g.icmp && g.flags.includes('FIN'));
+  const mine = fins.filter((g) => g.dir === 'out' && sameEndpoint(g.src, s.local) && sameEndpoint(g.dst, s.peer));
+  const theirs = fins.filter((g) => g.dir === 'in' && sameEndpoint(g.src, s.peer) && sameEndpoint(g.dst, s.local));
+  // A FIN takes the sequence number after its data: acknowledging it means an ack of seq + len + 1 or later.
+  const acks = (a: Segment, fin: Segment) => a.flags.includes('ACK') && seqAtOrAfter(a.ack, (fin.seq + fin.len + 1) >>> 0);
+  if (mine.some((f) => theirs.some((g) => acks(g, f)))) return 'first';
+  if (theirs.some((g) => mine.some((f) => acks(f, g)))) return 'second';
+  return undefined;
 }
 
 /** SYN|ACK or [SYN, ACK] -> the flags. */
@@ -139,19 +164,28 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
   if (snap.unknown) return { holds: false, seen: [`can't tell: ${snap.unknown}`] };
   if (e.socket || e.absent) {
     const m = (e.socket ?? e.absent)!;
-    const matching = snap.sockets.filter((s) => socketMatches(m, s, vars));
+    if (m.closed && !snap.segments) return { holds: false, seen: ["can't tell which side closed first: this look has no segments"] };
+    const wire = m.closed ? snap.segments : undefined;
+    const matching = snap.sockets.filter((s) => socketMatches(m, s, vars, wire));
     const seen = matching.map((s) => s.line);
+    if (m.closed && snap.segmentsLost) {
+      // Segments went unseen: a socket whose close was seen is one, but one whose close was not may be one too.
+      // The count lies between those two; the check holds only if it would whatever the missing segments were.
+      const most = snap.sockets.filter((s) => socketMatches(m, s, vars)).length;
+      const ok = (n: number) => (e.absent ? n === 0 : countOk(m.count, n, 1));
+      if (!ok(matching.length) || !ok(most)) return { holds: false, seen: [`can't tell: ${snap.segmentsLost}`, ...seen] };
+    }
     if (e.absent) return { holds: matching.length === 0, seen };
     const st = states(m);
     if (st?.includes('CLOSED')) {
       const others: TcpState[] = st.filter((x) => x !== 'CLOSED');
-      const byAddress = snap.sockets.filter((s) => socketMatches({ ...m, state: undefined }, s, vars));
+      const byAddress = snap.sockets.filter((s) => socketMatches({ ...m, state: undefined }, s, vars, wire));
       const open = byAddress.filter((s) => s.state !== 'CLOSED');
       const holds = open.length === 0 || (others.length > 0 && open.some((s) => others.includes(s.state)));
       return { holds, seen: open.map((s) => s.line) };
     }
     const holds = countOk(m.count, matching.length, 1);
-    return { holds, seen: holds || matching.length ? seen : socketsThere(m, snap.sockets, vars) };
+    return { holds, seen: holds || matching.length ? seen : socketsThere(m, snap.sockets, vars, wire) };
   }
   if (e.segments) {
     const m = e.segments;
@@ -226,13 +260,13 @@ function outputPattern(pattern: string, vars: Record<string, string>): RegExp {
  * share a port with the matcher (the LISTEN socket on 5555 where a SYN_SENT to 5555 was expected), or, when the
  * matcher names no port or nothing shares one, every socket of the node; at most eight.
  */
-function socketsThere(m: SocketMatcher, sockets: Socket[], vars: Record<string, string>): string[] {
+function socketsThere(m: SocketMatcher, sockets: Socket[], vars: Record<string, string>, segments?: Segment[]): string[] {
   const row = (s: Socket) => `  ${s.state} ${formatEndpoint(s.local)} -> ${formatEndpoint(s.peer)}`;
   const head = `no ${describeMatcher(m, vars)}`;
   // The state and the addresses match, a field does not (timer, queues, retransmissions): say which, and what
   // the socket had, rather than list the socket as if it were something else.
   const near = sockets.filter((s) => socketMatches(withoutFields(m), s, vars));
-  const fieldsOff = near.map((s) => ({ s, off: fieldMisses(m, s) })).filter((x) => x.off.length);
+  const fieldsOff = near.map((s) => ({ s, off: fieldMisses(m, s, segments) })).filter((x) => x.off.length);
   if (fieldsOff.length)
     return [
       `${head}; ${fieldsOff.length === 1 ? 'the socket' : 'the sockets'} with that state and those addresses:`,
@@ -255,6 +289,7 @@ function describeMatcher(m: SocketMatcher, vars: Record<string, string>): string
   if (m.local) parts.push(`local ${expand(m.local, vars)}`);
   if (m.peer) parts.push(`peer ${expand(m.peer, vars)}`);
   for (const f of FIELDS) if (m[f] !== undefined) parts.push(`${f} ${f === 'timer' ? m.timer : countWords(m[f] as CountSpec)}`);
+  if (m.closed) parts.push(`closed ${m.closed} on the wire`);
   return parts.join(', ');
 }
 
@@ -262,7 +297,7 @@ function describeMatcher(m: SocketMatcher, vars: Record<string, string>): string
 const FIELDS = ['timer', 'sendQ', 'recvQ', 'retransmits', 'retransTotal'] as const;
 
 function withoutFields(m: SocketMatcher): SocketMatcher {
-  const { timer: _t, sendQ: _s, recvQ: _r, retransmits: _x, retransTotal: _y, ...rest } = m;
+  const { timer: _t, sendQ: _s, recvQ: _r, retransmits: _x, retransTotal: _y, closed: _c, ...rest } = m;
   return rest;
 }
 
@@ -274,8 +309,15 @@ function countWords(c: CountSpec): string {
 }
 
 /** The fields of a socket that its check's demands do not allow, each with what the socket had. */
-function fieldMisses(m: SocketMatcher, s: Socket): string[] {
+function fieldMisses(m: SocketMatcher, s: Socket, segments?: Segment[]): string[] {
   const off: string[] = [];
+  if (m.closed !== undefined && segments) {
+    const order = closedOrder(s, segments);
+    if (order !== m.closed)
+      off.push(
+        `closed ${order ?? "unknown (no FIN of this connection's acknowledged by the other side's on the wire)"}, expected ${m.closed}`,
+      );
+  }
   const timer = s.timer?.name ?? 'off';
   if (m.timer !== undefined && timer !== m.timer) off.push(`timer ${timer}, expected ${m.timer}`);
   if (m.sendQ !== undefined && !countOk(m.sendQ, s.sendQ, 0)) off.push(`sendQ ${s.sendQ}, expected ${countWords(m.sendQ)}`);
@@ -307,6 +349,7 @@ export function describeExpectation(e: Expectation, vars: Record<string, string>
     if (m.timer !== undefined) parts.push(m.timer === 'off' ? 'no timer' : `timer ${m.timer}`);
     if (m.retransmits !== undefined) parts.push(`retransmits ${countText(m.retransmits)}`);
     if (m.retransTotal !== undefined) parts.push(`retransmitted in all ${countText(m.retransTotal)}`);
+    if (m.closed) parts.push(`closed ${m.closed} on the wire`);
     const count =
       m.count === undefined ? '' : typeof m.count === 'number' ? ` x${m.count}` : ` x[${m.count.min ?? 0}..${m.count.max ?? '∞'}]`;
     return `${e.on}: ${e.socket ? '' : 'no '}socket ${parts.join(', ')}${count}${tail}`;

@@ -76,6 +76,12 @@ export const SocketMatcherSchema = z
     retransTotal: Count.optional().describe(
       "Every retransmission over the connection's life: ss -i retrans:CURRENT/TOTAL. Stays after the data got through.",
     ),
+    closed: z
+      .enum(['first', 'second'])
+      .optional()
+      .describe(
+        "Which side of this socket's own connection closed first, as its machine's capture saw it (loopback left out): first, its FIN left and the peer's FIN that came back acknowledged it; second, the peer's FIN came in and this side's FIN acknowledged it. A socket whose connection's FINs were not seen on the wire matches neither.",
+      ),
     count: Count.optional().describe('How many sockets must match (default: at least one).'),
   })
   .describe('Which sockets: any field left out matches everything.');

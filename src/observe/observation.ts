@@ -7,7 +7,7 @@ export interface ObserveNeed {
   iptables: boolean;
   /** Named commands whose status to read. */
   commands: Set<string>;
-  /** A segments expectation: the snapshot carries the segments since the step began. */
+  /** A segments expectation, or a socket's `closed`: the snapshot carries the segments since the step began. */
   segments?: boolean;
   /** The snapshot says how many of the agent's commands' processes are runnable: Instance.waitFor asks it of
    *  every node while an expectation must hold for a while (see decide()). */
@@ -21,7 +21,8 @@ export function needsOf(expectations: Expectation[]): Map<NodeName, ObserveNeed>
     const n = needs.get(e.on) ?? { iptables: false, commands: new Set<string>() };
     if (e.iptables) n.iptables = true;
     if (e.command) n.commands.add(e.command.name);
-    if (e.segments) n.segments = true;
+    // Which side closed first is read from the socket's own segments.
+    if (e.segments || (e.socket ?? e.absent)?.closed) n.segments = true;
     needs.set(e.on, n);
   }
   return needs;
