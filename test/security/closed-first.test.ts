@@ -6,6 +6,9 @@
 // - Lab 1: the server closes first (so the client's SYN and FIN did reach the server's port); then the client
 //   makes its TIME_WAIT with a connection to itself, from its own address to the server's address added to its
 //   loopback: nothing of it crossed the network.
+// - Lab 5: the same the other way round: the client closes first from 6668 (so both FINs crossed), removes its
+//   own TIME_WAIT with `ss -K`, and the server makes its TIME_WAIT with a connection to itself from the client's
+//   address and port, added to its loopback.
 // - Lab 10: sixty connections the server closes first, then fifty TIME_WAITs on the client's loopback (the fifth
 //   round's attack), and the server's own TIME_WAITs destroyed with `ss -K`, which takes a TIME_WAIT socket away
 //   on the lab's kernel and sends nothing.
@@ -22,6 +25,8 @@ import {
   expectOnlyHonestPasses,
   gradeAnswers,
   LAB10_LOOPBACK_TIME_WAITS,
+  LAB5_HONEST,
+  LAB5_SERVER_WITH_ITSELF,
   lab1Honest,
   lab1Port,
 } from '../helpers/answers.js';
@@ -79,6 +84,19 @@ PY`,
     });
     console.log('DBG', JSON.stringify(by[student]!.tasks?.[0]?.items[0]?.checks.map((c) => [c.passed, c.name, c.seen])));
     expectOnlyHonestPasses(by, [student]);
+  });
+
+  it("Lab 5: the client's close from 6668, its TIME_WAIT removed, then the server's TIME_WAIT with itself", async () => {
+    const by = await gradeAnswers(dir, '5', 'your-turn', {
+      honest: LAB5_HONEST,
+      'client-closes-kill-then-server-self': [
+        { on: 'server', script: 'nc -l 5557', at: '0s' },
+        { on: 'client', script: 'echo x | nc -q0 -p 6668 {{server.ip}} 5557', at: '1s', exit: 0 },
+        { on: 'client', script: "ss -K state time-wait '( sport = :6668 )' >/dev/null", at: '2s', exit: 0 },
+        { on: 'server', script: LAB5_SERVER_WITH_ITSELF, at: '3s', exit: 0 },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['client-closes-kill-then-server-self']);
   });
 
   it("Lab 10: connections the server closed, its TIME_WAITs destroyed, and TIME_WAITs on the client's loopback", async () => {
