@@ -1,0 +1,61 @@
+// Red team, seventh round: labs 7 and 13. The sixth round's TTL check asks that the server's segment reached the
+// firewall able to go on; a segment can be made to die there in another way:
+//
+// - Labs 7 and 13: no firewall rule at all: the server's own program gives its socket a loose source route option
+//   (IP_OPTIONS, an LSRR through the client's address), so its FIN (Lab 7) or its data (Lab 13) reaches the
+//   firewall's back with a TTL of 64 and is dropped there on arrival (the firewall takes no source-routed
+//   packets, accept_source_route=0), never reaching the client, while the ping of the probe or of the step after
+//   the task, sent with no options, gets through.
+//
+// Each attack must score 0 while the honest answer beside it passes.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, it } from 'vitest';
+import { describeDocker } from '../helpers/docker.js';
+import { LAB7_HONEST, background, type Entry, expectOnlyHonestPasses, gradeAnswers } from '../helpers/answers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways7-'));
+
+/** The server's own program on its port 5556: a listener that accepts one connection, gives it a loose source
+ *  route through the client (NOP, LSRR of length 7, pointer 4, the client's address: 8 bytes of IP options),
+ *  then does `then` (Python statements on `a`). The handshake, done before, carries no option. */
+const sourceRouted = (then: string) =>
+  background(`import socket, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 5556)); l.listen(1)
+a, _ = l.accept(); l.close()
+a.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 131, 7, 4]) + socket.inet_aton("{{client.ip}}"))
+${then}
+time.sleep(600)`);
+
+describeDocker('red team, seventh round: a segment that carries an option the firewall drops it for', () => {
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 4);
+
+  it("Lab 7: the server's own FIN sent with a source route option is not the firewall's rule", async () => {
+    const by = await grade('7', 'your-turn', {
+      honest: LAB7_HONEST,
+      'server-source-route': [
+        { on: 'server', script: sourceRouted('time.sleep(2); a.close()'), at: '0s', exit: 0 },
+        { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['server-source-route']);
+  });
+
+  it("Lab 13: the server's own data sent with a source route option is not the firewall's rule", async () => {
+    const by = await grade('13', 'your-turn', {
+      honest: [
+        { on: 'firewall', script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP', at: '0s', exit: 0 },
+        { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+      ],
+      'server-source-route': [
+        { on: 'server', script: sourceRouted('time.sleep(2); a.sendall(b"hello from the server\\n")'), at: '0s', exit: 0 },
+        { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
+      ],
+    });
+    expectOnlyHonestPasses(by, ['server-source-route']);
+  });
+});
