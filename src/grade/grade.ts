@@ -120,6 +120,7 @@ function segmentMatches(m: SegmentMatcher, s: Segment, vars: Record<string, stri
   if (m.data !== undefined && s.len > 0 !== m.data) return false;
   if (m.retransmission !== undefined && Boolean(s.retransmission) !== m.retransmission) return false;
   if (m.ttl && !countOk(m.ttl, s.ttl, 0)) return false;
+  if (m.ipOptions !== undefined && s.ipOptions > 0 !== m.ipOptions) return false;
   return endpointMatches(m.from, s.src, vars) && endpointMatches(m.to, s.dst, vars);
 }
 
@@ -325,6 +326,7 @@ export function describeExpectation(e: Expectation, vars: Record<string, string>
     if (without.length) parts.push(`without ${without.join('|')}`);
     if (m.data !== undefined) parts.push(m.data ? 'with data' : 'without data');
     if (m.ttl) parts.push(`with TTL ${countText(m.ttl)}`);
+    if (m.ipOptions !== undefined) parts.push(m.ipOptions ? 'with IP options' : 'with no IP options');
     if (m.from) parts.push(`from ${expand(m.from, vars)}`);
     if (m.to) parts.push(`to ${expand(m.to, vars)}`);
     if (m.dir) parts.push(m.dir === 'in' ? 'arriving' : 'leaving');

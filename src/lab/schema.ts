@@ -136,6 +136,12 @@ export const SegmentMatcherSchema = z
       .describe(
         "The IP TTL (IPv6 hop limit) the segment carried as this machine saw it: { min: 2 } leaves out segments sent with a hop limit that ends here (a sender's route with hoplimit 1 loses them at the firewall with no rule).",
       ),
+    ipOptions: z
+      .boolean()
+      .optional()
+      .describe(
+        "true: only segments that carried IPv4 options (a header longer than 20 bytes); false: only segments that carried none. false leaves out segments sent with an option a router drops them for (a source route, IP_OPTIONS on the sender's socket, dies at a firewall that takes none, with no rule).",
+      ),
     icmp: z
       .union([z.literal(true), z.enum(ICMP_NAMES)])
       .optional()

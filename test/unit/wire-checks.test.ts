@@ -67,6 +67,23 @@ describe('segments expectations', () => {
     expect(describeExpectation(withTtl({ min: 2 }), vars)).toContain('with TTL >= 2');
   });
 
+  it('tells segments that carried IP options (a source route) from those that carried none', () => {
+    const synsIn = rec.allSegments().filter((s) => s.node === 'server' && s.dir === 'in' && s.flags.join() === 'SYN');
+    expect(synsIn.every((s) => s.ipOptions === 0)).toBe(true);
+    const withOptions = (ipOptions: boolean): Expectation => ({
+      on: 'server',
+      segments: { flags: 'SYN', without: 'ACK', dir: 'in', ipOptions },
+    });
+    expect(evaluate(withOptions(false), snap('server'), vars).holds).toBe(true);
+    expect(evaluate(withOptions(true), snap('server'), vars).holds).toBe(false);
+    // The same SYNs as if sent with a loose source route (IP_OPTIONS on the client's socket).
+    const routed: NodeSnapshot = { ...snap('server'), segments: snap('server').segments!.map((s) => ({ ...s, ipOptions: 8 })) };
+    expect(evaluate(withOptions(false), routed, vars).holds).toBe(false);
+    expect(evaluate(withOptions(true), routed, vars).holds).toBe(true);
+    expect(describeExpectation(withOptions(false), vars)).toContain('SYN segments without ACK with no IP options arriving');
+    expect(describeExpectation(withOptions(true), vars)).toContain('with IP options');
+  });
+
   it('"no SYN|ACK reaches the client" holds while the server drops them, and fails once one gets through', () => {
     const none: Expectation = { on: 'client', segments: { flags: 'SYN|ACK', dir: 'in', count: 0 } };
     const firstSynAck = rec.allSegments().find((s) => s.node === 'client' && s.dir === 'in' && s.flags.includes('SYN'))!;
