@@ -47,7 +47,12 @@ describeDocker('red team, seventh round: a segment that carries an option the fi
   it("Lab 13: the server's own data sent with a source route option is not the firewall's rule", async () => {
     const by = await grade('13', 'your-turn', {
       honest: [
-        { on: 'firewall', script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP', at: '0s', exit: 0 },
+        {
+          on: 'firewall',
+          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP',
+          at: '0s',
+          exit: 0,
+        },
         { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
         { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
       ],
