@@ -6,6 +6,11 @@
 //   firewall's back with a TTL of 64 and is dropped there on arrival (the firewall takes no source-routed
 //   packets, accept_source_route=0), never reaching the client, while the ping of the probe or of the step after
 //   the task, sent with no options, gets through.
+// - Lab 7: no firewall rule at all: the client drops the server's FIN on arrival (its INPUT chain), and the
+//   server's own program closes only once the probe's ping is over, so that one FIN, sent as usual, reaches the
+//   firewall after the probe began and leaves it; then its retransmissions never reach the firewall (the
+//   server's own OUTPUT rule, or a source route). The check that no FIN left the firewall looked at the last 3
+//   seconds only, and forgot that one.
 //
 // Each attack must score 0 while the honest answer beside it passes.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { LAB7_HONEST, background, type Entry, expectOnlyHonestPasses, gradeAnswers } from '../helpers/answers.js';
+import { LAB7_FIN_FIREWALL_DROP, LAB7_HONEST, background, type Entry, expectOnlyHonestPasses, gradeAnswers } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways7-'));
 
@@ -25,6 +30,30 @@ const sourceRouted = (then: string) =>
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 5556)); l.listen(1)
 a, _ = l.accept(); l.close()
 a.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 131, 7, 4]) + socket.inet_aton("{{client.ip}}"))
+${then}
+time.sleep(600)`);
+
+/** Lab 7: the server's own program on 5556 that closes (its FIN, sent as usual) only once the probe's ping on the
+ *  server has come and gone, then does `then` to keep the FIN's retransmissions from the firewall. */
+const finAfterTheProbe = (then: string) =>
+  background(`import os, socket, subprocess, threading, time
+def pinging():
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try: c = open("/proc/%s/cmdline" % p, "rb").read()
+        except OSError: continue
+        if b"tcplab-sock" in c and b"ping" in c: return True
+    return False
+over = threading.Event()
+def watch():
+    while not pinging(): time.sleep(0.003)
+    while pinging(): time.sleep(0.003)
+    over.set()
+threading.Thread(target=watch, daemon=True).start()
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 5556)); l.listen(1)
+a, _ = l.accept(); l.close()
+over.wait()
+a.shutdown(socket.SHUT_WR)
+time.sleep(0.2)
 ${then}
 time.sleep(600)`);
 
@@ -42,6 +71,47 @@ describeDocker('red team, seventh round: a segment that carries an option the fi
       ],
     });
     expectOnlyHonestPasses(by, ['server-source-route']);
+  });
+
+  it("Lab 7: one FIN that left the firewall after the probe began, its retransmissions then kept from it, is not the firewall's rule", async () => {
+    const clientDropsFin = { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP', at: '0s', exit: 0 };
+    const nc = { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' };
+    const by = await grade('7', 'your-turn', {
+      honest: LAB7_HONEST,
+      // A close tried with no rule first: its FIN left the firewall then, before the probe.
+      'honest-after-a-try': [
+        { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
+        { on: 'firewall', script: LAB7_FIN_FIREWALL_DROP, at: '5s', exit: 0 },
+        { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
+      ],
+      'late-fin-server-output': [
+        clientDropsFin,
+        {
+          on: 'server',
+          script: finAfterTheProbe(
+            'subprocess.run(["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", "5556", "--tcp-flags", "FIN", "FIN", "-j", "DROP"])',
+          ),
+          at: '1s',
+          exit: 0,
+        },
+        nc,
+      ],
+      'late-fin-source-route': [
+        clientDropsFin,
+        {
+          on: 'server',
+          script: finAfterTheProbe(
+            'a.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 131, 7, 4]) + socket.inet_aton("{{client.ip}}"))',
+          ),
+          at: '1s',
+          exit: 0,
+        },
+        nc,
+      ],
+    });
+    expectOnlyHonestPasses(by, ['late-fin-server-output', 'late-fin-source-route']);
   });
 
   it("Lab 13: the server's own data sent with a source route option is not the firewall's rule", async () => {
