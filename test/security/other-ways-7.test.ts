@@ -57,7 +57,7 @@ time.sleep(0.2)
 ${then}
 time.sleep(600)`);
 
-describeDocker('red team, seventh round: a segment that carries an option the firewall drops it for', () => {
+describeDocker('red team, seventh round: a segment dropped for its IP options, and a segment that left forgotten', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 4);
