@@ -11,6 +11,10 @@
 //   firewall after the probe began and leaves it; then its retransmissions never reach the firewall (the
 //   server's own OUTPUT rule, or a source route). The check that no FIN left the firewall looked at the last 3
 //   seconds only, and forgot that one.
+// - Lab 13: no firewall rule at all: the server's data sent first with a TTL of 1 (it dies at the firewall, which
+//   sees it arrive), its first retransmission as usual (it goes through, and the client, for which it is a first
+//   sending, drops it on arrival), the later ones dropped by the server's own OUTPUT rule. The firewall saw a
+//   retransmission arrive with a TTL that lets it go on, and the client saw no retransmission.
 //
 // Each attack must score 0 while the honest answer beside it passes.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -114,7 +118,7 @@ describeDocker('red team, seventh round: a segment dropped for its IP options, a
     expectOnlyHonestPasses(by, ['late-fin-server-output', 'late-fin-source-route']);
   });
 
-  it("Lab 13: the server's own data sent with a source route option is not the firewall's rule", async () => {
+  it("Lab 13: the server's own data sent with a source route option, or let through once between sendings that never reach the firewall, is not the firewall's rule", async () => {
     const by = await grade('13', 'your-turn', {
       honest: [
         {
@@ -130,7 +134,28 @@ describeDocker('red team, seventh round: a segment dropped for its IP options, a
         { on: 'server', script: sourceRouted('time.sleep(2); a.sendall(b"hello from the server\\n")'), at: '0s', exit: 0 },
         { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
       ],
+      // The first retransmission comes about 200 ms after the first sending, the next about 400 ms after it.
+      'ttl-1-then-one-through': [
+        { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP', at: '0s', exit: 0 },
+        {
+          on: 'server',
+          script: background(`import socket, subprocess, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 5556)); l.listen(1)
+a, _ = l.accept(); l.close()
+time.sleep(2)
+a.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
+a.sendall(b"hello from the server\\n")
+time.sleep(0.1)
+a.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
+time.sleep(0.25)
+subprocess.run(["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", "5556", "--tcp-flags", "PSH", "PSH", "-j", "DROP"])
+time.sleep(600)`),
+          at: '1s',
+          exit: 0,
+        },
+        { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+      ],
     });
-    expectOnlyHonestPasses(by, ['server-source-route']);
+    expectOnlyHonestPasses(by, ['server-source-route', 'ttl-1-then-one-through']);
   });
 });
