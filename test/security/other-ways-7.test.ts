@@ -61,85 +61,96 @@ time.sleep(0.2)
 ${then}
 time.sleep(600)`);
 
-describeDocker('red team, seventh round: a segment dropped for its IP options, and a segment that left forgotten', () => {
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+describeDocker(
+  'red team, seventh round: a segment dropped for its IP options, and one that went through taken for one that did not',
+  () => {
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 4);
+    const grade = (lab: string, step: string, files: Record<string, Entry[]>) => gradeAnswers(dir, lab, step, files, 4);
 
-  it("Lab 7: the server's own FIN sent with a source route option is not the firewall's rule", async () => {
-    const by = await grade('7', 'your-turn', {
-      honest: LAB7_HONEST,
-      'server-source-route': [
-        { on: 'server', script: sourceRouted('time.sleep(2); a.close()'), at: '0s', exit: 0 },
-        { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
-      ],
+    it("Lab 7: the server's own FIN sent with a source route option is not the firewall's rule", async () => {
+      const by = await grade('7', 'your-turn', {
+        honest: LAB7_HONEST,
+        'server-source-route': [
+          { on: 'server', script: sourceRouted('time.sleep(2); a.close()'), at: '0s', exit: 0 },
+          { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
+        ],
+      });
+      expectOnlyHonestPasses(by, ['server-source-route']);
     });
-    expectOnlyHonestPasses(by, ['server-source-route']);
-  });
 
-  it("Lab 7: one FIN that left the firewall after the probe began, its retransmissions then kept from it, is not the firewall's rule", async () => {
-    const clientDropsFin = { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP', at: '0s', exit: 0 };
-    const nc = { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' };
-    const by = await grade('7', 'your-turn', {
-      honest: LAB7_HONEST,
-      // A close tried with no rule first: its FIN left the firewall then, before the probe.
-      'honest-after-a-try': [
-        { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
-        { on: 'firewall', script: LAB7_FIN_FIREWALL_DROP, at: '5s', exit: 0 },
-        { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
-      ],
-      'late-fin-server-output': [
-        clientDropsFin,
-        {
-          on: 'server',
-          script: finAfterTheProbe(
-            'subprocess.run(["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", "5556", "--tcp-flags", "FIN", "FIN", "-j", "DROP"])',
-          ),
-          at: '1s',
-          exit: 0,
-        },
-        nc,
-      ],
-      'late-fin-source-route': [
-        clientDropsFin,
-        {
-          on: 'server',
-          script: finAfterTheProbe(
-            'a.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 131, 7, 4]) + socket.inet_aton("{{client.ip}}"))',
-          ),
-          at: '1s',
-          exit: 0,
-        },
-        nc,
-      ],
+    it("Lab 7: one FIN that left the firewall after the probe began, its retransmissions then kept from it, is not the firewall's rule", async () => {
+      const clientDropsFin = {
+        on: 'client',
+        script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP',
+        at: '0s',
+        exit: 0,
+      };
+      const nc = { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' };
+      const by = await grade('7', 'your-turn', {
+        honest: LAB7_HONEST,
+        // A close tried with no rule first: its FIN left the firewall then, before the probe.
+        'honest-after-a-try': [
+          { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
+          { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
+          { on: 'firewall', script: LAB7_FIN_FIREWALL_DROP, at: '5s', exit: 0 },
+          { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
+          { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
+        ],
+        'late-fin-server-output': [
+          clientDropsFin,
+          {
+            on: 'server',
+            script: finAfterTheProbe(
+              'subprocess.run(["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", "5556", "--tcp-flags", "FIN", "FIN", "-j", "DROP"])',
+            ),
+            at: '1s',
+            exit: 0,
+          },
+          nc,
+        ],
+        'late-fin-source-route': [
+          clientDropsFin,
+          {
+            on: 'server',
+            script: finAfterTheProbe(
+              'a.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, bytes([1, 131, 7, 4]) + socket.inet_aton("{{client.ip}}"))',
+            ),
+            at: '1s',
+            exit: 0,
+          },
+          nc,
+        ],
+      });
+      expectOnlyHonestPasses(by, ['late-fin-server-output', 'late-fin-source-route']);
     });
-    expectOnlyHonestPasses(by, ['late-fin-server-output', 'late-fin-source-route']);
-  });
 
-  it("Lab 13: the server's own data sent with a source route option, or let through once between sendings that never reach the firewall, is not the firewall's rule", async () => {
-    const by = await grade('13', 'your-turn', {
-      honest: [
-        {
-          on: 'firewall',
-          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP',
-          at: '0s',
-          exit: 0,
-        },
-        { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
-      ],
-      'server-source-route': [
-        { on: 'server', script: sourceRouted('time.sleep(2); a.sendall(b"hello from the server\\n")'), at: '0s', exit: 0 },
-        { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
-      ],
-      // The first retransmission comes about 200 ms after the first sending, the next about 400 ms after it.
-      'ttl-1-then-one-through': [
-        { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP', at: '0s', exit: 0 },
-        {
-          on: 'server',
-          script: background(`import socket, subprocess, time
+    it("Lab 13: the server's own data sent with a source route option, or let through once between sendings that never reach the firewall, is not the firewall's rule", async () => {
+      const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP';
+      const by = await grade('13', 'your-turn', {
+        honest: [
+          { on: 'firewall', script: rule, at: '0s', exit: 0 },
+          { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
+          { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+        ],
+        'server-source-route': [
+          { on: 'server', script: sourceRouted('time.sleep(2); a.sendall(b"hello from the server\\n")'), at: '0s', exit: 0 },
+          { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
+        ],
+        // A line sent with no rule first: it went through the firewall then, a first sending.
+        'honest-after-a-try': [
+          { on: 'server', script: 'echo first try | nc -l 5556', at: '0s', ctrlC: '3s' },
+          { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '3s' },
+          { on: 'firewall', script: rule, at: '4s', exit: 0 },
+          { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '5s' },
+          { on: 'client', script: 'nc {{server.ip}} 5556', at: '6s' },
+        ],
+        // The first retransmission comes about 200 ms after the first sending, the next about 400 ms after it.
+        'ttl-1-then-one-through': [
+          { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP', at: '0s', exit: 0 },
+          {
+            on: 'server',
+            script: background(`import socket, subprocess, time
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 5556)); l.listen(1)
 a, _ = l.accept(); l.close()
 time.sleep(2)
@@ -150,12 +161,13 @@ a.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
 time.sleep(0.25)
 subprocess.run(["iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", "5556", "--tcp-flags", "PSH", "PSH", "-j", "DROP"])
 time.sleep(600)`),
-          at: '1s',
-          exit: 0,
-        },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
-      ],
+            at: '1s',
+            exit: 0,
+          },
+          { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
+        ],
+      });
+      expectOnlyHonestPasses(by, ['server-source-route', 'ttl-1-then-one-through']);
     });
-    expectOnlyHonestPasses(by, ['server-source-route', 'ttl-1-then-one-through']);
-  });
-});
+  },
+);
