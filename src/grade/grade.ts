@@ -145,7 +145,33 @@ function segmentMatches(m: SegmentMatcher, s: Segment, vars: Record<string, stri
   if (m.data !== undefined && s.len > 0 !== m.data) return false;
   if (m.retransmission !== undefined && Boolean(s.retransmission) !== m.retransmission) return false;
   if (m.ttl && !countOk(m.ttl, s.ttl, 0)) return false;
+  if (m.ipOptions !== undefined && s.ipOptions > 0 !== m.ipOptions) return false;
   return endpointMatches(m.from, s.src, vars) && endpointMatches(m.to, s.dst, vars);
+}
+
+/** A forwarded copy leaves within microseconds of its arrival: it is looked for this long after it, and a
+ *  segment counts as kept once it arrived this long before the look, with margin (a look may come between the
+ *  two). Retransmissions of the same bytes come 200 ms apart or more, so one is not taken for another's copy. */
+const FORWARD_MS = 100;
+const FORWARD_SETTLE_MS = 500;
+
+/**
+ * `forwarded`: did a segment that arrived at this machine leave it again? Yes when a segment with the same
+ * sequence and acknowledgement numbers and length left it (on any interface: a forwarded copy differs in its TTL
+ * and, behind an address rewrite, in its addresses and ports; an IP id can be rewritten on the way out and the
+ * copy still delivered, so it is not compared) within FORWARD_MS of its arrival; no once it arrived
+ * FORWARD_SETTLE_MS before the look and none did; undefined (neither) until then, and for a segment this
+ * machine sent itself.
+ */
+function forwardedBy(segments: readonly Segment[], clock: number): (s: Segment) => boolean | undefined {
+  const key = (s: Segment) => `${s.seq} ${s.ack} ${s.len}`;
+  const left = new Map<string, number[]>();
+  for (const s of segments) if (s.dir === 'out' && !s.icmp) left.set(key(s), [...(left.get(key(s)) ?? []), s.at]);
+  return (s) => {
+    if (s.dir !== 'in' || s.icmp) return undefined;
+    if ((left.get(key(s)) ?? []).some((t) => t >= s.at - 1 && t <= s.at + FORWARD_MS)) return true;
+    return s.at <= clock - FORWARD_SETTLE_MS ? false : undefined;
+  };
 }
 
 function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
@@ -190,9 +216,13 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
   if (e.segments) {
     const m = e.segments;
     // `last`: a window that slides with the look, on the kernel's clock that stamps the segments too.
-    if (m.last !== undefined && snap.clock === undefined) return { holds: false, seen: ["can't tell: this look has no kernel clock"] };
+    if ((m.last !== undefined || m.forwarded !== undefined) && snap.clock === undefined)
+      return { holds: false, seen: ["can't tell: this look has no kernel clock"] };
     const since = m.last === undefined ? -Infinity : snap.clock! - parseDuration(m.last);
-    const matching = (snap.segments ?? []).filter((s) => s.at >= since && segmentMatches(m, s, vars));
+    const sentOn = m.forwarded === undefined ? undefined : forwardedBy(snap.segments ?? [], snap.clock!);
+    const matching = (snap.segments ?? []).filter(
+      (s) => s.at >= since && segmentMatches(m, s, vars) && (sentOn === undefined || sentOn(s) === m.forwarded),
+    );
     // The first and the last few: enough to see the retransmissions' spacing without a wall of lines.
     const shown = matching.length <= 6 ? matching : [...matching.slice(0, 3), ...matching.slice(-3)];
     const seen = shown.map((s) => formatSegment(s, snap.segments![0]!.at));
@@ -203,7 +233,9 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
       // exact count, a maximum or a retransmission flag could be met only by what is missing.
       const max = typeof m.count === 'number' ? m.count : m.count?.max;
       const min = typeof m.count === 'number' ? m.count : (m.count?.min ?? 1);
-      if (max === undefined && m.retransmission === undefined && matching.length >= min) return { holds: true, seen };
+      // And a segment whose copy leaving went unseen would look kept.
+      if (max === undefined && m.retransmission === undefined && m.forwarded === undefined && matching.length >= min)
+        return { holds: true, seen };
       return { holds: false, seen: [`can't tell: ${snap.segmentsLost}`, ...seen] };
     }
     return { holds: countOk(m.count, matching.length, 1), seen };
@@ -368,6 +400,8 @@ export function describeExpectation(e: Expectation, vars: Record<string, string>
     if (without.length) parts.push(`without ${without.join('|')}`);
     if (m.data !== undefined) parts.push(m.data ? 'with data' : 'without data');
     if (m.ttl) parts.push(`with TTL ${countText(m.ttl)}`);
+    if (m.ipOptions !== undefined) parts.push(m.ipOptions ? 'with IP options' : 'with no IP options');
+    if (m.forwarded !== undefined) parts.push(m.forwarded ? 'sent on' : 'never sent on');
     if (m.from) parts.push(`from ${expand(m.from, vars)}`);
     if (m.to) parts.push(`to ${expand(m.to, vars)}`);
     if (m.dir) parts.push(m.dir === 'in' ? 'arriving' : 'leaving');

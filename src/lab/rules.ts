@@ -164,8 +164,11 @@ export function checkRules(lab: Lab): RuleProblem[] {
       // wait for the machine): a count of none in it would hold however much was sent.
       if (m.last !== undefined && parseDuration(m.last) < 1000)
         problems.push({ path: [...path, 'segments', 'last'], message: `last: ${m.last} is too short to see anything: give it 1s or more` });
+      // Only a segment that arrived can have been sent on, or not.
+      if (m.forwarded !== undefined && m.dir !== 'in')
+        problems.push({ path: [...path, 'segments', 'forwarded'], message: 'forwarded is said of segments arriving: give dir: in' });
       // An ICMP error has no flags, payload or retransmissions of its own: those keys would never match one.
-      const tcpOnly = (['flags', 'without', 'data', 'retransmission'] as const).filter((k) => m[k] !== undefined);
+      const tcpOnly = (['flags', 'without', 'data', 'retransmission', 'forwarded'] as const).filter((k) => m[k] !== undefined);
       for (const k of ['icmp', 'refusal'] as const)
         if (m[k] !== undefined && tcpOnly.length)
           problems.push({ path: [...path, 'segments', k], message: `${k} cannot go with ${tcpOnly.join(', ')}: an ICMP error has none` });

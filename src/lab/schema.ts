@@ -142,6 +142,18 @@ export const SegmentMatcherSchema = z
       .describe(
         "The IP TTL (IPv6 hop limit) the segment carried as this machine saw it: { min: 2 } leaves out segments sent with a hop limit that ends here (a sender's route with hoplimit 1 loses them at the firewall with no rule).",
       ),
+    ipOptions: z
+      .boolean()
+      .optional()
+      .describe(
+        "true: only segments that carried IPv4 options (a header longer than 20 bytes); false: only segments that carried none. false leaves out segments sent with an option a router drops them for (a source route, IP_OPTIONS on the sender's socket, dies at a firewall that takes none, with no rule).",
+      ),
+    forwarded: z
+      .boolean()
+      .optional()
+      .describe(
+        'With dir: in. true: only segments that this machine sent on (one with the same sequence and acknowledgement numbers and length left it right after); false: only those it never sent on, half a second after they arrived: what a firewall dropped, not what it forwarded to a machine that dropped it.',
+      ),
     icmp: z
       .union([z.literal(true), z.enum(ICMP_NAMES)])
       .optional()

@@ -30,6 +30,9 @@ export interface Segment {
   /** IPv4 identification (0 for IPv6): with the tuple, seq and ack it tells one transmission from a retransmission. */
   ipId: number;
   ttl: number;
+  /** Bytes of IPv4 options after the 20-byte header (IHL above 5): a source route, a record route, a timestamp...
+   *  0 when none, and always for IPv6, whose segments with extension headers the capture does not keep. */
+  ipOptions: number;
   /** The captured IP+TCP header bytes (hex) and the packet's full length: what a pcap record needs. */
   hex: string;
   origLen: number;
@@ -70,11 +73,16 @@ const ICMP6_NAMES: Record<number, IcmpName> = {
   6: 'reject-route',
 };
 
-type Headers = Pick<Segment, 'src' | 'dst' | 'flags' | 'seq' | 'ack' | 'len' | 'win' | 'ipId' | 'ttl' | 'icmp'>;
+type Headers = Pick<Segment, 'src' | 'dst' | 'flags' | 'seq' | 'ack' | 'len' | 'win' | 'ipId' | 'ttl' | 'ipOptions' | 'icmp'>;
 
 /** An ICMP destination unreachable (IPv4 type 3, IPv6 type 1) whose quoted datagram is a TCP segment: at
  *  `at`, the ICMP header; the quoted IP header follows it. At least the quoted ports and sequence number. */
-function parseIcmp(b: Buffer, at: number, v6: boolean, outer: { src: string; ipId: number; ttl: number }): Headers | undefined {
+function parseIcmp(
+  b: Buffer,
+  at: number,
+  v6: boolean,
+  outer: { src: string; ipId: number; ttl: number; ipOptions: number },
+): Headers | undefined {
   const type = b[at];
   if (type !== (v6 ? 1 : 3)) return undefined;
   const code = b[at + 1]!;
@@ -103,6 +111,7 @@ function parseIcmp(b: Buffer, at: number, v6: boolean, outer: { src: string; ipI
     win: 0,
     ipId: outer.ipId,
     ttl: outer.ttl,
+    ipOptions: outer.ipOptions,
     icmp: { type, code, name: (v6 ? ICMP6_NAMES : ICMP4_NAMES)[code] ?? 'other', sender: outer.src },
   };
 }
@@ -111,24 +120,33 @@ function parseIcmp(b: Buffer, at: number, v6: boolean, outer: { src: string; ipI
 export function parseHeaders(b: Buffer): Headers | undefined {
   if (b.length < 20) return undefined;
   const version = b[0]! >> 4;
-  let src: string, dst: string, tcpAt: number, ipPayload: number, ipId: number, ttl: number;
+  let src: string, dst: string, tcpAt: number, ipPayload: number, ipId: number, ttl: number, ipOptions: number;
   if (version === 4) {
     const ihl = (b[0]! & 0x0f) * 4;
     if (b[9] === 1 && ihl >= 20 && b.length >= ihl + 8)
-      return parseIcmp(b, ihl, false, { src: [...b.subarray(12, 16)].join('.'), ipId: b.readUInt16BE(4), ttl: b[8]! });
-    if (b[9] !== 6 || b.length < ihl + 20) return undefined;
+      return parseIcmp(b, ihl, false, {
+        src: [...b.subarray(12, 16)].join('.'),
+        ipId: b.readUInt16BE(4),
+        ttl: b[8]!,
+        ipOptions: ihl - 20,
+      });
+    // A header shorter than 20 bytes is not one (the agent keeps none): its options would count below none.
+    if (b[9] !== 6 || ihl < 20 || b.length < ihl + 20) return undefined;
     ipPayload = b.readUInt16BE(2) - ihl;
     ipId = b.readUInt16BE(4);
     ttl = b[8]!;
+    ipOptions = ihl - 20;
     src = [...b.subarray(12, 16)].join('.');
     dst = [...b.subarray(16, 20)].join('.');
     tcpAt = ihl;
   } else if (version === 6) {
-    if (b[6] === 58 && b.length >= 48) return parseIcmp(b, 40, true, { src: ipv6(b.subarray(8, 24)), ipId: 0, ttl: b[7]! });
+    if (b[6] === 58 && b.length >= 48) return parseIcmp(b, 40, true, { src: ipv6(b.subarray(8, 24)), ipId: 0, ttl: b[7]!, ipOptions: 0 });
     if (b.length < 60 || b[6] !== 6) return undefined;
     ipPayload = b.readUInt16BE(4);
     ipId = 0;
     ttl = b[7]!;
+    // Next header TCP: no extension headers (the capture keeps no other IPv6 segment, and neither does this).
+    ipOptions = 0;
     src = ipv6(b.subarray(8, 24));
     dst = ipv6(b.subarray(24, 40));
     tcpAt = 40;
@@ -147,6 +165,7 @@ export function parseHeaders(b: Buffer): Headers | undefined {
     win: t.readUInt16BE(14),
     ipId,
     ttl,
+    ipOptions,
   };
 }
 

@@ -14,9 +14,10 @@
 //   sets on them (the check's `ip route get` carries no mark), or by an address rewrite (DNAT, in either of the
 //   image's iptables) to an address nobody has.
 //
-// Each attack must score 0 while the honest answer beside it passes. Two more that worked are not here, being
-// still open (docs/authoring.md, "Still open after the sixth round"): Lab 1's TIME_WAIT made on the client's
-// loopback after a close the server began, and Lab 7's FIN sent with a source route option.
+// Each attack must score 0 while the honest answer beside it passes. One more that worked is not here, being
+// still open (docs/authoring.md, "Still open after the seventh round"): Lab 1's TIME_WAIT made on the client's
+// loopback after a close the server began. Another, Lab 7's FIN sent with a source route option, was closed in
+// the seventh round (other-ways-7.test.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -31,6 +31,7 @@ function seg(dir: 'in' | 'out', flags: TcpFlag[], seq: number, ack: number, len 
     win: 64,
     ipId: 1,
     ttl: 64,
+    ipOptions: 0,
     hex: '',
     origLen: 52,
   };

@@ -80,6 +80,26 @@ describe('segments the agent recorded in the image (test/fixtures/capture, real 
     expect(h.dst).toEqual({ host: 'fd00::2', port: 5555 });
     expect(h.len).toBe(5);
     expect(h.flags).toEqual(['PSH', 'ACK']);
+    expect(h.ipOptions).toBe(0);
+  });
+
+  it('counts the IPv4 options (a source route) and reads the TCP header after them', () => {
+    const syn = Buffer.from(segmentsOf('client').find((x) => x.flags.includes('SYN'))!.hex, 'hex');
+    expect(syn[0]).toBe(0x45);
+    expect(parseHeaders(syn)!.ipOptions).toBe(0);
+    // The same SYN with the option a socket gets from IP_OPTIONS [NOP, LSRR len 7 ptr 4, a hop]: IHL 7, 28 bytes.
+    const option = Buffer.from([1, 131, 7, 4, 198, 18, 0, 2]);
+    const routed = Buffer.concat([syn.subarray(0, 20), option, syn.subarray(20)]);
+    routed[0] = 0x47;
+    routed.writeUInt16BE(syn.readUInt16BE(2) + option.length, 2);
+    const h = parseHeaders(routed)!;
+    const plain = parseHeaders(syn)!;
+    expect(h.ipOptions).toBe(8);
+    expect({ ...h, ipOptions: 0 }).toEqual(plain);
+    // A header length below 20 bytes is no IPv4 header: not a segment, rather than one with fewer options than none.
+    const short = Buffer.from(syn);
+    short[0] = 0x44;
+    expect(parseHeaders(short)).toBeUndefined();
   });
 
   it('names a connection the same way from both ends', () => {

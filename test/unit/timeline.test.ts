@@ -149,6 +149,7 @@ describe('a state ss saw before the capture stamped its cause', () => {
     win: 502,
     ipId: 9,
     ttl: 64,
+    ipOptions: 0,
     hex: '',
     origLen: 52,
   });

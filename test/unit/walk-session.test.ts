@@ -77,6 +77,7 @@ function segment(at: number, node: NodeName, dir: 'in' | 'out', flags: Segment['
     win: 64240,
     ipId: seq,
     ttl: 64,
+    ipOptions: 0,
     hex: '',
     origLen: 60,
   };

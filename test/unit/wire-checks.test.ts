@@ -67,6 +67,23 @@ describe('segments expectations', () => {
     expect(describeExpectation(withTtl({ min: 2 }), vars)).toContain('with TTL >= 2');
   });
 
+  it('tells segments that carried IP options (a source route) from those that carried none', () => {
+    const synsIn = rec.allSegments().filter((s) => s.node === 'server' && s.dir === 'in' && s.flags.join() === 'SYN');
+    expect(synsIn.every((s) => s.ipOptions === 0)).toBe(true);
+    const withOptions = (ipOptions: boolean): Expectation => ({
+      on: 'server',
+      segments: { flags: 'SYN', without: 'ACK', dir: 'in', ipOptions },
+    });
+    expect(evaluate(withOptions(false), snap('server'), vars).holds).toBe(true);
+    expect(evaluate(withOptions(true), snap('server'), vars).holds).toBe(false);
+    // The same SYNs as if sent with a loose source route (IP_OPTIONS on the client's socket).
+    const routed: NodeSnapshot = { ...snap('server'), segments: snap('server').segments!.map((s) => ({ ...s, ipOptions: 8 })) };
+    expect(evaluate(withOptions(false), routed, vars).holds).toBe(false);
+    expect(evaluate(withOptions(true), routed, vars).holds).toBe(true);
+    expect(describeExpectation(withOptions(false), vars)).toContain('SYN segments without ACK with no IP options arriving');
+    expect(describeExpectation(withOptions(true), vars)).toContain('with IP options');
+  });
+
   it('"no SYN|ACK reaches the client" holds while the server drops them, and fails once one gets through', () => {
     const none: Expectation = { on: 'client', segments: { flags: 'SYN|ACK', dir: 'in', count: 0 } };
     const firstSynAck = rec.allSegments().find((s) => s.node === 'client' && s.dir === 'in' && s.flags.includes('SYN'))!;
@@ -198,9 +215,15 @@ describe('lab files with the new kinds', () => {
       - on: client
         segments: { iface: back }
       - on: client
-        segments: { ttl: { min: 64, max: 2 } }`),
+        segments: { ttl: { min: 64, max: 2 } }
+      - on: client
+        segments: { flags: FIN, forwarded: false }
+      - on: client
+        segments: { icmp: true, dir: in, forwarded: false }`),
     ).problems;
     const text = p.map((x) => `${x.line}: ${x.message}`).join('\n');
+    expect(text).toMatch(/^20: forwarded is said of segments arriving: give dir: in/m);
+    expect(text).toMatch(/^22: icmp cannot go with forwarded/m);
     expect(text).toMatch(/^12: SYN cannot be both set and not set/m);
     expect(text).toMatch(/^14: min is larger than max/m);
     expect(text).toMatch(/^16: a direct lab's machines have eth0 only/m);
@@ -218,5 +241,36 @@ describe('retransmissions on a machine that forwards', () => {
     const forwarded = fw.filter((s) => s.dir === 'out' && span(s) > 0 && fw.some((i) => i.dir === 'in' && same(i, s) && !i.retransmission));
     expect(forwarded.length).toBeGreaterThan(0);
     expect(forwarded.filter((s) => s.retransmission)).toEqual([]);
+  });
+
+  // Lab 7's story: the firewall drops the client's FINs for a while, then lets the next one through.
+  it('forwarded: tells a segment the firewall sent on from one it dropped, once its copy had time to leave', () => {
+    const fw = routed.allSegments().filter((s) => s.node === 'firewall');
+    const rvars = loadCaptureFixture('routed').vars;
+    const end = fw[fw.length - 1]!.at;
+    const look = (clock: number): NodeSnapshot => ({
+      node: 'firewall',
+      at: 0,
+      sockets: [],
+      clock,
+      segments: fw.filter((s) => s.at <= clock),
+    });
+    const check = (segments: Expectation['segments']): Expectation => ({ on: 'firewall', segments });
+    const finsIn = { from: '{{client.ip}}:*', flags: 'FIN', dir: 'in' } as const;
+    expect(evaluate(check({ ...finsIn, forwarded: false, count: { min: 2 } }), look(end + 1000), rvars).holds).toBe(true);
+    expect(evaluate(check({ ...finsIn, forwarded: true, count: 1 }), look(end + 1000), rvars).holds).toBe(true);
+    // The SYN went through: sent on, and none of the SYNs was kept.
+    const synIn = { flags: 'SYN', without: 'ACK', dir: 'in' } as const;
+    expect(evaluate(check({ ...synIn, forwarded: true }), look(end + 1000), rvars).holds).toBe(true);
+    expect(evaluate(check({ ...synIn, forwarded: false, count: 0 }), look(end + 1000), rvars).holds).toBe(true);
+    // The first FIN dropped: neither sent on nor kept until half a second after it arrived.
+    const firstDropped = fw.find((s) => s.dir === 'in' && s.flags.includes('FIN') && s.src.host === rvars['client.ip'])!;
+    expect(evaluate(check({ ...finsIn, forwarded: false }), look(firstDropped.at + 100), rvars).holds).toBe(false);
+    expect(evaluate(check({ ...finsIn, forwarded: true }), look(firstDropped.at + 100), rvars).holds).toBe(false);
+    expect(evaluate(check({ ...finsIn, forwarded: false }), look(firstDropped.at + 600), rvars).holds).toBe(true);
+    // Without the kernel's clock of the look, it cannot tell.
+    const noClock = { ...look(end + 1000), clock: undefined };
+    expect(evaluate(check({ ...finsIn, forwarded: false }), noClock, rvars).seen[0]).toMatch(/^can't tell/);
+    expect(describeExpectation(check({ ...finsIn, forwarded: false }), rvars)).toContain('FIN segments never sent on from');
   });
 });
