@@ -22,7 +22,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { LAB7_FIN_FIREWALL_DROP, LAB7_HONEST, background, type Entry, expectOnlyHonestPasses, gradeAnswers } from '../helpers/answers.js';
+import {
+  LAB7_HONEST,
+  LAB7_HONEST_AFTER_A_TRY,
+  background,
+  type Entry,
+  expectOnlyHonestPasses,
+  gradeAnswers,
+  LAB13_DATA_FIREWALL_DROP,
+  LAB13_HONEST_AFTER_A_TRY,
+} from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways7-'));
 
@@ -90,13 +99,7 @@ describeDocker(
       const by = await grade('7', 'your-turn', {
         honest: LAB7_HONEST,
         // A close tried with no rule first: its FIN left the firewall then, before the probe.
-        'honest-after-a-try': [
-          { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
-          { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
-          { on: 'firewall', script: LAB7_FIN_FIREWALL_DROP, at: '5s', exit: 0 },
-          { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
-          { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
-        ],
+        'honest-after-a-try': LAB7_HONEST_AFTER_A_TRY,
         'late-fin-server-output': [
           clientDropsFin,
           {
@@ -126,7 +129,7 @@ describeDocker(
     });
 
     it("Lab 13: the server's own data sent with a source route option, or let through once between sendings that never reach the firewall, is not the firewall's rule", async () => {
-      const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP';
+      const rule = LAB13_DATA_FIREWALL_DROP;
       const by = await grade('13', 'your-turn', {
         honest: [
           { on: 'firewall', script: rule, at: '0s', exit: 0 },
@@ -138,13 +141,7 @@ describeDocker(
           { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
         ],
         // A line sent with no rule first: it went through the firewall then, a first sending.
-        'honest-after-a-try': [
-          { on: 'server', script: 'echo first try | nc -l 5556', at: '0s', ctrlC: '3s' },
-          { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '3s' },
-          { on: 'firewall', script: rule, at: '4s', exit: 0 },
-          { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '5s' },
-          { on: 'client', script: 'nc {{server.ip}} 5556', at: '6s' },
-        ],
+        'honest-after-a-try': LAB13_HONEST_AFTER_A_TRY,
         // The first retransmission comes about 200 ms after the first sending, the next about 400 ms after it.
         'ttl-1-then-one-through': [
           { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP', at: '0s', exit: 0 },
