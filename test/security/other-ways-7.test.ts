@@ -15,6 +15,10 @@
 //   sees it arrive), its first retransmission as usual (it goes through, and the client, for which it is a first
 //   sending, drops it on arrival), the later ones dropped by the server's own OUTPUT rule. The firewall saw a
 //   retransmission arrive with a TTL that lets it go on, and the client saw no retransmission.
+// - Labs 11 and 12: no firewall rule at all: the client drops the SYN|ACKs on arrival (its INPUT chain), the first
+//   ones, sent as usual, reach the firewall and leave it, and then the server's own OUTPUT rule keeps the
+//   retransmissions from the firewall. "SYN|ACKs reached the firewall" took the first ones, and "none left in
+//   the last 3 s" no longer saw them.
 //
 // Each attack must score 0 while the honest answer beside it passes.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +32,7 @@ import {
   background,
   type Entry,
   expectOnlyHonestPasses,
+  synQueueAnswers,
   gradeAnswers,
   LAB13_DATA_FIREWALL_DROP,
   LAB13_HONEST_AFTER_A_TRY,
@@ -166,5 +171,29 @@ time.sleep(600)`),
       });
       expectOnlyHonestPasses(by, ['server-source-route', 'ttl-1-then-one-through']);
     });
+
+    for (const [lab, backlog, count] of [
+      ['11', 8, 20],
+      ['12', 2, 10],
+    ] as const) {
+      it(`Lab ${lab}: SYN|ACKs that left the firewall once, their retransmissions then kept from it, are not the firewall's rule`, async () => {
+        const q = synQueueAnswers(backlog, count);
+        const by = await grade(lab, 'your-turn', {
+          ...q.honest,
+          'first-through-then-server-output': [
+            { on: 'server', script: `tcplab-sock listen 5556 --backlog ${backlog}`, at: '0s' },
+            { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP', at: '1s', exit: 0 },
+            { on: 'client', script: `tcplab-sock flood {{server.ip}} 5556 --count ${count}`, at: '2s' },
+            {
+              on: 'server',
+              script: 'sleep 0.3; iptables -A OUTPUT -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
+              at: '3s',
+              exit: 0,
+            },
+          ],
+        });
+        expectOnlyHonestPasses(by, ['first-through-then-server-output']);
+      });
+    }
   },
 );
