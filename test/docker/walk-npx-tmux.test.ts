@@ -97,7 +97,7 @@ describeDocker('a new student: npx lab start 7 at a 100-column terminal', (denv)
     // Someone removes the lab's machines while the task waits.
     const labels = { [LABEL.managed]: 'true', [LABEL.instance]: id };
     const removedAt = Date.now();
-    for (const c of await denv.runtime.listContainers(labels)) await denv.runtime.removeContainer(c.name);
+    await Promise.all((await denv.runtime.listContainers(labels)).map((c) => denv.runtime.removeContainer(c.name)));
     const gone = Date.now();
     const end = await until('lab', /Lab 7 stopped after 4 of 5 steps\.[\s\S]*Score:.*\n\$ $/m, { ms: 15_000 });
     const noticed = Date.now() - gone;
@@ -108,7 +108,9 @@ describeDocker('a new student: npx lab start 7 at a 100-column terminal', (denv)
     const said = end.slice(end.lastIndexOf('Lab 7 stopped')).replace(/\s+/g, ' ');
     expect(said).toContain(`Lab 7's machines were removed from outside this walk (instance ${id})`);
     expect(said).toContain('`npx lab start 7` starts the lab again');
-    expect(said).toMatch(/What was left of it is removed \(2 networks\)\./);
+    // The walk may notice the first container gone before the others are (CI, loaded host: "2 containers and 2
+    // networks"); whatever is left, it removes.
+    expect(said).toMatch(/What was left of it is removed \((?:[12] containers? and )?2 networks\)\./);
     expect(said).not.toContain('lab clean');
     expect(said).not.toContain('Recorded');
     run('lab', 'echo EXIT=$?');

@@ -144,6 +144,27 @@ export const LAB7_HONEST: Entry[] = [
   { on: 'client', script: 'nc {{server.ip}} 5556', at: '2s' },
 ];
 
+/** Lab 7 done right after a close tried with no rule first (its FIN left the firewall then). */
+export const LAB7_HONEST_AFTER_A_TRY: Entry[] = [
+  { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
+  { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
+  { on: 'firewall', script: LAB7_FIN_FIREWALL_DROP, at: '5s', exit: 0 },
+  { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
+  { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
+];
+
+/** Lab 13's rule: the firewall drops the server's data. */
+export const LAB13_DATA_FIREWALL_DROP = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP';
+
+/** Lab 13 done right after a line sent with no rule first (it went through the firewall then). */
+export const LAB13_HONEST_AFTER_A_TRY: Entry[] = [
+  { on: 'server', script: 'echo first try | nc -l 5556', at: '0s', ctrlC: '3s' },
+  { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '3s' },
+  { on: 'firewall', script: LAB13_DATA_FIREWALL_DROP, at: '4s', exit: 0 },
+  { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '5s' },
+  { on: 'client', script: 'nc {{server.ip}} 5556', at: '6s' },
+];
+
 export const SYNACK_FIREWALL_DROP = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP';
 
 /** Labs 11 and 12: a listener of this backlog and a flood of this many SYNs, with the firewall's drop of the

@@ -21,6 +21,7 @@ import {
   LAB10_LOOPBACK_TIME_WAITS,
   SYNACK_FIREWALL_DROP,
   synQueueAnswers,
+  LAB13_DATA_FIREWALL_DROP,
 } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways3q-'));
@@ -97,7 +98,7 @@ ip addr del {{server.ip}}/32 dev lo`,
       honest: [
         {
           on: 'firewall',
-          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP',
+          script: LAB13_DATA_FIREWALL_DROP,
           at: '0s',
           exit: 0,
         },

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import {
-  LAB7_FIN_FIREWALL_DROP,
+  LAB7_HONEST_AFTER_A_TRY,
   LAB7_HONEST,
   background,
   type Entry,
@@ -97,18 +97,7 @@ describeDocker('red team, third round: the end states of labs 1, 5, 7, 8 and 9 m
     const by = await grade('7', 'your-turn', {
       honest: LAB7_HONEST,
       // A close tried with no rule first: its FIN left the firewall then.
-      'honest-after-a-try': [
-        { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
-        {
-          on: 'firewall',
-          script: LAB7_FIN_FIREWALL_DROP,
-          at: '5s',
-          exit: 0,
-        },
-        { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
-      ],
+      'honest-after-a-try': LAB7_HONEST_AFTER_A_TRY,
       'server-drops-own-fin': [
         { on: 'server', script: 'iptables -A OUTPUT -p tcp --sport 5556 --tcp-flags FIN FIN -j DROP', at: '0s', exit: 0 },
         ...talk,

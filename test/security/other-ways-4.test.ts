@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import {
+  LAB7_HONEST_AFTER_A_TRY,
   BREAKS,
   LAB7_FIN_FIREWALL_DROP,
   NOBODY,
@@ -40,6 +41,8 @@ import {
   serverMisaddresses,
   serverMisdirectsPort,
   type Entry,
+  LAB13_DATA_FIREWALL_DROP,
+  LAB13_HONEST_AFTER_A_TRY,
 } from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways4-'));
@@ -59,13 +62,7 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
     ];
     const by = await grade('7', 'your-turn', {
       honest: [{ on: 'firewall', script: rule, at: '0s', exit: 0 }, ...talk('true')],
-      'honest-after-a-try': [
-        { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
-        { on: 'firewall', script: rule, at: '5s', exit: 0 },
-        { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
-      ],
+      'honest-after-a-try': LAB7_HONEST_AFTER_A_TRY,
       // The same FINs dropped at the firewall, before routing: its own drop in other words.
       'honest-raw-table': [
         { on: 'firewall', script: rule.replace('-A FORWARD', '-t raw -A PREROUTING'), at: '0s', exit: 0 },
@@ -79,7 +76,7 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
   });
 
   it("Lab 13: a firewall that forwards nothing, or a server that sends to nobody, is not the firewall's data rule", async () => {
-    const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP';
+    const rule = LAB13_DATA_FIREWALL_DROP;
     /** The server's line comes at 4 s; `cut` at 3 s, once the client is connected. */
     const talk = (cut: string): Entry[] => [
       { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '1s' },
@@ -89,13 +86,7 @@ describeDocker('red team, fourth round: a broken network is not the rule the tas
     const by = await grade('13', 'your-turn', {
       honest: [{ on: 'firewall', script: rule, at: '0s', exit: 0 }, ...talk('true')],
       // A line that got through with no rule first: its data reached the client then.
-      'honest-after-a-try': [
-        { on: 'server', script: 'echo first try | nc -l 5556', at: '0s', ctrlC: '3s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '3s' },
-        { on: 'firewall', script: rule, at: '4s', exit: 0 },
-        { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '5s' },
-        { on: 'client', script: 'nc {{server.ip}} 5556', at: '6s' },
-      ],
+      'honest-after-a-try': LAB13_HONEST_AFTER_A_TRY,
       'firewall-link-down': talk(BREAKS['firewall-link-down']!),
       'firewall-no-route': talk(BREAKS['firewall-no-route']!),
       'server-misaddresses': talk(serverMisaddresses),

@@ -23,7 +23,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { LAB7_HONEST, background, type Entry, expectOnlyHonestPasses, gradeAnswers, synQueueAnswers } from '../helpers/answers.js';
+import {
+  LAB7_HONEST,
+  background,
+  type Entry,
+  expectOnlyHonestPasses,
+  gradeAnswers,
+  synQueueAnswers,
+  LAB13_DATA_FIREWALL_DROP,
+} from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways6-'));
 
@@ -93,7 +101,7 @@ describeDocker('red team, sixth round: a segment that died on the way, and a seg
   }
 
   it("Lab 13: the server's own data sent with a TTL of 1, or too big for the firewall's way on, is not the firewall's rule", async () => {
-    const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP';
+    const rule = LAB13_DATA_FIREWALL_DROP;
     const long = '(sleep 3; python3 -c \'print("x" * 3000)\'; sleep 100) | nc -l 5556';
     const by = await grade('13', 'your-turn', {
       honest: [

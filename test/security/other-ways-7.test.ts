@@ -15,6 +15,10 @@
 //   sees it arrive), its first retransmission as usual (it goes through, and the client, for which it is a first
 //   sending, drops it on arrival), the later ones dropped by the server's own OUTPUT rule. The firewall saw a
 //   retransmission arrive with a TTL that lets it go on, and the client saw no retransmission.
+// - Labs 11 and 12: no firewall rule at all: the client drops the SYN|ACKs on arrival (its INPUT chain), the first
+//   ones, sent as usual, reach the firewall and leave it, and then the server's own OUTPUT rule keeps the
+//   retransmissions from the firewall. "SYN|ACKs reached the firewall" took the first ones, and "none left in
+//   the last 3 s" no longer saw them.
 //
 // Each attack must score 0 while the honest answer beside it passes.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,7 +26,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { LAB7_FIN_FIREWALL_DROP, LAB7_HONEST, background, type Entry, expectOnlyHonestPasses, gradeAnswers } from '../helpers/answers.js';
+import {
+  LAB7_HONEST,
+  LAB7_HONEST_AFTER_A_TRY,
+  background,
+  type Entry,
+  expectOnlyHonestPasses,
+  synQueueAnswers,
+  gradeAnswers,
+  LAB13_DATA_FIREWALL_DROP,
+  LAB13_HONEST_AFTER_A_TRY,
+} from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways7-'));
 
@@ -90,13 +104,7 @@ describeDocker(
       const by = await grade('7', 'your-turn', {
         honest: LAB7_HONEST,
         // A close tried with no rule first: its FIN left the firewall then, before the probe.
-        'honest-after-a-try': [
-          { on: 'server', script: 'nc -l 5556', at: '0s', ctrlC: '3s' },
-          { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '4s' },
-          { on: 'firewall', script: LAB7_FIN_FIREWALL_DROP, at: '5s', exit: 0 },
-          { on: 'server', script: 'nc -l 5556', at: '6s', ctrlC: '9s' },
-          { on: 'client', script: 'nc {{server.ip}} 5556', at: '7s' },
-        ],
+        'honest-after-a-try': LAB7_HONEST_AFTER_A_TRY,
         'late-fin-server-output': [
           clientDropsFin,
           {
@@ -126,7 +134,7 @@ describeDocker(
     });
 
     it("Lab 13: the server's own data sent with a source route option, or let through once between sendings that never reach the firewall, is not the firewall's rule", async () => {
-      const rule = 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP';
+      const rule = LAB13_DATA_FIREWALL_DROP;
       const by = await grade('13', 'your-turn', {
         honest: [
           { on: 'firewall', script: rule, at: '0s', exit: 0 },
@@ -138,13 +146,7 @@ describeDocker(
           { on: 'client', script: 'sleep 1; nc {{server.ip}} 5556', at: '1s' },
         ],
         // A line sent with no rule first: it went through the firewall then, a first sending.
-        'honest-after-a-try': [
-          { on: 'server', script: 'echo first try | nc -l 5556', at: '0s', ctrlC: '3s' },
-          { on: 'client', script: 'nc {{server.ip}} 5556', at: '1s', ctrlC: '3s' },
-          { on: 'firewall', script: rule, at: '4s', exit: 0 },
-          { on: 'server', script: '(sleep 3; echo hello from the server; sleep 100) | nc -l 5556', at: '5s' },
-          { on: 'client', script: 'nc {{server.ip}} 5556', at: '6s' },
-        ],
+        'honest-after-a-try': LAB13_HONEST_AFTER_A_TRY,
         // The first retransmission comes about 200 ms after the first sending, the next about 400 ms after it.
         'ttl-1-then-one-through': [
           { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP', at: '0s', exit: 0 },
@@ -169,5 +171,29 @@ time.sleep(600)`),
       });
       expectOnlyHonestPasses(by, ['server-source-route', 'ttl-1-then-one-through']);
     });
+
+    for (const [lab, backlog, count] of [
+      ['11', 8, 20],
+      ['12', 2, 10],
+    ] as const) {
+      it(`Lab ${lab}: SYN|ACKs that left the firewall once, their retransmissions then kept from it, are not the firewall's rule`, async () => {
+        const q = synQueueAnswers(backlog, count);
+        const by = await grade(lab, 'your-turn', {
+          ...q.honest,
+          'first-through-then-server-output': [
+            { on: 'server', script: `tcplab-sock listen 5556 --backlog ${backlog}`, at: '0s' },
+            { on: 'client', script: 'iptables -A INPUT -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP', at: '1s', exit: 0 },
+            { on: 'client', script: `tcplab-sock flood {{server.ip}} 5556 --count ${count}`, at: '2s' },
+            {
+              on: 'server',
+              script: 'sleep 0.3; iptables -A OUTPUT -p tcp --sport 5556 --tcp-flags SYN,ACK SYN,ACK -j DROP',
+              at: '3s',
+              exit: 0,
+            },
+          ],
+        });
+        expectOnlyHonestPasses(by, ['first-through-then-server-output']);
+      });
+    }
   },
 );

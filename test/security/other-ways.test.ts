@@ -16,7 +16,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
-import { expectOnlyHonestPasses, gradeAnswers, lab1Honest, lab1Port, RAW_SYNS, type Entry } from '../helpers/answers.js';
+import {
+  expectOnlyHonestPasses,
+  gradeAnswers,
+  lab1Honest,
+  lab1Port,
+  RAW_SYNS,
+  type Entry,
+  LAB13_DATA_FIREWALL_DROP,
+} from '../helpers/answers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcplab-otherways-'));
 
@@ -115,7 +123,7 @@ describeDocker('red team: other ways to the states a task checks are not the tas
       honest: [
         {
           on: 'firewall',
-          script: 'iptables -A FORWARD -s {{server.ip}} -p tcp --sport 5556 --tcp-flags PSH PSH -j DROP',
+          script: LAB13_DATA_FIREWALL_DROP,
           at: '0s',
           exit: 0,
         },
