@@ -174,6 +174,35 @@ function forwardedBy(segments: readonly Segment[], clock: number): (s: Segment) 
   };
 }
 
+/**
+ * Nothing matched a check that asks how a segment travelled (its TTL, IP options, whether it was sent on): the
+ * segments that match all but that, each with what it had, so a student sees why (at most three).
+ */
+function nearMisses(
+  m: SegmentMatcher,
+  snap: NodeSnapshot,
+  since: number,
+  vars: Record<string, string>,
+  sentOn: ((s: Segment) => boolean | undefined) | undefined,
+): string[] {
+  if (m.ttl === undefined && m.ipOptions === undefined && m.forwarded === undefined) return [];
+  const loose: SegmentMatcher = { ...m, ttl: undefined, ipOptions: undefined };
+  const near = (snap.segments ?? []).filter((s) => s.at >= since && segmentMatches(loose, s, vars));
+  if (!near.length) return [];
+  const had = (s: Segment) => {
+    const parts: string[] = [];
+    if (m.ttl !== undefined) parts.push(`TTL ${s.ttl}`);
+    if (m.ipOptions !== undefined) parts.push(s.ipOptions ? `${s.ipOptions} bytes of IP options` : 'no IP options');
+    if (m.forwarded !== undefined) {
+      const f = sentOn?.(s);
+      parts.push(f === undefined ? 'sent on: not known yet' : f ? 'sent on' : 'never sent on');
+    }
+    return `${formatSegment(s, snap.segments![0]!.at)} (${parts.join(', ')})`;
+  };
+  const more = near.length > 3 ? [`... ${near.length - 3} more`] : [];
+  return [`${near.length} otherwise matching, but not as asked:`, ...near.slice(0, 3).map(had), ...more];
+}
+
 function countOk(count: CountSpec | undefined, n: number, defaultMin: number): boolean {
   if (count === undefined) return n >= defaultMin;
   if (typeof count === 'number') return n === count;
@@ -238,7 +267,9 @@ export function evaluate(e: Expectation, snap: NodeSnapshot, vars: Record<string
         return { holds: true, seen };
       return { holds: false, seen: [`can't tell: ${snap.segmentsLost}`, ...seen] };
     }
-    return { holds: countOk(m.count, matching.length, 1), seen };
+    const holds = countOk(m.count, matching.length, 1);
+    if (!holds && !matching.length) seen.push(...nearMisses(m, snap, since, vars, sentOn));
+    return { holds, seen };
   }
   if (e.iptables) {
     const c = e.iptables;

@@ -84,6 +84,23 @@ describe('segments expectations', () => {
     expect(describeExpectation(withOptions(true), vars)).toContain('with IP options');
   });
 
+  it('a check not met only for how the segments travelled shows them, with what they had', () => {
+    const synsIn = rec.allSegments().filter((s) => s.node === 'server' && s.dir === 'in' && s.flags.join() === 'SYN');
+    const ttl = synsIn[0]!.ttl;
+    const r = evaluate(
+      { on: 'server', segments: { flags: 'SYN', without: 'ACK', dir: 'in', ttl: { min: ttl + 1 } } },
+      snap('server'),
+      vars,
+    );
+    expect(r.holds).toBe(false);
+    expect(r.seen[0]).toBe(`${synsIn.length} otherwise matching, but not as asked:`);
+    expect(r.seen[1]).toMatch(new RegExp(`\\[S\\] .*\\(TTL ${ttl}\\)$`));
+    const opts = evaluate({ on: 'server', segments: { flags: 'SYN', without: 'ACK', dir: 'in', ipOptions: true } }, snap('server'), vars);
+    expect(opts.seen[1]).toMatch(/\(no IP options\)$/);
+    // Nothing near: nothing more to say.
+    expect(evaluate({ on: 'server', segments: { flags: 'RST', ttl: { min: 2 } } }, snap('server'), vars).seen).toEqual([]);
+  });
+
   it('"no SYN|ACK reaches the client" holds while the server drops them, and fails once one gets through', () => {
     const none: Expectation = { on: 'client', segments: { flags: 'SYN|ACK', dir: 'in', count: 0 } };
     const firstSynAck = rec.allSegments().find((s) => s.node === 'client' && s.dir === 'in' && s.flags.includes('SYN'))!;
