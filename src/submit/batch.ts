@@ -509,10 +509,11 @@ function usesSegments(lab: Lab): boolean {
 }
 
 /** A check before the first task failed: the lab itself misbehaved there, not this student's answer. */
-function leadFailed(sections: Section[]): string[] {
+export function leadFailed(sections: Section[]): string[] {
   const lead = sections.find((s) => s.step === null);
   const failed = lead?.items.filter((it) => !it.passed) ?? [];
-  return failed.length
-    ? [`${failed.length} check(s) before the first task failed; the lab itself, not this answer: ${failed[0]!.name}`]
-    : [];
+  if (!failed.length) return [];
+  const miss = failed[0]!.checks.find((c) => !c.passed);
+  const seen = miss?.seen.length ? `; seen: ${miss.seen.join('; ')}` : '';
+  return [`${failed.length} check(s) before the first task failed; the lab itself, not this answer: ${failed[0]!.name}${seen}`];
 }
