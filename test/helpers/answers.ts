@@ -65,7 +65,14 @@ function submissionText(student: string, lab: string, step: string, entries: Ent
   );
 }
 
-/** Write one file per student under dir/lab<N> and grade them as a class (no retries): results by student. */
+/**
+ * Write one file per student under dir/lab<N> and grade them as a class (no retries): results by student.
+ *
+ * An honest answer (honest, honest-...) that missed only because the host was too busy to tell whether a state
+ * lasted ("can't tell whether it lasted": the lab's own commands were kept waiting for a CPU while two test
+ * files share two cores) is graded again, up to twice: that miss says nothing about the attack beside it. An
+ * attack is never graded again: a host too busy to tell only lowers what it scores.
+ */
 export async function gradeAnswers(
   dir: string,
   lab: string,
@@ -73,7 +80,29 @@ export async function gradeAnswers(
   files: Record<string, Entry[]>,
   parallel = 4,
 ): Promise<Record<string, Graded>> {
-  const subs = join(dir, `lab${lab}`);
+  let by = await gradeBatch(join(dir, `lab${lab}`), lab, step, files, parallel);
+  for (let n = 1; n <= 2; n++) {
+    const again = Object.keys(files).filter((s) => /^honest(-|$)/.test(s) && by[s] && onlyStarved(by[s]!));
+    if (!again.length) break;
+    const regraded = await gradeBatch(
+      join(dir, `lab${lab}-again${n}`),
+      lab,
+      step,
+      Object.fromEntries(again.map((s) => [s, files[s]!])),
+      parallel,
+    );
+    by = { ...by, ...regraded };
+  }
+  return by;
+}
+
+async function gradeBatch(
+  subs: string,
+  lab: string,
+  step: string,
+  files: Record<string, Entry[]>,
+  parallel: number,
+): Promise<Record<string, Graded>> {
   mkdirSync(subs, { recursive: true });
   for (const [student, entries] of Object.entries(files))
     writeFileSync(join(subs, `${student}.yaml`), submissionText(student, lab, step, entries));
@@ -83,6 +112,13 @@ export async function gradeAnswers(
     { maxBuffer: 64 << 20 },
   ).catch((e: { stdout: string }) => e);
   return Object.fromEntries((JSON.parse(r.stdout) as { submissions: Graded[] }).submissions.map((x) => [x.student, x]));
+}
+
+/** It did not pass, and every check it missed could not tell whether a state lasted. */
+function onlyStarved(g: Graded): boolean {
+  if (g.passed || !g.gradable) return false;
+  const missed = (g.tasks ?? []).flatMap((t) => t.items.flatMap((i) => i.checks)).filter((c) => !c.passed);
+  return missed.length > 0 && missed.every((c) => (c.seen ?? []).some((l) => /can't tell whether it lasted/.test(l)));
 }
 
 /** "honest" passes, and so does every "honest-..." (a right answer after a try without the rule); each attack
