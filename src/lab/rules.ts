@@ -11,6 +11,12 @@ export interface RuleProblem {
 }
 
 const MAX_WAIT_MS = 10 * 60_000;
+/** The one state a socket can be in once `closed` can tell (src/grade/grade.ts closedOrder), and why. */
+const CLOSED_STATES = { first: 'TIME_WAIT', second: 'LAST_ACK' } as const;
+const CLOSED_WHY = {
+  first: "its FIN left first and the peer's FIN acknowledged it",
+  second: "the peer's FIN came first and this side's FIN acknowledged it",
+} as const;
 
 /** The template names a lab of this topology may use: {{client.ip}}, {{firewall.ip.front}}, {{net.lan}} ...
  *  and its own variants, {{variant.port}}. */
@@ -38,6 +44,11 @@ export function checkTemplates(data: unknown): RuleProblem[] {
   const problems: RuleProblem[] = [];
   const walk = (v: unknown, path: (string | number)[]) => {
     if (typeof v === 'string') {
+      const shown = asWritten(path);
+      if (shown && templateNames(v).length) {
+        problems.push({ path, message: `templates are not filled in in ${shown}, which is shown as written: write the text without one` });
+        return;
+      }
       for (const name of templateNames(v)) {
         if (!vars.has(name)) problems.push({ path, message: `unknown template {{${name}}}; a ${topology} lab knows ${known}` });
       }
@@ -51,6 +62,22 @@ export function checkTemplates(data: unknown): RuleProblem[] {
   };
   walk(data, []);
   return problems;
+}
+
+/**
+ * Text shown to people as written, templates and all: the lab's title, summary and intro, a step's title, a
+ * check's why, a prediction's choices and answer. Undefined: a field whose templates are filled in (commands,
+ * expectations, explain, prompt, hints, a prediction's question and why, notes).
+ */
+function asWritten(path: (string | number)[]): string | undefined {
+  const [a, , b, c, d, e] = path;
+  if (path.length === 1 && (a === 'title' || a === 'summary' || a === 'intro')) return `the lab's ${a}`;
+  if (a !== 'steps') return undefined;
+  if (path.length === 3 && b === 'title') return "a step's title";
+  if (b === 'predict' && (c === 'choices' || c === 'answer')) return `a prediction's ${c === 'answer' ? 'answer' : 'choices'}`;
+  if ((b === 'expect' && path.length === 5 && d === 'why') || (b === 'task' && c === 'expect' && path.length === 6 && e === 'why'))
+    return "a check's why";
+  return undefined;
 }
 
 /** {{server.ip} (one closing brace), {server.ip} or ${server.ip} (one brace each side): a template mistyped. */
@@ -205,6 +232,16 @@ export function checkRules(lab: Lab): RuleProblem[] {
       }
       if (key === 'absent' && m?.count !== undefined)
         problems.push({ path: [...path, key, 'count'], message: 'absent means no matching socket; use socket with count instead' });
+      // Which side closed first is known only once both FINs went, one acknowledging the other: a socket that
+      // closed first is then in TIME_WAIT, one that closed second in LAST_ACK (a simultaneous close is neither).
+      if (m?.closed !== undefined && m.state !== undefined) {
+        const can = CLOSED_STATES[m.closed];
+        if (![m.state].flat().includes(can))
+          problems.push({
+            path: [...path, key, 'closed'],
+            message: `closed: ${m.closed} holds only for a socket in ${can} (${CLOSED_WHY[m.closed]}); no socket in ${[m.state].flat().join(' or ')} can match`,
+          });
+      }
       if (
         m?.count !== undefined &&
         typeof m.count === 'object' &&

@@ -504,8 +504,13 @@ function shownOutput(text: string): string {
   return `${shown.slice(0, head)}${marker(shown.length - keep)}${shown.slice(shown.length - tail)}`;
 }
 
-function usesSegments(lab: Lab): boolean {
-  return lab.steps.some((s) => [...(s.expect ?? []), ...(s.task?.expect ?? [])].some((e) => e.segments !== undefined));
+/** Does a check read the capture: a segments check, or a socket's `closed` (its own FINs on the wire)? */
+export function usesSegments(lab: Lab): boolean {
+  return lab.steps.some((s) =>
+    [...(s.expect ?? []), ...(s.task?.expect ?? [])].some(
+      (e) => e.segments !== undefined || e.socket?.closed !== undefined || e.absent?.closed !== undefined,
+    ),
+  );
 }
 
 /** A check before the first task failed: the lab itself misbehaved there, not this student's answer. */

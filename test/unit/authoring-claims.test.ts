@@ -11,7 +11,7 @@ const source = (path: string) => readFileSync(new URL(`../../${path}`, import.me
 
 /** The templates `lab validate` says a lab of this topology knows. */
 function known(topology: 'direct' | 'routed'): string[] {
-  const [problem] = checkTemplates({ topology, steps: [{ title: '{{no.such}}' }] });
+  const [problem] = checkTemplates({ topology, steps: [{ explain: '{{no.such}}' }] });
   return problem!.message.replace(/^.* knows /, '').split(', ');
 }
 

@@ -93,9 +93,9 @@ describe('an option a command does not take', () => {
   });
 
   it('names the commands that have it', () => {
-    expect(parseCommandLine(['plan', 'x.yaml', '--student', 'a'])).toMatchObject({
+    expect(parseCommandLine(['validate', 'x.yaml', '--student', 'a'])).toMatchObject({
       kind: 'error',
-      message: "lab plan: unknown option '--student' (--student goes with lab start, grade, submit)",
+      message: "lab validate: unknown option '--student' (--student goes with lab start, grade, plan, submit)",
     });
   });
 
@@ -112,11 +112,11 @@ describe('an option a command does not take', () => {
     expect(parseCommandLine(['submit', '-o', '-'])).toMatchObject({ kind: 'run', values: { output: '-' } });
   });
 
-  it('lab plan --student: exit 2, no text of Node option parser', () => {
-    const r = lab(['plan', 'x.yaml', '--student', 'a']);
+  it('lab validate --student: exit 2, no text of Node option parser', () => {
+    const r = lab(['validate', 'x.yaml', '--student', 'a']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^lab plan: unknown option '--student'/m);
-    expect(r.stderr).toMatch(/usage: lab plan/);
+    expect(r.stderr).toMatch(/^lab validate: unknown option '--student'/m);
+    expect(r.stderr).toMatch(/usage: lab validate/);
     expect(r.stderr).not.toMatch(/positional|'--'/);
   });
 });

@@ -58,8 +58,11 @@ steps:
       points: 2
       expect:
         # No \`within\`: a task's check keeps its default (docs/authoring.md, "Timing").
+        # \`local\` ties the socket to the client's own address (a connection the client makes with itself, on its
+        # loopback, is not this one), and \`closed: first\` to its own FINs on the wire: the client's FIN left
+        # first and the server's FIN acknowledged it (docs/authoring.md, "Expectations").
         - on: client
-          socket: { state: TIME_WAIT, peer: "{{server.ip}}:{{variant.port}}" }
+          socket: { state: TIME_WAIT, local: "{{client.ip}}:*", peer: "{{server.ip}}:{{variant.port}}", closed: first }
           why: whoever closes first waits in TIME_WAIT
   - id: server-done
     title: The server has closed too

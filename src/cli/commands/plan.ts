@@ -8,26 +8,33 @@ import { networksOf } from '../../lab/topology.js';
 import { imageTag } from '../../engine/image.js';
 import { defineCommand } from '../command.js';
 import type { Action } from '../../lab/schema.js';
+import { variantValues } from '../../lab/variants.js';
+import { STUDENT_ID, STUDENT_ID_RULE } from '../../identity.js';
 
 export const planCommand = defineCommand({
   name: 'plan',
-  usage: 'plan <number|slug|file> [--json]',
+  usage: 'plan <number|slug|file> [--student ID] [--json]',
   summary: 'show what a lab would create and run, without starting anything (a dry run)',
-  options: {},
-  async run(ctx, _values, positionals) {
+  options: { student: { type: 'string' } },
+  async run(ctx, values, positionals) {
     if (positionals.length !== 1) throw new LabError('lab plan takes one lab', 'for example `lab plan 2`');
+    const student = values.student as string | undefined;
+    if (student !== undefined && !STUDENT_ID.test(student)) throw new LabError(`--student takes a student id: ${STUDENT_ID_RULE}`);
     const { lab } = resolveLab(positionals[0]!);
     const topology = lab.topology ?? 'direct';
     // Real subnets are picked at start from those the engine does not use; the plan shows the first candidates.
     const subnets = networksOf(topology).map((_, i) => subnetAt(i));
     const plan = planLab({ lab, instance: 'dryrun', image: imageTag(), subnets });
-    // Per-student variants ({{variant.port}}) stay as written: they depend on who runs the lab.
+    // Per-student variants ({{variant.port}}) stay as written, since they depend on who runs the lab, unless
+    // --student says who: then they are that student's (as lab grade and lab start --student fill them in).
+    const variants = student !== undefined ? variantValues(lab, student) : {};
+    if (student !== undefined) Object.assign(plan.vars, variants);
     const shown = (a: Action) =>
       a.stop
         ? `${a.on}: stop ${a.stop} (SIG${a.signal ?? 'INT'})`
         : a.write !== undefined
           ? `${a.on}: write to ${a.write}: ${JSON.stringify(fill(a.stdin ?? '', plan.vars))}`
-          : `${a.on}$ ${shellQuote(a.run!.map((x) => fill(x, plan.vars)))}${a.background ? ' &' : ''}`;
+          : `${a.on}$ ${shellQuote(a.run!.map((x) => fill(x, plan.vars)))}${a.background ? ' &' : ''}${a.stdin !== undefined ? `  (its input: ${JSON.stringify(fill(a.stdin, plan.vars))})` : ''}`;
     // A task's probe runs before each look of its checks (after the solution, or the student's work): its own
     // list, so that what the check does is told from what the step does.
     const steps = lab.steps.map((s) => ({
@@ -37,10 +44,18 @@ export const planCommand = defineCommand({
       ...(s.task?.probe?.length ? { probe: s.task.probe.map(shown) } : {}),
     }));
     if (ctx.json) {
-      ctx.print(JSON.stringify({ plan, security: NODE_SECURITY, steps }, null, 2));
+      ctx.print(JSON.stringify({ plan, security: NODE_SECURITY, steps, ...(student !== undefined ? { student, variants } : {}) }, null, 2));
       return 0;
     }
     ctx.print(ctx.style.bold(`Lab ${lab.id} (${lab.slug}), ${topology} topology; instance names use a random id, shown here as "dryrun"`));
+    if (student !== undefined)
+      ctx.print(
+        Object.keys(variants).length
+          ? `variants of student ${student}: ${Object.entries(variants)
+              .map(([k, v]) => `{{${k}}} = ${v}`)
+              .join(', ')}`
+          : `this lab has no variants: student ${student} gets the same values as everyone`,
+      );
     for (const n of plan.networks) ctx.print(`network ${n.name}  ${n.subnet}  internal`);
     for (const n of plan.nodes) {
       const sysctls = Object.entries(n.sysctls)
