@@ -107,12 +107,17 @@ describe('without Docker', () => {
     expect(r.stdout + r.stderr).not.toMatch(/id: missing|unknown template/);
   });
 
-  it('lab validate names the lab a submission elsewhere cannot find', () => {
+  it('lab validate checks a submission elsewhere against the lab file given with it, and says so when none is', () => {
     const f = join(dir, 'stray.yaml');
-    writeFileSync(f, 'student: alice\nlab: 999\nanswers: {}\n');
-    const r = lab(['validate', f]);
-    expect(r.status).toBe(2);
-    expect(r.stdout + r.stderr).toMatch(/stray\.yaml:1:1: lab: a submission, for a lab that cannot be loaded/);
+    writeFileSync(f, sub('    - client: echo hi\n      exit: 0\n'));
+    const alone = lab(['validate', f]);
+    expect(alone.status).toBe(2);
+    expect(alone.stdout + alone.stderr).toMatch(
+      /stray\.yaml:1:1: lab: a submission, for a lab that cannot be loaded: .*give its lab file in the same command/,
+    );
+    const beside = lab(['validate', labFile, f]);
+    expect(beside.status, beside.stdout + beside.stderr).toBe(0);
+    expect(beside.stdout).toMatch(/ok .*stray\.yaml \(a submission for .*my-lab\.yaml\)/);
   });
 
   it("lab plan --student fills in that student's variants, as grading will", () => {
