@@ -521,6 +521,27 @@ static size_t tcp_headers(const unsigned char *p, size_t len) {
   return n < len ? n : len;
 }
 
+/* Would this machine's kernel take in a segment that arrived? A frame addressed to it, not to all (broadcast)
+ * or a group (multicast): a router forwards neither, and TCP takes a unicast segment in neither. And for IPv4
+ * a header whose checksum holds and whose length fits what arrived, that is no fragment (a first fragment
+ * waits for the rest, which a forger need never send). A root student can put any frame on the wire with a
+ * packet socket; one that fails here dies with no rule, so it must not count as having arrived. `len` bytes
+ * of the packet were read, `whole` is its length. */
+static int taken_in(const unsigned char *p, size_t len, size_t whole, unsigned char pkttype) {
+  size_t ihl, tot, i;
+  uint32_t sum = 0;
+  if (pkttype != PACKET_HOST) return 0;
+  if ((p[0] >> 4) != 4) return 1;
+  ihl = (size_t)(p[0] & 0x0F) * 4;
+  if (ihl < 20 || len < ihl) return 0;
+  tot = (size_t)((p[2] << 8) | p[3]);
+  if (tot < ihl || tot > whole) return 0;
+  if (((p[6] << 8) | p[7]) & 0x3FFF) return 0; /* more fragments, or an offset */
+  for (i = 0; i < ihl; i += 2) sum += (uint32_t)((p[i] << 8) | p[i + 1]);
+  while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
+  return sum == 0xFFFF;
+}
+
 static unsigned long long last_activity_ms;
 static void activity(void);
 
@@ -571,6 +592,7 @@ static int capture_read(void) {
     len = (size_t)n < sizeof pkt ? (size_t)n : sizeof pkt;
     h = tcp_headers(pkt, len);
     if (h == 0) continue;
+    if (addr.sll_pkttype != PACKET_OUTGOING && !taken_in(pkt, len, (size_t)n, addr.sll_pkttype)) continue;
     memset(&ifr, 0, sizeof ifr);
     ifr.ifr_ifindex = addr.sll_ifindex;
     /* The name now: labs rename and re-create interfaces (tcplab-net's tunnels). */
