@@ -115,6 +115,12 @@ describe('without Docker', () => {
     expect(alone.stdout + alone.stderr).toMatch(
       /stray\.yaml:1:1: lab: a submission, for a lab that cannot be loaded: .*give its lab file in the same command/,
     );
+    // A path where the lab's number or slug belongs is not followed: a hand-in must not make the grader read a file.
+    const byPath = join(dir, 'by-path.yaml');
+    writeFileSync(byPath, `student: alice\nlab: ${labFile}\nanswers: {}\n`);
+    const p = lab(['validate', byPath]);
+    expect(p.status).toBe(2);
+    expect(p.stdout + p.stderr).toMatch(/by-path\.yaml:1:1: lab: a submission names its lab by number or slug/);
     const beside = lab(['validate', labFile, f]);
     expect(beside.status, beside.stdout + beside.stderr).toBe(0);
     expect(beside.stdout).toMatch(/ok .*stray\.yaml \(a submission for .*my-lab\.yaml\)/);

@@ -86,11 +86,17 @@ function submissionReport(file: string, text: string, given: Map<string, { lab: 
       labName = beside;
     } else if ((typeof named === 'string' || typeof named === 'number') && given.has(String(named))) {
       ({ lab, file: labName } = given.get(String(named))!);
-    } else if (typeof named === 'string' || typeof named === 'number') {
+    } else if (typeof named === 'number' || (typeof named === 'string' && /^[a-z0-9][a-z0-9-]*$/.test(named))) {
+      // A number or a slug only: a hand-in must not make the grader's machine read a file it names.
       lab = resolveLab(String(named)).lab;
       labName = `Lab ${lab.id} (${lab.slug})`;
     } else
-      return { file, ok: false, problems: [at('lab', 'a submission names its lab: a number or a slug from `lab list`')], warnings: [] };
+      return {
+        file,
+        ok: false,
+        problems: [at('lab', 'a submission names its lab by number or slug (`lab list`), not by path')],
+        warnings: [],
+      };
   } catch (e) {
     if (!(e instanceof LabError)) throw e;
     const hint = 'give its lab file in the same command (lab validate LAB.yaml SUBMISSION.yaml)';
