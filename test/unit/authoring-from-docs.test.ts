@@ -126,6 +126,17 @@ describe('without Docker', () => {
     expect(beside.stdout).toMatch(/ok .*stray\.yaml \(a submission for .*my-lab\.yaml\)/);
   });
 
+  it('lab validate reads a hostile lab file once, even with its mutants beside it, and refuses it', () => {
+    const deep = tempDir('tcplab-from-docs-deep-');
+    writeFileSync(join(deep, 'deep.yaml'), `a: ${'['.repeat(60000)}${']'.repeat(60000)}\n`);
+    mkdirSync(join(deep, 'deep.mutants'));
+    for (const m of ['m1', 'm2']) writeFileSync(join(deep, 'deep.mutants', `${m}.yaml`), 'student: a\nlab: 1\nanswers: {}\n');
+    const r = lab(['validate', join(deep, 'deep.yaml'), join(deep, 'deep.mutants', 'm1.yaml'), join(deep, 'deep.mutants', 'm2.yaml')]);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stdout).toMatch(/deep\.yaml:1:\d+: nested too deeply/);
+    expect(r.stdout.match(/a submission for .*deep\.yaml, which has problems/g)).toHaveLength(2);
+  });
+
   it("lab plan --student fills in that student's variants, as grading will", () => {
     const port = variantValues(parseLab(base), 'alice')['variant.port']!;
     const r = lab(['plan', labFile, '--student', 'alice']);

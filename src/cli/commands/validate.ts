@@ -4,7 +4,6 @@
 // slug its `lab:` names, else the shipped lab it names.
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse } from 'yaml';
 import { LabError, formatProblem, type Problem } from '../../errors.js';
 import { validateLabText, readLabText, loadLabFile, parseLab } from '../../lab/load.js';
 import { resolveLab } from '../../lab/catalogue.js';
@@ -28,23 +27,31 @@ export const validateCommand = defineCommand({
   options: {},
   async run(ctx, _values, positionals) {
     if (positionals.length === 0) throw new LabError('lab validate needs lab files', 'for example `lab validate labs/*.yaml`');
-    const texts = positionals.map((file) => ({ file, text: readLabText(file) }));
-    // The labs given beside the submissions, by id and by slug.
-    const given = new Map<string, { lab: Lab; file: string }>();
-    for (const { file, text } of texts) {
-      if (typeof text !== 'string' || isSubmission(text)) continue;
-      const v = validateLabText(text);
-      if (v.problems.length === 0) {
-        const lab = parseLab(text);
-        given.set(String(lab.id), { lab, file });
-        given.set(lab.slug, { lab, file });
+    // Each file is parsed once: a hostile file (60,000 levels of nesting) must be refused, not parsed twice.
+    const files = positionals.map((file) => {
+      const text = readLabText(file);
+      if (typeof text !== 'string') return { file, problem: text.problem };
+      if (isSubmission(text)) return { file, submission: text };
+      return { file, text, checked: validateLabText(text) };
+    });
+    // The labs given beside the submissions, by id, by slug and by path (each lab file is read once).
+    const given: Given = { named: new Map(), byPath: new Map() };
+    for (const f of files)
+      if (f.text !== undefined) {
+        if (f.checked.problems.length > 0) {
+          given.byPath.set(resolve(f.file), { problems: true, file: f.file });
+          continue;
+        }
+        const entry = { lab: parseLab(f.text), file: f.file };
+        given.byPath.set(resolve(f.file), entry);
+        given.named.set(String(entry.lab.id), entry);
+        given.named.set(entry.lab.slug, entry);
       }
-    }
-    const reports = texts.map(({ file, text }): Report => {
-      if (typeof text !== 'string') return { file, ok: false, problems: [text.problem], warnings: [] };
-      if (isSubmission(text)) return submissionReport(file, text, given);
-      const v = validateLabText(text);
-      return { file, ok: v.problems.length === 0, problems: v.problems, warnings: v.warnings };
+    const reports = files.map((f): Report => {
+      if (f.problem) return { file: f.file, ok: false, problems: [f.problem], warnings: [] };
+      if (f.submission !== undefined) return submissionReport(f.file, f.submission, given);
+      const v = f.checked!;
+      return { file: f.file, ok: v.problems.length === 0, problems: v.problems, warnings: v.warnings };
     });
     if (ctx.json) ctx.print(JSON.stringify(reports, null, 2));
     else {
@@ -61,34 +68,56 @@ export const validateCommand = defineCommand({
 
 const at = (path: string, message: string): Problem => ({ line: 1, column: 1, path, message });
 
-/** A file with `answers` and no `steps` is a submission. */
-function isSubmission(text: string): boolean {
-  let data: unknown;
-  try {
-    data = parse(text);
-  } catch {
-    return false;
-  }
-  return !!data && typeof data === 'object' && !Array.isArray(data) && 'answers' in data && !('steps' in data);
-}
+/** A file with a top-level `answers` and no `steps` is a submission (told from the text, so that it is parsed
+ *  once, by the check it gets). */
+const isSubmission = (text: string): boolean => /^answers[ \t]*:/m.test(text) && !/^steps[ \t]*:/m.test(text);
 
 /** A submission, checked against its lab as `lab grade` would. */
-function submissionReport(file: string, text: string, given: Map<string, { lab: Lab; file: string }>): Report {
-  const data = parse(text) as Record<string, unknown>;
+type GivenLab = { lab: Lab; file: string } | { problems: true; file: string };
+interface Given {
+  named: Map<string, { lab: Lab; file: string }>;
+  /** Every lab file read in this run, by its full path: those given, and those beside a .mutants folder. */
+  byPath: Map<string, GivenLab>;
+}
+
+/** The lab file beside a mutants folder, read once however many mutants it has. */
+function besideLab(path: string, given: Given): GivenLab {
+  let entry = given.byPath.get(path);
+  if (!entry) {
+    try {
+      entry = { lab: loadLabFile(path).lab, file: path };
+    } catch (e) {
+      if (!(e instanceof LabError)) throw e;
+      entry = { problems: true, file: path };
+    }
+    given.byPath.set(path, entry);
+  }
+  return entry;
+}
+
+function submissionReport(file: string, text: string, given: Given): Report {
   const dir = dirname(resolve(file));
   const beside = dir.endsWith('.mutants') ? `${dir.slice(0, -'.mutants'.length)}.yaml` : undefined;
-  const named = (data as { lab?: unknown }).lab;
+  // The lab it names, read without parsing the file: validateSubmissionText below parses it, once.
+  const named = /^lab[ \t]*:[ \t]*["']?([^"'#\s]+)["']?[ \t]*(#.*)?$/m.exec(text)?.[1];
   let lab: Lab;
   let labName: string;
   try {
     if (beside && existsSync(beside)) {
-      lab = loadLabFile(beside).lab;
-      labName = beside;
-    } else if ((typeof named === 'string' || typeof named === 'number') && given.has(String(named))) {
-      ({ lab, file: labName } = given.get(String(named))!);
-    } else if (typeof named === 'number' || (typeof named === 'string' && /^[a-z0-9][a-z0-9-]*$/.test(named))) {
+      const entry = besideLab(beside, given);
+      if (!('lab' in entry))
+        return {
+          file,
+          ok: false,
+          problems: [at('lab', `a submission for ${beside}, which has problems: lab validate ${beside}`)],
+          warnings: [],
+        };
+      ({ lab, file: labName } = entry);
+    } else if (named !== undefined && given.named.has(named)) {
+      ({ lab, file: labName } = given.named.get(named)!);
+    } else if (named !== undefined && /^[a-z0-9][a-z0-9-]*$/.test(named)) {
       // A number or a slug only: a hand-in must not make the grader's machine read a file it names.
-      lab = resolveLab(String(named)).lab;
+      lab = resolveLab(named).lab;
       labName = `Lab ${lab.id} (${lab.slug})`;
     } else
       return {
