@@ -91,8 +91,10 @@ describeDocker('capture in lab nodes', (env) => {
     expect(est).toBeDefined();
     // (A sent segment's timestamp can lie a few tens of microseconds after the moment it left: TCP stamps it with
     // its earliest departure time. A millisecond covers that.)
-    expect(est!.kind === 'state' && est!.seenAt).toBeGreaterThanOrEqual(syn.at - 1);
     expect(est!.at).toBeGreaterThan(syn.at - 1);
+    // The look that saw it read its clock before its ss ran: on a busy host ss runs up to LOOK_SLACK_MS later
+    // (src/trace/timeline.ts), so the look's own time may come before the SYN (seen in CI: by 1.6 ms).
+    expect(est!.kind === 'state' && est!.seenAt).toBeGreaterThanOrEqual(syn.at - 250);
   });
 });
 
