@@ -475,6 +475,11 @@ type Decision = { done: false } | { done: true; passed: boolean; at: number; sam
  */
 export type Quiet = (from: number, to: number) => undefined | 'pending' | { busy: string; until: number };
 
+const CANT_TELL_LASTED = "can't tell whether it lasted";
+/** Does this text (a check's seen line, or a warning that quotes one) say that a state that must last could not be
+ *  judged, the lab's own commands having been kept waiting for a CPU? Such a miss says nothing about the answer. */
+export const cantTellLasted = (text: string): boolean => text.includes(CANT_TELL_LASTED);
+
 /**
  * Settle an expectation from the samples so far (in time order), the wait having started at `start`.
  * Passes once it has held continuously for `for` (0: one sample) starting no later than the deadline;
@@ -520,7 +525,7 @@ export function decide(e: Expectation, samples: Sample[], start: number, now: nu
   const last = samples[samples.length - 1];
   if (now > deadline && run === undefined && last) {
     const sample = starved
-      ? { ...last, evaluation: { ...last.evaluation, seen: [...last.evaluation.seen, `can't tell whether it lasted: ${starved}`] } }
+      ? { ...last, evaluation: { ...last.evaluation, seen: [...last.evaluation.seen, `${CANT_TELL_LASTED}: ${starved}`] } }
       : last;
     return { done: true, passed: false, at: last.at, sample };
   }

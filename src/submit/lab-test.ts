@@ -9,6 +9,7 @@ import { EngineError, InterruptedError, formatProblem } from '../errors.js';
 import { eachInPool } from '../pool.js';
 import type { Lab } from '../lab/schema.js';
 import { taskSteps, type LabCheck } from '../grade/score.js';
+import { cantTellLasted } from '../grade/grade.js';
 import {
   gradeWithRetries,
   nullAnswerOf,
@@ -224,7 +225,6 @@ async function solutionRun(p: Prepared, opts: BatchOptions, nullAnswer: Promise<
 }
 
 const STARVED_RUNS = 2;
-const STARVED = /can't tell whether it lasted/;
 
 /** Did the run fail, and only by checks that could not tell whether a state lasted? */
 export function onlyStarved(r: SubmissionResult): boolean {
@@ -236,7 +236,7 @@ export function onlyStarved(r: SubmissionResult): boolean {
       .filter((c) => !c.passed)
       .map((c) => c.seen.join('; ')),
   ];
-  return misses.length > 0 && misses.every((m) => STARVED.test(m));
+  return misses.length > 0 && misses.every(cantTellLasted);
 }
 
 const LEAD = /before the first task failed/;

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { resolveLab } from '../../src/lab/catalogue.js';
 import { variantValues } from '../../src/lab/variants.js';
+import { cantTellLasted } from '../../src/grade/grade.js';
 
 const run = promisify(execFile);
 /** TCPLAB_RED_TEAM_BIN points these tests at another build's bin/lab.js (to try an attack on an older one). */
@@ -118,7 +119,7 @@ async function gradeBatch(
 function onlyStarved(g: Graded): boolean {
   if (g.passed || !g.gradable) return false;
   const missed = (g.tasks ?? []).flatMap((t) => t.items.flatMap((i) => i.checks)).filter((c) => !c.passed);
-  return missed.length > 0 && missed.every((c) => (c.seen ?? []).some((l) => /can't tell whether it lasted/.test(l)));
+  return missed.length > 0 && missed.every((c) => (c.seen ?? []).some(cantTellLasted));
 }
 
 /** "honest" passes, and so does every "honest-..." (a right answer after a try without the rule); each attack
