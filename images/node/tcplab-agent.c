@@ -17,6 +17,7 @@
  *                                    program's own standard input is a Ctrl-C: SIGINT to CMD's process group;
  *                                    it ends with CMD's status as soon as CMD ends, on its own or so.
  *                                    One call is refused to it: setsockopt(TCP_REPAIR) (see no_repair).
+ *                                    In a terminal, CMD starts once the terminal has a size (sized_terminal).
  *   tcplab-agent version
  *
  * Why a separate user. The student is root in their machines and reads this source. Whatever the grader
@@ -2130,6 +2131,24 @@ static void no_repair(void) {
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) die(1, "seccomp: %s", strerror(errno));
 }
 
+/* A terminal's size, before the shell reads it. The engine makes an exec's terminal with no size (0x0) and
+ * sets the client's size only after the process has started (docker exec -it, or a browser's terminal). A
+ * shell that read the size first takes 80 columns, and if the resize's SIGWINCH came before its handler was
+ * in place, it keeps them: a long command line then wraps over its own prompt. So, in a terminal of no size,
+ * wait a little (up to a second) for the size to come; a terminal that never gets one starts as before. */
+static void sized_terminal(void) {
+  struct winsize ws;
+  int k;
+  if (!isatty(0)) return;
+  for (k = 0; k < 100; k++) {
+    if (ioctl(0, TIOCGWINSZ, &ws) != 0 || ws.ws_col != 0) return;
+    {
+      struct timespec t = {0, 10 * 1000 * 1000};
+      nanosleep(&t, 0);
+    }
+  }
+}
+
 static int student(int argc, char **argv) {
   int i = 2, on_eof = 0, fd;
   if (i < argc && strcmp(argv[i], "--interrupt-on-eof") == 0) {
@@ -2154,6 +2173,7 @@ static int student(int argc, char **argv) {
     close(fd);
   }
   if (!on_eof) {
+    sized_terminal();
     execvp(argv[i], argv + i);
     die(127, "%s: %s", argv[i], strerror(errno));
   }

@@ -143,7 +143,9 @@ export function readYaml(text: string, notAMapping: string): { doc?: YamlDoc; pr
     return { line: pos.line, column: pos.col };
   };
   if (doc.errors.length > 0) {
-    return { problems: doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: readable(e.message.split('\n')[0] ?? e.message) })) };
+    return {
+      problems: doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', message: readable(e.message.split('\n')[0] ?? e.message, e.code) })),
+    };
   }
   let data: unknown;
   try {
@@ -183,7 +185,10 @@ export function sortProblems(ps: Problem[]): Problem[] {
 }
 
 /** The YAML parser's words for hostile input, in a lab author's words. */
-function readable(message: string): string {
+function readable(message: string, code?: string): string {
+  // `summary: Watch it: the state`, `cmd: echo a: b`: a second ': ' on the line starts a mapping in the value.
+  if (code === 'BLOCK_AS_IMPLICIT_KEY')
+    return `a value with ': ' (a colon and a space) in it must be quoted, e.g. summary: "Watch it: the state" (YAML: ${message})`;
   if (/call stack/i.test(message)) return 'nested too deeply (a lab file needs only a few levels)';
   if (/multiple documents/i.test(message)) return 'one YAML document only: nothing after a second ---';
   if (/alias/i.test(message)) return `YAML anchors and aliases (&name, *name) are not allowed in lab files (${message})`;

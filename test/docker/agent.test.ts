@@ -1,6 +1,7 @@
 // The agent of a real lab node (images/node/tcplab-agent.c), through the engine's client: its sockets agree
 // with ss in every state, its commands report how they ended with bounded output, a waiting look answers on a
-// change and not before, it reads counters when asked, and a reader that sends garbage loses only its session.
+// change and not before, it reads counters when asked, a reader that sends garbage loses only its session, and a
+// student's shell starts at its terminal's size.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import { createInstance } from '../../src/engine/provision.js';
 import { AgentClient } from '../../src/engine/agent-client.js';
 import { parseSs } from '../../src/observe/ss.js';
 import { formatEndpoint, type Socket } from '../../src/observe/ss.js';
-import { AGENT_USER, type Look } from '../../src/observe/agent-protocol.js';
+import { AGENT_USER, studentArgv, type Look } from '../../src/observe/agent-protocol.js';
 import { realClock } from '../../src/engine/clock.js';
 import { bareLab, until } from '../helpers/lab.js';
 
@@ -236,6 +237,20 @@ describeDocker('the agent of a lab node', (env) => {
     await closed;
     expect((await other.look({})).sockets).toBeDefined();
     other.close();
+  });
+
+  it("a student's shell in a terminal starts at the terminal's size, when the size comes only after the start", async () => {
+    // The engine makes the terminal with no size and sets the client's size after the process started; a shell
+    // that read 0x0 took 80 columns and wrapped a long command line over its own prompt.
+    const t = await env.runtime.openTerminal!(inst.container('client'), studentArgv(['stty', 'size']), { cols: 0, rows: 0 });
+    let out = '';
+    t.onData((b) => (out += b.toString()));
+    const closed = new Promise<void>((r) => t.onClose(() => r()));
+    // The client's size, late: as a slow client's resize would land.
+    const late = setTimeout(() => void t.resize(123, 45), 300);
+    await closed;
+    clearTimeout(late);
+    expect(out.trim()).toBe('45 123');
   });
 
   it("the relay runs only as the agent's user, and tells why when it cannot", async () => {

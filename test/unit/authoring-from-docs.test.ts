@@ -10,6 +10,7 @@ import { newLabText } from '../../src/cli/commands/new.js';
 import { parseLab, validateLabText } from '../../src/lab/load.js';
 import { labJsonSchemaText } from '../../src/lab/json-schema.js';
 import { usesSegments } from '../../src/submit/batch.js';
+import { validateSubmissionText } from '../../src/submit/submission.js';
 import { variantValues } from '../../src/lab/variants.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 
@@ -149,5 +150,20 @@ describe('without Docker', () => {
     const bad = lab(['plan', labFile, '--student', 'a b']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--student takes a student id/);
+  });
+});
+
+describe('a value with a colon in it', () => {
+  it('gets a hint to quote it, with its line, in a lab file and in a submission', () => {
+    const summary = base.replace(/^summary: .*$/m, 'summary: Watch it: the state');
+    expect(summary).not.toBe(base);
+    const [p] = validateLabText(summary).problems;
+    expect(p).toMatchObject({ line: summary.split('\n').findIndex((l) => l.startsWith('summary:')) + 1 });
+    expect(p!.message).toMatch(/a value with ': ' \(a colon and a space\) in it must be quoted/);
+    // Quoted, it is a lab again.
+    expect(messages(base.replace(/^summary: .*$/m, 'summary: "Watch it: the state"'))).toEqual([]);
+    // A submission's command: `echo a: b` unquoted.
+    const sub = validateSubmissionText('student: alice\nlab: "1"\nanswers:\n  task:\n    - client: echo a: b\n', parseLab(base));
+    expect(sub).toMatchObject({ ok: false, problems: [{ line: 5, message: expect.stringMatching(/must be quoted/) }] });
   });
 });
