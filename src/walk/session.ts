@@ -681,7 +681,7 @@ export class WalkSession {
   /**
    * A step begins when the student moves on to it: one look first, so that what the machines did while the
    * student sat at the previous menu (retransmissions, a timer that fired) belongs to the previous step, and this
-   * step's ladder counts its time from now.
+   * step's ladder counts its time from now (from the answer, when the step asks for a prediction first).
    */
   private async enterStep(index: number): Promise<void> {
     const step = this.lab.steps[index]!;
@@ -723,6 +723,11 @@ export class WalkSession {
     this.st.score.predictions.asked++;
     this.save();
     this.emit({ type: 'answered', prediction: copy(p) });
+    // The step's commands start now. What came on the wire while the student thought (a retransmission of the
+    // previous step's) is not this step's: its ladder and its segment checks count from here, as in grading,
+    // where nobody predicts, so that a check that counts segments does not count the student's thinking time.
+    if (this.instance.capture) await this.instance.observeAll(true).catch((e: unknown) => this.lookFailed(e));
+    this.instance.beginStep();
     await this.runStep(step);
   }
 

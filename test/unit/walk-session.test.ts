@@ -416,6 +416,28 @@ describe('the walk as a model', () => {
     ]);
   });
 
+  it("begins a predicted step again when the prediction is answered: the time spent thinking is no one's", async () => {
+    const { walk, instance } = make();
+    instance.kernel = 1000;
+    await walk.start();
+    expect(walk.state.phase).toBe('predict');
+    // While the student thinks, a retransmission of something earlier goes by.
+    instance.segments.push(segment(2500, 'client', 'out', ['SYN'], 100));
+    instance.kernel = 3000;
+    await walk.send({ type: 'answer', key: 'a' });
+    instance.kernel = 3200;
+    instance.segments.push(segment(3100, 'client', 'out', ['SYN'], 200));
+    await walk.send({ type: 'observe' });
+    const ladder = walk.state.step!.ladder!;
+    expect(ladder.from).toBe(3000);
+    const rows = ladder.text.split('\n').filter((l) => /^\s+\d+\.\d{3} /.test(l));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatch(/^\s+0\.100 .*SYN/);
+    // Looked at and begun after the answer, before the step's commands ran.
+    const at = instance.calls.indexOf('look 3000');
+    expect(instance.calls.slice(at, at + 3)).toEqual(['look 3000', 'begin 3000', 'run listen']);
+  });
+
   it('names the command the student can type, or the page has none and names none', async () => {
     const { walk } = make({ command: 'npx lab' });
     await walk.start();
