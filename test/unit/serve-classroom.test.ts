@@ -138,6 +138,23 @@ describe('the class hub', () => {
 });
 
 describe('the gradebook from live work', () => {
+  it('says of a walk still under way what it has not reached, and not that its lab stopped', async () => {
+    const { liveResult } = await import('../../src/serve/gradebook.js');
+    const lab = labs.find((l) => l.lab.id === 1)!.lab;
+    const student = { id: 'bob', name: 'Bob' } as Parameters<typeof liveResult>[1];
+    const rec = { slug: lab.slug, id: lab.id, title: lab.title, results: [], finished: false, completed: false, runs: 1 };
+    const r = liveResult(lab, student, rec);
+    expect(r).toMatchObject({ gradable: true, passed: false, error: `not finished: 0 of ${lab.steps.length} steps done` });
+    const seen = r.tasks!.flatMap((t) => t.items.flatMap((i) => i.checks.flatMap((c) => c.seen)));
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((x) => x === "not checked: the student's walk has not reached this step")).toBe(true);
+    // Every step done, the walk not ended: it says what is left to do.
+    const all = lab.steps.map((s) => ({ id: s.id, title: s.title, checks: [], passed: true }));
+    expect(liveResult(lab, student, { ...rec, results: all }).error).toBe(
+      'not finished: every step done, but the walk not ended (Finish the lab)',
+    );
+  });
+
   it("turns a student's recorded commands into a submission that lab grade reads, without tasks tcplab did for them", async () => {
     const { readFileSync } = await import('node:fs');
     const { submissionText } = await import('../../src/serve/gradebook.js');
