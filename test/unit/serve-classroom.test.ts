@@ -11,6 +11,7 @@ import { EngineError } from '../../src/errors.js';
 import { defaultClass, type ClassConfig } from '../../src/serve/class-file.js';
 import { Classroom } from '../../src/serve/classroom.js';
 import { Store } from '../../src/serve/store.js';
+import { StateFiles } from '../../src/walk/state-files.js';
 import { FakeRuntime } from '../reliability/fake-runtime.js';
 
 const labs = catalogue().filter((l) => l.lab.id === 1 || l.lab.id === 2);
@@ -111,6 +112,13 @@ describe('the class hub', () => {
     first.classroom.start(keep, 'basic-states');
     first.classroom.start(lose, 'basic-states');
     await until('both running', () => [keep, lose].every((id) => stateOf(first.classroom, id).current?.status === 'running'));
+    // The keeper has tried two checks (the walk records each, as lab check does).
+    const keptInstance = [...runtime.containers.values()].find((c) => c.spec.labels['io.tcplab.owner']!.endsWith(`/${keep}`))!.spec.labels[
+      'io.tcplab.instance'
+    ]!;
+    const files = new StateFiles(join(dir, 'students', keep));
+    files.recordAttempt(keptInstance, 'a-task', false);
+    files.recordAttempt(keptInstance, 'a-task', false);
     await first.classroom.close();
     // While the server is down, one of the labs loses a machine.
     const broken = [...runtime.containers.keys()].find((n) =>
@@ -121,6 +129,8 @@ describe('the class hub', () => {
     cleanups.unshift(() => second.close().then(() => undefined));
     expect(await second.recover()).toEqual({ reattached: 1, removed: 1 });
     expect(stateOf(second, keep).current?.status).toBe('running');
+    // The dashboard's "Checks tried" goes on from where it was.
+    expect(second.rows().find((r) => r.id === keep)?.attempts).toBe(2);
     expect(stateOf(second, lose).current).toBeUndefined();
     expect(stateOf(second, lose).notice).toMatch(/could not be kept while the server restarted, so it was removed/);
     expect([...runtime.containers.values()].every((c) => c.spec.labels['io.tcplab.owner']!.endsWith(`/${keep}`))).toBe(true);
