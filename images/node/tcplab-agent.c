@@ -443,6 +443,12 @@ static int capture_fd = -1;
 static char capture_error[200];
 static int capture_wanted = 1;
 
+/* /proc/net/ip_tables_names, opened while the agent is still root (the file is root's, mode 0440). A lab
+ * command gets it as fd 3 (TCPLAB_IPT_NAMES_FD=3): tcplab-sock reads there which legacy tables exist, since
+ * reading a legacy table makes it, and from then on every `iptables` a student types warns "iptables-legacy
+ * tables present". -1 when the kernel has no legacy iptables loaded. */
+static int ipt_names_fd = -1;
+
 static void capture_open(void) {
   int one = 1, rcvbuf = 1 << 20;
   if (!capture_wanted) {
@@ -1105,7 +1111,7 @@ static int command_start(struct command *c, char **argv, const unsigned char *st
   int out[2], in[2] = {-1, -1}, err[2];
   pid_t pid;
   char host[128] = "", hostenv[160];
-  char *envp[5];
+  char *envp[6];
   /* Close-on-exec from the start: no other command started meanwhile may inherit an end (a stdin pipe held
    * open by someone else never ends). */
   if (pipe2(out, O_CLOEXEC) != 0) return -1;
@@ -1127,7 +1133,8 @@ static int command_start(struct command *c, char **argv, const unsigned char *st
   envp[1] = "HOME=/tmp";
   envp[2] = hostenv;
   envp[3] = "LANG=C.UTF-8";
-  envp[4] = NULL;
+  envp[4] = ipt_names_fd >= 0 ? "TCPLAB_IPT_NAMES_FD=3" : NULL;
+  envp[5] = NULL;
   pid = fork();
   if (pid < 0) {
     int e = errno;
@@ -1165,6 +1172,12 @@ static int command_start(struct command *c, char **argv, const unsigned char *st
     if (in[0] >= 0) {
       close(in[0]);
       close(in[1]);
+    }
+    if (ipt_names_fd >= 0) {
+      /* err[1] (close-on-exec) must not be the 3 that the names go to. */
+      if (err[1] == 3) err[1] = fcntl(3, F_DUPFD_CLOEXEC, 4);
+      if (ipt_names_fd != 3) dup2(ipt_names_fd, 3);
+      else fcntl(3, F_SETFD, 0);
     }
     execvpe(argv[0], argv, envp);
     e = errno;
@@ -2252,6 +2265,13 @@ int main(int argc, char **argv) {
   }
   if (argc > 1 && strcmp(cmd, "--no-capture") != 0) die(2, "usage: tcplab-agent [--no-capture] | connect | student CMD... | version");
   capture_wanted = !(argc > 1 && strcmp(cmd, "--no-capture") == 0);
+  ipt_names_fd = open("/proc/net/ip_tables_names", O_RDONLY | O_CLOEXEC);
+  /* Never one of 0-2 or 3 itself: those a command's child sets up. */
+  if (ipt_names_fd >= 0 && ipt_names_fd <= 3) {
+    int moved = fcntl(ipt_names_fd, F_DUPFD_CLOEXEC, 10);
+    close(ipt_names_fd);
+    ipt_names_fd = moved;
+  }
   become_agent();
   return serve();
 }

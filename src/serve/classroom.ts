@@ -426,7 +426,8 @@ export class Classroom {
       files,
       stepSince: Date.parse(record?.stepStartedAt ?? '') || Date.now(),
       taskChecks: new Map(),
-      attempts: 0,
+      // Reattached after a restart: the checks tried so far, as the walk recorded them (every Check is).
+      attempts: record ? Object.values(files.loadAttempts(instance.id)).reduce((n, a) => n + a.attempts, 0) : 0,
       terminals: new Map(),
       viewers: new Set(),
       latest: new Map(),

@@ -22,8 +22,9 @@ import type { LabRecord, StudentRecord } from './store.js';
 export function liveResult(lab: Lab, student: StudentRecord, rec: LabRecord | undefined): SubmissionResult {
   const results: StepResult[] = rec?.results ?? [];
   const done = !!rec?.finished;
-  // A walk that has not reached the end is graded as far as it got: the checks it did not reach are not met.
-  const s = scoreLab(lab, results, done || !rec ? undefined : 'not finished');
+  // A walk that has not reached the end is graded as far as it got: the checks it did not reach are not met,
+  // and say so (the lab has not stopped: the student is still on it, or left it before the end).
+  const s = scoreLab(lab, results, undefined, done || !rec ? {} : { settled: "the student's walk has not reached this step" });
   return printableDeep({
     student: student.id,
     file: 'live',
@@ -34,8 +35,15 @@ export function liveResult(lab: Lab, student: StudentRecord, rec: LabRecord | un
     maxScore: rec ? s.maxScore : maxScoreOf(lab),
     tasks: rec ? s.sections.filter((x) => x.step !== null) : [],
     durationMs: 0,
-    ...(rec && !done ? { error: `not finished: ${results.length} of ${lab.steps.length} steps done` } : {}),
+    ...(rec && !done ? { error: notFinished(results.length, lab.steps.length) } : {}),
   });
+}
+
+/** Why a live run is not passed yet, whatever its points. */
+function notFinished(done: number, steps: number): string {
+  return done >= steps
+    ? `not finished: every step done, but the walk not ended (Finish the lab)`
+    : `not finished: ${done} of ${steps} steps done`;
 }
 
 export interface ExportedFiles {

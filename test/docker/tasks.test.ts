@@ -46,6 +46,9 @@ describeDocker('tasks graded on their effect', (env) => {
     expect(r.seen).toMatch(/Connection refused/);
     // The check's own listener and client are gone again: nothing of it is left to the student or the next step.
     expect(await sh(instance, 'server', 'ss -tanH')).not.toMatch(/:5555/);
+    // Nor a legacy iptables table, made by reading it: every iptables the student typed then warned
+    // "iptables-legacy tables present", as if their rule had gone there.
+    expect(await sh(instance, 'client', 'cat /proc/net/ip_tables_names; iptables -S 2>&1')).not.toMatch(/^nat$|legacy/m);
     await sh(instance, 'client', 'iptables -D OUTPUT -p tcp --dport 5555 -j REJECT');
     await sh(instance, 'client', 'iptables -I OUTPUT -p tcp --dport 5555 --tcp-flags SYN SYN -j DROP');
     // The student tries it: nc times out, and the rule's counter is no longer 0 (which the old task required).

@@ -11,6 +11,7 @@ import { EngineError } from '../../src/errors.js';
 import { defaultClass, type ClassConfig } from '../../src/serve/class-file.js';
 import { Classroom } from '../../src/serve/classroom.js';
 import { Store } from '../../src/serve/store.js';
+import { StateFiles } from '../../src/walk/state-files.js';
 import { FakeRuntime } from '../reliability/fake-runtime.js';
 
 const labs = catalogue().filter((l) => l.lab.id === 1 || l.lab.id === 2);
@@ -111,6 +112,13 @@ describe('the class hub', () => {
     first.classroom.start(keep, 'basic-states');
     first.classroom.start(lose, 'basic-states');
     await until('both running', () => [keep, lose].every((id) => stateOf(first.classroom, id).current?.status === 'running'));
+    // The keeper has tried two checks (the walk records each, as lab check does).
+    const keptInstance = [...runtime.containers.values()].find((c) => c.spec.labels['io.tcplab.owner']!.endsWith(`/${keep}`))!.spec.labels[
+      'io.tcplab.instance'
+    ]!;
+    const files = new StateFiles(join(dir, 'students', keep));
+    files.recordAttempt(keptInstance, 'a-task', false);
+    files.recordAttempt(keptInstance, 'a-task', false);
     await first.classroom.close();
     // While the server is down, one of the labs loses a machine.
     const broken = [...runtime.containers.keys()].find((n) =>
@@ -121,6 +129,8 @@ describe('the class hub', () => {
     cleanups.unshift(() => second.close().then(() => undefined));
     expect(await second.recover()).toEqual({ reattached: 1, removed: 1 });
     expect(stateOf(second, keep).current?.status).toBe('running');
+    // The dashboard's "Checks tried" goes on from where it was.
+    expect(second.rows().find((r) => r.id === keep)?.attempts).toBe(2);
     expect(stateOf(second, lose).current).toBeUndefined();
     expect(stateOf(second, lose).notice).toMatch(/could not be kept while the server restarted, so it was removed/);
     expect([...runtime.containers.values()].every((c) => c.spec.labels['io.tcplab.owner']!.endsWith(`/${keep}`))).toBe(true);
@@ -138,6 +148,23 @@ describe('the class hub', () => {
 });
 
 describe('the gradebook from live work', () => {
+  it('says of a walk still under way what it has not reached, and not that its lab stopped', async () => {
+    const { liveResult } = await import('../../src/serve/gradebook.js');
+    const lab = labs.find((l) => l.lab.id === 1)!.lab;
+    const student = { id: 'bob', name: 'Bob' } as Parameters<typeof liveResult>[1];
+    const rec = { slug: lab.slug, id: lab.id, title: lab.title, results: [], finished: false, completed: false, runs: 1 };
+    const r = liveResult(lab, student, rec);
+    expect(r).toMatchObject({ gradable: true, passed: false, error: `not finished: 0 of ${lab.steps.length} steps done` });
+    const seen = r.tasks!.flatMap((t) => t.items.flatMap((i) => i.checks.flatMap((c) => c.seen)));
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((x) => x === "not checked: the student's walk has not reached this step")).toBe(true);
+    // Every step done, the walk not ended: it says what is left to do.
+    const all = lab.steps.map((s) => ({ id: s.id, title: s.title, checks: [], passed: true }));
+    expect(liveResult(lab, student, { ...rec, results: all }).error).toBe(
+      'not finished: every step done, but the walk not ended (Finish the lab)',
+    );
+  });
+
   it("turns a student's recorded commands into a submission that lab grade reads, without tasks tcplab did for them", async () => {
     const { readFileSync } = await import('node:fs');
     const { submissionText } = await import('../../src/serve/gradebook.js');

@@ -138,7 +138,7 @@ export const serveCommand = defineCommand({
       await server.close();
       if (running)
         say(
-          `${running} lab${running === 1 ? '' : 's'} keep running for the next \`lab serve\` (the dashboard's "Stop every lab" removes them)`,
+          `${running} lab${running === 1 ? ' keeps' : 's keep'} running for the next \`lab serve\` (the dashboard's "Stop every lab" removes ${running === 1 ? 'it' : 'them'})`,
         );
     }
     return 0;

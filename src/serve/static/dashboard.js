@@ -87,7 +87,7 @@ async function main() {
   byId('stop-all').addEventListener('click', async () => {
     if (!window.confirm("Stop every student's lab? Their progress is kept.")) return;
     const r = await post('/api/class/stop-all').catch((e) => ({ error: e.message }));
-    byId('grade-status').textContent = r.error ?? `Stopped ${r.stopped} labs`;
+    byId('grade-status').textContent = r.error ?? `Stopped ${r.stopped} lab${r.stopped === 1 ? '' : 's'}`;
   });
   const es = new EventSource('/api/class/events');
   es.addEventListener('open', () => {
