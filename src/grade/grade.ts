@@ -424,10 +424,13 @@ export function describeExpectation(e: Expectation, vars: Record<string, string>
     const n = typeof c === 'number' ? (c === 0 ? 'no' : `exactly ${c}`) : c.max === undefined ? `at least ${c.min ?? 0}` : countText(c);
     const flags = flagList(m.flags);
     const without = flagList(m.without);
+    // "at least 1 FIN segment", "exactly 1 refusal": one is singular.
+    const one = typeof c === 'number' ? c === 1 : c.max === undefined ? (c.min ?? 0) === 1 : c.max === 1 && c.min === 1;
+    const s = one ? '' : 's';
     if (flags.length) parts.push(flags.join('|'));
-    if (m.refusal) parts.push('refusals (a reset or an ICMP destination unreachable)');
-    else if (m.icmp !== undefined) parts.push(`ICMP ${m.icmp === true ? 'destination unreachable' : m.icmp} errors about TCP`);
-    else parts.push(m.retransmission === true ? 'retransmitted segments' : m.retransmission === false ? 'first-sent segments' : 'segments');
+    if (m.refusal) parts.push(`refusal${s} (a reset or an ICMP destination unreachable)`);
+    else if (m.icmp !== undefined) parts.push(`ICMP ${m.icmp === true ? 'destination unreachable' : m.icmp} error${s} about TCP`);
+    else parts.push(`${m.retransmission === true ? 'retransmitted ' : m.retransmission === false ? 'first-sent ' : ''}segment${s}`);
     if (without.length) parts.push(`without ${without.join('|')}`);
     if (m.data !== undefined) parts.push(m.data ? 'with data' : 'without data');
     if (m.ttl) parts.push(`with TTL ${countText(m.ttl)}`);
@@ -436,7 +439,7 @@ export function describeExpectation(e: Expectation, vars: Record<string, string>
     if (m.from) parts.push(`from ${expand(m.from, vars)}`);
     if (m.to) parts.push(`to ${expand(m.to, vars)}`);
     if (m.dir) parts.push(m.dir === 'in' ? 'arriving' : 'leaving');
-    if (m.iface) parts.push(`on ${m.iface}`);
+    if (m.iface) parts.push(`on interface ${m.iface}`);
     return `${e.on}: ${n} ${parts.join(' ')} on the wire${m.last ? ` in the last ${m.last}` : ''}${tail}`;
   }
   if (e.iptables) {

@@ -2,7 +2,7 @@
 // ladder (ladder-text.ts), drawn. No script, no font or stylesheet from anywhere else: it opens offline.
 import type { NodeName } from '../lab/schema.js';
 import { formatEndpoint } from '../observe/ss.js';
-import { eventsIn, statesAt, type Timeline, type TimelineEvent, type Transmission } from '../trace/timeline.js';
+import { dropVerb, eventsIn, statesAt, type Timeline, type TimelineEvent, type Transmission } from '../trace/timeline.js';
 import { segmentLabel } from './ladder-text.js';
 
 export interface LadderSection {
@@ -111,7 +111,7 @@ ${parts.join('\n')}
     if (e.kind === 'drop') {
       const lane = laneOf.get(e.node) ?? LEFT;
       const last = nodes.indexOf(e.node) === nodes.length - 1;
-      return `<text class="drop" x="${last ? lane - 8 : lane + 8}" y="${y + 4}" text-anchor="${last ? 'end' : 'start'}">✕ ${esc(`${e.node} ${e.chain} dropped ${e.packets}: ${e.rule}`)}</text>`;
+      return `<text class="drop" x="${last ? lane - 8 : lane + 8}" y="${y + 4}" text-anchor="${last ? 'end' : 'start'}">✕ ${esc(`${e.node} ${e.chain} ${dropVerb(e)} ${e.packets}: ${e.rule}`)}</text>`;
     }
     return arrow(e.tx, y);
   }

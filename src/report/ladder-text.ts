@@ -4,7 +4,7 @@
 // in a terminal, a log, a file and a diff; it fits the width it is given.
 import type { NodeName } from '../lab/schema.js';
 import { formatEndpoint } from '../observe/ss.js';
-import { statesAt, type Timeline, type TimelineEvent, type Transmission } from '../trace/timeline.js';
+import { dropVerb, statesAt, type Timeline, type TimelineEvent, type Transmission } from '../trace/timeline.js';
 
 interface LadderOptions {
   /** Columns to fit in; at least MIN_WIDTH is used. */
@@ -73,7 +73,7 @@ export function renderLadder(t: Timeline, opts: LadderOptions): string {
     }
     if (e.kind === 'drop') {
       const lane = laneOf.get(e.node) ?? lanes[0]!;
-      const text = `X ${e.node} ${e.chain} dropped ${e.packets}: ${e.rule}`;
+      const text = `X ${e.node} ${e.chain} ${dropVerb(e)} ${e.packets}: ${e.rule}`;
       return [place(lanes, width, time, lane, text, nodes.indexOf(e.node) === nodes.length - 1 ? 'left' : 'right')];
     }
     return [arrowRow(e.tx, time)];

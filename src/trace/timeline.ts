@@ -438,6 +438,11 @@ function findCause(
 
 const DROP_TARGET = /(?:^|\s)-j\s+(DROP|REJECT)(?:\s|$)/;
 
+/** What a drop event's rule did, in a word: a REJECT answers (a reset or an ICMP error), a DROP says nothing. */
+export function dropVerb(e: { rule: string }): 'dropped' | 'rejected' {
+  return DROP_TARGET.exec(e.rule)?.[1] === 'REJECT' ? 'rejected' : 'dropped';
+}
+
 function dropEvents(samples: CounterSample[]): TimelineEvent[] {
   const events: TimelineEvent[] = [];
   const byNode = new Map<NodeName, CounterSample[]>();

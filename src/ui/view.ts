@@ -7,7 +7,7 @@ import { fill } from '../lab/templates.js';
 import { describeExpectation, evaluate, socketMatches, type NodeSnapshot } from '../grade/grade.js';
 import { formatEndpoint, type Socket } from '../observe/ss.js';
 import { segmentLabel } from '../report/ladder-text.js';
-import type { Timeline, TimelineEvent, Transmission } from '../trace/timeline.js';
+import { dropVerb, type Timeline, type TimelineEvent, type Transmission } from '../trace/timeline.js';
 import { edgeFor } from './state-machine.js';
 
 /** Rows of the ladder sent at most: the latest ones (the page scrolls; the trace files keep everything). */
@@ -315,7 +315,7 @@ export function ladderView(t: Timeline, max = MAX_LADDER_ROWS): LadderView {
         state: e.to,
         ...(e.peer.port === null && e.local.port !== null ? { port: e.local.port } : {}),
       };
-    if (e.kind === 'drop') return { kind: 'drop', key, t: at, node: e.node, text: `${e.chain} dropped ${e.packets}: ${e.rule}` };
+    if (e.kind === 'drop') return { kind: 'drop', key, t: at, node: e.node, text: `${e.chain} ${dropVerb(e)} ${e.packets}: ${e.rule}` };
     const tx = e.tx;
     const via = t.nodes.filter((n) => n !== tx.from && n !== tx.to && tx.sightings.some((s) => s.node === n));
     return {

@@ -272,7 +272,7 @@ describeDocker('lab serve: a class in the browser', (env) => {
     await t.goto(teacherLink);
     expect(new URL(t.url()).pathname).toBe('/dashboard');
     const row = t.locator('#row-body tr[data-student="alice"]');
-    await expect.poll(() => row.locator('.completed').textContent(), { timeout: 20_000 }).toContain('incomplete-handshake');
+    await expect.poll(() => row.locator('.completed').textContent(), { timeout: 20_000 }).toContain('Lab 2');
     const csv = await (await t.request.get(`${base}api/class/gradebook/incomplete-handshake.csv`)).text();
     const [header, ...rows] = csv.trim().split('\r\n');
     expect(header).toMatch(/^student,drop-syn,/);

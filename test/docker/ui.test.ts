@@ -207,7 +207,7 @@ describeDocker('lab ui in a real browser', (env) => {
     publish(7);
     await expect.poll(() => page.locator('#step-title').textContent(), { timeout: 20_000 }).toBe(lab2.steps[7]!.title);
     const synAckCheck = page.locator('#checks li').first();
-    expect(await synAckCheck.locator('.expected').textContent()).toMatch(/SYN\|ACK segments from .*:5555 arriving/);
+    expect(await synAckCheck.locator('.expected').textContent()).toMatch(/SYN\|ACK segments? from .*:5555 arriving/);
     await expect.poll(() => synAckCheck.getAttribute('data-status'), { timeout: 20_000 }).toBe('not met');
 
     // A new connection from the client: its handshake appears in the ladder (now two connections, told apart

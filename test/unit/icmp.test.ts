@@ -128,7 +128,10 @@ describe('ICMP errors about TCP segments', () => {
     // A check of TCP sees no segment here: an ICMP error is not one (a count of none still holds).
     expect(holds({ on: 'firewall', segments: { from: '{{server.ip}}:5555' } })).toBe(false);
     expect(holds({ on: 'firewall', segments: { to: '{{client.ip}}:*', count: 0 } })).toBe(true);
-    expect(describeExpectation(refused, vars)).toContain('refusals (a reset or an ICMP destination unreachable)');
+    expect(describeExpectation(refused, vars)).toContain('at least 1 refusal (a reset or an ICMP destination unreachable)');
+    // More than one is plural; an interface is named as one ("leaving on interface front", not "on front").
+    const two = describeExpectation({ ...refused, segments: { ...refused.segments!, count: { min: 2 } } }, vars);
+    expect(two).toMatch(/at least 2 refusals \(.*leaving on interface front on the wire/);
   });
 
   it('icmp: true is any such error, a name one code of it', () => {

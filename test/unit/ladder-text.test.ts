@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderLadder } from '../../src/report/ladder-text.js';
+import { buildTimeline } from '../../src/trace/timeline.js';
 import { loadCaptureFixture, record } from '../helpers/capture-fixtures.js';
 
 const direct = record(loadCaptureFixture('direct')).timeline();
@@ -71,5 +72,32 @@ describe('the ladder as text', () => {
   it('matches the reviewed rendering of the recorded Lab 2 run', async () => {
     await expect(renderLadder(direct, { width: 100 })).toMatchFileSnapshot('../fixtures/capture/direct/ladder-100.txt');
     await expect(renderLadder(routed, { width: 100 })).toMatchFileSnapshot('../fixtures/capture/routed/ladder-100.txt');
+  });
+
+  it('says a REJECT rule rejected what it counted, and a DROP rule dropped it', () => {
+    const rule = (target: string, packets: number) => ({
+      table: 'filter',
+      chain: 'OUTPUT',
+      packets,
+      bytes: packets * 60,
+      spec: `-p tcp -m tcp --dport 5555 -j ${target}`,
+      line: '',
+    });
+    const counters = [
+      { node: 'client' as const, at: 1000, counters: [rule('REJECT --reject-with icmp-port-unreachable', 0), rule('DROP', 0)] },
+      { node: 'client' as const, at: 2000, counters: [rule('REJECT --reject-with icmp-port-unreachable', 1), rule('DROP', 2)] },
+    ];
+    const text = renderLadder(
+      buildTimeline({
+        topology: 'direct',
+        addresses: { client: ['198.18.7.2'], server: ['198.18.7.3'] },
+        segments: [],
+        samples: [],
+        counters,
+      }),
+      { width: 120 },
+    );
+    expect(text).toMatch(/X client OUTPUT rejected 1: .*-j REJECT/);
+    expect(text).toMatch(/X client OUTPUT dropped 2: .*-j DROP/);
   });
 });

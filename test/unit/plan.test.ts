@@ -4,6 +4,7 @@ import { overlaps, planLab, subnetAt } from '../../src/plan/plan.js';
 import { expand } from '../../src/lab/templates.js';
 import { pickSubnets } from '../../src/engine/subnets.js';
 import { resolveLab } from '../../src/lab/catalogue.js';
+import { shellQuote } from '../../src/plan/shell.js';
 
 describe('planLab', () => {
   const lab = resolveLab('2').lab;
@@ -93,5 +94,19 @@ describe('lab plan, a write', () => {
     expect(r.stderr).not.toMatch(/internal error/);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^ {3}client: write to client: "hello\\n"$/m);
+  });
+});
+
+describe('a command shown to a person', () => {
+  it('quotes words with an apostrophe in double quotes, and means the same to a shell', () => {
+    const argv = ['tcplab-sock', '--fail', "the server's ping got no answer", "it's $HOME", 'a "b"', "x'y!"];
+    const shown = shellQuote(argv);
+    expect(shown).toContain(`--fail "the server's ping got no answer"`);
+    expect(shown).not.toContain(`'\\''s ping`);
+    // Both shells read back the very words.
+    for (const sh of ['bash', 'sh']) {
+      const r = spawnSync(sh, ['-c', `for a in ${shown}; do printf '%s\\n' "$a"; done`], { encoding: 'utf8' });
+      expect(r.stdout.split('\n').slice(0, -1), sh).toEqual(argv);
+    }
   });
 });

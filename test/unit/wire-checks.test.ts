@@ -80,7 +80,7 @@ describe('segments expectations', () => {
     const routed: NodeSnapshot = { ...snap('server'), segments: snap('server').segments!.map((s) => ({ ...s, ipOptions: 8 })) };
     expect(evaluate(withOptions(false), routed, vars).holds).toBe(false);
     expect(evaluate(withOptions(true), routed, vars).holds).toBe(true);
-    expect(describeExpectation(withOptions(false), vars)).toContain('SYN segments without ACK with no IP options arriving');
+    expect(describeExpectation(withOptions(false), vars)).toContain('at least 1 SYN segment without ACK with no IP options arriving');
     expect(describeExpectation(withOptions(true), vars)).toContain('with IP options');
   });
 
@@ -288,6 +288,6 @@ describe('retransmissions on a machine that forwards', () => {
     // Without the kernel's clock of the look, it cannot tell.
     const noClock = { ...look(end + 1000), clock: undefined };
     expect(evaluate(check({ ...finsIn, forwarded: false }), noClock, rvars).seen[0]).toMatch(/^can't tell/);
-    expect(describeExpectation(check({ ...finsIn, forwarded: false }), rvars)).toContain('FIN segments never sent on from');
+    expect(describeExpectation(check({ ...finsIn, forwarded: false }), rvars)).toContain('at least 1 FIN segment never sent on from');
   });
 });

@@ -12,6 +12,9 @@ function duration(s) {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
+/** Each lab's number by its slug (from /api/class): the dashboard names labs as the Lab column does. */
+const labNumbers = new Map();
+
 /** @param {any[]} rows */
 function renderRows(rows) {
   const sorted = [...rows].sort((a, b) => Number(!!b.stuck) - Number(!!a.stuck));
@@ -47,7 +50,9 @@ function renderRows(rows) {
         // None asked yet is not "0/0" (which reads as a verdict).
         el('td', {}, [r.predictions?.asked ? `${r.predictions.right}/${r.predictions.asked}` : '']),
         el('td', { class: 'stuck-cell' }, [r.stuck ? `stuck: ${r.stuck}` : '']),
-        el('td', { class: 'completed' }, [r.completed.join(', ')]),
+        el('td', { class: 'completed', title: r.completed.join(', ') }, [
+          r.completed.map((/** @type {string} */ slug) => (labNumbers.has(slug) ? `Lab ${labNumbers.get(slug)}` : slug)).join(', '),
+        ]),
         el('td', {}, [watch, ' ', stop]),
       ]);
     }),
@@ -71,6 +76,7 @@ async function main() {
   setCsrf(cls.csrf);
   byId('title').textContent = `${cls.title}: dashboard`;
   byId('meta').textContent = `${cls.joinCode ? `join code ${cls.joinCode} · ` : ''}at most ${cls.limits.runningLabs} labs at once`;
+  for (const l of cls.labs) labNumbers.set(l.slug, l.id);
   const select = /** @type {HTMLSelectElement} */ (byId('grade-lab'));
   select.replaceChildren(...cls.labs.map((/** @type {any} */ l) => el('option', { value: l.slug }, [`Lab ${l.id}: ${l.title}`])));
   select.addEventListener('change', gradeLinks);

@@ -209,6 +209,8 @@ function renderWalk(cur) {
       ? [el('p', { class: 'outcome' }, [task.outcome === 'done' ? '✓ task done' : 'done for you: the task counts as not done'])]
       : []),
   );
+  // Once the task is over, there is no Check to press.
+  show(byId('task-how'), !!task && !task.outcome);
   const last = task?.lastCheck;
   const hints = [...(task?.hintsShown ?? []), ...(last?.hint && !task?.hintsShown.includes(last.hint) ? [last.hint] : [])];
   show(byId('hint-text'), hints.length > 0);
