@@ -2148,18 +2148,30 @@ static void no_repair(void) {
  * sets the client's size only after the process has started (docker exec -it, or a browser's terminal). A
  * shell that read the size first takes 80 columns, and if the resize's SIGWINCH came before its handler was
  * in place, it keeps them: a long command line then wraps over its own prompt. So, in a terminal of no size,
- * wait a little (up to a second) for the size to come; a terminal that never gets one starts as before. */
+ * wait (up to a second) for the resize's SIGWINCH, blocked first so that one that comes between the look and
+ * the wait is not missed; a terminal that never gets a size starts as before. */
 static void sized_terminal(void) {
   struct winsize ws;
-  int k;
+  struct timespec end, now, left;
+  sigset_t winch, old;
   if (!isatty(0)) return;
-  for (k = 0; k < 100; k++) {
-    if (ioctl(0, TIOCGWINSZ, &ws) != 0 || ws.ws_col != 0) return;
-    {
-      struct timespec t = {0, 10 * 1000 * 1000};
-      nanosleep(&t, 0);
+  sigemptyset(&winch);
+  sigaddset(&winch, SIGWINCH);
+  if (sigprocmask(SIG_BLOCK, &winch, &old) != 0) return;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += 1;
+  while (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_col == 0) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left.tv_sec = end.tv_sec - now.tv_sec;
+    left.tv_nsec = end.tv_nsec - now.tv_nsec;
+    if (left.tv_nsec < 0) {
+      left.tv_sec--;
+      left.tv_nsec += 1000000000L;
     }
+    if (left.tv_sec < 0) break;
+    if (sigtimedwait(&winch, NULL, &left) < 0 && errno == EAGAIN) break;
   }
+  sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static int student(int argc, char **argv) {

@@ -685,8 +685,7 @@ export class WalkSession {
    */
   private async enterStep(index: number): Promise<void> {
     const step = this.lab.steps[index]!;
-    if (this.instance.capture) await this.instance.observeAll(true).catch((e: unknown) => this.lookFailed(e));
-    this.instance.beginStep();
+    await this.beginStepNow();
     this.index = index;
     this.runFailed = false;
     this.taskEnded = false;
@@ -709,6 +708,12 @@ export class WalkSession {
     await this.runStep(step);
   }
 
+  /** The step's window begins here: one look first, so that what came before belongs to what came before. */
+  private async beginStepNow(): Promise<void> {
+    if (this.instance.capture) await this.instance.observeAll(true).catch((e: unknown) => this.lookFailed(e));
+    this.instance.beginStep();
+  }
+
   private lookFailed(e: unknown): void {
     if (this.opts.signal?.aborted || e instanceof InterruptedError) throw e;
     log('a look failed: %s', (e as Error).message);
@@ -726,8 +731,7 @@ export class WalkSession {
     // The step's commands start now. What came on the wire while the student thought (a retransmission of the
     // previous step's) is not this step's: its ladder and its segment checks count from here, as in grading,
     // where nobody predicts, so that a check that counts segments does not count the student's thinking time.
-    if (this.instance.capture) await this.instance.observeAll(true).catch((e: unknown) => this.lookFailed(e));
-    this.instance.beginStep();
+    await this.beginStepNow();
     await this.runStep(step);
   }
 

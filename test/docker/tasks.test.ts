@@ -9,6 +9,7 @@ import { resolveLab } from '../../src/lab/catalogue.js';
 import { createInstance, newInstanceId } from '../../src/engine/provision.js';
 import type { Instance } from '../../src/engine/instance.js';
 import type { Lab, NodeName } from '../../src/lab/schema.js';
+import { studentArgv } from '../../src/observe/agent-protocol.js';
 
 describeDocker('tasks graded on their effect', (env) => {
   /** An instance of a lab with the steps before its task done (headless, as lab grade runs them). */
@@ -56,6 +57,13 @@ describeDocker('tasks graded on their effect', (env) => {
     expect(await sh(instance, 'client', 'iptables -L OUTPUT -vn -x')).toMatch(/^\s+[1-9]\d*\s+\d+\s+DROP/m);
     r = await check(instance, lab, task);
     expect(r.passed, r.seen).toBe(true);
+    // The check reads the legacy nat table only once it exists: a student (root, reading our source) who sends
+    // the SYNs to nobody with a rewrite there makes it exist, and the check still finds the rewrite.
+    const dnat = `iptables-legacy -t nat -A OUTPUT -p tcp --dport 5555 -j DNAT --to-destination ${server.replace(/\.\d+$/, '.250')}`;
+    expect((await instance.exec('client', studentArgv(['sh', '-c', dnat]))).exitCode).toBe(0);
+    r = await check(instance, lab, task);
+    expect(r.passed).toBe(false);
+    expect(r.seen).toMatch(/an address rewrite \(-A OUTPUT .*-j DNAT/);
     await instance.down();
   });
 
